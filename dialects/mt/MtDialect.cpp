@@ -1,0 +1,40 @@
+//===- MtDialect.cpp - The mt dialect --------------------------------------===//
+
+#include "dialects/mt/MtDialect.h"
+#include "dialects/mt/MtOps.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+using namespace mlir;
+using namespace mlir::mt;
+
+#include "dialects/mt/MtDialect.cpp.inc"
+
+void MtDialect::initialize() {
+  registerAttributes();
+  addOperations<
+#define GET_OP_LIST
+#include "dialects/mt/MtOps.cpp.inc"
+      >();
+}
+
+/// A model module may carry:
+///   mt.model = "gpt" | "bert" | "t5"   what megatron-model generated (informational);
+///   mt.num_micro_batches = N : i64     micro-batches per training iteration (global batch / micro batch).
+LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute attribute) {
+  StringRef name = attribute.getName().strref();
+  if (!isa<ModuleOp>(op))
+    return op->emitError() << "'" << name << "' belongs on the model's builtin.module";
+  if (name == "mt.model") {
+    if (!isa<StringAttr>(attribute.getValue()))
+      return op->emitError() << "'mt.model' must be a string, got " << attribute.getValue();
+    return success();
+  }
+  if (name == "mt.num_micro_batches") {
+    auto count = dyn_cast<IntegerAttr>(attribute.getValue());
+    if (!count || count.getInt() <= 0)
+      return op->emitError() << "'mt.num_micro_batches' must be a positive integer, got " << attribute.getValue();
+    return success();
+  }
+  return op->emitError() << "unknown module attribute '" << name << "'";
+}

@@ -1,0 +1,380 @@
+//===- MtOps.cpp - Verifiers of the mt dialect's ops -----------------------===//
+//
+// Each verifier names the operand, the shape it expected and the shape it got, so that an error in a
+// hand-written or generated model points straight at the mistake.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/mt/MtOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::mt;
+
+#include "dialects/mt/MtInterfaces.cpp.inc"
+
+#define GET_OP_CLASSES
+#include "dialects/mt/MtOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+RankedTensorType tensorOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+ArrayRef<int64_t> shapeOf(Value v) { return tensorOf(v).getShape(); }
+Type elementOf(Value v) { return tensorOf(v).getElementType(); }
+
+/// Checks that `value` has `rank` dimensions; `what` names it in the message.
+LogicalResult expectRank(Operation *op, Value value, int64_t rank, StringRef what, StringRef layout) {
+  if (tensorOf(value).getRank() == rank)
+    return success();
+  return op->emitOpError() << what << " must have rank " << rank << " (" << layout << "), got " << value.getType();
+}
+
+LogicalResult expectShape(Operation *op, Value value, ArrayRef<int64_t> shape, StringRef what) {
+  if (shapeOf(value) == shape)
+    return success();
+  InFlightDiagnostic diag = op->emitOpError() << what << " must have shape [";
+  llvm::interleave(shape, diag, ", ");
+  return diag << "], got " << value.getType();
+}
+
+/// All float operands and results of an mt op compute in one element type; casts are explicit (mt.cast).
+LogicalResult expectSameElementType(Operation *op, ArrayRef<std::pair<Value, StringRef>> values) {
+  Type expected = elementOf(values.front().first);
+  for (auto [value, name] : values.drop_front())
+    if (elementOf(value) != expected)
+      return op->emitOpError() << name << " has element type " << elementOf(value) << " but "
+                               << values.front().second << " has " << expected
+                               << "; insert an mt.cast to mix precisions";
+  return success();
+}
+
+LogicalResult expectPositive(Operation *op, int64_t value, StringRef name) {
+  if (value > 0)
+    return success();
+  return op->emitOpError() << name << " must be positive, got " << value;
+}
+
+LogicalResult expectProbability(Operation *op, double value, StringRef name) {
+  if (value >= 0.0 && value < 1.0)
+    return success();
+  return op->emitOpError() << name << " must be in [0, 1), got " << value;
+}
+
+int64_t numElements(Value v) { return tensorOf(v).getNumElements(); }
+} // namespace
+
+LogicalResult mlir::mt::verifyStaticShapes(Operation *op) {
+  auto check = [&](Type type, StringRef kind, unsigned index) -> LogicalResult {
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (!tensor || tensor.hasStaticShape())
+      return success();
+    return op->emitOpError() << "needs static shapes, but " << kind << " #" << index << " has type " << type;
+  };
+  for (auto [i, type] : llvm::enumerate(op->getOperandTypes()))
+    if (failed(check(type, "operand", i)))
+      return failure();
+  for (auto [i, type] : llvm::enumerate(op->getResultTypes()))
+    if (failed(check(type, "result", i)))
+      return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Parameters
+//===----------------------------------------------------------------------===//
+
+LogicalResult ParamOp::verify() {
+  RankedTensorType type = getTensorType();
+  if (!type.hasStaticShape())
+    return emitOpError() << "parameter '" << getSymName() << "' needs a static shape, got " << type;
+  if (!isa<FloatType>(type.getElementType()))
+    return emitOpError() << "parameter '" << getSymName() << "' must have a floating-point element type, got "
+                         << type.getElementType();
+  if (type.getNumElements() == 0)
+    return emitOpError() << "parameter '" << getSymName() << "' has no elements: " << type;
+  return success();
+}
+
+LogicalResult ParamRefOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  Operation *symbol = symbolTable.lookupNearestSymbolFrom(*this, getNameAttr());
+  auto param = dyn_cast_or_null<ParamOp>(symbol);
+  if (!param)
+    return emitOpError() << "refers to " << getNameAttr() << ", which is not declared by an mt.param";
+  if (param.getType() != getType())
+    return emitOpError() << "has type " << getType() << " but parameter " << getNameAttr() << " is declared as "
+                         << param.getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Embeddings
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingOp::verify() {
+  if (failed(expectRank(*this, getTable(), 2, "table", "[vocab, hidden]")))
+    return failure();
+  SmallVector<int64_t> expected(shapeOf(getIds()));
+  expected.push_back(shapeOf(getTable())[1]);
+  if (failed(expectShape(*this, getResult(), expected, "result")))
+    return failure();
+  return expectSameElementType(*this, {{getTable(), "table"}, {getResult(), "result"}});
+}
+
+LogicalResult AddPositionEmbeddingOp::verify() {
+  if (failed(expectRank(*this, getX(), 3, "x", "[batch, seq, hidden]")) ||
+      failed(expectRank(*this, getTable(), 2, "table", "[max_positions, hidden]")))
+    return failure();
+  ArrayRef<int64_t> x = shapeOf(getX()), table = shapeOf(getTable());
+  if (table[1] != x[2])
+    return emitOpError() << "table has hidden size " << table[1] << " but x has " << x[2];
+  if (x[1] > table[0])
+    return emitOpError() << "sequence length " << x[1] << " exceeds the " << table[0]
+                         << " positions of the table (--max-position-embeddings)";
+  return expectSameElementType(*this, {{getX(), "x"}, {getTable(), "table"}});
+}
+
+LogicalResult RopeOp::verify() {
+  if (failed(expectRank(*this, getX(), 4, "x", "[batch, seq, heads, head_dim]")))
+    return failure();
+  int64_t headDim = shapeOf(getX())[3], rotaryDim = getRotaryDim();
+  if (rotaryDim <= 0 || rotaryDim % 2 != 0 || rotaryDim > headDim)
+    return emitOpError() << "rotary_dim must be even and in (0, head_dim = " << headDim << "], got " << rotaryDim;
+  double base = getBase().convertToDouble();
+  if (!(base > 1.0) || !std::isfinite(base))
+    return emitOpError() << "base must be a finite number greater than 1, got " << base;
+  return success();
+}
+
+LogicalResult RelativePositionBiasOp::verify() {
+  if (failed(expectRank(*this, getTable(), 2, "table", "[num_buckets, heads]")) ||
+      failed(expectRank(*this, getResult(), 3, "result", "[heads, q_seq, kv_seq]")))
+    return failure();
+  ArrayRef<int64_t> table = shapeOf(getTable()), result = shapeOf(getResult());
+  int64_t buckets = getNumBuckets();
+  if (table[0] != buckets)
+    return emitOpError() << "table has " << table[0] << " rows but num_buckets is " << buckets;
+  if (result[0] != table[1])
+    return emitOpError() << "result has " << result[0] << " heads but the table has " << table[1];
+  // The bucketing gives half of its (per-direction) buckets to exact distances; it needs at least one.
+  int64_t perDirection = getBidirectional() ? buckets / 2 : buckets;
+  if (perDirection < 2)
+    return emitOpError() << "num_buckets must be at least " << (getBidirectional() ? 4 : 2) << ", got " << buckets;
+  if (getMaxDistance() <= perDirection / 2)
+    return emitOpError() << "max_distance must exceed the " << perDirection / 2
+                         << " exactly represented distances, got " << getMaxDistance();
+  return expectSameElementType(*this, {{getTable(), "table"}, {getResult(), "result"}});
+}
+
+//===----------------------------------------------------------------------===//
+// Norms and linears
+//===----------------------------------------------------------------------===//
+
+/// LayerNorm and RMSNorm: a [hidden] weight over the last dimension of x, and a positive epsilon.
+static LogicalResult verifyNorm(Operation *op, Value x, Value weight, double epsilon) {
+  if (tensorOf(x).getRank() < 1)
+    return op->emitOpError() << "x must have at least one dimension";
+  int64_t hidden = shapeOf(x).back();
+  if (failed(expectShape(op, weight, {hidden}, "weight")))
+    return failure();
+  if (!(epsilon > 0.0) || !std::isfinite(epsilon))
+    return op->emitOpError() << "epsilon must be positive and finite, got " << epsilon;
+  return expectSameElementType(op, {{x, "x"}, {weight, "weight"}});
+}
+
+LogicalResult LayerNormOp::verify() {
+  return verifyNorm(*this, getX(), getWeight(), getEpsilon().convertToDouble());
+}
+
+LogicalResult RmsNormOp::verify() { return verifyNorm(*this, getX(), getWeight(), getEpsilon().convertToDouble()); }
+
+LogicalResult LinearOp::verify() {
+  if (tensorOf(getX()).getRank() < 2)
+    return emitOpError() << "x must have rank >= 2 ([..., in]), got " << getX().getType();
+  if (failed(expectRank(*this, getWeight(), 2, "weight", "[out, in]")))
+    return failure();
+  int64_t in = shapeOf(getX()).back(), out = shapeOf(getWeight())[0];
+  if (shapeOf(getWeight())[1] != in)
+    return emitOpError() << "weight " << getWeight().getType() << " must be [out, in] with in = " << in
+                         << " (the last dimension of x)";
+  if (getBias() && failed(expectShape(*this, getBias(), {out}, "bias")))
+    return failure();
+  SmallVector<int64_t> expected(shapeOf(getX()).drop_back());
+  expected.push_back(out);
+  if (failed(expectShape(*this, getResult(), expected, "result")))
+    return failure();
+  SmallVector<std::pair<Value, StringRef>> values = {{getX(), "x"}, {getWeight(), "weight"}, {getResult(), "result"}};
+  if (getBias())
+    values.push_back({getBias(), "bias"});
+  return expectSameElementType(*this, values);
+}
+
+uint64_t LinearOp::getForwardFlops() {
+  uint64_t in = shapeOf(getX()).back(), out = shapeOf(getWeight())[0];
+  uint64_t rows = numElements(getX()) / in;
+  return 2 * rows * in * out;
+}
+
+LogicalResult PoolerOp::verify() {
+  if (failed(expectRank(*this, getX(), 3, "x", "[batch, seq, hidden]")) ||
+      failed(expectRank(*this, getWeight(), 2, "weight", "[out, hidden]")))
+    return failure();
+  ArrayRef<int64_t> x = shapeOf(getX());
+  int64_t out = shapeOf(getWeight())[0];
+  if (failed(expectShape(*this, getWeight(), {out, x[2]}, "weight")) ||
+      failed(expectShape(*this, getBias(), {out}, "bias")) ||
+      failed(expectShape(*this, getResult(), {x[0], out}, "result")))
+    return failure();
+  return expectSameElementType(
+      *this, {{getX(), "x"}, {getWeight(), "weight"}, {getBias(), "bias"}, {getResult(), "result"}});
+}
+
+uint64_t PoolerOp::getForwardFlops() {
+  ArrayRef<int64_t> x = shapeOf(getX());
+  return 2 * static_cast<uint64_t>(x[0]) * x[2] * shapeOf(getWeight())[0];
+}
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+/// Checks that `heads` [batch, seq, count, headDim] views `x` [batch, seq, count·headDim].
+static LogicalResult expectHeadsOf(Operation *op, Value x, Value heads, int64_t count, int64_t headDim,
+                                   StringRef what) {
+  ArrayRef<int64_t> shape = shapeOf(x);
+  return expectShape(op, heads, {shape[0], shape[1], count, headDim}, what);
+}
+
+LogicalResult SplitQkvOp::verify() {
+  if (failed(expectRank(*this, getX(), 3, "x", "[batch, seq, (heads + 2*groups) * head_dim]")))
+    return failure();
+  int64_t heads = getNumHeads(), groups = getNumQueryGroups(), channels = shapeOf(getX())[2];
+  if (failed(expectPositive(*this, heads, "num_heads")) || failed(expectPositive(*this, groups, "num_query_groups")))
+    return failure();
+  if (heads % groups != 0)
+    return emitOpError() << "num_heads (" << heads << ") must be divisible by num_query_groups (" << groups << ")";
+  if (channels % (heads + 2 * groups) != 0)
+    return emitOpError() << "x has " << channels << " channels, not a multiple of heads + 2*groups = "
+                         << heads + 2 * groups;
+  int64_t headDim = channels / (heads + 2 * groups);
+  if (failed(expectHeadsOf(*this, getX(), getQuery(), heads, headDim, "query")) ||
+      failed(expectHeadsOf(*this, getX(), getKey(), groups, headDim, "key")) ||
+      failed(expectHeadsOf(*this, getX(), getValue(), groups, headDim, "value")))
+    return failure();
+  return expectSameElementType(
+      *this, {{getX(), "x"}, {getQuery(), "query"}, {getKey(), "key"}, {getValue(), "value"}});
+}
+
+LogicalResult SplitKvOp::verify() {
+  if (failed(expectRank(*this, getX(), 3, "x", "[batch, seq, 2 * groups * head_dim]")))
+    return failure();
+  int64_t groups = getNumQueryGroups(), channels = shapeOf(getX())[2];
+  if (failed(expectPositive(*this, groups, "num_query_groups")))
+    return failure();
+  if (channels % (2 * groups) != 0)
+    return emitOpError() << "x has " << channels << " channels, not a multiple of 2*groups = " << 2 * groups;
+  int64_t headDim = channels / (2 * groups);
+  if (failed(expectHeadsOf(*this, getX(), getKey(), groups, headDim, "key")) ||
+      failed(expectHeadsOf(*this, getX(), getValue(), groups, headDim, "value")))
+    return failure();
+  return expectSameElementType(*this, {{getX(), "x"}, {getKey(), "key"}, {getValue(), "value"}});
+}
+
+/// split_heads and merge_heads: `flat` [batch, seq, heads·head_dim] and `split` [batch, seq, heads, head_dim].
+static LogicalResult verifyHeadView(Operation *op, Value flat, Value split) {
+  if (failed(expectRank(op, flat, 3, "the merged tensor", "[batch, seq, heads * head_dim]")) ||
+      failed(expectRank(op, split, 4, "the split tensor", "[batch, seq, heads, head_dim]")))
+    return failure();
+  ArrayRef<int64_t> s = shapeOf(split);
+  if (failed(expectShape(op, flat, {s[0], s[1], s[2] * s[3]}, "the merged tensor")))
+    return failure();
+  return expectSameElementType(op, {{flat, "the merged tensor"}, {split, "the split tensor"}});
+}
+
+LogicalResult SplitHeadsOp::verify() { return verifyHeadView(*this, getX(), getResult()); }
+LogicalResult MergeHeadsOp::verify() { return verifyHeadView(*this, getResult(), getX()); }
+
+LogicalResult AttentionOp::verify() {
+  if (failed(expectRank(*this, getQuery(), 4, "query", "[batch, q_seq, heads, head_dim]")) ||
+      failed(expectRank(*this, getKey(), 4, "key", "[batch, kv_seq, groups, head_dim]")))
+    return failure();
+  ArrayRef<int64_t> q = shapeOf(getQuery()), k = shapeOf(getKey());
+  int64_t heads = getNumHeads(), groups = getNumQueryGroups();
+  if (getValue().getType() != getKey().getType())
+    return emitOpError() << "value " << getValue().getType() << " must have the type of key " << getKey().getType();
+  if (q[2] != heads)
+    return emitOpError() << "query has " << q[2] << " heads but num_heads is " << heads;
+  if (k[2] != groups)
+    return emitOpError() << "key and value have " << k[2] << " heads but num_query_groups is " << groups;
+  if (groups <= 0 || heads % groups != 0)
+    return emitOpError() << "num_heads (" << heads << ") must be a multiple of num_query_groups (" << groups << ")";
+  if (k[0] != q[0] || k[3] != q[3])
+    return emitOpError() << "key " << getKey().getType() << " must match query " << getQuery().getType()
+                         << " in batch and head_dim";
+  if (getMaskType() == AttnMaskType::Causal && q[1] != k[1])
+    return emitOpError() << "causal attention needs q_seq == kv_seq, got " << q[1] << " and " << k[1];
+  bool padding = getMaskType() == AttnMaskType::Padding;
+  if (padding && !getMask())
+    return emitOpError() << "padding attention needs a mask operand of shape [batch, kv_seq]";
+  if (!padding && getMask())
+    return emitOpError() << "only padding attention takes a mask operand";
+  if (getMask() && failed(expectShape(*this, getMask(), {q[0], k[1]}, "mask")))
+    return failure();
+  if (getBias() && failed(expectShape(*this, getBias(), {heads, q[1], k[1]}, "bias")))
+    return failure();
+  double scale = getSoftmaxScale().convertToDouble();
+  if (!(scale > 0.0) || !std::isfinite(scale))
+    return emitOpError() << "softmax_scale must be positive and finite, got " << scale;
+  if (failed(expectProbability(*this, getDropout().convertToDouble(), "dropout")))
+    return failure();
+  SmallVector<std::pair<Value, StringRef>> values = {{getQuery(), "query"}, {getKey(), "key"}};
+  if (getBias())
+    values.push_back({getBias(), "bias"});
+  return expectSameElementType(*this, values);
+}
+
+uint64_t AttentionOp::getForwardFlops() {
+  // Scores (Q·Kᵀ) and the weighted sum (P·V), each 2·q_seq·kv_seq·head_dim per head. Like Megatron-LM's
+  // formula, the causal half is not discounted.
+  ArrayRef<int64_t> q = shapeOf(getQuery()), k = shapeOf(getKey());
+  return 4 * static_cast<uint64_t>(q[0]) * q[2] * q[1] * k[1] * q[3];
+}
+
+//===----------------------------------------------------------------------===//
+// Activations, dropout, casts, loss
+//===----------------------------------------------------------------------===//
+
+LogicalResult SwigluOp::verify() {
+  ArrayRef<int64_t> x = shapeOf(getX());
+  if (x.empty() || x.back() % 2 != 0)
+    return emitOpError() << "x must have an even last dimension ([..., 2*ffn]), got " << getX().getType();
+  SmallVector<int64_t> expected(x);
+  expected.back() /= 2;
+  if (failed(expectShape(*this, getResult(), expected, "result")))
+    return failure();
+  return expectSameElementType(*this, {{getX(), "x"}, {getResult(), "result"}});
+}
+
+LogicalResult DropoutOp::verify() { return expectProbability(*this, getRate().convertToDouble(), "rate"); }
+
+LogicalResult CastOp::verify() {
+  return expectShape(*this, getResult(), shapeOf(getX()), "result");
+}
+
+LogicalResult CrossEntropyOp::verify() {
+  ArrayRef<int64_t> logits = shapeOf(getLogits());
+  if (logits.size() < 2)
+    return emitOpError() << "logits must have rank >= 2 ([..., vocab]), got " << getLogits().getType();
+  if (failed(expectShape(*this, getLabels(), logits.drop_back(), "labels")) ||
+      failed(expectShape(*this, getLossMask(), logits.drop_back(), "loss_mask")))
+    return failure();
+  return success();
+}

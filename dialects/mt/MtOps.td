@@ -1,0 +1,323 @@
+//===- MtOps.td - Operations of the mt dialect -----------------*- tablegen -*-===//
+//
+// Activations are [batch, sequence, hidden] tensors; attention works on [batch, sequence, heads, head_dim].
+// Weights follow PyTorch's and Megatron's layout ([out_features, in_features]), so checkpoints map one to one.
+// Every shape is static: the compiler plans memory and sharding from it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MT_OPS_TD
+#define MT_OPS_TD
+
+include "dialects/mt/MtDialect.td"
+include "dialects/mt/MtAttrs.td"
+include "dialects/mt/MtInterfaces.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+//===----------------------------------------------------------------------===//
+// Constraints and traits
+//===----------------------------------------------------------------------===//
+
+def Mt_FloatTensor : RankedTensorOf<[AnyFloat]>;
+def Mt_IntTensor : RankedTensorOf<[AnySignlessInteger]>;
+def Mt_ScalarFloat : 0DTensorOf<[AnyFloat]>;
+
+// Every tensor operand and result has a static shape (C++ in MtTraits.h).
+def Mt_StaticShapes : NativeOpTrait<"MtStaticShapes">;
+
+class Mt_PureOp<string mnemonic, list<Trait> traits = []>
+    : Mt_Op<mnemonic, !listconcat([Pure, Mt_StaticShapes], traits)>;
+
+//===----------------------------------------------------------------------===//
+// Parameters
+//===----------------------------------------------------------------------===//
+
+def Mt_ParamOp : Mt_Op<"param", [Symbol, HasParent<"::mlir::ModuleOp">]> {
+  let summary = "Declares a trainable parameter";
+  let description = [{
+    A parameter of the model, named as its checkpoint names it, with its shape, dtype and initialisation.
+    Ops read it through `mt.param_ref`; tying (e.g. the input embedding reused as the output layer) is two
+    references to one parameter, so it is counted, stored and updated once.
+
+    ```mlir
+    mt.param @"decoder.layers.3.mlp.linear_fc2.weight" : tensor<768x3072xf32> init <scaled_normal(0.02, layers = 12)>
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name, TypeAttrOf<AnyRankedTensor>:$type, Mt_InitAttr:$init);
+  let assemblyFormat = "$sym_name `:` $type `init` $init attr-dict";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    ::mlir::RankedTensorType getTensorType() { return ::llvm::cast<::mlir::RankedTensorType>(getType()); }
+  }];
+}
+
+def Mt_ParamRefOp : Mt_PureOp<"param_ref", [DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "Reads a parameter declared by `mt.param`";
+  let arguments = (ins FlatSymbolRefAttr:$name);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+}
+
+//===----------------------------------------------------------------------===//
+// Embeddings
+//===----------------------------------------------------------------------===//
+
+def Mt_EmbeddingOp : Mt_PureOp<"embedding"> {
+  let summary = "Looks up token embeddings";
+  let description = [{
+    `result[i..., :] = table[ids[i...], :]`. `ids` has any rank; the result appends the embedding dimension.
+    Used for word and token-type embeddings.
+  }];
+  let arguments = (ins Mt_IntTensor:$ids, Mt_FloatTensor:$table);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$ids `,` $table attr-dict `:` type($ids) `,` type($table) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Mt_AddPositionEmbeddingOp : Mt_PureOp<"add_position_embedding",
+    [AllTypesMatch<["x", "result"]>]> {
+  let summary = "Adds learned absolute position embeddings";
+  let description = [{
+    `result[b, s, :] = x[b, s, :] + table[s, :]` for a `[batch, seq, hidden]` input and a
+    `[max_positions, hidden]` table (Megatron's `--position-embedding-type learned_absolute`).
+  }];
+  let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$table);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$x `,` $table attr-dict `:` type($x) `,` type($table)";
+  let hasVerifier = 1;
+}
+
+def Mt_RopeOp : Mt_PureOp<"rope", [AllTypesMatch<["x", "result"]>]> {
+  let summary = "Applies rotary position embedding to queries or keys";
+  let description = [{
+    Rotates the first `rotary_dim` channels of each head of a `[batch, seq, heads, head_dim]` tensor by
+    position-dependent angles `pos / base^(2i / rotary_dim)`, pairing channel `i` with `i + rotary_dim/2`
+    (the non-interleaved layout of Megatron-LM and LLaMA). Channels past `rotary_dim` pass through.
+  }];
+  let arguments = (ins Mt_FloatTensor:$x, F64Attr:$base, I64Attr:$rotary_dim);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x)";
+  let hasVerifier = 1;
+}
+
+def Mt_RelativePositionBiasOp : Mt_PureOp<"relative_position_bias"> {
+  let summary = "T5's bucketed relative position bias";
+  let description = [{
+    Produces the `[heads, q_seq, kv_seq]` attention bias of T5 from a learned `[num_buckets, heads]` table:
+    each (query, key) distance falls into one of `num_buckets` log-spaced buckets up to `max_distance`; with
+    `bidirectional` half of the buckets are for keys after the query (the encoder), without it only past keys
+    are distinguished (the decoder).
+  }];
+  let arguments = (ins Mt_FloatTensor:$table, I64Attr:$num_buckets, I64Attr:$max_distance,
+                       BoolAttr:$bidirectional);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$table attr-dict `:` type($table) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Norms and linears
+//===----------------------------------------------------------------------===//
+
+def Mt_LayerNormOp : Mt_PureOp<"layer_norm",
+    [AllTypesMatch<["x", "result"]>, AllTypesMatch<["weight", "bias"]>]> {
+  let summary = "LayerNorm over the last dimension";
+  let description = [{ `(x - mean) / sqrt(var + epsilon) * weight + bias`, statistics over the last dimension. }];
+  let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$weight, Mt_FloatTensor:$bias, F64Attr:$epsilon);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$x `,` $weight `,` $bias attr-dict `:` type($x) `,` type($weight)";
+  let hasVerifier = 1;
+}
+
+def Mt_RmsNormOp : Mt_PureOp<"rms_norm", [AllTypesMatch<["x", "result"]>]> {
+  let summary = "RMSNorm over the last dimension";
+  let description = [{ `x / sqrt(mean(x²) + epsilon) * weight`, statistics over the last dimension. }];
+  let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$weight, F64Attr:$epsilon);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$x `,` $weight attr-dict `:` type($x) `,` type($weight)";
+  let hasVerifier = 1;
+}
+
+def Mt_LinearOp : Mt_PureOp<"linear", [DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>]> {
+  let summary = "Affine map of the last dimension: x · Wᵀ + b";
+  let description = [{
+    `x` is `[..., in]`, `weight` is `[out, in]` (PyTorch's layout) and the optional `bias` is `[out]`; the result
+    is `[..., out]`. A language-model head is a linear whose weight is the (possibly tied) embedding table.
+  }];
+  let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$weight, Optional<Mt_FloatTensor>:$bias);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $weight (`,` $bias^)? attr-dict `:` type($x) `,` type($weight) (`,` type($bias)^)? `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Mt_PoolerOp : Mt_PureOp<"pooler", [DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>]> {
+  let summary = "BERT's pooler: tanh of a linear on the first token";
+  let description = [{ `result[b, :] = tanh(x[b, 0, :] · Wᵀ + bias)` for `x` of shape `[batch, seq, hidden]`. }];
+  let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$weight, Mt_FloatTensor:$bias);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $weight `,` $bias attr-dict `:` type($x) `,` type($weight) `,` type($bias) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+def Mt_SplitQkvOp : Mt_PureOp<"split_qkv"> {
+  let summary = "Splits a fused QKV projection into query, key and value heads";
+  let description = [{
+    Splits `[batch, seq, (heads + 2·groups)·head_dim]` into query `[batch, seq, heads, head_dim]` and key and
+    value `[batch, seq, groups, head_dim]`. The channels are laid out group by group, each group holding its
+    `heads/groups` query heads, then its key head, then its value head: Megatron-LM's layout, so fused QKV
+    weights load from its checkpoints unchanged.
+  }];
+  let arguments = (ins Mt_FloatTensor:$x, I64Attr:$num_heads, I64Attr:$num_query_groups);
+  let results = (outs Mt_FloatTensor:$query, Mt_FloatTensor:$key, Mt_FloatTensor:$value);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($query) `,` type($key) `,` type($value)";
+  let hasVerifier = 1;
+}
+
+def Mt_SplitKvOp : Mt_PureOp<"split_kv"> {
+  let summary = "Splits a fused KV projection (cross-attention) into key and value heads";
+  let description = [{
+    Splits `[batch, seq, 2·groups·head_dim]` into key and value `[batch, seq, groups, head_dim]`, laid out group
+    by group (key head, then value head), as Megatron's `linear_kv`.
+  }];
+  let arguments = (ins Mt_FloatTensor:$x, I64Attr:$num_query_groups);
+  let results = (outs Mt_FloatTensor:$key, Mt_FloatTensor:$value);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($key) `,` type($value)";
+  let hasVerifier = 1;
+}
+
+def Mt_SplitHeadsOp : Mt_PureOp<"split_heads"> {
+  let summary = "Views [batch, seq, heads·head_dim] as [batch, seq, heads, head_dim]";
+  let arguments = (ins Mt_FloatTensor:$x);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Mt_MergeHeadsOp : Mt_PureOp<"merge_heads"> {
+  let summary = "Views [batch, seq, heads, head_dim] as [batch, seq, heads·head_dim]";
+  let arguments = (ins Mt_FloatTensor:$x);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Mt_AttentionOp : Mt_PureOp<"attention", [AttrSizedOperandSegments, AllTypesMatch<["query", "result"]>,
+    DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>]> {
+  let summary = "Core attention: softmax(scale · QKᵀ + bias + mask) · V";
+  let description = [{
+    `query` is `[batch, q_seq, heads, head_dim]`; `key` and `value` are `[batch, kv_seq, groups, head_dim]`,
+    each key/value head shared by `heads / groups` query heads (GQA; `groups = 1` is MQA, `groups = heads` is
+    plain multi-head attention). Self-attention passes keys from the same sequence, cross-attention (T5's
+    decoder) from the encoder's.
+
+    The mask is one of:
+    - `causal`: a query sees keys at or before its position (GPT); needs `q_seq == kv_seq`;
+    - `bidirectional`: every key;
+    - `padding`: every key whose entry in the `mask` operand, `[batch, kv_seq]`, is non-zero (BERT, T5).
+
+    The optional `bias`, `[heads, q_seq, kv_seq]`, is added to the scores (T5's relative position bias).
+    `dropout` is the probability of zeroing an attention probability during training.
+
+    ```mlir
+    %o = mt.attention causal %q, %k, %v {num_heads = 32 : i64, num_query_groups = 8 : i64,
+                                         softmax_scale = 0.088388 : f64, dropout = 0.0 : f64}
+        : tensor<1x4096x32x128xf32>, tensor<1x4096x8x128xf32>, tensor<1x4096x8x128xf32>
+    ```
+  }];
+  let arguments = (ins Mt_AttnMaskTypeAttr:$mask_type, Mt_FloatTensor:$query, Mt_FloatTensor:$key,
+                       Mt_FloatTensor:$value, Optional<Mt_IntTensor>:$mask, Optional<Mt_FloatTensor>:$bias,
+                       I64Attr:$num_heads, I64Attr:$num_query_groups, F64Attr:$softmax_scale,
+                       DefaultValuedAttr<F64Attr, "0.0">:$dropout);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = [{
+    $mask_type $query `,` $key `,` $value (`mask` `(` $mask^ `:` type($mask) `)`)?
+    (`bias` `(` $bias^ `:` type($bias) `)`)? attr-dict `:` type($query) `,` type($key) `,` type($value)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Activations, residuals, dropout, casts
+//===----------------------------------------------------------------------===//
+
+def Mt_GeluOp : Mt_PureOp<"gelu", [AllTypesMatch<["x", "result"]>]> {
+  let summary = "GeLU activation";
+  let description = [{
+    `approximation = tanh` is Megatron's default fused bias-GeLU, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`;
+    `none` is the exact `0.5·x·(1 + erf(x/√2))`.
+  }];
+  let arguments = (ins Mt_FloatTensor:$x,
+      DefaultValuedAttr<Mt_GeluApproximationAttr, "::mlir::mt::GeluApproximation::Tanh">:$approximation);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x)";
+}
+
+def Mt_SwigluOp : Mt_PureOp<"swiglu"> {
+  let summary = "SwiGLU: silu(first half) · second half of the last dimension";
+  let description = [{
+    For `x` of shape `[..., 2·ffn]`, `result = silu(x[..., :ffn]) · x[..., ffn:]`, as Megatron's `--swiglu`
+    applies it to the output of `linear_fc1`.
+  }];
+  let arguments = (ins Mt_FloatTensor:$x);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def Mt_AddOp : Mt_PureOp<"add", [Commutative, AllTypesMatch<["lhs", "rhs", "result"]>]> {
+  let summary = "Elementwise sum of two tensors of one type (residual connections, loss terms)";
+  let arguments = (ins Mt_FloatTensor:$lhs, Mt_FloatTensor:$rhs);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+def Mt_DropoutOp : Mt_PureOp<"dropout", [AllTypesMatch<["x", "result"]>]> {
+  let summary = "Inverted dropout";
+  let description = [{
+    During training zeroes each element with probability `rate` and scales the rest by `1/(1 - rate)`; the
+    identity in evaluation. The random stream is derived from the run's seed, so runs are reproducible.
+  }];
+  let arguments = (ins Mt_FloatTensor:$x, F64Attr:$rate);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x)";
+  let hasVerifier = 1;
+}
+
+def Mt_CastOp : Mt_PureOp<"cast"> {
+  let summary = "Converts a tensor to another floating-point element type";
+  let arguments = (ins Mt_FloatTensor:$x);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x) `to` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Loss
+//===----------------------------------------------------------------------===//
+
+def Mt_CrossEntropyOp : Mt_PureOp<"cross_entropy"> {
+  let summary = "Masked mean cross-entropy of logits against labels";
+  let description = [{
+    `logits` is `[..., vocab]`, `labels` (integers in `[0, vocab)`) and `loss_mask` are `[...]`. The result is
+    `sum(loss_mask · -log softmax(logits)[labels]) / sum(loss_mask)`, Megatron's masked language-model loss,
+    as a scalar.
+  }];
+  let arguments = (ins Mt_FloatTensor:$logits, Mt_IntTensor:$labels, Mt_FloatTensor:$loss_mask);
+  let results = (outs Mt_ScalarFloat:$loss);
+  let assemblyFormat = [{
+    $logits `,` $labels `,` $loss_mask attr-dict `:` type($logits) `,` type($labels) `,` type($loss_mask)
+    `->` type($loss)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // MT_OPS_TD

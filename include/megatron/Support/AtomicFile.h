@@ -1,0 +1,18 @@
+//===- AtomicFile.h - Replace a file all at once, or not at all -*- C++ -*-===//
+
+#ifndef MEGATRON_SUPPORT_ATOMICFILE_H
+#define MEGATRON_SUPPORT_ATOMICFILE_H
+
+#include <string>
+#include <string_view>
+
+namespace megatron {
+
+/// Writes `contents` to a temporary file beside `path`, flushes it to disk (fsync) and renames it over `path`.
+/// Readers see either the old file or the complete new one; a failure leaves the old file untouched and removes
+/// the temporary. Returns an empty string on success, otherwise a message naming the path and the reason.
+std::string writeFileAtomically(const std::string &path, std::string_view contents);
+
+} // namespace megatron
+
+#endif // MEGATRON_SUPPORT_ATOMICFILE_H

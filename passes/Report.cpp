@@ -1,0 +1,120 @@
+//===- Report.cpp - Prints what a model costs ------------------------------===//
+//
+// The figures come from computeModelFigures (lib/Analysis), which later passes and megatron-run share; this pass
+// only formats them.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "megatron/Analysis/ModelFiguresAnalysis.h"
+
+#include "llvm/Support/Format.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace mlir::mt {
+#define GEN_PASS_DEF_MTREPORT
+#include "passes/Passes.h.inc"
+} // namespace mlir::mt
+
+using namespace mlir;
+using megatron::ModelFigures;
+
+namespace {
+
+/// "124.44 M" style: three significant decimals with an SI prefix.
+std::string withPrefix(double value, llvm::StringRef unit) {
+  static const char *prefixes[] = {"", "k", "M", "G", "T", "P", "E"};
+  int i = 0;
+  while (value >= 1000.0 && i < 6) {
+    value /= 1000.0;
+    ++i;
+  }
+  std::string suffix = (prefixes[i] + unit).str();
+  std::string number = i == 0 ? llvm::formatv("{0}", value).str() : llvm::formatv("{0:F2}", value).str();
+  return suffix.empty() ? number : number + " " + suffix;
+}
+
+/// "474.70 MiB" style.
+std::string withBinaryPrefix(double bytes) {
+  static const char *prefixes[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int i = 0;
+  while (bytes >= 1024.0 && i < 6) {
+    bytes /= 1024.0;
+    ++i;
+  }
+  return llvm::formatv("{0:F2} {1}", bytes, prefixes[i]).str();
+}
+
+void printText(llvm::raw_ostream &os, StringRef model, const ModelFigures &f) {
+  os << "mt-report: " << (model.empty() ? "model" : model) << "\n";
+  os << "  parameters: " << f.parameterCount << " (" << withPrefix(f.parameterCount, "") << ") in "
+     << f.parameterTensors << " tensors\n";
+  for (const auto &[component, count] : f.parametersByComponent)
+    os << "    " << component << ": " << count << "\n";
+  os << "  FLOPs per iteration: " << f.flopsPerIteration << " (" << withPrefix(f.flopsPerIteration, "FLOP")
+     << ") = forward " << f.forwardFlopsPerIteration << " + backward " << f.backwardFlopsPerIteration << "\n";
+  os << "    micro-batches per iteration: " << f.microBatchesPerIteration << ", forward FLOPs per micro-batch: "
+     << f.forwardFlopsPerMicroBatch << "\n";
+  os << "  weights: " << f.weightBytes << " bytes (" << withBinaryPrefix(f.weightBytes) << ", " << f.weightDtype
+     << ")\n";
+  os << "  gradients: " << f.gradientBytes << " bytes (" << withBinaryPrefix(f.gradientBytes) << ", f32)\n";
+  os << "  optimizer state: " << f.optimizerStateBytes << " bytes (" << withBinaryPrefix(f.optimizerStateBytes)
+     << ", AdamW moments in f32" << (f.weightDtype == "f32" ? "" : " and f32 master weights") << ")\n";
+  os << "  model state: " << f.modelStateBytes() << " bytes (" << withBinaryPrefix(f.modelStateBytes()) << ")\n";
+}
+
+void printJson(llvm::raw_ostream &os, StringRef model, const ModelFigures &f) {
+  llvm::json::Object components;
+  for (const auto &[component, count] : f.parametersByComponent)
+    components[component] = static_cast<int64_t>(count);
+  // JSON numbers are signed 64-bit here; every figure passed the analysis' overflow check, and the ones that can
+  // exceed 2^63 in principle (FLOPs) are also given as exact decimal strings.
+  llvm::json::Object report{
+      {"model", model},
+      {"parameters", static_cast<int64_t>(f.parameterCount)},
+      {"parameter_tensors", static_cast<int64_t>(f.parameterTensors)},
+      {"parameters_by_component", std::move(components)},
+      {"micro_batches_per_iteration", f.microBatchesPerIteration},
+      {"forward_flops_per_micro_batch", std::to_string(f.forwardFlopsPerMicroBatch)},
+      {"forward_flops_per_iteration", std::to_string(f.forwardFlopsPerIteration)},
+      {"backward_flops_per_iteration", std::to_string(f.backwardFlopsPerIteration)},
+      {"flops_per_iteration", std::to_string(f.flopsPerIteration)},
+      {"weight_dtype", f.weightDtype},
+      {"weight_bytes", static_cast<int64_t>(f.weightBytes)},
+      {"gradient_bytes", static_cast<int64_t>(f.gradientBytes)},
+      {"optimizer_state_bytes", static_cast<int64_t>(f.optimizerStateBytes)},
+      {"model_state_bytes", static_cast<int64_t>(f.modelStateBytes())},
+  };
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(report))) << "\n";
+}
+
+struct MtReportPass : mt::impl::MtReportBase<MtReportPass> {
+  using MtReportBase::MtReportBase;
+
+  LogicalResult initialize(MLIRContext *) override {
+    if (format != "text" && format != "json")
+      return emitError(UnknownLoc::get(&getContext()))
+             << "mt-report: unknown format '" << format << "'; expected text or json";
+    return success();
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    FailureOr<ModelFigures> figures = mt::computeModelFigures(module);
+    if (failed(figures))
+      return signalPassFailure();
+    StringRef model;
+    if (auto name = module->getAttrOfType<StringAttr>("mt.model"))
+      model = name.getValue();
+    if (format == "json")
+      printJson(llvm::outs(), model, *figures);
+    else
+      printText(llvm::outs(), model, *figures);
+    llvm::outs().flush();
+    markAllAnalysesPreserved();
+  }
+};
+
+} // namespace

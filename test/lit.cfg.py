@@ -1,0 +1,18 @@
+# lit configuration for the Megatron compiler's IR and tool tests.
+import os
+
+import lit.formats
+
+config.name = "megatron"
+config.test_format = lit.formats.ShTest(execute_external=True)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.megatron_obj_root, "test")
+
+# Our tools first, then LLVM's FileCheck, not, count, split-file.
+config.environment["PATH"] = os.pathsep.join(
+    [config.megatron_tools_dir, config.llvm_tools_dir, config.environment.get("PATH", os.environ["PATH"])]
+)
+config.substitutions.append(("%shared_data", config.shared_data_dir))
+config.substitutions.append(("%python", config.python_executable))
