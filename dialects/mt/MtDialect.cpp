@@ -38,3 +38,16 @@ LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute 
   }
   return op->emitError() << "unknown module attribute '" << name << "'";
 }
+
+/// A model function names each argument for the runtime that feeds it: {mt.input = "tokens"}, "labels",
+/// "loss_mask", "padding_mask", ... (docs/dialect.md lists them).
+LogicalResult MtDialect::verifyRegionArgAttribute(Operation *op, unsigned regionIndex, unsigned argIndex,
+                                                  NamedAttribute attribute) {
+  if (attribute.getName() != "mt.input")
+    return op->emitError() << "unknown argument attribute '" << attribute.getName().strref() << "' on argument #"
+                           << argIndex;
+  auto name = dyn_cast<StringAttr>(attribute.getValue());
+  if (!name || name.getValue().empty())
+    return op->emitError() << "'mt.input' of argument #" << argIndex << " must be a non-empty string";
+  return success();
+}

@@ -23,6 +23,8 @@ def Mt_Dialect : Dialect {
   let useDefaultAttributePrinterParser = 1;
   // Checks the `mt.*` attributes a model module carries (see MtDialect.cpp).
   let hasOperationAttrVerify = 1;
+  // Checks `mt.input`, the name of a model function's argument (see MtDialect.cpp).
+  let hasRegionArgAttrVerify = 1;
   let extraClassDeclaration = [{
     void registerAttributes();
   }];

@@ -373,8 +373,9 @@ LogicalResult CrossEntropyOp::verify() {
   ArrayRef<int64_t> logits = shapeOf(getLogits());
   if (logits.size() < 2)
     return emitOpError() << "logits must have rank >= 2 ([..., vocab]), got " << getLogits().getType();
-  if (failed(expectShape(*this, getLabels(), logits.drop_back(), "labels")) ||
-      failed(expectShape(*this, getLossMask(), logits.drop_back(), "loss_mask")))
+  if (failed(expectShape(*this, getLabels(), logits.drop_back(), "labels")))
+    return failure();
+  if (getLossMask() && failed(expectShape(*this, getLossMask(), logits.drop_back(), "loss_mask")))
     return failure();
   return success();
 }

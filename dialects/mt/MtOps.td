@@ -307,14 +307,14 @@ def Mt_CastOp : Mt_PureOp<"cast"> {
 def Mt_CrossEntropyOp : Mt_PureOp<"cross_entropy"> {
   let summary = "Masked mean cross-entropy of logits against labels";
   let description = [{
-    `logits` is `[..., vocab]`, `labels` (integers in `[0, vocab)`) and `loss_mask` are `[...]`. The result is
-    `sum(loss_mask · -log softmax(logits)[labels]) / sum(loss_mask)`, Megatron's masked language-model loss,
-    as a scalar.
+    `logits` is `[..., vocab]`, `labels` (integers in `[0, vocab)`) and the optional `loss_mask` are `[...]`. The
+    result is `sum(loss_mask · -log softmax(logits)[labels]) / sum(loss_mask)`, Megatron's masked language-model
+    loss, as a scalar; without a mask it is the plain mean (BERT's sentence-order loss).
   }];
-  let arguments = (ins Mt_FloatTensor:$logits, Mt_IntTensor:$labels, Mt_FloatTensor:$loss_mask);
+  let arguments = (ins Mt_FloatTensor:$logits, Mt_IntTensor:$labels, Optional<Mt_FloatTensor>:$loss_mask);
   let results = (outs Mt_ScalarFloat:$loss);
   let assemblyFormat = [{
-    $logits `,` $labels `,` $loss_mask attr-dict `:` type($logits) `,` type($labels) `,` type($loss_mask)
+    $logits `,` $labels (`,` $loss_mask^)? attr-dict `:` type($logits) `,` type($labels) (`,` type($loss_mask)^)?
     `->` type($loss)
   }];
   let hasVerifier = 1;

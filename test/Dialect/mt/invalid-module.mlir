@@ -1,0 +1,76 @@
+// Errors of the mt.* module attributes (dialects/mt/MtDialect.cpp, MtDialect::verifyOperationAttribute).
+// A model module may carry mt.model (a string) and mt.num_micro_batches (a positive integer), nothing else.
+// RUN: megatron-opt %s -split-input-file -verify-diagnostics
+
+// expected-error @+1 {{'mt.model' must be a string, got 3 : i64}}
+module attributes {mt.model = 3} {
+}
+
+// -----
+
+// A unit attribute is not a string either.
+// expected-error @+1 {{'mt.model' must be a string, got unit}}
+module attributes {mt.model} {
+}
+
+// -----
+
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive integer, got 0 : i64}}
+module attributes {mt.num_micro_batches = 0 : i64} {
+}
+
+// -----
+
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive integer, got -4 : i64}}
+module attributes {mt.num_micro_batches = -4 : i64} {
+}
+
+// -----
+
+// A string that spells a number is not an integer.
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive integer, got "4"}}
+module attributes {mt.num_micro_batches = "4"} {
+}
+
+// -----
+
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive integer, got 4.000000e+00 : f64}}
+module attributes {mt.num_micro_batches = 4.0 : f64} {
+}
+
+// -----
+
+// Only the two attributes above are defined; a typo is caught.
+// expected-error @+1 {{unknown module attribute 'mt.num_microbatches'}}
+module attributes {mt.num_microbatches = 4 : i64} {
+}
+
+// -----
+
+// The attributes describe the whole model: they belong on the module, not on a function...
+// expected-error @+1 {{'mt.model' belongs on the model's builtin.module}}
+func.func @forward() attributes {mt.model = "gpt"} {
+  return
+}
+
+// -----
+
+// ...nor on an mt op.
+// expected-error @+1 {{'mt.num_micro_batches' belongs on the model's builtin.module}}
+mt.param @w : tensor<4x4xf32> init <normal(0.02)> {mt.num_micro_batches = 4 : i64}
+
+// -----
+
+// Any other mt.* attribute off the module gets the same message.
+// expected-error @+1 {{'mt.foo' belongs on the model's builtin.module}}
+mt.param @w : tensor<4x4xf32> init <normal(0.02)> {mt.foo}
+
+// -----
+
+// A nested module is a builtin.module too, so the attributes are accepted there; the error below comes from
+// the outer module's bad attribute.
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive integer, got 0 : i64}}
+module attributes {mt.num_micro_batches = 0 : i64} {
+  module attributes {mt.model = "bert", mt.num_micro_batches = 2 : i64} {
+  }
+}
