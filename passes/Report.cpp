@@ -23,28 +23,32 @@ using megatron::ModelFigures;
 
 namespace {
 
-/// "124.44 M" style: three significant decimals with an SI prefix.
-std::string withPrefix(double value, llvm::StringRef unit) {
-  static const char *prefixes[] = {"", "k", "M", "G", "T", "P", "E"};
+/// "124.44 M" style: two decimals with an SI prefix, or the plain integer below 1000.
+std::string withPrefix(uint64_t count, llvm::StringRef unit) {
+  static const char *prefixes[] = {"k", "M", "G", "T", "P", "E"};
+  if (count < 1000)
+    return unit.empty() ? std::to_string(count) : std::to_string(count) + " " + unit.str();
+  double value = static_cast<double>(count) / 1000.0;
   int i = 0;
-  while (value >= 1000.0 && i < 6) {
+  while (value >= 1000.0 && i < 5) {
     value /= 1000.0;
     ++i;
   }
-  std::string suffix = (prefixes[i] + unit).str();
-  std::string number = i == 0 ? llvm::formatv("{0}", value).str() : llvm::formatv("{0:F2}", value).str();
-  return suffix.empty() ? number : number + " " + suffix;
+  return llvm::formatv("{0:F2} {1}{2}", value, prefixes[i], unit).str();
 }
 
-/// "474.70 MiB" style.
-std::string withBinaryPrefix(double bytes) {
-  static const char *prefixes[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+/// "474.70 MiB" style, or plain bytes below 1 KiB.
+std::string withBinaryPrefix(uint64_t bytes) {
+  static const char *prefixes[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (bytes < 1024)
+    return std::to_string(bytes) + " B";
+  double value = static_cast<double>(bytes) / 1024.0;
   int i = 0;
-  while (bytes >= 1024.0 && i < 6) {
-    bytes /= 1024.0;
+  while (value >= 1024.0 && i < 5) {
+    value /= 1024.0;
     ++i;
   }
-  return llvm::formatv("{0:F2} {1}", bytes, prefixes[i]).str();
+  return llvm::formatv("{0:F2} {1}", value, prefixes[i]).str();
 }
 
 void printText(llvm::raw_ostream &os, StringRef model, const ModelFigures &f) {
@@ -93,9 +97,9 @@ void printJson(llvm::raw_ostream &os, StringRef model, const ModelFigures &f) {
 struct MtReportPass : mt::impl::MtReportBase<MtReportPass> {
   using MtReportBase::MtReportBase;
 
-  LogicalResult initialize(MLIRContext *) override {
+  LogicalResult initialize(MLIRContext *context) override {
     if (format != "text" && format != "json")
-      return emitError(UnknownLoc::get(&getContext()))
+      return emitError(UnknownLoc::get(context))
              << "mt-report: unknown format '" << format << "'; expected text or json";
     return success();
   }
