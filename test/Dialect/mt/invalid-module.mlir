@@ -1,5 +1,7 @@
-// Errors of the mt.* module attributes (dialects/mt/MtDialect.cpp, MtDialect::verifyOperationAttribute).
-// A model module may carry mt.model (a string) and mt.num_micro_batches (a positive integer), nothing else.
+// Errors of the mt.* module attributes (dialects/mt/MtDialect.cpp, MtDialect::verifyOperationAttribute) and of
+// the mt.* argument attributes of a model function (MtDialect::verifyRegionArgAttribute).
+// A model module may carry mt.model (a string) and mt.num_micro_batches (a positive integer), nothing else; a
+// function argument may carry mt.input (a non-empty string naming the input), nothing else.
 // RUN: megatron-opt %s -split-input-file -verify-diagnostics
 
 // expected-error @+1 {{'mt.model' must be a string, got 3 : i64}}
@@ -73,4 +75,45 @@ mt.param @w : tensor<4x4xf32> init <normal(0.02)> {mt.foo}
 module attributes {mt.num_micro_batches = 0 : i64} {
   module attributes {mt.model = "bert", mt.num_micro_batches = 2 : i64} {
   }
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// Argument attributes: mt.input
+//===----------------------------------------------------------------------===//
+
+// The runtime feeds each argument by its mt.input name, a non-empty string.
+// expected-error @+1 {{'mt.input' of argument #1 must be a non-empty string}}
+func.func @forward(%tokens: tensor<2x16xi64> {mt.input = "tokens"}, %labels: tensor<2x16xi64> {mt.input = 1 : i64}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'mt.input' of argument #0 must be a non-empty string}}
+func.func @forward(%tokens: tensor<2x16xi64> {mt.input = ""}) {
+  return
+}
+
+// -----
+
+// A unit attribute names nothing.
+// expected-error @+1 {{'mt.input' of argument #0 must be a non-empty string}}
+func.func @forward(%tokens: tensor<2x16xi64> {mt.input}) {
+  return
+}
+
+// -----
+
+// Declarations are checked as well.
+// expected-error @+1 {{'mt.input' of argument #2 must be a non-empty string}}
+func.func private @forward(tensor<2x16xi64> {mt.input = "tokens"}, tensor<2x16xi64>, tensor<2x16xf32> {mt.input = ["loss_mask"]})
+
+// -----
+
+// mt.input is the only mt.* argument attribute.
+// expected-error @+1 {{unknown argument attribute 'mt.name' on argument #0}}
+func.func @forward(%tokens: tensor<2x16xi64> {mt.name = "tokens"}) {
+  return
 }

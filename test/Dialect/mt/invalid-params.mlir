@@ -33,6 +33,18 @@ mt.param @w : f32 init <normal(0.02)>
 
 // -----
 
+// In the generic form the initialisation is a required #mt.init attribute...
+// expected-error @+1 {{'mt.param' op requires attribute 'init'}}
+"mt.param"() <{sym_name = "w", type = tensor<4x4xf32>}> : () -> ()
+
+// -----
+
+// ...and a bare standard deviation is not one.
+// expected-error @+1 {{Invalid attribute `init` in property conversion: 2.000000e-02 : f64}}
+"mt.param"() <{init = 0.02 : f64, sym_name = "w", type = tensor<4x4xf32>}> : () -> ()
+
+// -----
+
 // Parameters live directly in the model's builtin.module, not inside a function.
 func.func @param_in_function() {
   // expected-error @+1 {{'mt.param' op expects parent op 'builtin.module'}}

@@ -13,7 +13,8 @@
 //===----------------------------------------------------------------------===//
 
 // A model is a builtin.module. It may say which model family generated it (`mt.model`, informational) and how
-// many micro-batches make up one training iteration (`mt.num_micro_batches`, a positive integer).
+// many micro-batches make up one training iteration (`mt.num_micro_batches`, a positive integer). Its functions
+// name their data arguments with the argument attribute `mt.input` ("tokens", "labels", "loss_mask", ...).
 
 // CHECK: module attributes {mt.model = "gpt", mt.num_micro_batches = 8 : i64} {
 // GENERIC: "builtin.module"() ({
@@ -89,7 +90,7 @@ func.func @parameters() -> (tensor<1024x64xf32>, tensor<1024x64xf32>) {
 // table to a [batch, seq, hidden] activation (seq <= max_positions).
 
 // CHECK-LABEL: func.func @embeddings(
-// CHECK-SAME: %[[IDS:[^:]*]]: tensor<2x16xi64>
+// CHECK-SAME: %[[IDS:[^:]*]]: tensor<2x16xi64> {mt.input = "tokens"}
 // CHECK: %[[WORDS:.*]] = mt.param_ref @embedding.word_embeddings.weight : tensor<1024x64xf32>
 // CHECK: %[[EMB:.*]] = mt.embedding %[[IDS]], %[[WORDS]] : tensor<2x16xi64>, tensor<1024x64xf32> -> tensor<2x16x64xf32>
 // CHECK: %[[POS:.*]] = mt.param_ref @embedding.position_embeddings.weight : tensor<128x64xf32>
@@ -97,7 +98,7 @@ func.func @parameters() -> (tensor<1024x64xf32>, tensor<1024x64xf32>) {
 // CHECK: return %[[SUM]] : tensor<2x16x64xf32>
 // GENERIC: "mt.embedding"(%{{.*}}, %{{.*}}) : (tensor<2x16xi64>, tensor<1024x64xf32>) -> tensor<2x16x64xf32>
 // GENERIC: "mt.add_position_embedding"(%{{.*}}, %{{.*}}) : (tensor<2x16x64xf32>, tensor<128x64xf32>) -> tensor<2x16x64xf32>
-func.func @embeddings(%ids: tensor<2x16xi64>) -> tensor<2x16x64xf32> {
+func.func @embeddings(%ids: tensor<2x16xi64> {mt.input = "tokens"}) -> tensor<2x16x64xf32> {
   %words = mt.param_ref @"embedding.word_embeddings.weight" : tensor<1024x64xf32>
   %emb = mt.embedding %ids, %words : tensor<2x16xi64>, tensor<1024x64xf32> -> tensor<2x16x64xf32>
   %pos = mt.param_ref @"embedding.position_embeddings.weight" : tensor<128x64xf32>
@@ -324,13 +325,13 @@ func.func @attention_bidirectional(%q: tensor<2x4x8x8xf32>, %kv: tensor<2x16x8x8
 
 // Padding attention takes its mask as `mask(%m : type)`; any integer element type will do.
 // CHECK-LABEL: func.func @attention_padding(
-// CHECK-SAME: %[[Q:[^:]*]]: tensor<2x16x8x8xf32>, %[[K:[^:]*]]: tensor<2x16x2x8xf32>, %[[V:[^:]*]]: tensor<2x16x2x8xf32>, %[[M:[^:]*]]: tensor<2x16xi1>
+// CHECK-SAME: %[[Q:[^:]*]]: tensor<2x16x8x8xf32>, %[[K:[^:]*]]: tensor<2x16x2x8xf32>, %[[V:[^:]*]]: tensor<2x16x2x8xf32>, %[[M:[^:]*]]: tensor<2x16xi1> {mt.input = "padding_mask"}
 // CHECK: %[[O:.*]] = mt.attention padding %[[Q]], %[[K]], %[[V]] mask(%[[M]] : tensor<2x16xi1>) {num_heads = 8 : i64, num_query_groups = 2 : i64, softmax_scale = 0.35355339059327379 : f64} : tensor<2x16x8x8xf32>, tensor<2x16x2x8xf32>, tensor<2x16x2x8xf32>
 // CHECK: return %[[O]]
 // GENERIC: mask_type = #mt<mask padding>
 // GENERIC-SAME: operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>
 func.func @attention_padding(%q: tensor<2x16x8x8xf32>, %k: tensor<2x16x2x8xf32>, %v: tensor<2x16x2x8xf32>,
-                             %mask: tensor<2x16xi1>) -> tensor<2x16x8x8xf32> {
+                             %mask: tensor<2x16xi1> {mt.input = "padding_mask"}) -> tensor<2x16x8x8xf32> {
   %o = mt.attention padding %q, %k, %v mask(%mask : tensor<2x16xi1>)
       {num_heads = 8 : i64, num_query_groups = 2 : i64, softmax_scale = 0.35355339059327379 : f64}
       : tensor<2x16x8x8xf32>, tensor<2x16x2x8xf32>, tensor<2x16x2x8xf32>
@@ -422,17 +423,34 @@ func.func @casts(%x: tensor<2x16x64xf32>) -> (tensor<2x16x64xbf16>, tensor<2x16x
 // Loss
 //===----------------------------------------------------------------------===//
 
-// mt.cross_entropy takes [..., vocab] logits, integer labels and a float loss mask of the logits' shape without
-// vocab, and yields the masked mean loss as a 0-D tensor.
+// mt.cross_entropy takes [..., vocab] logits, integer labels and an optional float loss mask of the logits'
+// shape without vocab, and yields the (masked) mean loss as a 0-D tensor. The mask's type is written only when
+// there is one.
+//
+// A model function names each argument for the runtime that feeds it with the argument attribute mt.input.
 
 // CHECK-LABEL: func.func @loss(
-// CHECK-SAME: %[[LOGITS:[^:]*]]: tensor<2x16x1024xf32>, %[[LABELS:[^:]*]]: tensor<2x16xi64>, %[[MASK:[^:]*]]: tensor<2x16xf32>
+// CHECK-SAME: %[[LOGITS:[^:]*]]: tensor<2x16x1024xf32>, %[[LABELS:[^:]*]]: tensor<2x16xi64> {mt.input = "labels"}, %[[MASK:[^:]*]]: tensor<2x16xf32> {mt.input = "loss_mask"}
 // CHECK: %[[L:.*]] = mt.cross_entropy %[[LOGITS]], %[[LABELS]], %[[MASK]] : tensor<2x16x1024xf32>, tensor<2x16xi64>, tensor<2x16xf32> -> tensor<f32>
 // CHECK: return %[[L]] : tensor<f32>
+// GENERIC: "func.func"() <{arg_attrs = [{}, {mt.input = "labels"}, {mt.input = "loss_mask"}]
 // GENERIC: "mt.cross_entropy"(%{{.*}}, %{{.*}}, %{{.*}}) : (tensor<2x16x1024xf32>, tensor<2x16xi64>, tensor<2x16xf32>) -> tensor<f32>
-func.func @loss(%logits: tensor<2x16x1024xf32>, %labels: tensor<2x16xi64>, %loss_mask: tensor<2x16xf32>) -> tensor<f32> {
+func.func @loss(%logits: tensor<2x16x1024xf32>, %labels: tensor<2x16xi64> {mt.input = "labels"},
+                %loss_mask: tensor<2x16xf32> {mt.input = "loss_mask"}) -> tensor<f32> {
   %loss = mt.cross_entropy %logits, %labels, %loss_mask
       : tensor<2x16x1024xf32>, tensor<2x16xi64>, tensor<2x16xf32> -> tensor<f32>
+  return %loss : tensor<f32>
+}
+
+// Without a mask the loss is the plain mean, as for BERT's sentence-order prediction: [batch, 2] logits
+// against [batch] labels.
+// CHECK-LABEL: func.func @loss_unmasked(
+// CHECK-SAME: %[[LOGITS:[^:]*]]: tensor<2x2xf32>, %[[ORDER:[^:]*]]: tensor<2xi64> {mt.input = "sentence_order"}
+// CHECK: %[[L:.*]] = mt.cross_entropy %[[LOGITS]], %[[ORDER]] : tensor<2x2xf32>, tensor<2xi64> -> tensor<f32>
+// CHECK: return %[[L]] : tensor<f32>
+// GENERIC: "mt.cross_entropy"(%{{.*}}, %{{.*}}) : (tensor<2x2xf32>, tensor<2xi64>) -> tensor<f32>
+func.func @loss_unmasked(%logits: tensor<2x2xf32>, %order: tensor<2xi64> {mt.input = "sentence_order"}) -> tensor<f32> {
+  %loss = mt.cross_entropy %logits, %order : tensor<2x2xf32>, tensor<2xi64> -> tensor<f32>
   return %loss : tensor<f32>
 }
 
