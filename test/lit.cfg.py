@@ -16,3 +16,4 @@ config.environment["PATH"] = os.pathsep.join(
 )
 config.substitutions.append(("%shared_data", config.shared_data_dir))
 config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(("%megatron_obj_root", config.megatron_obj_root))

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what is missing, configures (once) and builds everything into ${BUILD_DIR:-build}.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${BUILD_DIR:-$root/build}"
+
+"$root/scripts/setup.sh"
+
+if [ ! -f "$build/build.ninja" ]; then
+  cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release
+fi
+# Each MLIR translation unit takes up to ~700 MB to compile; one job per core fits any machine here.
+ninja -C "$build" -j "$(nproc)"
