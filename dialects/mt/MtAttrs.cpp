@@ -59,9 +59,12 @@ Attribute InitAttr::parse(AsmParser &parser, Type) {
 void InitAttr::print(AsmPrinter &printer) const {
   printer << "<" << stringifyInitKind(getKind());
   if (getKind() == InitKind::Normal || getKind() == InitKind::ScaledNormal) {
-    // APFloat::toString gives the shortest decimal that reads back exactly: 0.02, not 2.000000e-02.
+    // APFloat::toString gives the shortest decimal that reads back exactly: 0.02, not 2.000000e-02. A whole
+    // number prints as "1", which the parser would take for an integer, so it gets its ".0" back.
     llvm::SmallString<16> std;
     getStd().toString(std);
+    if (llvm::StringRef(std).find_first_of(".eEin") == llvm::StringRef::npos)
+      std += ".0";
     printer << "(" << std;
     if (getKind() == InitKind::ScaledNormal)
       printer << ", layers = " << getNumLayers();

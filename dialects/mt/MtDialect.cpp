@@ -4,6 +4,7 @@
 #include "dialects/mt/MtOps.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 
 using namespace mlir;
 using namespace mlir::mt;
@@ -32,8 +33,8 @@ LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute 
   }
   if (name == "mt.num_micro_batches") {
     auto count = dyn_cast<IntegerAttr>(attribute.getValue());
-    if (!count || count.getInt() <= 0)
-      return op->emitError() << "'mt.num_micro_batches' must be a positive integer, got " << attribute.getValue();
+    if (!count || !count.getType().isSignlessInteger(64) || count.getInt() <= 0)
+      return op->emitError() << "'mt.num_micro_batches' must be a positive i64, got " << attribute.getValue();
     return success();
   }
   return op->emitError() << "unknown module attribute '" << name << "'";
@@ -49,5 +50,17 @@ LogicalResult MtDialect::verifyRegionArgAttribute(Operation *op, unsigned region
   auto name = dyn_cast<StringAttr>(attribute.getValue());
   if (!name || name.getValue().empty())
     return op->emitError() << "'mt.input' of argument #" << argIndex << " must be a non-empty string";
+  // The runtime feeds inputs by name, so two arguments cannot share one.
+  if (auto function = dyn_cast<FunctionOpInterface>(op))
+    for (unsigned other = 0; other < argIndex; ++other)
+      if (function.getArgAttr(other, "mt.input") == name)
+        return op->emitError() << "arguments #" << other << " and #" << argIndex << " are both named '"
+                               << name.getValue() << "'";
   return success();
+}
+
+LogicalResult MtDialect::verifyRegionResultAttribute(Operation *op, unsigned regionIndex, unsigned resultIndex,
+                                                     NamedAttribute attribute) {
+  return op->emitError() << "unknown result attribute '" << attribute.getName().strref() << "' on result #"
+                         << resultIndex;
 }

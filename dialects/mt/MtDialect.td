@@ -25,6 +25,8 @@ def Mt_Dialect : Dialect {
   let hasOperationAttrVerify = 1;
   // Checks `mt.input`, the name of a model function's argument (see MtDialect.cpp).
   let hasRegionArgAttrVerify = 1;
+  // mt defines no result attributes; any `mt.*` one is a mistake.
+  let hasRegionResultAttrVerify = 1;
   let extraClassDeclaration = [{
     void registerAttributes();
   }];

@@ -75,9 +75,14 @@ int64_t numElements(Value v) { return tensorOf(v).getNumElements(); }
 LogicalResult mlir::mt::verifyStaticShapes(Operation *op) {
   auto check = [&](Type type, StringRef kind, unsigned index) -> LogicalResult {
     auto tensor = dyn_cast<RankedTensorType>(type);
-    if (!tensor || tensor.hasStaticShape())
+    if (!tensor)
       return success();
-    return op->emitOpError() << "needs static shapes, but " << kind << " #" << index << " has type " << type;
+    if (!tensor.hasStaticShape())
+      return op->emitOpError() << "needs static shapes, but " << kind << " #" << index << " has type " << type;
+    // An empty dimension is never a meaningful model size, and FLOP and memory formulas divide by dimensions.
+    if (tensor.getNumElements() == 0)
+      return op->emitOpError() << "needs non-empty tensors, but " << kind << " #" << index << " has type " << type;
+    return success();
   };
   for (auto [i, type] : llvm::enumerate(op->getOperandTypes()))
     if (failed(check(type, "operand", i)))
@@ -165,6 +170,8 @@ LogicalResult RelativePositionBiasOp::verify() {
   if (result[0] != table[1])
     return emitOpError() << "result has " << result[0] << " heads but the table has " << table[1];
   // The bucketing gives half of its (per-direction) buckets to exact distances; it needs at least one.
+  if (getBidirectional() && buckets % 2 != 0)
+    return emitOpError() << "bidirectional num_buckets must be even (half per direction), got " << buckets;
   int64_t perDirection = getBidirectional() ? buckets / 2 : buckets;
   if (perDirection < 2)
     return emitOpError() << "num_buckets must be at least " << (getBidirectional() ? 4 : 2) << ", got " << buckets;
@@ -288,15 +295,17 @@ LogicalResult SplitKvOp::verify() {
   return expectSameElementType(*this, {{getX(), "x"}, {getKey(), "key"}, {getValue(), "value"}});
 }
 
-/// split_heads and merge_heads: `flat` [batch, seq, heads·head_dim] and `split` [batch, seq, heads, head_dim].
+/// split_heads and merge_heads: `flat` [batch, seq, heads·head_dim] and `split` [batch, seq, heads, head_dim] are
+/// views of one another; the message names them as the op's input and result.
 static LogicalResult verifyHeadView(Operation *op, Value flat, Value split) {
-  if (failed(expectRank(op, flat, 3, "the merged tensor", "[batch, seq, heads * head_dim]")) ||
-      failed(expectRank(op, split, 4, "the split tensor", "[batch, seq, heads, head_dim]")))
+  if (failed(expectRank(op, flat, 3, flat == op->getOperand(0) ? "x" : "result", "[batch, seq, heads * head_dim]")) ||
+      failed(expectRank(op, split, 4, split == op->getOperand(0) ? "x" : "result", "[batch, seq, heads, head_dim]")))
     return failure();
-  ArrayRef<int64_t> s = shapeOf(split);
-  if (failed(expectShape(op, flat, {s[0], s[1], s[2] * s[3]}, "the merged tensor")))
-    return failure();
-  return expectSameElementType(op, {{flat, "the merged tensor"}, {split, "the split tensor"}});
+  ArrayRef<int64_t> f = shapeOf(flat), s = shapeOf(split);
+  if (f[0] != s[0] || f[1] != s[1] || f[2] != s[2] * s[3])
+    return op->emitOpError() << "cannot view " << op->getOperand(0).getType() << " as " << op->getResult(0).getType()
+                             << ": batch and seq must match and hidden must equal heads * head_dim";
+  return expectSameElementType(op, {{op->getOperand(0), "x"}, {op->getResult(0), "result"}});
 }
 
 LogicalResult SplitHeadsOp::verify() { return verifyHeadView(*this, getX(), getResult()); }
@@ -366,6 +375,8 @@ LogicalResult SwigluOp::verify() {
 LogicalResult DropoutOp::verify() { return expectProbability(*this, getRate().convertToDouble(), "rate"); }
 
 LogicalResult CastOp::verify() {
+  if (elementOf(getX()) == elementOf(getResult()))
+    return emitOpError() << "casts " << elementOf(getX()) << " to itself";
   return expectShape(*this, getResult(), shapeOf(getX()), "result");
 }
 
@@ -377,5 +388,10 @@ LogicalResult CrossEntropyOp::verify() {
     return failure();
   if (getLossMask() && failed(expectShape(*this, getLossMask(), logits.drop_back(), "loss_mask")))
     return failure();
+  // Whatever the logits' type, the loss is accumulated and returned in f32, as Megatron does.
+  if (getLossMask() && !elementOf(getLossMask()).isF32())
+    return emitOpError() << "loss_mask must be f32, got " << elementOf(getLossMask());
+  if (!elementOf(getLoss()).isF32())
+    return emitOpError() << "the loss must be f32, got " << elementOf(getLoss());
   return success();
 }

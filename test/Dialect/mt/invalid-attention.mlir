@@ -147,11 +147,11 @@ func.func @split_kv_element_type(%x: tensor<2x16x32xf32>) {
 // mt.split_heads and mt.merge_heads (verifyHeadView)
 //===----------------------------------------------------------------------===//
 
-// The messages speak of "the merged tensor" ([batch, seq, heads * head_dim]) and "the split tensor"
-// ([batch, seq, heads, head_dim]): the input of split_heads and the result of merge_heads are the merged one.
+// split_heads views x [batch, seq, heads * head_dim] as its result [batch, seq, heads, head_dim]; merge_heads is
+// the inverse. Messages name the op's own operand (x) and result.
 
 func.func @split_heads_input_rank(%x: tensor<2x16x8x8xf32>) {
-  // expected-error @+1 {{'mt.split_heads' op the merged tensor must have rank 3 ([batch, seq, heads * head_dim]), got 'tensor<2x16x8x8xf32>'}}
+  // expected-error @+1 {{'mt.split_heads' op x must have rank 3 ([batch, seq, heads * head_dim]), got 'tensor<2x16x8x8xf32>'}}
   %h = mt.split_heads %x : tensor<2x16x8x8xf32> -> tensor<2x16x8x8xf32>
   return
 }
@@ -159,16 +159,16 @@ func.func @split_heads_input_rank(%x: tensor<2x16x8x8xf32>) {
 // -----
 
 func.func @split_heads_result_rank(%x: tensor<2x16x64xf32>) {
-  // expected-error @+1 {{'mt.split_heads' op the split tensor must have rank 4 ([batch, seq, heads, head_dim]), got 'tensor<2x16x64xf32>'}}
+  // expected-error @+1 {{'mt.split_heads' op result must have rank 4 ([batch, seq, heads, head_dim]), got 'tensor<2x16x64xf32>'}}
   %h = mt.split_heads %x : tensor<2x16x64xf32> -> tensor<2x16x64xf32>
   return
 }
 
 // -----
 
-// 8 heads of 16 channels need 128 channels, and the shape is reported against the merged tensor.
+// 8 heads of 16 channels need 128 channels, not 64.
 func.func @split_heads_shape(%x: tensor<2x16x64xf32>) {
-  // expected-error @+1 {{'mt.split_heads' op the merged tensor must have shape [2, 16, 128], got 'tensor<2x16x64xf32>'}}
+  // expected-error @+1 {{'mt.split_heads' op cannot view 'tensor<2x16x64xf32>' as 'tensor<2x16x8x16xf32>': batch and seq must match and hidden must equal heads * head_dim}}
   %h = mt.split_heads %x : tensor<2x16x64xf32> -> tensor<2x16x8x16xf32>
   return
 }
@@ -176,7 +176,7 @@ func.func @split_heads_shape(%x: tensor<2x16x64xf32>) {
 // -----
 
 func.func @split_heads_element_type(%x: tensor<2x16x64xf32>) {
-  // expected-error @+1 {{'mt.split_heads' op the split tensor has element type 'bf16' but the merged tensor has 'f32'; insert an mt.cast to mix precisions}}
+  // expected-error @+1 {{'mt.split_heads' op result has element type 'bf16' but x has 'f32'; insert an mt.cast to mix precisions}}
   %h = mt.split_heads %x : tensor<2x16x64xf32> -> tensor<2x16x8x8xbf16>
   return
 }
@@ -184,7 +184,7 @@ func.func @split_heads_element_type(%x: tensor<2x16x64xf32>) {
 // -----
 
 func.func @merge_heads_input_rank(%x: tensor<2x16x64xf32>) {
-  // expected-error @+1 {{'mt.merge_heads' op the split tensor must have rank 4 ([batch, seq, heads, head_dim]), got 'tensor<2x16x64xf32>'}}
+  // expected-error @+1 {{'mt.merge_heads' op x must have rank 4 ([batch, seq, heads, head_dim]), got 'tensor<2x16x64xf32>'}}
   %m = mt.merge_heads %x : tensor<2x16x64xf32> -> tensor<2x16x64xf32>
   return
 }
@@ -192,7 +192,7 @@ func.func @merge_heads_input_rank(%x: tensor<2x16x64xf32>) {
 // -----
 
 func.func @merge_heads_result_rank(%x: tensor<2x16x8x8xf32>) {
-  // expected-error @+1 {{'mt.merge_heads' op the merged tensor must have rank 3 ([batch, seq, heads * head_dim]), got 'tensor<2x16x64x1xf32>'}}
+  // expected-error @+1 {{'mt.merge_heads' op result must have rank 3 ([batch, seq, heads * head_dim]), got 'tensor<2x16x64x1xf32>'}}
   %m = mt.merge_heads %x : tensor<2x16x8x8xf32> -> tensor<2x16x64x1xf32>
   return
 }
@@ -201,7 +201,7 @@ func.func @merge_heads_result_rank(%x: tensor<2x16x8x8xf32>) {
 
 // Batch and sequence pass through unchanged.
 func.func @merge_heads_shape(%x: tensor<2x16x8x8xf32>) {
-  // expected-error @+1 {{'mt.merge_heads' op the merged tensor must have shape [2, 16, 64], got 'tensor<1x32x64xf32>'}}
+  // expected-error @+1 {{'mt.merge_heads' op cannot view 'tensor<2x16x8x8xf32>' as 'tensor<1x32x64xf32>'}}
   %m = mt.merge_heads %x : tensor<2x16x8x8xf32> -> tensor<1x32x64xf32>
   return
 }
@@ -209,7 +209,7 @@ func.func @merge_heads_shape(%x: tensor<2x16x8x8xf32>) {
 // -----
 
 func.func @merge_heads_element_type(%x: tensor<2x16x8x8xbf16>) {
-  // expected-error @+1 {{'mt.merge_heads' op the split tensor has element type 'bf16' but the merged tensor has 'f32'; insert an mt.cast to mix precisions}}
+  // expected-error @+1 {{'mt.merge_heads' op result has element type 'f32' but x has 'bf16'; insert an mt.cast to mix precisions}}
   %m = mt.merge_heads %x : tensor<2x16x8x8xbf16> -> tensor<2x16x64xf32>
   return
 }
@@ -274,9 +274,9 @@ func.func @attention_indivisible_groups(%q: tensor<2x16x8x8xf32>, %k: tensor<2x1
 
 // -----
 
-// Zero groups, with keys that have zero heads to match.
+// Zero groups would need keys with zero heads, which the non-empty-shape trait rejects first.
 func.func @attention_zero_groups(%q: tensor<2x16x8x8xf32>, %k: tensor<2x16x0x8xf32>) {
-  // expected-error @+1 {{'mt.attention' op num_heads (8) must be a multiple of num_query_groups (0)}}
+  // expected-error @+1 {{'mt.attention' op needs non-empty tensors, but operand #1 has type 'tensor<2x16x0x8xf32>'}}
   %o = mt.attention causal %q, %k, %k {num_heads = 8 : i64, num_query_groups = 0 : i64, softmax_scale = 0.35355339059327379 : f64}
       : tensor<2x16x8x8xf32>, tensor<2x16x0x8xf32>, tensor<2x16x0x8xf32>
   return

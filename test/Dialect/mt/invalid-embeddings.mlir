@@ -287,3 +287,12 @@ func.func @bias_missing_direction(%table: tensor<32x8xf32>) {
       : tensor<32x8xf32> -> tensor<8x16x16xf32>
   return
 }
+
+// -----
+
+// Bidirectional buckets split evenly between keys before and after the query.
+func.func @relative_odd_bidirectional(%t: tensor<33x4xf32>) {
+  // expected-error @+1 {{'mt.relative_position_bias' op bidirectional num_buckets must be even (half per direction), got 33}}
+  %b = mt.relative_position_bias %t {num_buckets = 33 : i64, max_distance = 128 : i64, bidirectional = true} : tensor<33x4xf32> -> tensor<4x8x8xf32>
+  return
+}

@@ -17,26 +17,26 @@ module attributes {mt.model} {
 
 // -----
 
-// expected-error @+1 {{'mt.num_micro_batches' must be a positive integer, got 0 : i64}}
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive i64, got 0 : i64}}
 module attributes {mt.num_micro_batches = 0 : i64} {
 }
 
 // -----
 
-// expected-error @+1 {{'mt.num_micro_batches' must be a positive integer, got -4 : i64}}
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive i64, got -4 : i64}}
 module attributes {mt.num_micro_batches = -4 : i64} {
 }
 
 // -----
 
 // A string that spells a number is not an integer.
-// expected-error @+1 {{'mt.num_micro_batches' must be a positive integer, got "4"}}
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive i64, got "4"}}
 module attributes {mt.num_micro_batches = "4"} {
 }
 
 // -----
 
-// expected-error @+1 {{'mt.num_micro_batches' must be a positive integer, got 4.000000e+00 : f64}}
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive i64, got 4.000000e+00 : f64}}
 module attributes {mt.num_micro_batches = 4.0 : f64} {
 }
 
@@ -71,7 +71,7 @@ mt.param @w : tensor<4x4xf32> init <normal(0.02)> {mt.foo}
 
 // A nested module is a builtin.module too, so the attributes are accepted there; the error below comes from
 // the outer module's bad attribute.
-// expected-error @+1 {{'mt.num_micro_batches' must be a positive integer, got 0 : i64}}
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive i64, got 0 : i64}}
 module attributes {mt.num_micro_batches = 0 : i64} {
   module attributes {mt.model = "bert", mt.num_micro_batches = 2 : i64} {
   }
@@ -116,4 +116,33 @@ func.func private @forward(tensor<2x16xi64> {mt.input = "tokens"}, tensor<2x16xi
 // expected-error @+1 {{unknown argument attribute 'mt.name' on argument #0}}
 func.func @forward(%tokens: tensor<2x16xi64> {mt.name = "tokens"}) {
   return
+}
+
+// -----
+
+// The micro-batch count is an i64: an unsigned or wider integer would be read wrongly.
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive i64, got 200 : ui8}}
+module attributes {mt.num_micro_batches = 200 : ui8} {
+}
+
+// -----
+
+// expected-error @+1 {{'mt.num_micro_batches' must be a positive i64, got 18446744073709551617 : i128}}
+module attributes {mt.num_micro_batches = 18446744073709551617 : i128} {
+}
+
+// -----
+
+// The runtime feeds inputs by name: two arguments cannot share one.
+// expected-error @+1 {{arguments #0 and #1 are both named 'tokens'}}
+func.func @twice(%a: tensor<2x4xi32> {mt.input = "tokens"}, %b: tensor<2x4xi32> {mt.input = "tokens"}) {
+  return
+}
+
+// -----
+
+// mt defines no result attributes.
+// expected-error @+1 {{unknown result attribute 'mt.output' on result #0}}
+func.func @result(%a: tensor<2x4xf32>) -> (tensor<2x4xf32> {mt.output = 1 : i64}) {
+  return %a : tensor<2x4xf32>
 }

@@ -390,3 +390,28 @@ func.func @unterminated_type(%x: tensor<2x16x64xf32>) {
   %y = mt.dropout %x {rate = 0.1 : f64} : tensor<2x16x64xf32
   return
 }
+
+// -----
+
+func.func @cast_to_itself(%x: tensor<4xf32>) {
+  // expected-error @+1 {{'mt.cast' op casts 'f32' to itself}}
+  %y = mt.cast %x : tensor<4xf32> to tensor<4xf32>
+  return
+}
+
+// -----
+
+// Whatever the logits' type, the loss and its mask are f32.
+func.func @cross_entropy_bf16_mask(%l: tensor<2x4x16xbf16>, %t: tensor<2x4xi32>, %m: tensor<2x4xbf16>) {
+  // expected-error @+1 {{'mt.cross_entropy' op loss_mask must be f32, got 'bf16'}}
+  %loss = mt.cross_entropy %l, %t, %m : tensor<2x4x16xbf16>, tensor<2x4xi32>, tensor<2x4xbf16> -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @cross_entropy_bf16_loss(%l: tensor<2x4x16xbf16>, %t: tensor<2x4xi32>) {
+  // expected-error @+1 {{'mt.cross_entropy' op the loss must be f32, got 'bf16'}}
+  %loss = mt.cross_entropy %l, %t : tensor<2x4x16xbf16>, tensor<2x4xi32> -> tensor<bf16>
+  return
+}
