@@ -154,56 +154,47 @@ std::vector<std::string> ModelConfig::validate() const {
 }
 
 //===----------------------------------------------------------------------===//
-// Names
+// Names: one table per enum, Megatron's spelling (case-sensitive)
 //===----------------------------------------------------------------------===//
 
-const char *toString(ModelKind kind) {
-  switch (kind) {
-  case ModelKind::GPT:
-    return "gpt";
-  case ModelKind::BERT:
-    return "bert";
-  case ModelKind::T5:
-    return "t5";
-  }
+namespace {
+template <typename Enum> struct Named {
+  Enum value;
+  const char *name;
+};
+
+constexpr Named<ModelKind> modelKindNames[] = {
+    {ModelKind::GPT, "gpt"}, {ModelKind::BERT, "bert"}, {ModelKind::T5, "t5"}};
+constexpr Named<Normalization> normalizationNames[] = {{Normalization::LayerNorm, "LayerNorm"},
+                                                       {Normalization::RMSNorm, "RMSNorm"}};
+constexpr Named<PositionEmbedding> positionEmbeddingNames[] = {{PositionEmbedding::LearnedAbsolute, "learned_absolute"},
+                                                               {PositionEmbedding::Rope, "rope"},
+                                                               {PositionEmbedding::Relative, "relative"}};
+
+template <typename Enum, size_t N> const char *nameOf(const Named<Enum> (&table)[N], Enum value) {
+  for (const Named<Enum> &entry : table)
+    if (entry.value == value)
+      return entry.name;
   return "?";
 }
 
-const char *toString(Normalization normalization) {
-  return normalization == Normalization::LayerNorm ? "LayerNorm" : "RMSNorm";
-}
-
-const char *toString(PositionEmbedding type) {
-  switch (type) {
-  case PositionEmbedding::LearnedAbsolute:
-    return "learned_absolute";
-  case PositionEmbedding::Rope:
-    return "rope";
-  case PositionEmbedding::Relative:
-    return "relative";
-  }
-  return "?";
-}
-
-std::optional<ModelKind> parseModelKind(const std::string &name) {
-  for (ModelKind kind : {ModelKind::GPT, ModelKind::BERT, ModelKind::T5})
-    if (name == toString(kind))
-      return kind;
+template <typename Enum, size_t N> std::optional<Enum> valueOf(const Named<Enum> (&table)[N], const std::string &name) {
+  for (const Named<Enum> &entry : table)
+    if (name == entry.name)
+      return entry.value;
   return std::nullopt;
 }
+} // namespace
 
+const char *toString(ModelKind kind) { return nameOf(modelKindNames, kind); }
+const char *toString(Normalization normalization) { return nameOf(normalizationNames, normalization); }
+const char *toString(PositionEmbedding type) { return nameOf(positionEmbeddingNames, type); }
+std::optional<ModelKind> parseModelKind(const std::string &name) { return valueOf(modelKindNames, name); }
 std::optional<Normalization> parseNormalization(const std::string &name) {
-  for (Normalization n : {Normalization::LayerNorm, Normalization::RMSNorm})
-    if (name == toString(n))
-      return n;
-  return std::nullopt;
+  return valueOf(normalizationNames, name);
 }
-
 std::optional<PositionEmbedding> parsePositionEmbedding(const std::string &name) {
-  for (PositionEmbedding p : {PositionEmbedding::LearnedAbsolute, PositionEmbedding::Rope, PositionEmbedding::Relative})
-    if (name == toString(p))
-      return p;
-  return std::nullopt;
+  return valueOf(positionEmbeddingNames, name);
 }
 
 //===----------------------------------------------------------------------===//

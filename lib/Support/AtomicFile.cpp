@@ -3,6 +3,7 @@
 #include "megatron/Support/AtomicFile.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -77,6 +78,14 @@ std::string writeFileAtomically(const std::string &path, std::string_view conten
     ::fsync(dirFd);
     ::close(dirFd);
   }
+  return {};
+}
+
+std::string writeOutput(const std::string &path, std::string_view contents) {
+  if (path != "-")
+    return writeFileAtomically(path, contents);
+  if (std::fwrite(contents.data(), 1, contents.size(), stdout) != contents.size() || std::fflush(stdout) != 0)
+    return std::string("cannot write to standard output: ") + std::strerror(errno);
   return {};
 }
 

@@ -51,11 +51,7 @@ int main(int argc, char **argv) {
   llvm::raw_string_ostream os(text);
   module->print(os);
   os.flush();
-  if (output == "-") {
-    llvm::outs() << text;
-    return EXIT_SUCCESS;
-  }
-  if (std::string error = megatron::writeFileAtomically(output, text); !error.empty()) {
+  if (std::string error = megatron::writeOutput(output, text); !error.empty()) {
     llvm::errs() << "megatron-model: error: " << error << "\n";
     return EXIT_FAILURE;
   }

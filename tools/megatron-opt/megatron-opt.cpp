@@ -44,11 +44,7 @@ int main(int argc, char **argv) {
   if (mlir::failed(mlir::MlirOptMain(resultStream, std::move(input), registry, config)))
     return EXIT_FAILURE;
 
-  if (outputFilename == "-") {
-    llvm::outs() << result;
-    return EXIT_SUCCESS;
-  }
-  if (std::string error = megatron::writeFileAtomically(outputFilename, result); !error.empty()) {
+  if (std::string error = megatron::writeOutput(outputFilename, result); !error.empty()) {
     llvm::errs() << "megatron-opt: " << error << "\n";
     return EXIT_FAILURE;
   }

@@ -13,6 +13,10 @@ namespace megatron {
 /// the temporary. Returns an empty string on success, otherwise a message naming the path and the reason.
 std::string writeFileAtomically(const std::string &path, std::string_view contents);
 
+/// A tool's output: "-" writes to standard output, any other path goes through writeFileAtomically. Returns an
+/// empty string on success, otherwise the reason.
+std::string writeOutput(const std::string &path, std::string_view contents);
+
 } // namespace megatron
 
 #endif // MEGATRON_SUPPORT_ATOMICFILE_H
