@@ -17,3 +17,6 @@ config.environment["PATH"] = os.pathsep.join(
 config.substitutions.append(("%shared_data", config.shared_data_dir))
 config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(("%megatron_obj_root", config.megatron_obj_root))
+# Tests that read ../shared/data (the GPT-2 vocabulary) say `REQUIRES: shared-data`; elsewhere they are skipped.
+if os.path.isfile(os.path.join(config.shared_data_dir, "gpt2", "vocab.json")):
+    config.available_features.add("shared-data")
