@@ -6,6 +6,10 @@ build="${BUILD_DIR:-$root/build}"
 
 "$root/scripts/setup.sh"
 
+# Compiler command lines contain absolute paths; with a base directory ccache rewrites them relative, so a fresh
+# clone elsewhere (as CI makes) still hits the cache.
+export CCACHE_BASEDIR="$root"
+
 if [ ! -f "$build/build.ninja" ]; then
   cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release
 fi
