@@ -59,7 +59,8 @@ InitAttr TransformerBuilder::onesInit() { return InitAttr::get(module.getContext
 
 Value TransformerBuilder::param(const std::string &name, ArrayRef<int64_t> shape, InitAttr init) {
   RankedTensorType type = floatTensor(shape);
-  if (!module.lookupSymbol(name)) {
+  // A set, not module.lookupSymbol: that scans the module, which made building quadratic in the layers.
+  if (declared.insert(name).second) {
     assert(init && "the first reference to a parameter declares it and needs its init");
     paramBuilder.create<ParamOp>(loc(name), name, type, init);
   }

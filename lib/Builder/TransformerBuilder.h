@@ -13,6 +13,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringSet.h"
 
 #include <string>
 
@@ -80,6 +81,7 @@ private:
   const megatron::ModelConfig &cfg;
   OpBuilder b;
   OpBuilder paramBuilder; // inserts mt.param declarations before @forward, in creation order
+  llvm::StringSet<> declared;
   Type f32;
   Type i32;
 };

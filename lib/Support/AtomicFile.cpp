@@ -26,7 +26,54 @@ std::string directoryOf(const std::string &path) {
 }
 } // namespace
 
-std::string writeFileAtomically(const std::string &path, std::string_view contents) {
+/// Writes `contents` to `fd` completely; false with errno set on failure.
+static bool writeAll(int fd, std::string_view contents) {
+  const char *data = contents.data();
+  size_t left = contents.size();
+  while (left > 0) {
+    ssize_t written = ::write(fd, data, left);
+    if (written < 0) {
+      if (errno == EINTR)
+        continue;
+      return false;
+    }
+    data += written;
+    left -= static_cast<size_t>(written);
+  }
+  return true;
+}
+
+/// A target that is not a regular file (/dev/null, /dev/stdout, a FIFO) cannot be replaced by renaming, and must
+/// not be: as root, a rename over /dev/null would turn the device into a file. Such targets are written in place.
+static std::string writeInPlace(const std::string &path, std::string_view contents) {
+  int fd = ::open(path.c_str(), O_WRONLY);
+  if (fd < 0)
+    return failure(path, "opening", errno);
+  if (!writeAll(fd, contents)) {
+    int error = errno;
+    ::close(fd);
+    return failure(path, "writing", error);
+  }
+  if (::close(fd) != 0)
+    return failure(path, "closing", errno);
+  return {};
+}
+
+std::string writeFileAtomically(const std::string &requestedPath, std::string_view contents) {
+  std::string path = requestedPath;
+  struct stat target;
+  if (::stat(requestedPath.c_str(), &target) == 0) {
+    if (S_ISDIR(target.st_mode))
+      return "cannot write '" + requestedPath + "': it is a directory";
+    if (!S_ISREG(target.st_mode))
+      return writeInPlace(requestedPath, contents);
+    // Replace what a symbolic link points to, not the link itself.
+    if (char *resolved = ::realpath(requestedPath.c_str(), nullptr)) {
+      path = resolved;
+      std::free(resolved);
+    }
+  }
+
   // The temporary lives in the target's directory so that rename() stays within one file system.
   std::string pattern = path + ".tmp.XXXXXX";
   std::vector<char> name(pattern.begin(), pattern.end());
@@ -43,18 +90,8 @@ std::string writeFileAtomically(const std::string &path, std::string_view conten
     return failure(path, what, error);
   };
 
-  const char *data = contents.data();
-  size_t left = contents.size();
-  while (left > 0) {
-    ssize_t written = ::write(fd, data, left);
-    if (written < 0) {
-      if (errno == EINTR)
-        continue;
-      return abandon("writing");
-    }
-    data += written;
-    left -= static_cast<size_t>(written);
-  }
+  if (!writeAll(fd, contents))
+    return abandon("writing");
   // mkstemp creates 0600; give the file the permissions an ordinary create would (0666 less the umask).
   mode_t mask = ::umask(0);
   ::umask(mask);

@@ -62,15 +62,34 @@ TEST_F(AtomicFileTest, GivesOrdinaryPermissions) {
   EXPECT_EQ(st.st_mode & 0777, 0666 & ~mask);
 }
 
-TEST_F(AtomicFileTest, FailureLeavesTheTargetAndNoTemporary) {
-  // Renaming a file over a non-empty directory fails: the directory and its contents must survive.
+TEST_F(AtomicFileTest, ADirectoryIsNotReplaced) {
   std::string target = dir + "/target";
   ASSERT_EQ(mkdir(target.c_str(), 0755), 0);
   ASSERT_EQ(writeFileAtomically(target + "/precious", "keep"), "");
   std::string error = writeFileAtomically(target, "new");
-  EXPECT_NE(error.find(target), std::string::npos) << error;
+  EXPECT_NE(error.find("is a directory"), std::string::npos) << error;
   EXPECT_EQ(read(target + "/precious"), "keep");
   EXPECT_EQ(entries(), 1);
+}
+
+TEST_F(AtomicFileTest, DevicesAreWrittenInPlaceNotReplaced) {
+  // As root, renaming over /dev/null would turn the device into a regular file.
+  ASSERT_EQ(writeFileAtomically("/dev/null", "discarded"), "");
+  struct stat st;
+  ASSERT_EQ(stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+}
+
+TEST_F(AtomicFileTest, ASymlinkKeepsPointingAtTheReplacedFile) {
+  std::string real = dir + "/real.mlir", link = dir + "/link.mlir";
+  ASSERT_EQ(writeFileAtomically(real, "old"), "");
+  ASSERT_EQ(symlink(real.c_str(), link.c_str()), 0);
+  ASSERT_EQ(writeFileAtomically(link, "new"), "");
+  struct stat st;
+  ASSERT_EQ(lstat(link.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  EXPECT_EQ(read(real), "new");
+  EXPECT_EQ(entries(), 2);
 }
 
 TEST_F(AtomicFileTest, MissingDirectoryIsReported) {
