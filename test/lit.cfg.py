@@ -6,7 +6,8 @@ import lit.formats
 config.name = "megatron"
 config.test_format = lit.formats.ShTest(execute_external=True)
 config.suffixes = [".mlir", ".test"]
-config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit"]
+# Inputs/ and the fuzzer's corpus hold IR that tests read, not tests.
+config.excludes = ["Inputs", "corpus", "crashes-found", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.megatron_obj_root, "test")
 
