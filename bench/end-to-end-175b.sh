@@ -10,9 +10,7 @@
 # Usage: bench/end-to-end-175b.sh [build-dir]     (default: build; RUNS=n in the environment changes the count)
 #
 # megatron-opt writes the report and the output module to stdout, redirected to a file in a temporary directory
-# (page cache, no fsync): this needs no /dev/null. Do not time `megatron-opt -o /dev/null` instead: the tools
-# replace their -o target atomically (temporary file + rename), so run as root they replace the device /dev/null
-# itself with a regular file (and the fsync of the atomic write would be timed too).
+# (page cache, no fsync), so that the fsync of `-o FILE`'s atomic write is not what gets timed.
 set -euo pipefail
 
 build="${1:-build}"
