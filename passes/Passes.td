@@ -23,4 +23,22 @@ def MtReport : Pass<"mt-report", "::mlir::ModuleOp"> {
   ];
 }
 
+def MtAutodiff : Pass<"mt-autodiff", "::mlir::ModuleOp"> {
+  let summary = "Builds @train_step: @forward, then its backward, then every parameter's gradient";
+  let description = [{
+    Reverse-mode differentiation of `@forward`, which must return the scalar loss of one micro-batch. The pass
+    adds `@train_step`, a copy of `@forward` followed by:
+    - the loss seed, `mt.fill` with 1 / `mt.num_micro_batches` (the loss of an iteration is the mean over its
+      micro-batches, as in Megatron-LM);
+    - the backward of each op in reverse order, which each op builds itself through `AutodiffOpInterface`
+      (dialects/mt/MtGradients.cpp); gradients of a value used more than once are summed with `mt.add`;
+    - one `mt.grad_accumulate` per parameter, in declaration order, adding its gradient into the parameter's
+      gradient buffer (a tied parameter's uses are summed first).
+
+    Ops with randomness (`mt.dropout`, `mt.attention` with dropout) get an `rng_stream` numbering them in program
+    order; their backward uses the same stream, hence the same mask. `@forward` stays as it is, for evaluation.
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+}
+
 #endif // MEGATRON_PASSES_TD

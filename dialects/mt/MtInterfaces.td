@@ -18,4 +18,23 @@ def Mt_FlopCountOpInterface : OpInterface<"FlopCountOpInterface"> {
   ];
 }
 
+def Mt_AutodiffOpInterface : OpInterface<"AutodiffOpInterface"> {
+  let cppNamespace = "::mlir::mt";
+  let description = [{
+    A differentiable op builds its own backward: given the gradients of its results, it emits the ops that compute
+    the gradients of its operands. The autodiff pass (passes/Autodiff.cpp) is generic over this interface, so a
+    new op brings its derivative with it. The implementations live in dialects/mt/MtGradients.cpp.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+        Emits, at the builder's insertion point, the gradients of the operands. `resultGrads` has one entry per
+        result, null for a result that does not reach the loss (at least one is set). On success `operandGrads`
+        holds one entry per operand: its gradient, or null for an operand that is not differentiable (token ids,
+        labels, masks).
+      }], "::mlir::LogicalResult", "buildGradients",
+      (ins "::mlir::OpBuilder &":$builder, "::mlir::ArrayRef<::mlir::Value>":$resultGrads,
+           "::llvm::SmallVectorImpl<::mlir::Value> &":$operandGrads)>
+  ];
+}
+
 #endif // MT_INTERFACES_TD

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/mt/MtOps.h"
+#include "dialects/mt/MtVerifyUtils.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -16,6 +17,7 @@
 
 using namespace mlir;
 using namespace mlir::mt;
+using namespace mlir::mt::verify;
 
 #include "dialects/mt/MtInterfaces.cpp.inc"
 
@@ -26,51 +28,6 @@ using namespace mlir::mt;
 // Helpers
 //===----------------------------------------------------------------------===//
 
-namespace {
-RankedTensorType tensorOf(Value v) { return cast<RankedTensorType>(v.getType()); }
-ArrayRef<int64_t> shapeOf(Value v) { return tensorOf(v).getShape(); }
-Type elementOf(Value v) { return tensorOf(v).getElementType(); }
-
-/// Checks that `value` has `rank` dimensions; `what` names it in the message.
-LogicalResult expectRank(Operation *op, Value value, int64_t rank, StringRef what, StringRef layout) {
-  if (tensorOf(value).getRank() == rank)
-    return success();
-  return op->emitOpError() << what << " must have rank " << rank << " (" << layout << "), got " << value.getType();
-}
-
-LogicalResult expectShape(Operation *op, Value value, ArrayRef<int64_t> shape, StringRef what) {
-  if (shapeOf(value) == shape)
-    return success();
-  InFlightDiagnostic diag = op->emitOpError() << what << " must have shape [";
-  llvm::interleave(shape, diag, ", ");
-  return diag << "], got " << value.getType();
-}
-
-/// All float operands and results of an mt op compute in one element type; casts are explicit (mt.cast).
-LogicalResult expectSameElementType(Operation *op, ArrayRef<std::pair<Value, StringRef>> values) {
-  Type expected = elementOf(values.front().first);
-  for (auto [value, name] : values.drop_front())
-    if (elementOf(value) != expected)
-      return op->emitOpError() << name << " has element type " << elementOf(value) << " but "
-                               << values.front().second << " has " << expected
-                               << "; insert an mt.cast to mix precisions";
-  return success();
-}
-
-LogicalResult expectPositive(Operation *op, int64_t value, StringRef name) {
-  if (value > 0)
-    return success();
-  return op->emitOpError() << name << " must be positive, got " << value;
-}
-
-LogicalResult expectProbability(Operation *op, double value, StringRef name) {
-  if (value >= 0.0 && value < 1.0)
-    return success();
-  return op->emitOpError() << name << " must be in [0, 1), got " << value;
-}
-
-int64_t numElements(Value v) { return tensorOf(v).getNumElements(); }
-} // namespace
 
 LogicalResult mlir::mt::verifyStaticShapes(Operation *op) {
   auto check = [&](Type type, StringRef kind, unsigned index) -> LogicalResult {

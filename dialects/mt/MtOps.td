@@ -63,7 +63,7 @@ def Mt_ParamRefOp : Mt_PureOp<"param_ref", [DeclareOpInterfaceMethods<SymbolUser
 // Embeddings
 //===----------------------------------------------------------------------===//
 
-def Mt_EmbeddingOp : Mt_PureOp<"embedding"> {
+def Mt_EmbeddingOp : Mt_PureOp<"embedding", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Looks up token embeddings";
   let description = [{
     `result[i..., :] = table[ids[i...], :]`. `ids` has any rank; the result appends the embedding dimension.
@@ -76,7 +76,7 @@ def Mt_EmbeddingOp : Mt_PureOp<"embedding"> {
 }
 
 def Mt_AddPositionEmbeddingOp : Mt_PureOp<"add_position_embedding",
-    [AllTypesMatch<["x", "result"]>]> {
+    [AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Adds learned absolute position embeddings";
   let description = [{
     `result[b, s, :] = x[b, s, :] + table[s, :]` for a `[batch, seq, hidden]` input and a
@@ -88,7 +88,7 @@ def Mt_AddPositionEmbeddingOp : Mt_PureOp<"add_position_embedding",
   let hasVerifier = 1;
 }
 
-def Mt_RopeOp : Mt_PureOp<"rope", [AllTypesMatch<["x", "result"]>]> {
+def Mt_RopeOp : Mt_PureOp<"rope", [AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Applies rotary position embedding to queries or keys";
   let description = [{
     Rotates the first `rotary_dim` channels of each head of a `[batch, seq, heads, head_dim]` tensor by
@@ -101,7 +101,7 @@ def Mt_RopeOp : Mt_PureOp<"rope", [AllTypesMatch<["x", "result"]>]> {
   let hasVerifier = 1;
 }
 
-def Mt_RelativePositionBiasOp : Mt_PureOp<"relative_position_bias"> {
+def Mt_RelativePositionBiasOp : Mt_PureOp<"relative_position_bias", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "T5's bucketed relative position bias";
   let description = [{
     Produces the `[heads, q_seq, kv_seq]` attention bias of T5 from a learned `[num_buckets, heads]` table:
@@ -121,7 +121,7 @@ def Mt_RelativePositionBiasOp : Mt_PureOp<"relative_position_bias"> {
 //===----------------------------------------------------------------------===//
 
 def Mt_LayerNormOp : Mt_PureOp<"layer_norm",
-    [AllTypesMatch<["x", "result"]>, AllTypesMatch<["weight", "bias"]>]> {
+    [AllTypesMatch<["x", "result"]>, AllTypesMatch<["weight", "bias"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "LayerNorm over the last dimension";
   let description = [{ `(x - mean) / sqrt(var + epsilon) * weight + bias`, statistics over the last dimension. }];
   let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$weight, Mt_FloatTensor:$bias, F64Attr:$epsilon);
@@ -130,7 +130,7 @@ def Mt_LayerNormOp : Mt_PureOp<"layer_norm",
   let hasVerifier = 1;
 }
 
-def Mt_RmsNormOp : Mt_PureOp<"rms_norm", [AllTypesMatch<["x", "result"]>]> {
+def Mt_RmsNormOp : Mt_PureOp<"rms_norm", [AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "RMSNorm over the last dimension";
   let description = [{ `x / sqrt(mean(x²) + epsilon) * weight`, statistics over the last dimension. }];
   let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$weight, F64Attr:$epsilon);
@@ -139,7 +139,7 @@ def Mt_RmsNormOp : Mt_PureOp<"rms_norm", [AllTypesMatch<["x", "result"]>]> {
   let hasVerifier = 1;
 }
 
-def Mt_LinearOp : Mt_PureOp<"linear", [DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>]> {
+def Mt_LinearOp : Mt_PureOp<"linear", [DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Affine map of the last dimension: x · Wᵀ + b";
   let description = [{
     `x` is `[..., in]`, `weight` is `[out, in]` (PyTorch's layout) and the optional `bias` is `[out]`; the result
@@ -153,7 +153,7 @@ def Mt_LinearOp : Mt_PureOp<"linear", [DeclareOpInterfaceMethods<Mt_FlopCountOpI
   let hasVerifier = 1;
 }
 
-def Mt_PoolerOp : Mt_PureOp<"pooler", [DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>]> {
+def Mt_PoolerOp : Mt_PureOp<"pooler", [DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "BERT's pooler: tanh of a linear on the first token";
   let description = [{ `result[b, :] = tanh(x[b, 0, :] · Wᵀ + bias)` for `x` of shape `[batch, seq, hidden]`. }];
   let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$weight, Mt_FloatTensor:$bias);
@@ -168,7 +168,7 @@ def Mt_PoolerOp : Mt_PureOp<"pooler", [DeclareOpInterfaceMethods<Mt_FlopCountOpI
 // Attention
 //===----------------------------------------------------------------------===//
 
-def Mt_SplitQkvOp : Mt_PureOp<"split_qkv"> {
+def Mt_SplitQkvOp : Mt_PureOp<"split_qkv", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Splits a fused QKV projection into query, key and value heads";
   let description = [{
     Splits `[batch, seq, (heads + 2·groups)·head_dim]` into query `[batch, seq, heads, head_dim]` and key and
@@ -182,7 +182,7 @@ def Mt_SplitQkvOp : Mt_PureOp<"split_qkv"> {
   let hasVerifier = 1;
 }
 
-def Mt_SplitKvOp : Mt_PureOp<"split_kv"> {
+def Mt_SplitKvOp : Mt_PureOp<"split_kv", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Splits a fused KV projection (cross-attention) into key and value heads";
   let description = [{
     Splits `[batch, seq, 2·groups·head_dim]` into key and value `[batch, seq, groups, head_dim]`, laid out group
@@ -194,7 +194,7 @@ def Mt_SplitKvOp : Mt_PureOp<"split_kv"> {
   let hasVerifier = 1;
 }
 
-def Mt_SplitHeadsOp : Mt_PureOp<"split_heads"> {
+def Mt_SplitHeadsOp : Mt_PureOp<"split_heads", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Views [batch, seq, heads·head_dim] as [batch, seq, heads, head_dim]";
   let arguments = (ins Mt_FloatTensor:$x);
   let results = (outs Mt_FloatTensor:$result);
@@ -202,7 +202,7 @@ def Mt_SplitHeadsOp : Mt_PureOp<"split_heads"> {
   let hasVerifier = 1;
 }
 
-def Mt_MergeHeadsOp : Mt_PureOp<"merge_heads"> {
+def Mt_MergeHeadsOp : Mt_PureOp<"merge_heads", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Views [batch, seq, heads, head_dim] as [batch, seq, heads·head_dim]";
   let arguments = (ins Mt_FloatTensor:$x);
   let results = (outs Mt_FloatTensor:$result);
@@ -211,7 +211,7 @@ def Mt_MergeHeadsOp : Mt_PureOp<"merge_heads"> {
 }
 
 def Mt_AttentionOp : Mt_PureOp<"attention", [AttrSizedOperandSegments, AllTypesMatch<["query", "result"]>,
-    DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>]> {
+    DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Core attention: softmax(scale · QKᵀ + bias + mask) · V";
   let description = [{
     `query` is `[batch, q_seq, heads, head_dim]`; `key` and `value` are `[batch, kv_seq, groups, head_dim]`,
@@ -236,7 +236,7 @@ def Mt_AttentionOp : Mt_PureOp<"attention", [AttrSizedOperandSegments, AllTypesM
   let arguments = (ins Mt_AttnMaskTypeAttr:$mask_type, Mt_FloatTensor:$query, Mt_FloatTensor:$key,
                        Mt_FloatTensor:$value, Optional<Mt_IntTensor>:$mask, Optional<Mt_FloatTensor>:$bias,
                        I64Attr:$num_heads, I64Attr:$num_query_groups, F64Attr:$softmax_scale,
-                       DefaultValuedAttr<F64Attr, "0.0">:$dropout);
+                       DefaultValuedAttr<F64Attr, "0.0">:$dropout, OptionalAttr<I64Attr>:$rng_stream);
   let results = (outs Mt_FloatTensor:$result);
   let assemblyFormat = [{
     $mask_type $query `,` $key `,` $value (`mask` `(` $mask^ `:` type($mask) `)`)?
@@ -249,7 +249,7 @@ def Mt_AttentionOp : Mt_PureOp<"attention", [AttrSizedOperandSegments, AllTypesM
 // Activations, residuals, dropout, casts
 //===----------------------------------------------------------------------===//
 
-def Mt_GeluOp : Mt_PureOp<"gelu", [AllTypesMatch<["x", "result"]>]> {
+def Mt_GeluOp : Mt_PureOp<"gelu", [AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "GeLU activation";
   let description = [{
     `approximation = tanh` is Megatron's default fused bias-GeLU, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`;
@@ -261,7 +261,7 @@ def Mt_GeluOp : Mt_PureOp<"gelu", [AllTypesMatch<["x", "result"]>]> {
   let assemblyFormat = "$x attr-dict `:` type($x)";
 }
 
-def Mt_SwigluOp : Mt_PureOp<"swiglu"> {
+def Mt_SwigluOp : Mt_PureOp<"swiglu", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "SwiGLU: silu(first half) · second half of the last dimension";
   let description = [{
     For `x` of shape `[..., 2·ffn]`, `result = silu(x[..., :ffn]) · x[..., ffn:]`, as Megatron's `--swiglu`
@@ -273,26 +273,28 @@ def Mt_SwigluOp : Mt_PureOp<"swiglu"> {
   let hasVerifier = 1;
 }
 
-def Mt_AddOp : Mt_PureOp<"add", [Commutative, AllTypesMatch<["lhs", "rhs", "result"]>]> {
+def Mt_AddOp : Mt_PureOp<"add", [Commutative, AllTypesMatch<["lhs", "rhs", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Elementwise sum of two tensors of one type (residual connections, loss terms)";
   let arguments = (ins Mt_FloatTensor:$lhs, Mt_FloatTensor:$rhs);
   let results = (outs Mt_FloatTensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
 }
 
-def Mt_DropoutOp : Mt_PureOp<"dropout", [AllTypesMatch<["x", "result"]>]> {
+def Mt_DropoutOp : Mt_PureOp<"dropout", [AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Inverted dropout";
   let description = [{
     During training zeroes each element with probability `rate` and scales the rest by `1/(1 - rate)`; the
-    identity in evaluation. The random stream is derived from the run's seed, so runs are reproducible.
+    identity in evaluation. The mask is a pure function of the run's seed, the iteration, the micro-batch and
+    `rng_stream` (assigned by the autodiff pass), so runs are reproducible and the backward, which is the same op
+    with the same stream, reuses the forward's mask without storing it.
   }];
-  let arguments = (ins Mt_FloatTensor:$x, F64Attr:$rate);
+  let arguments = (ins Mt_FloatTensor:$x, F64Attr:$rate, OptionalAttr<I64Attr>:$rng_stream);
   let results = (outs Mt_FloatTensor:$result);
   let assemblyFormat = "$x attr-dict `:` type($x)";
   let hasVerifier = 1;
 }
 
-def Mt_CastOp : Mt_PureOp<"cast"> {
+def Mt_CastOp : Mt_PureOp<"cast", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Converts a tensor to another floating-point element type";
   let arguments = (ins Mt_FloatTensor:$x);
   let results = (outs Mt_FloatTensor:$result);
@@ -304,7 +306,7 @@ def Mt_CastOp : Mt_PureOp<"cast"> {
 // Loss
 //===----------------------------------------------------------------------===//
 
-def Mt_CrossEntropyOp : Mt_PureOp<"cross_entropy"> {
+def Mt_CrossEntropyOp : Mt_PureOp<"cross_entropy", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Masked mean cross-entropy of logits against labels";
   let description = [{
     `logits` is `[..., vocab]`, `labels` (integers in `[0, vocab)`) and the optional `loss_mask` are `[...]`. The
@@ -319,5 +321,7 @@ def Mt_CrossEntropyOp : Mt_PureOp<"cross_entropy"> {
   }];
   let hasVerifier = 1;
 }
+
+include "dialects/mt/MtGradOps.td"
 
 #endif // MT_OPS_TD

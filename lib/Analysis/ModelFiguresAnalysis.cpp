@@ -64,7 +64,12 @@ FailureOr<ModelFigures> mt::computeModelFigures(ModuleOp module) {
     figures.optimizerStateBytes = math.add(figures.optimizerStateBytes, math.mul(count, optimizerPerElement));
   }
 
-  module.walk([&](mt::FlopCountOpInterface op) {
+  // Megatron's figures count the model's forward and derive the backward from it; after autodiff the module also
+  // holds @train_step, whose ops would be counted twice, so only @forward counts when there is one.
+  Operation *counted = module;
+  if (Operation *forward = module.lookupSymbol("forward"))
+    counted = forward;
+  counted->walk([&](mt::FlopCountOpInterface op) {
     figures.forwardFlopsPerMicroBatch = math.add(figures.forwardFlopsPerMicroBatch, op.getForwardFlops());
   });
   if (auto attr = module->getAttrOfType<IntegerAttr>(kNumMicroBatchesAttr))

@@ -1,0 +1,175 @@
+//===- MtGradOps.cpp - Verifiers and FLOP counts of the gradient ops ------===//
+
+#include "dialects/mt/MtOps.h"
+#include "dialects/mt/MtVerifyUtils.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+using namespace mlir;
+using namespace mlir::mt;
+using namespace mlir::mt::verify;
+
+//===----------------------------------------------------------------------===//
+// Linears
+//===----------------------------------------------------------------------===//
+
+LogicalResult LinearGradInputOp::verify() {
+  if (tensorOf(getDy()).getRank() < 2)
+    return emitOpError() << "dy must have rank >= 2 ([..., out]), got " << getDy().getType();
+  if (failed(expectRank(*this, getWeight(), 2, "weight", "[out, in]")))
+    return failure();
+  int64_t out = shapeOf(getWeight())[0], in = shapeOf(getWeight())[1];
+  if (shapeOf(getDy()).back() != out)
+    return emitOpError() << "dy " << getDy().getType() << " must end in out = " << out << " (weight's rows)";
+  SmallVector<int64_t> expected(shapeOf(getDy()).drop_back());
+  expected.push_back(in);
+  if (failed(expectShape(*this, getDx(), expected, "dx")))
+    return failure();
+  return expectSameElementType(*this, {{getDy(), "dy"}, {getWeight(), "weight"}, {getDx(), "dx"}});
+}
+
+uint64_t LinearGradInputOp::getForwardFlops() {
+  return 2 * static_cast<uint64_t>(numElements(getDy())) * shapeOf(getWeight())[1];
+}
+
+LogicalResult LinearGradWeightOp::verify() {
+  if (tensorOf(getDy()).getRank() < 2 || tensorOf(getX()).getRank() != tensorOf(getDy()).getRank())
+    return emitOpError() << "needs dy [..., out] and x [..., in] of one rank";
+  if (shapeOf(getDy()).drop_back() != shapeOf(getX()).drop_back())
+    return emitOpError() << "dy " << getDy().getType() << " and x " << getX().getType()
+                         << " must agree in their leading dimensions";
+  if (failed(expectShape(*this, getDweight(), {shapeOf(getDy()).back(), shapeOf(getX()).back()}, "dweight")))
+    return failure();
+  return expectSameElementType(*this, {{getDy(), "dy"}, {getX(), "x"}, {getDweight(), "dweight"}});
+}
+
+uint64_t LinearGradWeightOp::getForwardFlops() {
+  return 2 * static_cast<uint64_t>(numElements(getDy())) * shapeOf(getX()).back();
+}
+
+LogicalResult SumRowsOp::verify() {
+  if (failed(expectShape(*this, getResult(), {shapeOf(getX()).back()}, "result")))
+    return failure();
+  return expectSameElementType(*this, {{getX(), "x"}, {getResult(), "result"}});
+}
+
+LogicalResult PoolerGradOp::verify() {
+  if (getDy().getType() != getOut().getType())
+    return emitOpError() << "dy " << getDy().getType() << " and out " << getOut().getType() << " must match";
+  if (getDx().getType() != getX().getType() || getDweight().getType() != getWeight().getType())
+    return emitOpError() << "dx and dweight must have the types of x and weight";
+  if (failed(expectShape(*this, getDbias(), {shapeOf(getWeight())[0]}, "dbias")))
+    return failure();
+  return expectSameElementType(*this, {{getDy(), "dy"}, {getX(), "x"}, {getWeight(), "weight"}});
+}
+
+//===----------------------------------------------------------------------===//
+// Embeddings
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingGradOp::verify() {
+  if (failed(expectRank(*this, getDtable(), 2, "dtable", "[vocab, hidden]")))
+    return failure();
+  SmallVector<int64_t> expected(shapeOf(getIds()));
+  expected.push_back(shapeOf(getDtable())[1]);
+  if (failed(expectShape(*this, getDy(), expected, "dy")))
+    return failure();
+  return expectSameElementType(*this, {{getDy(), "dy"}, {getDtable(), "dtable"}});
+}
+
+LogicalResult PositionEmbeddingGradOp::verify() {
+  if (failed(expectRank(*this, getDy(), 3, "dy", "[batch, seq, hidden]")) ||
+      failed(expectRank(*this, getDtable(), 2, "dtable", "[max_positions, hidden]")))
+    return failure();
+  if (shapeOf(getDtable())[1] != shapeOf(getDy())[2] || shapeOf(getDtable())[0] < shapeOf(getDy())[1])
+    return emitOpError() << "dtable " << getDtable().getType() << " must be [>= seq, hidden] for dy "
+                         << getDy().getType();
+  return expectSameElementType(*this, {{getDy(), "dy"}, {getDtable(), "dtable"}});
+}
+
+LogicalResult RelativePositionBiasGradOp::verify() {
+  if (failed(expectRank(*this, getDbias(), 3, "dbias", "[heads, q_seq, kv_seq]")) ||
+      failed(expectShape(*this, getDtable(), {getNumBuckets(), shapeOf(getDbias())[0]}, "dtable")))
+    return failure();
+  return expectSameElementType(*this, {{getDbias(), "dbias"}, {getDtable(), "dtable"}});
+}
+
+//===----------------------------------------------------------------------===//
+// Attention, activations, loss
+//===----------------------------------------------------------------------===//
+
+LogicalResult AttentionGradOp::verify() {
+  if (getDout().getType() != getQuery().getType() || getOut().getType() != getQuery().getType())
+    return emitOpError() << "dout and out must have the query's type " << getQuery().getType();
+  if (getDquery().getType() != getQuery().getType() || getDkey().getType() != getKey().getType() ||
+      getDvalue().getType() != getValue().getType())
+    return emitOpError() << "dquery, dkey and dvalue must have the types of query, key and value";
+  if (static_cast<bool>(getBias()) != static_cast<bool>(getDbias()))
+    return emitOpError() << "has a dbias result exactly when it has a bias operand";
+  if (getBias() && getDbias().getType() != getBias().getType())
+    return emitOpError() << "dbias must have the bias's type " << getBias().getType();
+  return success();
+}
+
+uint64_t AttentionGradOp::getForwardFlops() {
+  // Recomputing the scores, then dP = dO·Vᵀ, dV = Pᵀ·dO, dQ = dS·K and dK = dSᵀ·Q: five matmuls of the two the
+  // forward has.
+  ArrayRef<int64_t> q = shapeOf(getQuery()), k = shapeOf(getKey());
+  return 10 * static_cast<uint64_t>(q[0]) * q[2] * q[1] * k[1] * q[3];
+}
+
+LogicalResult SwigluGradOp::verify() {
+  if (shapeOf(getX()).back() % 2 != 0)
+    return emitOpError() << "x " << getX().getType() << " must have an even last dimension";
+  SmallVector<int64_t> expected(shapeOf(getX()));
+  expected.back() /= 2;
+  if (failed(expectShape(*this, getDy(), expected, "dy")))
+    return failure();
+  return expectSameElementType(*this, {{getDy(), "dy"}, {getX(), "x"}});
+}
+
+LogicalResult CrossEntropyGradOp::verify() {
+  ArrayRef<int64_t> logits = shapeOf(getLogits());
+  if (logits.size() < 2)
+    return emitOpError() << "logits must have rank >= 2 ([..., vocab]), got " << getLogits().getType();
+  if (failed(expectShape(*this, getLabels(), logits.drop_back(), "labels")))
+    return failure();
+  if (getLossMask() && failed(expectShape(*this, getLossMask(), logits.drop_back(), "loss_mask")))
+    return failure();
+  if (getDlogits().getType() != getLogits().getType())
+    return emitOpError() << "dlogits must have the logits' type " << getLogits().getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Head views
+//===----------------------------------------------------------------------===//
+
+LogicalResult MergeQkvOp::verify() {
+  ArrayRef<int64_t> q = shapeOf(getQuery()), k = shapeOf(getKey());
+  if (q.size() != 4 || getKey().getType() != getValue().getType() || k.size() != 4 || k[0] != q[0] ||
+      k[1] != q[1] || k[3] != q[3] || q[2] % k[2] != 0)
+    return emitOpError() << "needs query [b, s, heads, d] and key, value [b, s, groups, d] with groups dividing heads";
+  if (failed(expectShape(*this, getResult(), {q[0], q[1], (q[2] + 2 * k[2]) * q[3]}, "result")))
+    return failure();
+  return expectSameElementType(*this, {{getQuery(), "query"}, {getKey(), "key"}, {getResult(), "result"}});
+}
+
+LogicalResult MergeKvOp::verify() {
+  ArrayRef<int64_t> k = shapeOf(getKey());
+  if (k.size() != 4 || getKey().getType() != getValue().getType())
+    return emitOpError() << "needs key and value of one type [b, s, groups, d]";
+  if (failed(expectShape(*this, getResult(), {k[0], k[1], 2 * k[2] * k[3]}, "result")))
+    return failure();
+  return expectSameElementType(*this, {{getKey(), "key"}, {getResult(), "result"}});
+}
+
+LogicalResult GradAccumulateOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto param = symbolTable.lookupNearestSymbolFrom<ParamOp>(*this, getNameAttr());
+  if (!param)
+    return emitOpError() << "refers to " << getNameAttr() << ", which is not declared by an mt.param";
+  if (param.getType() != getGradient().getType())
+    return emitOpError() << "accumulates " << getGradient().getType() << " into parameter " << getNameAttr()
+                         << " of type " << param.getType();
+  return success();
+}

@@ -1,0 +1,134 @@
+//===- Autodiff.cpp - Reverse-mode differentiation of @forward -------------===//
+//
+// Generic over AutodiffOpInterface: this file knows no op's derivative. It clones @forward into @train_step,
+// walks its ops backwards asking each for the gradients of its operands, sums the gradients of values used more
+// than once, and hands each parameter's gradient to mt.grad_accumulate.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "dialects/mt/MtOps.h"
+#include "megatron/Analysis/ModelFiguresAnalysis.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/StringMap.h"
+
+namespace mlir::mt {
+#define GEN_PASS_DEF_MTAUTODIFF
+#include "passes/Passes.h.inc"
+} // namespace mlir::mt
+
+using namespace mlir;
+using namespace mlir::mt;
+
+namespace {
+
+/// Numbers the random ops of `body` in program order, so that a backward op can name its forward's mask.
+void assignRngStreams(Block &body) {
+  int64_t next = 0;
+  Builder b(body.getParentOp()->getContext());
+  for (Operation &op : body) {
+    if (auto dropout = dyn_cast<DropoutOp>(op))
+      dropout.setRngStreamAttr(b.getI64IntegerAttr(next++));
+    else if (auto attention = dyn_cast<AttentionOp>(op); attention && attention.getDropout().convertToDouble() > 0)
+      attention.setRngStreamAttr(b.getI64IntegerAttr(next++));
+  }
+}
+
+/// The gradients found so far, summing contributions to one value.
+class GradientMap {
+public:
+  explicit GradientMap(OpBuilder &builder) : b(builder) {}
+
+  Value lookup(Value value) const { return grads.lookup(value); }
+
+  void add(Value value, Value grad) {
+    Value &slot = grads[value];
+    slot = slot ? b.create<AddOp>(grad.getLoc(), value.getType(), slot, grad).getResult() : grad;
+  }
+
+private:
+  OpBuilder &b;
+  DenseMap<Value, Value> grads;
+};
+
+struct MtAutodiffPass : mt::impl::MtAutodiffBase<MtAutodiffPass> {
+  using MtAutodiffBase::MtAutodiffBase;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto forward = module.lookupSymbol<func::FuncOp>("forward");
+    if (!forward) {
+      module.emitError("mt-autodiff: the module has no @forward function to differentiate");
+      return signalPassFailure();
+    }
+    if (module.lookupSymbol("train_step")) {
+      module.emitError("mt-autodiff: the module already has a @train_step");
+      return signalPassFailure();
+    }
+    FunctionType type = forward.getFunctionType();
+    auto lossType = type.getNumResults() == 1 ? dyn_cast<RankedTensorType>(type.getResult(0)) : RankedTensorType();
+    if (!lossType || lossType.getRank() != 0 || !lossType.getElementType().isF32() ||
+        !forward.getBody().hasOneBlock()) {
+      forward.emitError("mt-autodiff: @forward must be one block returning the scalar f32 loss, got ") << type;
+      return signalPassFailure();
+    }
+
+    auto step = cast<func::FuncOp>(forward->clone());
+    step.setName("train_step");
+    module.getBody()->getOperations().insertAfter(Block::iterator(forward), step);
+    Block &body = step.getBody().front();
+    assignRngStreams(body);
+
+    auto ret = cast<func::ReturnOp>(body.getTerminator());
+    OpBuilder b(ret);
+    if (failed(differentiate(module, body, ret.getOperand(0), b)))
+      return signalPassFailure();
+  }
+
+  LogicalResult differentiate(ModuleOp module, Block &body, Value loss, OpBuilder &b) {
+    GradientMap grads(b);
+    int64_t microBatches = 1;
+    if (auto attr = module->getAttrOfType<IntegerAttr>(kNumMicroBatchesAttr))
+      microBatches = attr.getInt();
+    grads.add(loss, b.create<FillOp>(loss.getLoc(), loss.getType(), b.getF64FloatAttr(1.0 / microBatches)));
+
+    llvm::StringMap<Value> paramGrads;
+    SmallVector<Operation *> ops;
+    for (Operation &op : body.without_terminator())
+      ops.push_back(&op);
+    for (Operation *op : llvm::reverse(ops)) {
+      SmallVector<Value> resultGrads;
+      for (Value result : op->getResults())
+        resultGrads.push_back(grads.lookup(result));
+      if (llvm::none_of(resultGrads, [](Value g) { return static_cast<bool>(g); }))
+        continue; // does not reach the loss
+
+      if (auto ref = dyn_cast<ParamRefOp>(op)) {
+        Value &slot = paramGrads[ref.getName()];
+        slot = slot ? b.create<AddOp>(ref.getLoc(), ref.getType(), slot, resultGrads[0]).getResult() : resultGrads[0];
+        continue;
+      }
+      auto differentiable = dyn_cast<AutodiffOpInterface>(op);
+      if (!differentiable)
+        return op->emitOpError("mt-autodiff: has no gradient (it does not implement AutodiffOpInterface)");
+      SmallVector<Value> operandGrads;
+      if (failed(differentiable.buildGradients(b, resultGrads, operandGrads)))
+        return failure();
+      if (operandGrads.size() != op->getNumOperands())
+        return op->emitOpError("mt-autodiff: built ") << operandGrads.size() << " gradients for "
+                                                      << op->getNumOperands() << " operands";
+      for (auto [operand, grad] : llvm::zip(op->getOperands(), operandGrads))
+        if (grad)
+          grads.add(operand, grad);
+    }
+
+    for (ParamOp param : module.getOps<ParamOp>())
+      if (Value grad = paramGrads.lookup(param.getSymName()))
+        b.create<GradAccumulateOp>(param.getLoc(), FlatSymbolRefAttr::get(param.getSymNameAttr()), grad);
+    return success();
+  }
+};
+
+} // namespace
