@@ -41,4 +41,16 @@ def MtAutodiff : Pass<"mt-autodiff", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
+def MtPlan : Pass<"mt-plan", "::mlir::ModuleOp"> {
+  let summary = "Lowers @train_step and @forward to a plan for megatron-run and writes it";
+  let description = [{
+    Writes the plan (docs/plan.md) to `output`, atomically, and prints where its memory goes: parameters,
+    gradients, AdamW state, inputs and the planned activation arena beside the lower bound of live activations.
+    The IR is unchanged. Needs `@train_step`, so it runs after `mt-autodiff`.
+  }];
+  let options = [
+    Option<"output", "output", "std::string", /*default=*/"\"\"", "Path of the plan to write">
+  ];
+}
+
 #endif // MEGATRON_PASSES_TD

@@ -41,6 +41,8 @@ func::FuncOp TransformerBuilder::beginForward(ArrayRef<std::pair<StringRef, Rank
   for (auto [i, input] : llvm::enumerate(inputs))
     func.setArgAttr(i, "mt.input", StringAttr::get(context, input.first));
   Block *body = func.addEntryBlock();
+  for (auto [i, input] : llvm::enumerate(inputs))
+    body->getArgument(i).setLoc(loc(input.first.str()));
   paramBuilder.setInsertionPoint(func); // declarations go before @forward, in creation order
   b.setInsertionPointToStart(body);
   return func;
@@ -91,7 +93,7 @@ Value TransformerBuilder::norm(Value x, const std::string &prefix) {
 Value TransformerBuilder::dropout(Value x, double rate) {
   if (rate == 0.0)
     return x;
-  return b.create<DropoutOp>(x.getLoc(), x.getType(), x, b.getF64FloatAttr(rate));
+  return b.create<DropoutOp>(x.getLoc(), x.getType(), x, b.getF64FloatAttr(rate), /*rng_stream=*/IntegerAttr());
 }
 
 Value TransformerBuilder::add(Value a, Value c) { return b.create<AddOp>(c.getLoc(), a.getType(), a, c); }
@@ -137,7 +139,7 @@ static Value attend(TransformerBuilder &t, const std::string &prefix, Value q, V
   Value context = b.create<AttentionOp>(loc, q.getType(), AttnMaskTypeAttr::get(b.getContext(), mask), q, k, v,
                                         paddingMask, bias, b.getI64IntegerAttr(cfg.numAttentionHeads),
                                         b.getI64IntegerAttr(cfg.numQueryGroups), b.getF64FloatAttr(scale),
-                                        b.getF64FloatAttr(cfg.attentionDropout));
+                                        b.getF64FloatAttr(cfg.attentionDropout), /*rng_stream=*/IntegerAttr());
   ArrayRef<int64_t> s = shapeOf(q);
   Value merged = b.create<MergeHeadsOp>(loc, t.floatTensor({s[0], s[1], s[2] * s[3]}), context);
   return t.linear(merged, prefix + ".linear_proj", cfg.hiddenSize, t.scaledInit(stackLayers), cfg.addBiasLinear);

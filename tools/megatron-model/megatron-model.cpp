@@ -49,7 +49,9 @@ int main(int argc, char **argv) {
 
   std::string text;
   llvm::raw_string_ostream os(text);
-  module->print(os);
+  // Locations name the module each op belongs to ("decoder.layers.3.mlp.linear_fc1"); they travel with the IR so
+  // that later stages (plans, runtime errors, profiles) can speak of layers rather than of line numbers.
+  module->print(os, mlir::OpPrintingFlags().enableDebugInfo(/*enable=*/true, /*prettyForm=*/false));
   os.flush();
   if (std::string error = megatron::writeOutput(output, text); !error.empty()) {
     llvm::errs() << "megatron-model: error: " << error << "\n";

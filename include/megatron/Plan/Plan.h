@@ -1,0 +1,120 @@
+//===- Plan.h - The compiled plan that megatron-run executes ----*- C++ -*-===//
+//
+// A plan is everything the runtime needs and nothing it must work out: every buffer with its arena, offset and
+// size (from the memory planner), every parameter with its init and gradient buffer, and programs that are flat
+// lists of kernel calls on buffers. The compiler writes it as versioned JSON (docs/plan.md); the runtime reads it
+// without MLIR. Plain C++ with no MLIR, LLVM or JSON types.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MEGATRON_PLAN_PLAN_H
+#define MEGATRON_PLAN_PLAN_H
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace megatron::plan {
+
+/// The format written and the only one read; a plan of another version is refused with a clear message.
+inline constexpr int kPlanVersion = 1;
+inline constexpr const char *kPlanFormat = "megatron-plan";
+
+enum class DType { F32, F64, BF16, F16, I32, I64 };
+const char *toString(DType type);
+std::optional<DType> parseDType(const std::string &name);
+int64_t bytesOf(DType type);
+
+/// Where a buffer lives. Persistent arenas keep their contents across steps; `activations` is reused by every
+/// program, laid out by the memory planner.
+enum class Arena { Inputs, Params, Grads, Optimizer, Activations };
+inline constexpr int kNumArenas = 5;
+const char *toString(Arena arena);
+std::optional<Arena> parseArena(const std::string &name);
+
+struct Buffer {
+  Arena arena = Arena::Activations;
+  int64_t offset = 0; // bytes from the arena's start, a multiple of kAlignment
+  int64_t bytes = 0;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  int64_t numElements() const;
+};
+
+/// Buffers start on cache-line (and AVX-512) boundaries.
+inline constexpr int64_t kAlignment = 64;
+
+using AttrValue = std::variant<int64_t, double, bool, std::string>;
+
+/// One kernel call. `accumulate` marks outputs that the kernel adds into (a parameter's gradient buffer) rather
+/// than overwrites; the compiler zeroes an accumulating output that is not a gradient buffer with a `zero` step.
+struct Step {
+  std::string op;
+  std::string loc; // the module the op belongs to, e.g. "decoder.layers.3.mlp.linear_fc1"
+  std::vector<int> inputs;
+  std::vector<int> outputs;
+  std::vector<bool> accumulate; // one per output
+  std::map<std::string, AttrValue> attrs;
+};
+
+struct Program {
+  std::string name;       // "train_step" (forward + backward + gradients) or "forward" (evaluation)
+  int loss = -1;          // the buffer holding the scalar loss after the program ran
+  int64_t peakActivationBytes = 0; // the largest sum of live activation bytes at any step (a lower bound)
+  std::vector<Step> steps;
+};
+
+enum class InitKind { Normal, Zeros, Ones };
+
+struct Param {
+  std::string name;
+  int buffer = -1;
+  int grad = -1;
+  InitKind init = InitKind::Normal;
+  double initStd = 0.0;   // the effective standard deviation (scaled init already applied)
+  bool weightDecay = true; // Megatron: no decay on biases and norm weights
+  int expAvg = -1;        // AdamW's first and second moments
+  int expAvgSq = -1;
+};
+
+struct Input {
+  std::string name; // "tokens", "labels", "loss_mask", ...
+  int buffer = -1;
+};
+
+struct ModelInfo {
+  std::string family;      // gpt, bert, t5
+  std::string fingerprint; // of the parameters' names, shapes and inits: what a checkpoint must match
+  int64_t numMicroBatches = 1;
+  uint64_t parameters = 0;
+  uint64_t forwardFlopsPerMicroBatch = 0;
+};
+
+struct Plan {
+  ModelInfo model;
+  std::vector<Input> inputs;
+  std::vector<Param> params;
+  std::vector<Buffer> buffers;
+  int64_t arenaBytes[kNumArenas] = {};
+  std::vector<Program> programs;
+
+  const Program *program(const std::string &name) const;
+  int64_t totalBytes() const;
+};
+
+/// The plan as JSON text, with its fingerprint computed over everything else.
+std::string toJson(const Plan &plan);
+/// The fingerprint that toJson records: a hash of the plan's content.
+std::string fingerprintOf(const Plan &plan);
+
+/// Reads and checks a plan file: the format name and version, every buffer inside its arena, every buffer id and
+/// dtype a step or parameter names. Returns std::nullopt and sets `error` (naming the file and the problem).
+std::optional<Plan> readPlan(const std::string &path, std::string &error);
+std::optional<Plan> parsePlan(const std::string &json, const std::string &path, std::string &error);
+
+} // namespace megatron::plan
+
+#endif // MEGATRON_PLAN_PLAN_H

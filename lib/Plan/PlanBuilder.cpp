@@ -1,0 +1,344 @@
+//===- PlanBuilder.cpp - Lowering mt IR to a plan --------------------------===//
+//
+// Each mt op becomes one step named after it ("linear", "attention_grad", ...) with its attributes; views
+// (split_heads, merge_heads) alias their operand's buffer; parameter gradients are written by the kernels that
+// produce them straight into the gradient buffers, accumulating, so that neither a temporary nor an extra pass
+// over memory is needed. See docs/plan.md.
+//
+//===----------------------------------------------------------------------===//
+
+#include "megatron/Plan/PlanBuilder.h"
+
+#include "dialects/mt/MtOps.h"
+#include "megatron/Analysis/ModelFiguresAnalysis.h"
+#include "megatron/Plan/MemoryPlanner.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+using namespace mlir::mt;
+namespace plan = megatron::plan;
+
+namespace {
+
+FailureOr<plan::DType> dtypeOf(Operation *where, Type element) {
+  if (element.isF32())
+    return plan::DType::F32;
+  if (element.isF64())
+    return plan::DType::F64;
+  if (element.isBF16())
+    return plan::DType::BF16;
+  if (element.isF16())
+    return plan::DType::F16;
+  if (element.isSignlessInteger(32))
+    return plan::DType::I32;
+  if (element.isSignlessInteger(64))
+    return plan::DType::I64;
+  return where->emitError("mt-plan: unsupported element type ") << element;
+}
+
+/// Outputs that a kernel adds into instead of overwriting: the ones that are parameter gradients (and T5's
+/// bias gradient, which sums over the batch). The runtime kernels share this contract (docs/cpu-kernels.md).
+SmallVector<unsigned> accumulatingOutputs(Operation *op) {
+  return TypeSwitch<Operation *, SmallVector<unsigned>>(op)
+      .Case<LinearGradWeightOp, SumRowsOp, EmbeddingGradOp, PositionEmbeddingGradOp, RelativePositionBiasGradOp>(
+          [](auto) { return SmallVector<unsigned>{0}; })
+      .Case<LayerNormGradOp, PoolerGradOp>([](auto) { return SmallVector<unsigned>{1, 2}; })
+      .Case<RmsNormGradOp>([](auto) { return SmallVector<unsigned>{1}; })
+      .Case<AttentionGradOp>([](auto) { return SmallVector<unsigned>{3}; })
+      .Default([](Operation *) { return SmallVector<unsigned>{}; });
+}
+
+bool isAccumulating(OpResult result) {
+  return llvm::is_contained(accumulatingOutputs(result.getOwner()), result.getResultNumber());
+}
+
+/// Step attributes: integers, floats, booleans and the mt enums as their keywords.
+std::map<std::string, plan::AttrValue> stepAttrs(Operation *op) {
+  std::map<std::string, plan::AttrValue> attrs;
+  for (NamedAttribute named : op->getAttrDictionary()) {
+    std::string key = named.getName().str();
+    Attribute value = named.getValue();
+    if (key == "operandSegmentSizes")
+      continue;
+    if (auto b = dyn_cast<BoolAttr>(value))
+      attrs[key] = b.getValue();
+    else if (auto i = dyn_cast<IntegerAttr>(value))
+      attrs[key] = i.getInt();
+    else if (auto f = dyn_cast<FloatAttr>(value))
+      attrs[key] = f.getValueAsDouble();
+    else if (auto mask = dyn_cast<AttnMaskTypeAttr>(value))
+      attrs[key] = stringifyAttnMaskType(mask.getValue()).str();
+    else if (auto gelu = dyn_cast<GeluApproximationAttr>(value))
+      attrs[key] = stringifyGeluApproximation(gelu.getValue()).str();
+  }
+  return attrs;
+}
+
+std::string locationName(Location loc) {
+  if (auto name = dyn_cast<NameLoc>(loc))
+    return name.getName().str();
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    for (Location inner : fused.getLocations())
+      if (std::string name = locationName(inner); !name.empty())
+        return name;
+  return "";
+}
+
+/// FNV-1a over the parameters' names, shapes, dtypes and inits: a checkpoint loads only into the same model.
+std::string modelFingerprint(ModuleOp module) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  for (ParamOp param : module.getOps<ParamOp>())
+    os << param.getSymName() << ":" << param.getType() << ":" << param.getInit() << ";";
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : os.str()) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return llvm::formatv("{0:x16}", hash).str();
+}
+
+class PlanLowering {
+public:
+  explicit PlanLowering(ModuleOp module) : module(module) {}
+
+  FailureOr<plan::Plan> run();
+
+private:
+  FailureOr<int> newBuffer(Operation *where, RankedTensorType type, plan::Arena arena);
+  LogicalResult declareParams();
+  LogicalResult declareInputs(func::FuncOp forward);
+  FailureOr<plan::Program> lowerProgram(func::FuncOp func);
+  void bindGradients(func::FuncOp func);
+  void bind(Value value, StringRef param, GradAccumulateOp sink);
+
+  ModuleOp module;
+  plan::Plan result;
+  int64_t persistentBytes[plan::kNumArenas] = {};
+  llvm::StringMap<int> paramBuffers, gradBuffers;
+  SmallVector<int> inputBuffers;
+
+  // Per program:
+  DenseMap<Value, int> buffers;
+  DenseMap<Value, StringRef> boundToGradient;              // results a kernel accumulates into a gradient
+  llvm::DenseSet<Operation *> elidedAdds;                 // sums of gradients that accumulation replaces
+  DenseMap<Operation *, SmallVector<Value>> explicitSinks; // grad_accumulate -> values to add in a step
+};
+
+FailureOr<int> PlanLowering::newBuffer(Operation *where, RankedTensorType type, plan::Arena arena) {
+  FailureOr<plan::DType> dtype = dtypeOf(where, type.getElementType());
+  if (failed(dtype))
+    return failure();
+  plan::Buffer buffer;
+  buffer.arena = arena;
+  buffer.dtype = *dtype;
+  buffer.shape.assign(type.getShape().begin(), type.getShape().end());
+  buffer.bytes = buffer.numElements() * plan::bytesOf(*dtype);
+  if (arena != plan::Arena::Activations) { // persistent arenas are laid out in declaration order
+    int64_t &end = persistentBytes[static_cast<int>(arena)];
+    buffer.offset = end;
+    end += (buffer.bytes + plan::kAlignment - 1) / plan::kAlignment * plan::kAlignment;
+  }
+  result.buffers.push_back(std::move(buffer));
+  return static_cast<int>(result.buffers.size() - 1);
+}
+
+LogicalResult PlanLowering::declareParams() {
+  for (ParamOp param : module.getOps<ParamOp>()) {
+    plan::Param p;
+    p.name = param.getSymName().str();
+    RankedTensorType type = param.getTensorType();
+    FailureOr<int> value = newBuffer(param, type, plan::Arena::Params);
+    FailureOr<int> grad = newBuffer(param, type.clone(Float32Type::get(type.getContext())), plan::Arena::Grads);
+    FailureOr<int> m = newBuffer(param, type.clone(Float32Type::get(type.getContext())), plan::Arena::Optimizer);
+    FailureOr<int> v = newBuffer(param, type.clone(Float32Type::get(type.getContext())), plan::Arena::Optimizer);
+    if (failed(value) || failed(grad) || failed(m) || failed(v))
+      return failure();
+    p.buffer = *value;
+    p.grad = *grad;
+    p.expAvg = *m;
+    p.expAvgSq = *v;
+    InitAttr init = param.getInit();
+    p.init = init.getKind() == InitKind::Zeros  ? plan::InitKind::Zeros
+             : init.getKind() == InitKind::Ones ? plan::InitKind::Ones
+                                                : plan::InitKind::Normal;
+    p.initStd = init.getEffectiveStd();
+    // Megatron-LM: no weight decay on biases and on norm weights, that is on 1-D parameters.
+    p.weightDecay = type.getRank() > 1;
+    paramBuffers[p.name] = p.buffer;
+    gradBuffers[p.name] = p.grad;
+    result.params.push_back(std::move(p));
+  }
+  return success();
+}
+
+LogicalResult PlanLowering::declareInputs(func::FuncOp forward) {
+  for (BlockArgument arg : forward.getArguments()) {
+    auto name = forward.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "mt.input");
+    auto type = dyn_cast<RankedTensorType>(arg.getType());
+    if (!name || !type)
+      return forward.emitError("mt-plan: argument #") << arg.getArgNumber()
+                                                     << " of @forward needs a tensor type and an mt.input name";
+    FailureOr<int> buffer = newBuffer(forward, type, plan::Arena::Inputs);
+    if (failed(buffer))
+      return failure();
+    inputBuffers.push_back(*buffer);
+    result.inputs.push_back({name.str(), *buffer});
+  }
+  return success();
+}
+
+void PlanLowering::bind(Value value, StringRef param, GradAccumulateOp sink) {
+  if (value.hasOneUse()) {
+    if (auto add = value.getDefiningOp<AddOp>()) {
+      elidedAdds.insert(add);
+      bind(add.getLhs(), param, sink);
+      bind(add.getRhs(), param, sink);
+      return;
+    }
+    if (auto opResult = dyn_cast<OpResult>(value); opResult && isAccumulating(opResult)) {
+      boundToGradient[value] = param;
+      return;
+    }
+  }
+  explicitSinks[sink].push_back(value);
+}
+
+void PlanLowering::bindGradients(func::FuncOp func) {
+  boundToGradient.clear();
+  elidedAdds.clear();
+  explicitSinks.clear();
+  func.walk([&](GradAccumulateOp sink) { bind(sink.getGradient(), sink.getName(), sink); });
+}
+
+FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func) {
+  plan::Program program;
+  program.name = func.getName().str();
+  buffers.clear();
+  bindGradients(func);
+  for (auto [arg, buffer] : llvm::zip(func.getArguments(), inputBuffers))
+    buffers[arg] = buffer;
+
+  std::vector<int> activationIds; // in creation order
+  auto emit = [&](plan::Step step) { program.steps.push_back(std::move(step)); };
+
+  for (Operation &op : func.getBody().front()) {
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      program.loss = buffers.lookup(ret.getOperand(0));
+      continue;
+    }
+    if (auto ref = dyn_cast<ParamRefOp>(op)) {
+      buffers[ref.getResult()] = paramBuffers.lookup(ref.getName());
+      continue;
+    }
+    if (isa<SplitHeadsOp, MergeHeadsOp>(op)) { // a view of the same bytes
+      buffers[op.getResult(0)] = buffers.lookup(op.getOperand(0));
+      continue;
+    }
+    if (elidedAdds.contains(&op))
+      continue;
+    if (auto sink = dyn_cast<GradAccumulateOp>(op)) {
+      for (Value value : explicitSinks.lookup(&op))
+        emit({"accumulate", locationName(op.getLoc()), {buffers.lookup(value)}, {gradBuffers.lookup(sink.getName())},
+              {true}, {}});
+      continue;
+    }
+
+    plan::Step step;
+    step.op = op.getName().stripDialect().str();
+    step.loc = locationName(op.getLoc());
+    step.attrs = stepAttrs(&op);
+    for (Value operand : op.getOperands()) {
+      auto buffer = buffers.find(operand);
+      if (buffer == buffers.end())
+        return op.emitOpError("mt-plan: an operand has no buffer (it is not defined by a lowered op)");
+      step.inputs.push_back(buffer->second);
+    }
+    for (OpResult opResult : op.getResults()) {
+      if (auto param = boundToGradient.find(opResult); param != boundToGradient.end()) {
+        step.outputs.push_back(gradBuffers.lookup(param->second));
+        step.accumulate.push_back(true);
+        continue;
+      }
+      FailureOr<int> buffer = newBuffer(&op, cast<RankedTensorType>(opResult.getType()), plan::Arena::Activations);
+      if (failed(buffer))
+        return failure();
+      activationIds.push_back(*buffer);
+      buffers[opResult] = *buffer;
+      bool accumulating = isAccumulating(opResult);
+      if (accumulating) // an accumulating kernel needs a zeroed output when it is not a gradient buffer
+        emit({"zero", step.loc, {}, {*buffer}, {false}, {}});
+      step.outputs.push_back(*buffer);
+      step.accumulate.push_back(accumulating);
+    }
+    emit(std::move(step));
+  }
+  if (program.loss < 0)
+    return func.emitError("mt-plan: @") << program.name << " must return its loss";
+
+  // Lifetimes of this program's activations: from the step that writes them to the last step that touches them.
+  // The loss stays alive to the end, where the runtime reads it.
+  llvm::DenseMap<int, size_t> index;
+  std::vector<plan::Lifetime> lifetimes;
+  for (int id : activationIds) {
+    index[id] = lifetimes.size();
+    lifetimes.push_back({result.buffers[id].bytes, -1, -1});
+  }
+  for (auto [i, step] : llvm::enumerate(program.steps))
+    for (const std::vector<int> *ids : {&step.inputs, &step.outputs})
+      for (int id : *ids)
+        if (auto it = index.find(id); it != index.end()) {
+          plan::Lifetime &l = lifetimes[it->second];
+          if (l.first < 0)
+            l.first = static_cast<int>(i);
+          l.last = static_cast<int>(i);
+        }
+  if (auto it = index.find(program.loss); it != index.end())
+    lifetimes[it->second].last = static_cast<int>(program.steps.size());
+  plan::MemoryLayout layout = plan::planMemory(lifetimes, plan::kAlignment);
+  for (int id : activationIds)
+    result.buffers[id].offset = layout.offsets[index[id]];
+  int64_t &arena = result.arenaBytes[static_cast<int>(plan::Arena::Activations)];
+  arena = std::max(arena, layout.arenaBytes);
+  program.peakActivationBytes = layout.peakLiveBytes;
+  return program;
+}
+
+FailureOr<plan::Plan> PlanLowering::run() {
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  auto trainStep = module.lookupSymbol<func::FuncOp>("train_step");
+  if (!forward || !trainStep)
+    return module.emitError("mt-plan: the module needs @forward and @train_step; run mt-autodiff first");
+
+  FailureOr<megatron::ModelFigures> figures = computeModelFigures(module);
+  if (failed(figures))
+    return failure();
+  if (auto family = module->getAttrOfType<StringAttr>("mt.model"))
+    result.model.family = family.str();
+  result.model.fingerprint = modelFingerprint(module);
+  result.model.numMicroBatches = figures->microBatchesPerIteration;
+  result.model.parameters = figures->parameterCount;
+  result.model.forwardFlopsPerMicroBatch = figures->forwardFlopsPerMicroBatch;
+
+  if (failed(declareParams()) || failed(declareInputs(forward)))
+    return failure();
+  for (func::FuncOp func : {trainStep, forward}) {
+    FailureOr<plan::Program> program = lowerProgram(func);
+    if (failed(program))
+      return failure();
+    result.programs.push_back(std::move(*program));
+  }
+  for (int arena = 0; arena < plan::kNumArenas; ++arena)
+    if (arena != static_cast<int>(plan::Arena::Activations))
+      result.arenaBytes[arena] = persistentBytes[arena];
+  return std::move(result);
+}
+
+} // namespace
+
+FailureOr<plan::Plan> mt::buildPlan(ModuleOp module) { return PlanLowering(module).run(); }

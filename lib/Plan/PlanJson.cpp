@@ -1,0 +1,393 @@
+//===- PlanJson.cpp - Plans as versioned JSON ------------------------------===//
+//
+// nlohmann-json parses and prints; everything read is checked before the runtime can index with it, so a
+// corrupt, foreign or outdated plan is an error message, not an out-of-bounds access.
+//
+//===----------------------------------------------------------------------===//
+
+#include "megatron/Plan/Plan.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+namespace megatron::plan {
+
+using nlohmann::json;
+
+//===----------------------------------------------------------------------===//
+// Names
+//===----------------------------------------------------------------------===//
+
+namespace {
+struct DTypeInfo {
+  DType type;
+  const char *name;
+  int64_t bytes;
+};
+constexpr DTypeInfo dtypes[] = {{DType::F32, "f32", 4}, {DType::F64, "f64", 8}, {DType::BF16, "bf16", 2},
+                                {DType::F16, "f16", 2}, {DType::I32, "i32", 4}, {DType::I64, "i64", 8}};
+constexpr const char *arenaNames[kNumArenas] = {"inputs", "params", "grads", "optimizer", "activations"};
+constexpr const char *initNames[] = {"normal", "zeros", "ones"};
+} // namespace
+
+const char *toString(DType type) {
+  for (const DTypeInfo &d : dtypes)
+    if (d.type == type)
+      return d.name;
+  return "?";
+}
+
+std::optional<DType> parseDType(const std::string &name) {
+  for (const DTypeInfo &d : dtypes)
+    if (name == d.name)
+      return d.type;
+  return std::nullopt;
+}
+
+int64_t bytesOf(DType type) {
+  for (const DTypeInfo &d : dtypes)
+    if (d.type == type)
+      return d.bytes;
+  return 0;
+}
+
+const char *toString(Arena arena) { return arenaNames[static_cast<int>(arena)]; }
+
+std::optional<Arena> parseArena(const std::string &name) {
+  for (int i = 0; i < kNumArenas; ++i)
+    if (name == arenaNames[i])
+      return static_cast<Arena>(i);
+  return std::nullopt;
+}
+
+int64_t Buffer::numElements() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+const Program *Plan::program(const std::string &name) const {
+  for (const Program &p : programs)
+    if (p.name == name)
+      return &p;
+  return nullptr;
+}
+
+int64_t Plan::totalBytes() const {
+  int64_t total = 0;
+  for (int64_t bytes : arenaBytes)
+    total += bytes;
+  return total;
+}
+
+//===----------------------------------------------------------------------===//
+// Writing
+//===----------------------------------------------------------------------===//
+
+namespace {
+json attrToJson(const AttrValue &value) {
+  return std::visit([](const auto &v) { return json(v); }, value);
+}
+
+/// Everything but the fingerprint, in a fixed key order (nlohmann sorts object keys).
+json contentOf(const Plan &plan) {
+  json buffers = json::array();
+  for (const Buffer &b : plan.buffers)
+    buffers.push_back({{"arena", toString(b.arena)},
+                       {"offset", b.offset},
+                       {"bytes", b.bytes},
+                       {"dtype", toString(b.dtype)},
+                       {"shape", b.shape}});
+  json arenas = json::object();
+  for (int i = 0; i < kNumArenas; ++i)
+    arenas[arenaNames[i]] = plan.arenaBytes[i];
+  json inputs = json::array();
+  for (const Input &in : plan.inputs)
+    inputs.push_back({{"name", in.name}, {"buffer", in.buffer}});
+  json params = json::array();
+  for (const Param &p : plan.params)
+    params.push_back({{"name", p.name},
+                      {"buffer", p.buffer},
+                      {"grad", p.grad},
+                      {"exp_avg", p.expAvg},
+                      {"exp_avg_sq", p.expAvgSq},
+                      {"init", initNames[static_cast<int>(p.init)]},
+                      {"init_std", p.initStd},
+                      {"weight_decay", p.weightDecay}});
+  json programs = json::array();
+  for (const Program &program : plan.programs) {
+    json steps = json::array();
+    for (const Step &s : program.steps) {
+      json attrs = json::object();
+      for (const auto &[key, value] : s.attrs)
+        attrs[key] = attrToJson(value);
+      steps.push_back({{"op", s.op},
+                       {"loc", s.loc},
+                       {"in", s.inputs},
+                       {"out", s.outputs},
+                       {"accumulate", s.accumulate},
+                       {"attrs", attrs}});
+    }
+    programs.push_back({{"name", program.name},
+                        {"loss", program.loss},
+                        {"peak_activation_bytes", program.peakActivationBytes},
+                        {"steps", steps}});
+  }
+  return {{"format", kPlanFormat},
+          {"version", kPlanVersion},
+          {"model",
+           {{"family", plan.model.family},
+            {"fingerprint", plan.model.fingerprint},
+            {"num_micro_batches", plan.model.numMicroBatches},
+            {"parameters", plan.model.parameters},
+            {"forward_flops_per_micro_batch", plan.model.forwardFlopsPerMicroBatch}}},
+          {"arenas", arenas},
+          {"buffers", buffers},
+          {"inputs", inputs},
+          {"params", params},
+          {"programs", programs}};
+}
+
+/// FNV-1a, 64 bits: a fingerprint to detect mismatched or damaged plans, not a security measure.
+std::string fnv1a(const std::string &text) {
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(hash));
+  return out;
+}
+} // namespace
+
+std::string fingerprintOf(const Plan &plan) { return fnv1a(contentOf(plan).dump()); }
+
+std::string toJson(const Plan &plan) {
+  json document = contentOf(plan);
+  std::string fingerprint = fnv1a(document.dump());
+  // One buffer, parameter or step per line: a plan stays readable and diffable without growing huge.
+  std::string out = "{\n";
+  out += "\"format\": " + json(kPlanFormat).dump() + ",\n\"version\": " + std::to_string(kPlanVersion) + ",\n";
+  out += "\"fingerprint\": " + json(fingerprint).dump() + ",\n";
+  out += "\"model\": " + document["model"].dump() + ",\n";
+  out += "\"arenas\": " + document["arenas"].dump() + ",\n";
+  auto list = [&](const char *key, const json &items, const char *indent) {
+    std::string text = std::string("\"") + key + "\": [";
+    for (size_t i = 0; i < items.size(); ++i)
+      text += (i ? ",\n" : "\n") + std::string(indent) + items[i].dump();
+    return text + "]";
+  };
+  out += list("inputs", document["inputs"], " ") + ",\n";
+  out += list("params", document["params"], " ") + ",\n";
+  out += list("buffers", document["buffers"], " ") + ",\n";
+  out += "\"programs\": [";
+  for (size_t i = 0; i < document["programs"].size(); ++i) {
+    json program = document["programs"][i];
+    json steps = program["steps"];
+    program.erase("steps");
+    std::string head = program.dump();
+    head.pop_back(); // reopen the object to append its steps
+    out += (i ? ",\n " : "\n ") + head + ",\n " + list("steps", steps, "  ") + "}";
+  }
+  return out + "]\n}\n";
+}
+
+//===----------------------------------------------------------------------===//
+// Reading
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Thrown inside the reader only, and turned into the error message.
+struct PlanError {
+  std::string message;
+};
+
+[[noreturn]] void fail(const std::string &message) { throw PlanError{message}; }
+
+const json &field(const json &object, const char *key, const std::string &where) {
+  if (!object.is_object() || !object.contains(key))
+    fail(where + " has no '" + key + "'");
+  return object.at(key);
+}
+
+template <typename T> T get(const json &object, const char *key, const std::string &where) {
+  const json &value = field(object, key, where);
+  try {
+    return value.get<T>();
+  } catch (const json::exception &) {
+    fail(where + "." + key + " has the wrong type: " + value.dump());
+  }
+}
+
+int bufferId(const json &value, const Plan &plan, const std::string &where) {
+  if (!value.is_number_integer())
+    fail(where + " is not a buffer id: " + value.dump());
+  int64_t id = value.get<int64_t>();
+  if (id < 0 || id >= static_cast<int64_t>(plan.buffers.size()))
+    fail(where + " names buffer " + std::to_string(id) + " of " + std::to_string(plan.buffers.size()));
+  return static_cast<int>(id);
+}
+
+void readBuffers(const json &document, Plan &plan) {
+  const json &arenas = field(document, "arenas", "the plan");
+  for (int i = 0; i < kNumArenas; ++i) {
+    plan.arenaBytes[i] = get<int64_t>(arenas, arenaNames[i], "arenas");
+    if (plan.arenaBytes[i] < 0)
+      fail(std::string("arena '") + arenaNames[i] + "' has a negative size");
+  }
+  const json &buffers = field(document, "buffers", "the plan");
+  if (!buffers.is_array())
+    fail("'buffers' is not a list");
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    std::string where = "buffer " + std::to_string(i);
+    Buffer b;
+    std::optional<Arena> arena = parseArena(get<std::string>(buffers[i], "arena", where));
+    std::optional<DType> dtype = parseDType(get<std::string>(buffers[i], "dtype", where));
+    if (!arena || !dtype)
+      fail(where + " has an unknown arena or dtype");
+    b.arena = *arena;
+    b.dtype = *dtype;
+    b.offset = get<int64_t>(buffers[i], "offset", where);
+    b.bytes = get<int64_t>(buffers[i], "bytes", where);
+    b.shape = get<std::vector<int64_t>>(buffers[i], "shape", where);
+    for (int64_t d : b.shape)
+      if (d <= 0 || d > (int64_t(1) << 40))
+        fail(where + " has an invalid dimension " + std::to_string(d));
+    if (b.bytes != b.numElements() * bytesOf(b.dtype))
+      fail(where + " has " + std::to_string(b.bytes) + " bytes for its shape and dtype");
+    if (b.offset < 0 || b.offset % kAlignment != 0 || b.offset + b.bytes > plan.arenaBytes[static_cast<int>(b.arena)])
+      fail(where + " lies outside its arena '" + toString(b.arena) + "'");
+    plan.buffers.push_back(std::move(b));
+  }
+}
+
+void readPrograms(const json &document, Plan &plan) {
+  const json &programs = field(document, "programs", "the plan");
+  if (!programs.is_array())
+    fail("'programs' is not a list");
+  for (const json &p : programs) {
+    Program program;
+    program.name = get<std::string>(p, "name", "a program");
+    std::string where = "program '" + program.name + "'";
+    program.loss = bufferId(field(p, "loss", where), plan, where + ".loss");
+    program.peakActivationBytes = get<int64_t>(p, "peak_activation_bytes", where);
+    const json &steps = field(p, "steps", where);
+    if (!steps.is_array())
+      fail(where + ".steps is not a list");
+    for (size_t i = 0; i < steps.size(); ++i) {
+      std::string stepWhere = where + " step " + std::to_string(i);
+      Step s;
+      s.op = get<std::string>(steps[i], "op", stepWhere);
+      s.loc = get<std::string>(steps[i], "loc", stepWhere);
+      for (const json &id : field(steps[i], "in", stepWhere))
+        s.inputs.push_back(bufferId(id, plan, stepWhere + " (" + s.op + ") input"));
+      for (const json &id : field(steps[i], "out", stepWhere))
+        s.outputs.push_back(bufferId(id, plan, stepWhere + " (" + s.op + ") output"));
+      s.accumulate = get<std::vector<bool>>(steps[i], "accumulate", stepWhere);
+      if (s.accumulate.size() != s.outputs.size())
+        fail(stepWhere + " has " + std::to_string(s.accumulate.size()) + " accumulate flags for " +
+             std::to_string(s.outputs.size()) + " outputs");
+      for (const auto &[key, value] : field(steps[i], "attrs", stepWhere).items()) {
+        if (value.is_boolean())
+          s.attrs[key] = value.get<bool>();
+        else if (value.is_number_integer())
+          s.attrs[key] = value.get<int64_t>();
+        else if (value.is_number())
+          s.attrs[key] = value.get<double>();
+        else if (value.is_string())
+          s.attrs[key] = value.get<std::string>();
+        else
+          fail(stepWhere + " attribute '" + key + "' has an unsupported value " + value.dump());
+      }
+      program.steps.push_back(std::move(s));
+    }
+    plan.programs.push_back(std::move(program));
+  }
+}
+
+void readModel(const json &document, Plan &plan) {
+  const json &model = field(document, "model", "the plan");
+  plan.model.family = get<std::string>(model, "family", "model");
+  plan.model.fingerprint = get<std::string>(model, "fingerprint", "model");
+  plan.model.numMicroBatches = get<int64_t>(model, "num_micro_batches", "model");
+  plan.model.parameters = get<uint64_t>(model, "parameters", "model");
+  plan.model.forwardFlopsPerMicroBatch = get<uint64_t>(model, "forward_flops_per_micro_batch", "model");
+  if (plan.model.numMicroBatches <= 0)
+    fail("model.num_micro_batches must be positive");
+
+  for (const json &in : field(document, "inputs", "the plan")) {
+    Input input{get<std::string>(in, "name", "an input"), -1};
+    input.buffer = bufferId(field(in, "buffer", "input"), plan, "input '" + input.name + "'");
+    plan.inputs.push_back(std::move(input));
+  }
+  for (const json &p : field(document, "params", "the plan")) {
+    Param param;
+    param.name = get<std::string>(p, "name", "a parameter");
+    std::string where = "parameter '" + param.name + "'";
+    param.buffer = bufferId(field(p, "buffer", where), plan, where);
+    param.grad = bufferId(field(p, "grad", where), plan, where + " gradient");
+    param.expAvg = bufferId(field(p, "exp_avg", where), plan, where + " exp_avg");
+    param.expAvgSq = bufferId(field(p, "exp_avg_sq", where), plan, where + " exp_avg_sq");
+    std::string init = get<std::string>(p, "init", where);
+    if (init == "normal")
+      param.init = InitKind::Normal;
+    else if (init == "zeros")
+      param.init = InitKind::Zeros;
+    else if (init == "ones")
+      param.init = InitKind::Ones;
+    else
+      fail(where + " has an unknown init '" + init + "'");
+    param.initStd = get<double>(p, "init_std", where);
+    param.weightDecay = get<bool>(p, "weight_decay", where);
+    const Buffer &value = plan.buffers[param.buffer];
+    for (int id : {param.grad, param.expAvg, param.expAvgSq})
+      if (plan.buffers[id].shape != value.shape)
+        fail(where + ": its gradient and optimizer state must have its shape");
+    plan.params.push_back(std::move(param));
+  }
+}
+} // namespace
+
+std::optional<Plan> parsePlan(const std::string &text, const std::string &path, std::string &error) {
+  json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded()) {
+    error = "'" + path + "' is not a plan: it is not valid JSON";
+    return std::nullopt;
+  }
+  try {
+    if (!document.is_object() || document.value("format", "") != kPlanFormat)
+      fail("it is not a megatron plan (no \"format\": \"megatron-plan\")");
+    int version = get<int>(document, "version", "the plan");
+    if (version != kPlanVersion)
+      fail("it is a plan of format version " + std::to_string(version) + ", and this megatron-run reads version " +
+           std::to_string(kPlanVersion) + "; compile the model again with this release's megatron-opt");
+    Plan plan;
+    readBuffers(document, plan);
+    readModel(document, plan);
+    readPrograms(document, plan);
+    std::string recorded = get<std::string>(document, "fingerprint", "the plan");
+    if (recorded != fingerprintOf(plan))
+      fail("its content does not match its fingerprint (the file was modified or damaged)");
+    return plan;
+  } catch (const PlanError &e) {
+    error = "plan '" + path + "': " + e.message;
+    return std::nullopt;
+  }
+}
+
+std::optional<Plan> readPlan(const std::string &path, std::string &error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read plan '" + path + "': no such file or not readable";
+    return std::nullopt;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return parsePlan(text.str(), path, error);
+}
+
+} // namespace megatron::plan
