@@ -41,16 +41,67 @@ FailureOr<plan::DType> dtypeOf(Operation *where, Type element) {
   return where->emitError("mt-plan: unsupported element type ") << element;
 }
 
-/// Outputs that a kernel adds into instead of overwriting: the ones that are parameter gradients (and T5's
-/// bias gradient, which sums over the batch). The runtime kernels share this contract (docs/cpu-kernels.md).
+/// Outputs that a kernel adds into instead of overwriting: the ones that are parameter gradients. The runtime
+/// kernels share this contract (docs/cpu-kernels.md).
 SmallVector<unsigned> accumulatingOutputs(Operation *op) {
   return TypeSwitch<Operation *, SmallVector<unsigned>>(op)
       .Case<LinearGradWeightOp, SumRowsOp, EmbeddingGradOp, PositionEmbeddingGradOp, RelativePositionBiasGradOp>(
           [](auto) { return SmallVector<unsigned>{0}; })
       .Case<LayerNormGradOp, PoolerGradOp>([](auto) { return SmallVector<unsigned>{1, 2}; })
       .Case<RmsNormGradOp>([](auto) { return SmallVector<unsigned>{1}; })
-      .Case<AttentionGradOp>([](auto) { return SmallVector<unsigned>{3}; })
       .Default([](Operation *) { return SmallVector<unsigned>{}; });
+}
+
+/// Statistics a forward kernel saves for its backward (docs/cpu-kernels.md): the norms' mean and reciprocal
+/// standard deviation per row, the log-sum-exp of attention's and the loss's softmax rows. They become extra
+/// outputs of the forward step and extra inputs of the backward step, so the memory planner sees them.
+SmallVector<SmallVector<int64_t>> savedShapes(Operation *op) {
+  auto rowsOf = [](Value x) {
+    auto type = cast<RankedTensorType>(x.getType());
+    return type.getNumElements() / type.getShape().back();
+  };
+  return TypeSwitch<Operation *, SmallVector<SmallVector<int64_t>>>(op)
+      .Case<LayerNormOp>([&](LayerNormOp o) {
+        return SmallVector<SmallVector<int64_t>>{{rowsOf(o.getX())}, {rowsOf(o.getX())}};
+      })
+      .Case<RmsNormOp>([&](RmsNormOp o) { return SmallVector<SmallVector<int64_t>>{{rowsOf(o.getX())}}; })
+      .Case<CrossEntropyOp>([&](CrossEntropyOp o) { return SmallVector<SmallVector<int64_t>>{{rowsOf(o.getLogits())}}; })
+      .Case<AttentionOp>([&](AttentionOp o) {
+        ArrayRef<int64_t> q = cast<RankedTensorType>(o.getQuery().getType()).getShape();
+        return SmallVector<SmallVector<int64_t>>{{q[0], q[2], q[1]}};
+      })
+      .Default([](Operation *) { return SmallVector<SmallVector<int64_t>>{}; });
+}
+
+/// The forward op whose saved statistics a backward op reads, or null for a backward op that reads none.
+Operation *forwardOf(Operation *op) {
+  auto userOf = [](Value operand, auto matches) -> Operation * {
+    for (Operation *user : operand.getUsers())
+      if (matches(user))
+        return user;
+    return nullptr;
+  };
+  return TypeSwitch<Operation *, Operation *>(op)
+      .Case<LayerNormGradOp>([&](LayerNormGradOp g) {
+        return userOf(g.getX(), [&](Operation *u) {
+          auto f = dyn_cast<LayerNormOp>(u);
+          return f && f.getWeight() == g.getWeight() && f.getEpsilon() == g.getEpsilon();
+        });
+      })
+      .Case<RmsNormGradOp>([&](RmsNormGradOp g) {
+        return userOf(g.getX(), [&](Operation *u) {
+          auto f = dyn_cast<RmsNormOp>(u);
+          return f && f.getWeight() == g.getWeight() && f.getEpsilon() == g.getEpsilon();
+        });
+      })
+      .Case<CrossEntropyGradOp>([&](CrossEntropyGradOp g) {
+        return userOf(g.getLogits(), [&](Operation *u) {
+          auto f = dyn_cast<CrossEntropyOp>(u);
+          return f && f.getLabels() == g.getLabels() && f.getLossMask() == g.getLossMask();
+        });
+      })
+      .Case<AttentionGradOp>([](AttentionGradOp g) { return g.getOut().getDefiningOp<AttentionOp>().getOperation(); })
+      .Default([](Operation *) -> Operation * { return nullptr; });
 }
 
 bool isAccumulating(OpResult result) {
@@ -128,6 +179,7 @@ private:
   DenseMap<Value, StringRef> boundToGradient;              // results a kernel accumulates into a gradient
   llvm::DenseSet<Operation *> elidedAdds;                 // sums of gradients that accumulation replaces
   DenseMap<Operation *, SmallVector<Value>> explicitSinks; // grad_accumulate -> values to add in a step
+  DenseMap<Operation *, SmallVector<int>> savedBuffers;    // forward op -> the statistics it saves
 };
 
 FailureOr<int> PlanLowering::newBuffer(Operation *where, RankedTensorType type, plan::Arena arena) {
@@ -220,6 +272,7 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func) {
   plan::Program program;
   program.name = func.getName().str();
   buffers.clear();
+  savedBuffers.clear();
   bindGradients(func);
   for (auto [arg, buffer] : llvm::zip(func.getArguments(), inputBuffers))
     buffers[arg] = buffer;
@@ -259,6 +312,12 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func) {
         return op.emitOpError("mt-plan: an operand has no buffer (it is not defined by a lowered op)");
       step.inputs.push_back(buffer->second);
     }
+    if (Operation *forwardOp = forwardOf(&op)) {
+      auto saved = savedBuffers.find(forwardOp);
+      if (saved == savedBuffers.end())
+        return op.emitOpError("mt-plan: cannot find the statistics its forward op saved");
+      step.inputs.insert(step.inputs.end(), saved->second.begin(), saved->second.end());
+    }
     for (OpResult opResult : op.getResults()) {
       if (auto param = boundToGradient.find(opResult); param != boundToGradient.end()) {
         step.outputs.push_back(gradBuffers.lookup(param->second));
@@ -275,6 +334,16 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func) {
         emit({"zero", step.loc, {}, {*buffer}, {false}, {}});
       step.outputs.push_back(*buffer);
       step.accumulate.push_back(accumulating);
+    }
+    auto elementType = op.getNumOperands() ? getElementTypeOrSelf(op.getOperand(0).getType()) : Type();
+    for (const SmallVector<int64_t> &shape : savedShapes(&op)) {
+      FailureOr<int> buffer = newBuffer(&op, RankedTensorType::get(shape, elementType), plan::Arena::Activations);
+      if (failed(buffer))
+        return failure();
+      activationIds.push_back(*buffer);
+      savedBuffers[&op].push_back(*buffer);
+      step.outputs.push_back(*buffer);
+      step.accumulate.push_back(false);
     }
     emit(std::move(step));
   }
