@@ -1,0 +1,383 @@
+//===- Kernels.h - CPU forward and backward kernels of the mt ops -*- C++ -*-===//
+//
+// The CPU backend's kernel library: the forward and backward of every mt op, AdamW and the gradient-norm
+// helpers. megatron-run calls them from a compiled plan; docs/cpu-kernels.md is the manual (semantics, saved
+// tensors, workspaces, the dropout RNG, threading and determinism).
+//
+// Conventions shared by every kernel:
+// - Tensors are contiguous and row-major; a kernel gets raw pointers and a plain shape struct. Shapes are
+//   trusted (the plan was checked when it was compiled); data that is used as an index is not (IndexStatus).
+// - Every kernel is a template on the element type T, instantiated for float (training) and double (the
+//   finite-difference tests).
+// - Backward kernels ACCUMULATE into parameter gradients (dW += ...), so that micro-batches accumulate, and
+//   OVERWRITE activation gradients (dx = ...). Each declaration says which of its outputs is which.
+// - Kernels allocate nothing. The few that need scratch memory take a caller-provided workspace whose size a
+//   function states, so that the compile-time memory planner can place every buffer.
+// - Kernels run on numThreads() threads (OpenMP, and OpenBLAS for the GEMMs). For a given thread count the
+//   results are bitwise identical from run to run: reductions run in a fixed order, never through atomics.
+//   Call kernels from one thread at a time.
+//
+// Never include MLIR or LLVM here: the runtime is MLIR-free.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MEGATRON_RUNTIME_CPU_KERNELS_H
+#define MEGATRON_RUNTIME_CPU_KERNELS_H
+
+#include <cstdint>
+
+namespace megatron::cpu {
+
+/// Element counts and indices.
+using Index = std::int64_t;
+
+//===----------------------------------------------------------------------===//
+// Threads
+//===----------------------------------------------------------------------===//
+
+/// Sets the number of threads of every kernel: OpenMP's team size and OpenBLAS's thread count. n < 1 means 1.
+void setNumThreads(int n);
+/// The current thread count (OpenMP's max threads).
+int numThreads();
+
+//===----------------------------------------------------------------------===//
+// Data-dependent indices
+//===----------------------------------------------------------------------===//
+
+/// The result of a kernel that indexes with data (embedding ids, labels). On failure the kernel has written
+/// nothing: the runtime turns the status into an error message naming the tensor, the position and the value.
+struct IndexStatus {
+  Index position = -1;    ///< flat position of the first out-of-range entry; -1 when every entry is valid
+  std::int64_t value = 0; ///< that entry's value
+  Index limit = 0;        ///< the valid range, [0, limit)
+  bool ok() const { return position < 0; }
+};
+
+//===----------------------------------------------------------------------===//
+// Elementwise: residual add, gradient fan-in, scaling (Elementwise.cpp)
+//===----------------------------------------------------------------------===//
+
+/// out = a + b (mt.add). out may alias a or b. Its backward is the identity for both operands: no kernel.
+template <typename T> void add(Index n, const T *a, const T *b, T *out);
+/// dst += src: sums the gradients of a value used more than once (fan-out in the forward).
+template <typename T> void accumulate(Index n, const T *src, T *dst);
+/// x *= factor (gradient clipping, loss scaling).
+template <typename T> void scale(Index n, T factor, T *x);
+/// dst = src (split_heads / merge_heads are views; a copy when the plan needs one). No overlap.
+template <typename T> void copy(Index n, const T *src, T *dst);
+/// x = 0 (clearing gradient buffers before a step's first micro-batch).
+template <typename T> void fillZero(Index n, T *x);
+
+//===----------------------------------------------------------------------===//
+// Activations (Activations.cpp)
+//===----------------------------------------------------------------------===//
+
+/// mt.gelu's approximation attribute.
+enum class GeluApproximation { None, Tanh };
+
+/// y = gelu(x): Tanh is 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), None is 0.5·x·(1 + erf(x/√2)).
+/// y may alias x. Saved for backward: x.
+template <typename T> void geluForward(Index n, GeluApproximation approx, const T *x, T *y);
+/// dx = dy · gelu'(x) (overwrite). dx may alias dy.
+template <typename T> void geluBackward(Index n, GeluApproximation approx, const T *x, const T *dy, T *dx);
+
+/// SwiGLU on x[rows, 2·ffn] -> y[rows, ffn]: y = silu(x[:, :ffn]) · x[:, ffn:], silu(a) = a·sigmoid(a).
+struct SwigluShape {
+  Index rows = 0;
+  Index ffn = 0;
+};
+/// Saved for backward: x.
+template <typename T> void swigluForward(const SwigluShape &shape, const T *x, T *y);
+/// dx[rows, 2·ffn] (overwrite) from dy[rows, ffn].
+template <typename T> void swigluBackward(const SwigluShape &shape, const T *x, const T *dy, T *dx);
+
+//===----------------------------------------------------------------------===//
+// Dropout and its counter-based RNG (Random.cpp)
+//===----------------------------------------------------------------------===//
+
+/// Philox4x32-10 (Salmon et al., SC'11), the Random123 reference: out = philox(counter, key).
+void philox4x32x10(const std::uint32_t counter[4], const std::uint32_t key[2], std::uint32_t out[4]);
+/// The 32 random bits of element `index` of stream `stream` under `seed`: word index % 4 of
+/// philox4x32x10(counter = {index/4 low, index/4 high, stream low, stream high}, key = {seed low, seed high}).
+std::uint32_t randomBits(std::uint64_t seed, std::uint64_t stream, std::uint64_t index);
+/// randomBits(...) / 2^32, uniform in [0, 1).
+double randomUniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t index);
+
+/// An inverted dropout: element i is kept iff randomUniform(seed, stream, i) >= rate, and kept elements are
+/// scaled by 1/(1 - rate). Stateless: forward and backward regenerate the same mask from (seed, stream), so no
+/// mask is stored. Every dropout op of a step needs its own stream (or seed). rate 0 is the identity.
+struct DropoutConfig {
+  double rate = 0.0;
+  std::uint64_t seed = 0;
+  std::uint64_t stream = 0;
+};
+/// Whether element `index` is kept.
+bool dropoutKeeps(const DropoutConfig &config, std::uint64_t index);
+/// y = x · keep / (1 - rate). y may alias x. Saved for backward: nothing (the mask is regenerated).
+template <typename T> void dropoutForward(Index n, const DropoutConfig &config, const T *x, T *y);
+/// dx = dy · keep / (1 - rate) (overwrite). dx may alias dy.
+template <typename T> void dropoutBackward(Index n, const DropoutConfig &config, const T *dy, T *dx);
+
+//===----------------------------------------------------------------------===//
+// Embeddings: token lookup, learned absolute positions, T5's relative position bias (Embeddings.cpp)
+//===----------------------------------------------------------------------===//
+
+/// mt.embedding: out[tokens, hidden] = table[ids[tokens], :], table [vocab, hidden]. tokens is the product of
+/// the ids' dimensions.
+struct EmbeddingShape {
+  Index tokens = 0;
+  Index vocab = 0;
+  Index hidden = 0;
+};
+/// Fails (writing nothing) on the first id outside [0, vocab). Saved for backward: ids.
+template <typename T>
+IndexStatus embeddingForward(const EmbeddingShape &shape, const std::int32_t *ids, const T *table, T *out);
+/// dtable[vocab, hidden] += Σ over tokens t with ids[t] = v of dout[t] (accumulate, in token order).
+template <typename T>
+IndexStatus embeddingBackward(const EmbeddingShape &shape, const std::int32_t *ids, const T *dout, T *dtable);
+
+/// mt.add_position_embedding: out[b, s, :] = x[b, s, :] + table[s, :], table [maxPositions, hidden].
+struct PositionEmbeddingShape {
+  Index batch = 0;
+  Index seq = 0;
+  Index hidden = 0;
+  Index maxPositions = 0; ///< rows of the table; seq <= maxPositions
+};
+/// out may alias x. Saved for backward: nothing.
+template <typename T>
+void positionEmbeddingForward(const PositionEmbeddingShape &shape, const T *x, const T *table, T *out);
+/// dx = dout (overwrite; pass dx = nullptr when the plan aliases dx to dout) and dtable[s, :] += Σ_b dout[b, s, :]
+/// (accumulate; rows s >= seq untouched).
+template <typename T>
+void positionEmbeddingBackward(const PositionEmbeddingShape &shape, const T *dout, T *dx, T *dtable);
+
+/// T5's bucket of a relative position `relative = key - query`, exactly as HF transformers'
+/// T5Attention._relative_position_bucket (and Megatron-core's copy of it), including its float32 logarithm.
+std::int32_t t5RelativePositionBucket(std::int64_t relative, bool bidirectional, std::int64_t numBuckets,
+                                      std::int64_t maxDistance);
+
+/// mt.relative_position_bias: bias[heads, querySeq, keySeq] = table[bucket(k - q), head], table
+/// [numBuckets, heads].
+struct RelativePositionBiasShape {
+  Index heads = 0;
+  Index querySeq = 0;
+  Index keySeq = 0;
+  Index numBuckets = 0;
+  Index maxDistance = 0;
+  bool bidirectional = true;
+};
+/// Workspace of both directions, in int32 elements: one bucket per distance, querySeq + keySeq - 1.
+Index relativePositionBiasWorkspaceSize(const RelativePositionBiasShape &shape);
+/// Saved for backward: nothing.
+template <typename T>
+void relativePositionBiasForward(const RelativePositionBiasShape &shape, const T *table, T *bias,
+                                 std::int32_t *workspace);
+/// dtable[bucket, head] += Σ of dbias[head, q, k] over the (q, k) in that bucket (accumulate).
+template <typename T>
+void relativePositionBiasBackward(const RelativePositionBiasShape &shape, const T *dbias, T *dtable,
+                                  std::int32_t *workspace);
+
+//===----------------------------------------------------------------------===//
+// Rotary position embedding (Rope.cpp)
+//===----------------------------------------------------------------------===//
+
+/// mt.rope on x[batch, seq, heads, headDim]: for i < rotaryDim/2, channels i and i + rotaryDim/2 of each head are
+/// rotated by the angle pos · base^(-2i/rotaryDim), pos = the sequence index (non-interleaved, Megatron/LLaMA):
+///   y[i] = x[i]·cos − x[i + r/2]·sin,  y[i + r/2] = x[i + r/2]·cos + x[i]·sin.
+/// Channels >= rotaryDim pass through. Angles are computed in double.
+struct RopeShape {
+  Index batch = 0;
+  Index seq = 0;
+  Index heads = 0;
+  Index headDim = 0;
+  Index rotaryDim = 0; ///< even, <= headDim
+  double base = 10000.0;
+};
+/// y may alias x. Saved for backward: nothing.
+template <typename T> void ropeForward(const RopeShape &shape, const T *x, T *y);
+/// dx = rotation of dy by the negative angles (overwrite). dx may alias dy.
+template <typename T> void ropeBackward(const RopeShape &shape, const T *dy, T *dx);
+
+//===----------------------------------------------------------------------===//
+// Norms (Norms.cpp)
+//===----------------------------------------------------------------------===//
+
+/// x[rows, hidden], statistics over the last dimension; weight and bias are [hidden].
+struct NormShape {
+  Index rows = 0;
+  Index hidden = 0;
+};
+/// mt.layer_norm: y = (x − mean)·rstd·weight + bias, rstd = 1/sqrt(var + eps), biased variance.
+/// Saved for backward: x, mean[rows], rstd[rows] (written here).
+template <typename T>
+void layerNormForward(const NormShape &shape, double eps, const T *x, const T *weight, const T *bias, T *y, T *mean,
+                      T *rstd);
+/// dx (overwrite), dweight += Σ_rows dy·x̂, dbias += Σ_rows dy (accumulate).
+template <typename T>
+void layerNormBackward(const NormShape &shape, const T *x, const T *weight, const T *mean, const T *rstd,
+                       const T *dy, T *dx, T *dweight, T *dbias);
+
+/// mt.rms_norm: y = x·rstd·weight, rstd = 1/sqrt(mean(x²) + eps). Saved for backward: x, rstd[rows].
+template <typename T>
+void rmsNormForward(const NormShape &shape, double eps, const T *x, const T *weight, T *y, T *rstd);
+/// dx (overwrite), dweight += Σ_rows dy·x·rstd (accumulate).
+template <typename T>
+void rmsNormBackward(const NormShape &shape, const T *x, const T *weight, const T *rstd, const T *dy, T *dx,
+                     T *dweight);
+
+//===----------------------------------------------------------------------===//
+// Linear layers (Linear.cpp)
+//===----------------------------------------------------------------------===//
+
+/// mt.linear: y[rows, out] = x[rows, in] · weightᵀ + bias, weight [out, in], bias [out] or null.
+struct LinearShape {
+  Index rows = 0;
+  Index in = 0;
+  Index out = 0;
+};
+/// Saved for backward: x (for the weight gradient) and the weight (for the input gradient).
+template <typename T> void linearForward(const LinearShape &shape, const T *x, const T *weight, const T *bias, T *y);
+/// dx = dy · weight. Overwrites dx, or with accumulate = true adds to it (a free fan-in: the GEMM's beta).
+template <typename T>
+void linearBackwardInput(const LinearShape &shape, const T *dy, const T *weight, T *dx, bool accumulate = false);
+/// dweight += dyᵀ · x (accumulate).
+template <typename T> void linearBackwardWeight(const LinearShape &shape, const T *dy, const T *x, T *dweight);
+/// dbias += Σ_rows dy (accumulate).
+template <typename T> void linearBackwardBias(const LinearShape &shape, const T *dy, T *dbias);
+
+/// mt.pooler: y[batch, out] = tanh(x[batch, 0, :] · weightᵀ + bias), x [batch, seq, hidden], weight [out, hidden].
+struct PoolerShape {
+  Index batch = 0;
+  Index seq = 0;
+  Index hidden = 0;
+  Index out = 0;
+};
+/// Saved for backward: x, and y itself (tanh' = 1 − y²).
+template <typename T> void poolerForward(const PoolerShape &shape, const T *x, const T *weight, const T *bias, T *y);
+/// Workspace of poolerBackward, in elements of T: batch·out.
+Index poolerBackwardWorkspaceSize(const PoolerShape &shape);
+/// dx (overwrite: only token 0 of each sequence is non-zero), dweight += and dbias += (accumulate).
+template <typename T>
+void poolerBackward(const PoolerShape &shape, const T *x, const T *weight, const T *y, const T *dy, T *dx,
+                    T *dweight, T *dbias, T *workspace);
+
+//===----------------------------------------------------------------------===//
+// Attention heads: fused QKV / KV projections to heads and back (Heads.cpp)
+//===----------------------------------------------------------------------===//
+
+/// mt.split_qkv: x[tokens, (heads + 2·groups)·headDim] -> q[tokens, heads, headDim], k, v[tokens, groups,
+/// headDim]. Megatron's layout: group j holds its heads/groups query heads, then its key head, then its value
+/// head. tokens = batch·seq.
+struct QkvShape {
+  Index tokens = 0;
+  Index heads = 0;
+  Index groups = 0;
+  Index headDim = 0;
+};
+template <typename T> void splitQkvForward(const QkvShape &shape, const T *x, T *q, T *k, T *v);
+/// The backward is the merge: dx (overwrite) from dq, dk, dv.
+template <typename T> void splitQkvBackward(const QkvShape &shape, const T *dq, const T *dk, const T *dv, T *dx);
+
+/// mt.split_kv: x[tokens, 2·groups·headDim] -> k, v[tokens, groups, headDim], group by group (key, value).
+/// Uses QkvShape with heads ignored.
+template <typename T> void splitKvForward(const QkvShape &shape, const T *x, T *k, T *v);
+template <typename T> void splitKvBackward(const QkvShape &shape, const T *dk, const T *dv, T *dx);
+
+//===----------------------------------------------------------------------===//
+// Core attention (Attention.cpp)
+//===----------------------------------------------------------------------===//
+
+/// mt.attention's mask_type attribute (same order as the dialect's enum).
+enum class AttentionMask { Causal, Bidirectional, Padding };
+
+/// q[batch, querySeq, heads, headDim], k and v [batch, keySeq, groups, headDim]; query head h reads key/value
+/// head h / (heads/groups). out[batch, querySeq, heads, headDim].
+struct AttentionShape {
+  Index batch = 0;
+  Index querySeq = 0;
+  Index keySeq = 0;
+  Index heads = 0;
+  Index groups = 0;
+  Index headDim = 0;
+};
+
+struct AttentionConfig {
+  AttentionMask mask = AttentionMask::Causal; ///< Causal needs querySeq == keySeq: key j is seen by query i iff j <= i
+  double softmaxScale = 1.0;
+  /// Dropout of the probabilities. Element (b, h, i, j) of the [batch, heads, querySeq, keySeq] probabilities
+  /// uses index ((b·heads + h)·querySeq + i)·keySeq + j of the stream.
+  DropoutConfig dropout;
+};
+
+/// Workspace of attentionForward and attentionBackward, in elements of T, for up to `threads` threads: three
+/// score tiles of at most 64 query rows × keySeq per thread. A kernel given less uses fewer threads.
+Index attentionWorkspaceSize(const AttentionShape &shape, int threads);
+
+/// out = dropout(softmax(scale·q·kᵀ + bias + mask)) · v per (batch, head), mask from config.mask and, for Padding,
+/// padMask[batch, keySeq] (non-zero = attend; null for the other masks). bias [heads, querySeq, keySeq] or null.
+/// A query that sees no key (a fully padded row) gets out = 0 and lse = −inf.
+/// Saved for backward: q, k, v, padMask, bias, and lse[batch, heads, querySeq] (the log-sum-exp of each row of
+/// scores, written here): the backward recomputes the probabilities from them (flash-attention style).
+template <typename T>
+void attentionForward(const AttentionShape &shape, const AttentionConfig &config, const T *q, const T *k, const T *v,
+                      const std::int32_t *padMask, const T *bias, T *out, T *lse, T *workspace,
+                      Index workspaceSize);
+/// dq, dk, dv (overwrite; dk and dv sum over the query heads of a group) and, when bias is given, dbias
+/// [heads, querySeq, keySeq] (overwrite; summed over the batch). dbias may be null when bias is.
+template <typename T>
+void attentionBackward(const AttentionShape &shape, const AttentionConfig &config, const T *q, const T *k,
+                       const T *v, const std::int32_t *padMask, const T *bias, const T *lse, const T *dout, T *dq,
+                       T *dk, T *dv, T *dbias, T *workspace, Index workspaceSize);
+
+//===----------------------------------------------------------------------===//
+// Loss (Loss.cpp)
+//===----------------------------------------------------------------------===//
+
+/// mt.cross_entropy: logits[rows, vocab], labels[rows], optional lossMask[rows]:
+///   loss = Σ_r mask_r·(lse_r − logits[r, labels_r]) / Σ_r mask_r    (the plain mean over rows without a mask)
+/// Σ mask = 0 gives loss 0 and zero gradients. Labels are only read where the mask is non-zero (Megatron's BERT
+/// labels are −1 where the loss mask is 0); a label read outside [0, vocab) fails the kernel.
+struct CrossEntropyShape {
+  Index rows = 0;
+  Index vocab = 0;
+};
+/// Writes *loss (the sum runs over the rows in order, in double) and lse[rows], saved for backward with the
+/// logits, labels and mask.
+template <typename T>
+IndexStatus crossEntropyForward(const CrossEntropyShape &shape, const T *logits, const std::int32_t *labels,
+                                const T *lossMask, T *loss, T *lse);
+/// dlogits = (softmax − onehot(label))·mask_r/Σmask·dloss (overwrite).
+template <typename T>
+IndexStatus crossEntropyBackward(const CrossEntropyShape &shape, const T *logits, const std::int32_t *labels,
+                                 const T *lossMask, const T *lse, T dloss, T *dlogits);
+
+//===----------------------------------------------------------------------===//
+// Optimizer (Optimizer.cpp)
+//===----------------------------------------------------------------------===//
+
+/// torch.optim.AdamW's hyper-parameters. step is the 1-based step count after this update (torch's state["step"]).
+struct AdamWConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weightDecay = 0.01;
+  std::int64_t step = 1;
+};
+/// One AdamW step of one tensor, exactly as torch.optim.AdamW (single-tensor, decoupled decay):
+///   p *= 1 − lr·wd (when decay);  m = lerp(m, g, 1 − β1);  v = β2·v + (1 − β2)·g²;
+///   p −= lr/(1 − β1^t) · m / (sqrt(v)/sqrt(1 − β2^t) + eps).
+/// Updates param, m and v in place; grad is read only.
+template <typename T>
+void adamwStep(Index n, const AdamWConfig &config, bool decay, T *param, const T *grad, T *m, T *v);
+
+/// Σ x² accumulated in double.
+template <typename T> double sumOfSquares(Index n, const T *x);
+/// The global L2 norm sqrt(Σ_tensors Σ x²) over `count` tensors (accumulated in double, tensors in list order).
+template <typename T> double globalNorm(int count, const T *const *tensors, const Index *sizes);
+/// Scales every tensor by factor (--clip-grad: factor = clip / (norm + 1e-6) when norm > clip).
+template <typename T> void scaleTensors(int count, T *const *tensors, const Index *sizes, T factor);
+
+} // namespace megatron::cpu
+
+#endif // MEGATRON_RUNTIME_CPU_KERNELS_H

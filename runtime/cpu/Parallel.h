@@ -1,0 +1,97 @@
+//===- Parallel.h - Threads, instruction-set clones and GEMM for the kernels -*- C++ -*-===//
+//
+// Internal to runtime/cpu. What every kernel file shares: how work is split over threads, how hot loops get
+// AVX2/AVX-512 code without requiring it, fixed-order reductions, and the one entry point to OpenBLAS.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MEGATRON_RUNTIME_CPU_PARALLEL_H
+#define MEGATRON_RUNTIME_CPU_PARALLEL_H
+
+#include "runtime/cpu/Kernels.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include <omp.h>
+
+// The library is built for baseline x86-64 (SSE2) so that it runs anywhere. Loops that dominate a kernel's
+// time are compiled three times, for AVX-512 (x86-64-v4), AVX2+FMA (x86-64-v3) and the baseline, and the loader
+// picks the best one for the machine (GCC's target_clones, an ifunc). Put it on small non-inline functions that
+// hold a loop, never on a function containing an OpenMP pragma (the outlined body would not be cloned).
+// Consequence: results are bitwise reproducible on one machine, but may differ in the last bits between machines
+// of different instruction sets (FMA contraction), as OpenBLAS's do.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define MEGATRON_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), noinline))
+#else
+#define MEGATRON_CPU_CLONES
+#endif
+
+namespace megatron::cpu::detail {
+
+/// Below this many elements of work a kernel stays on one thread: forking a team costs microseconds.
+constexpr Index kMinParallelWork = Index(1) << 14;
+
+/// Whether a loop over `work` elements is worth a thread team.
+inline bool worthParallel(Index work) { return work >= kMinParallelWork; }
+
+/// Lanes of the explicit partial sums of every reduction (`acc[l] += x[i + l]`). Writing the lanes out lets the
+/// compiler vectorize without reassociating, so a row's sum is the same whatever the instruction set and
+/// alignment: lane l sums the elements i ≡ l (mod kLanes) in order, then the lanes are added in order.
+constexpr int kLanes = 16;
+
+template <typename T> inline T sumLanes(const T *acc) {
+  T s = 0;
+  for (int l = 0; l < kLanes; ++l)
+    s += acc[l];
+  return s;
+}
+
+/// Σ_{i<n} term(i) in the lane order above (term is inlined into the caller's loop).
+template <typename T, typename Term> inline T laneSum(Index n, Term term) {
+  T acc[kLanes] = {};
+  Index i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l)
+      acc[l] += term(i + l);
+  for (int l = 0; i < n; ++i, ++l)
+    acc[l] += term(i);
+  return sumLanes(acc);
+}
+
+/// Columns [begin, end) of block `b` when `n` columns are cut into blocks of `width`.
+struct Range {
+  Index begin;
+  Index end;
+};
+inline Range block(Index n, Index width, Index b) { return {b * width, std::min(n, (b + 1) * width)}; }
+inline Index ceilDiv(Index a, Index b) { return (a + b - 1) / b; }
+
+/// Width of the column blocks of reductions over rows (dweight, dbias, dtable): a multiple of 16 floats, so two
+/// threads never write one cache line, and small enough that an accumulator block stays in registers/L1.
+constexpr Index kColumnBlock = 64;
+
+/// C = alpha·op(A)·op(B) + beta·C, row-major, through OpenBLAS (cblas_sgemm / cblas_dgemm). beta = 0 overwrites C
+/// (NaNs in C are not propagated). Runs on OpenBLAS's threads unless inside a SingleThreadedBlas scope.
+void gemm(bool transA, bool transB, Index m, Index n, Index k, float alpha, const float *a, Index lda,
+          const float *b, Index ldb, float beta, float *c, Index ldc);
+void gemm(bool transA, bool transB, Index m, Index n, Index k, double alpha, const double *a, Index lda,
+          const double *b, Index ldb, double beta, double *c, Index ldc);
+
+/// Makes OpenBLAS single-threaded for its lifetime, for GEMMs issued from inside an OpenMP team (attention's
+/// per-head GEMMs): each OpenMP thread runs its own small GEMMs, instead of every call forking OpenBLAS's
+/// threads on top of OpenMP's.
+class SingleThreadedBlas {
+public:
+  SingleThreadedBlas();
+  ~SingleThreadedBlas();
+  SingleThreadedBlas(const SingleThreadedBlas &) = delete;
+  SingleThreadedBlas &operator=(const SingleThreadedBlas &) = delete;
+
+private:
+  int saved_;
+};
+
+} // namespace megatron::cpu::detail
+
+#endif // MEGATRON_RUNTIME_CPU_PARALLEL_H
