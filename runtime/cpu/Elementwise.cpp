@@ -42,12 +42,19 @@ template <typename T> void fillZero(Index n, T *x) {
     std::memset(x, 0, std::size_t(n) * sizeof(T));
 }
 
+template <typename T> void fill(Index n, T value, T *x) {
+#pragma omp parallel for schedule(static) if (worthParallel(n))
+  for (Index i = 0; i < n; ++i)
+    x[i] = value;
+}
+
 #define INSTANTIATE(T)                                                                                                \
   template void add<T>(Index, const T *, const T *, T *);                                                            \
   template void accumulate<T>(Index, const T *, T *);                                                                \
   template void scale<T>(Index, T, T *);                                                                             \
   template void copy<T>(Index, const T *, T *);                                                                      \
-  template void fillZero<T>(Index, T *);
+  template void fillZero<T>(Index, T *);                                                                             \
+  template void fill<T>(Index, T, T *);
 INSTANTIATE(float)
 INSTANTIATE(double)
 

@@ -67,6 +67,8 @@ template <typename T> void scale(Index n, T factor, T *x);
 template <typename T> void copy(Index n, const T *src, T *dst);
 /// x = 0 (clearing gradient buffers before a step's first micro-batch).
 template <typename T> void fillZero(Index n, T *x);
+/// x = value (mt.fill: the loss gradient's seed).
+template <typename T> void fill(Index n, T value, T *x);
 
 //===----------------------------------------------------------------------===//
 // Activations (Activations.cpp)
@@ -242,7 +244,9 @@ template <typename T>
 void linearBackwardInput(const LinearShape &shape, const T *dy, const T *weight, T *dx, bool accumulate = false);
 /// dweight += dyᵀ · x (accumulate).
 template <typename T> void linearBackwardWeight(const LinearShape &shape, const T *dy, const T *x, T *dweight);
-/// dbias += Σ_rows dy (accumulate).
+/// dst[cols] += Σ_r src[r, :] over rows (mt.sum_rows: bias gradients), rows summed in order (accumulate).
+template <typename T> void sumRows(Index rows, Index cols, const T *src, T *dst);
+/// dbias += Σ_rows dy (accumulate); the same as sumRows(rows, out, dy, dbias).
 template <typename T> void linearBackwardBias(const LinearShape &shape, const T *dy, T *dbias);
 
 /// mt.pooler: y[batch, out] = tanh(x[batch, 0, :] · weightᵀ + bias), x [batch, seq, hidden], weight [out, hidden].

@@ -1,4 +1,4 @@
-//===- Linear.cpp - mt.linear and mt.pooler: GEMMs through OpenBLAS -----------===//
+//===- Linear.cpp - mt.linear, mt.pooler, mt.sum_rows: GEMMs and column sums ----===//
 //
 // A linear layer is three GEMMs (forward, input gradient, weight gradient) and a column sum (bias gradient). The
 // backward pieces are separate entry points because the compiler schedules them separately (the weight gradient
@@ -32,8 +32,11 @@ MEGATRON_CPU_CLONES void columnSumBlock(Index rows, Index ld, Index c0, Index wi
     dst[c0 + c] += acc[c];
 }
 
+} // namespace
+
 // dst[c] += Σ_r src[r, c]: parallel over column blocks, so each sum runs over the rows in order.
-template <typename T> void columnSums(Index rows, Index cols, Index ld, const T *src, T *dst) {
+template <typename T> void sumRows(Index rows, Index cols, const T *src, T *dst) {
+  const Index ld = cols;
   const Index blocks = ceilDiv(cols, kColumnBlock);
 #pragma omp parallel for schedule(static) if (worthParallel(rows * cols))
   for (Index b = 0; b < blocks; ++b) {
@@ -41,6 +44,8 @@ template <typename T> void columnSums(Index rows, Index cols, Index ld, const T 
     columnSumBlock(rows, ld, c.begin, c.end - c.begin, src, dst);
   }
 }
+
+namespace {
 
 // Every row of y[rows, cols] = bias, so that the GEMM adds into it (beta = 1) instead of a second pass.
 template <typename T> void broadcastRows(Index rows, Index cols, const T *bias, T *y) {
@@ -77,7 +82,7 @@ template <typename T> void linearBackwardWeight(const LinearShape &s, const T *d
 }
 
 template <typename T> void linearBackwardBias(const LinearShape &s, const T *dy, T *dbias) {
-  columnSums(s.rows, s.out, s.out, dy, dbias);
+  sumRows(s.rows, s.out, dy, dbias);
 }
 
 template <typename T> void poolerForward(const PoolerShape &s, const T *x, const T *weight, const T *bias, T *y) {
@@ -97,10 +102,11 @@ void poolerBackward(const PoolerShape &s, const T *x, const T *weight, const T *
   fillZero(s.batch * s.seq * s.hidden, dx);
   gemm(false, false, s.batch, s.hidden, s.out, T(1), dz, s.out, weight, s.hidden, T(0), dx, s.seq * s.hidden);
   gemm(true, false, s.out, s.hidden, s.batch, T(1), dz, s.out, x, s.seq * s.hidden, T(1), dweight, s.hidden);
-  columnSums(s.batch, s.out, s.out, dz, dbias);
+  sumRows(s.batch, s.out, dz, dbias);
 }
 
 #define INSTANTIATE(T)                                                                                                \
+  template void sumRows<T>(Index, Index, const T *, T *);                                                            \
   template void linearForward<T>(const LinearShape &, const T *, const T *, const T *, T *);                         \
   template void linearBackwardInput<T>(const LinearShape &, const T *, const T *, T *, bool);                        \
   template void linearBackwardWeight<T>(const LinearShape &, const T *, const T *, T *);                             \

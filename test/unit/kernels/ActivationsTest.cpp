@@ -123,6 +123,20 @@ TEST(Elementwise, AddAccumulateScaleCopyZero) {
   EXPECT_EQ(c, a);
   fillZero(n, c.data());
   EXPECT_EQ(c, Vec(n, 0.0));
+  fill(n, 2.5, c.data());
+  EXPECT_EQ(c, Vec(n, 2.5));
+}
+
+TEST(Elementwise, SumRowsAccumulates) {
+  const Index rows = 300, cols = 130; // three column blocks, enough work for a team
+  Vec src = randomVec(rows * cols, 1), base = randomVec(cols, 2), dst = base;
+  sumRows(rows, cols, src.data(), dst.data());
+  for (Index c = 0; c < cols; ++c) {
+    double ref = 0;
+    for (Index r = 0; r < rows; ++r)
+      ref += src[r * cols + c];
+    EXPECT_NEAR(dst[c] - base[c], ref, 1e-12);
+  }
 }
 
 TEST(Threads, SetNumThreads) {
