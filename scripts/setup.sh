@@ -11,6 +11,8 @@ packages=(
   # Libraries.
   libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev libopenblas0-pthread
   libopenmpi-dev openmpi-bin
+  # Checkpoints: JSON metadata and XXH3-64 checksums (runtime/checkpoint).
+  nlohmann-json3-dev libxxhash-dev
   # Python for lit and for test references (Debian's python3, not a pyenv one).
   python3
 )
