@@ -69,9 +69,11 @@ struct MtAutodiffPass : mt::impl::MtAutodiffBase<MtAutodiffPass> {
     }
     FunctionType type = forward.getFunctionType();
     auto lossType = type.getNumResults() == 1 ? dyn_cast<RankedTensorType>(type.getResult(0)) : RankedTensorType();
-    if (!lossType || lossType.getRank() != 0 || !lossType.getElementType().isF32() ||
-        !forward.getBody().hasOneBlock()) {
-      forward.emitError("mt-autodiff: @forward must be one block returning the scalar f32 loss, got ") << type;
+    bool scalarLoss = lossType && lossType.getRank() == 0 &&
+                      (lossType.getElementType().isF32() || lossType.getElementType().isF64());
+    if (!scalarLoss || !forward.getBody().hasOneBlock()) {
+      forward.emitError("mt-autodiff: @forward must be one block returning the scalar f32 (or f64) loss, got ")
+          << type;
       return signalPassFailure();
     }
 

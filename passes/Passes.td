@@ -26,7 +26,8 @@ def MtReport : Pass<"mt-report", "::mlir::ModuleOp"> {
 def MtAutodiff : Pass<"mt-autodiff", "::mlir::ModuleOp"> {
   let summary = "Builds @train_step: @forward, then its backward, then every parameter's gradient";
   let description = [{
-    Reverse-mode differentiation of `@forward`, which must return the scalar loss of one micro-batch. The pass
+    Reverse-mode differentiation of `@forward`, which must return the scalar loss (f32, or f64 for gradient
+    checks) of one micro-batch. The pass
     adds `@train_step`, a copy of `@forward` followed by:
     - the loss seed, `mt.fill` with 1 / `mt.num_micro_batches` (the loss of an iteration is the mean over its
       micro-batches, as in Megatron-LM);

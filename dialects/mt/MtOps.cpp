@@ -345,10 +345,12 @@ LogicalResult CrossEntropyOp::verify() {
     return failure();
   if (getLossMask() && failed(expectShape(*this, getLossMask(), logits.drop_back(), "loss_mask")))
     return failure();
-  // Whatever the logits' type, the loss is accumulated and returned in f32, as Megatron does.
-  if (getLossMask() && !elementOf(getLossMask()).isF32())
-    return emitOpError() << "loss_mask must be f32, got " << elementOf(getLossMask());
-  if (!elementOf(getLoss()).isF32())
-    return emitOpError() << "the loss must be f32, got " << elementOf(getLoss());
+  // Whatever the logits' type, the loss is accumulated and returned in at least f32, as Megatron does (f64 is for
+  // gradient checks).
+  auto wide = [](Type t) { return t.isF32() || t.isF64(); };
+  if (getLossMask() && !wide(elementOf(getLossMask())))
+    return emitOpError() << "loss_mask must be f32 or f64, got " << elementOf(getLossMask());
+  if (!wide(elementOf(getLoss())))
+    return emitOpError() << "the loss must be f32 or f64, got " << elementOf(getLoss());
   return success();
 }

@@ -83,7 +83,11 @@ std::vector<std::string> ModelConfig::validate() const {
   p.positive(microBatchSize, "--micro-batch-size");
   p.positive(globalBatchSize, "--global-batch-size");
   p.positive(makeVocabSizeDivisibleBy, "--make-vocab-size-divisible-by");
-  if (hiddenSize > 0) // otherwise it was derived from the missing hidden size, which is reported already
+  if (swiglu && hiddenSize > 0 && ffnHiddenSize == 0)
+    p.add("with --swiglu, Megatron's default --ffn-hidden-size (4*hidden*2/3, rounded down to 64) is 0 for "
+          "--hidden-size ",
+          hiddenSize, "; give --ffn-hidden-size");
+  else if (hiddenSize > 0) // otherwise it was derived from the missing hidden size, which is reported already
     p.positive(ffnHiddenSize, "--ffn-hidden-size");
   if (vocabSize <= 0)
     p.add("the vocabulary size is unknown: give --vocab-size or --vocab-file (got ", vocabSize, ")");

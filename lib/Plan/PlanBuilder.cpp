@@ -180,6 +180,7 @@ private:
   llvm::DenseSet<Operation *> elidedAdds;                 // sums of gradients that accumulation replaces
   DenseMap<Operation *, SmallVector<Value>> explicitSinks; // grad_accumulate -> values to add in a step
   DenseMap<Operation *, SmallVector<int>> savedBuffers;    // forward op -> the statistics it saves
+  DenseMap<int, int> viewBase;                             // view buffer -> the buffer whose bytes it shares
 };
 
 FailureOr<int> PlanLowering::newBuffer(Operation *where, RankedTensorType type, plan::Arena arena) {
@@ -206,9 +207,13 @@ LogicalResult PlanLowering::declareParams() {
     p.name = param.getSymName().str();
     RankedTensorType type = param.getTensorType();
     FailureOr<int> value = newBuffer(param, type, plan::Arena::Params);
-    FailureOr<int> grad = newBuffer(param, type.clone(Float32Type::get(type.getContext())), plan::Arena::Grads);
-    FailureOr<int> m = newBuffer(param, type.clone(Float32Type::get(type.getContext())), plan::Arena::Optimizer);
-    FailureOr<int> v = newBuffer(param, type.clone(Float32Type::get(type.getContext())), plan::Arena::Optimizer);
+    // Gradients and AdamW's moments are f32 whatever the weights' type (Megatron's main grads), or f64 for an
+    // f64 model (gradient checks).
+    Type stateElement = type.getElementType().isF64() ? type.getElementType() : Float32Type::get(type.getContext());
+    RankedTensorType stateType = type.clone(stateElement);
+    FailureOr<int> grad = newBuffer(param, stateType, plan::Arena::Grads);
+    FailureOr<int> m = newBuffer(param, stateType, plan::Arena::Optimizer);
+    FailureOr<int> v = newBuffer(param, stateType, plan::Arena::Optimizer);
     if (failed(value) || failed(grad) || failed(m) || failed(v))
       return failure();
     p.buffer = *value;
@@ -273,11 +278,16 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func) {
   program.name = func.getName().str();
   buffers.clear();
   savedBuffers.clear();
+  viewBase.clear();
   bindGradients(func);
   for (auto [arg, buffer] : llvm::zip(func.getArguments(), inputBuffers))
     buffers[arg] = buffer;
 
   std::vector<int> activationIds; // in creation order
+  auto baseOf = [&](int id) {
+    auto it = viewBase.find(id);
+    return it == viewBase.end() ? id : it->second;
+  };
   auto emit = [&](plan::Step step) { program.steps.push_back(std::move(step)); };
 
   for (Operation &op : func.getBody().front()) {
@@ -289,8 +299,17 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func) {
       buffers[ref.getResult()] = paramBuffers.lookup(ref.getName());
       continue;
     }
-    if (isa<SplitHeadsOp, MergeHeadsOp>(op)) { // a view of the same bytes
-      buffers[op.getResult(0)] = buffers.lookup(op.getOperand(0));
+    if (isa<SplitHeadsOp, MergeHeadsOp>(op)) {
+      // A view: the same bytes under the result's shape. It gets its own buffer record (kernels read their
+      // dimensions from it) placed at its base's offset once the base is placed.
+      int base = buffers.lookup(op.getOperand(0));
+      FailureOr<int> view = newBuffer(&op, cast<RankedTensorType>(op.getResult(0).getType()),
+                                      result.buffers[base].arena);
+      if (failed(view))
+        return failure();
+      result.buffers[*view].offset = result.buffers[base].offset;
+      viewBase[*view] = baseOf(base);
+      buffers[op.getResult(0)] = *view;
       continue;
     }
     if (elidedAdds.contains(&op))
@@ -361,17 +380,19 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func) {
   for (auto [i, step] : llvm::enumerate(program.steps))
     for (const std::vector<int> *ids : {&step.inputs, &step.outputs})
       for (int id : *ids)
-        if (auto it = index.find(id); it != index.end()) {
+        if (auto it = index.find(baseOf(id)); it != index.end()) {
           plan::Lifetime &l = lifetimes[it->second];
           if (l.first < 0)
             l.first = static_cast<int>(i);
           l.last = static_cast<int>(i);
         }
-  if (auto it = index.find(program.loss); it != index.end())
+  if (auto it = index.find(baseOf(program.loss)); it != index.end())
     lifetimes[it->second].last = static_cast<int>(program.steps.size());
   plan::MemoryLayout layout = plan::planMemory(lifetimes, plan::kAlignment);
   for (int id : activationIds)
     result.buffers[id].offset = layout.offsets[index[id]];
+  for (auto [view, base] : viewBase)
+    result.buffers[view].offset = result.buffers[base].offset;
   int64_t &arena = result.arenaBytes[static_cast<int>(plan::Arena::Activations)];
   arena = std::max(arena, layout.arenaBytes);
   program.peakActivationBytes = layout.peakLiveBytes;

@@ -21,7 +21,7 @@ module {
 
 // -----
 
-// expected-error @+1 {{mt-autodiff: @forward must be one block returning the scalar f32 loss, got '(tensor<2x4xf32>) -> tensor<2x4xf32>'}}
+// expected-error @+1 {{mt-autodiff: @forward must be one block returning the scalar f32 (or f64) loss, got '(tensor<2x4xf32>) -> tensor<2x4xf32>'}}
 func.func @forward(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
   return %x : tensor<2x4xf32>
 }

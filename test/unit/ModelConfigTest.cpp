@@ -50,6 +50,14 @@ TEST(ModelConfig, SwigluFfnKeepsTheParameterBudgetRoundedTo64) {
   EXPECT_EQ(c.ffnHiddenSize, 10880); // int(4·4096·2/3 / 64)·64, as Megatron's arguments.py
 }
 
+TEST(ModelConfig, SwigluDefaultThatRoundsToZeroAsksForTheFlag) {
+  ModelConfig c = tinyGpt();
+  c.hiddenSize = 16;
+  c.swiglu = true;
+  c.resolveDefaults();
+  EXPECT_TRUE(mentions(c.validate(), {"--swiglu", "--ffn-hidden-size", "16"}));
+}
+
 TEST(ModelConfig, GroupQueryAttentionDefaultsToOneGroup) {
   ModelConfig c = tinyGpt();
   c.groupQueryAttention = true;

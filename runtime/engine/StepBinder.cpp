@@ -1,0 +1,434 @@
+//===- StepBinder.cpp - Plan steps to CPU kernel calls ---------------------===//
+//
+// One case per step op. Each reads its dimensions from the buffers' shapes and its settings from the step's
+// attributes once, at load time, and returns a closure over raw pointers. The kernels' contracts (what
+// accumulates, what is saved) are in runtime/cpu/Kernels.h; the plan's are in docs/plan.md.
+//
+//===----------------------------------------------------------------------===//
+
+#include "StepBinder.h"
+
+#include "runtime/cpu/Kernels.h"
+
+#include <cstring>
+
+namespace megatron::runtime {
+
+using cpu::Index;
+
+namespace {
+
+/// Reads a step's buffers and attributes for one binding.
+template <typename T> struct StepView {
+  Engine &engine;
+  const plan::Step &step;
+  std::string where; // "step 12 of train_step (embedding at 'embedding.word_embeddings')"
+  std::string missing;
+
+  T *in(size_t i) const { return engine.as<T>(step.inputs[i]); }
+  T *out(size_t i) const { return engine.as<T>(step.outputs[i]); }
+  std::int32_t *inInt(size_t i) const { return engine.as<std::int32_t>(step.inputs[i]); }
+  const std::vector<int64_t> &inShape(size_t i) const { return engine.buffer(step.inputs[i]).shape; }
+  const std::vector<int64_t> &outShape(size_t i) const { return engine.buffer(step.outputs[i]).shape; }
+  Index inCount(size_t i) const { return engine.buffer(step.inputs[i]).numElements(); }
+  Index outCount(size_t i) const { return engine.buffer(step.outputs[i]).numElements(); }
+  bool accumulates(size_t i) const { return step.accumulate[i]; }
+
+  template <typename V> V attr(const char *name, V fallback) const {
+    auto it = step.attrs.find(name);
+    if (it == step.attrs.end())
+      return fallback;
+    if (const V *value = std::get_if<V>(&it->second))
+      return *value;
+    if constexpr (std::is_same_v<V, double>)
+      if (const int64_t *i = std::get_if<int64_t>(&it->second))
+        return static_cast<double>(*i);
+    return fallback;
+  }
+  template <typename V> V required(const char *name) {
+    if (!step.attrs.count(name))
+      missing = name;
+    return attr<V>(name, V());
+  }
+};
+
+std::string indexError(const std::string &where, const char *what, const cpu::IndexStatus &status) {
+  return where + ": " + what + " " + std::to_string(status.value) + " at position " +
+         std::to_string(status.position) + " is outside [0, " + std::to_string(status.limit) + ")";
+}
+
+cpu::AttentionMask maskOf(const std::string &name) {
+  if (name == "causal")
+    return cpu::AttentionMask::Causal;
+  if (name == "padding")
+    return cpu::AttentionMask::Padding;
+  return cpu::AttentionMask::Bidirectional;
+}
+
+cpu::AttentionShape attentionShape(const std::vector<int64_t> &q, const std::vector<int64_t> &k) {
+  return {q[0], q[1], k[1], q[2], k[2], q[3]};
+}
+
+} // namespace
+
+std::int64_t StepBinder::workspaceBytes(const plan::Step &step) const {
+  auto shape = [&](size_t i, bool output) -> const std::vector<int64_t> & {
+    return engine.buffer(output ? step.outputs[i] : step.inputs[i]).shape;
+  };
+  int64_t elementBytes = 8; // enough for float and double
+  if (step.op == "attention" || step.op == "attention_grad") {
+    size_t q = step.op == "attention" ? 0 : 2;
+    return cpu::attentionWorkspaceSize(attentionShape(shape(q, false), shape(q + 1, false)), cpu::numThreads()) *
+           elementBytes;
+  }
+  if (step.op == "pooler_grad") {
+    const auto &x = shape(2, false), &w = shape(3, false);
+    return cpu::poolerBackwardWorkspaceSize({x[0], x[1], x[2], w[0]}) * elementBytes;
+  }
+  if (step.op == "relative_position_bias" || step.op == "relative_position_bias_grad") {
+    const auto &bias = shape(0, step.op == "relative_position_bias");
+    return static_cast<int64_t>(sizeof(std::int32_t)) *
+           cpu::relativePositionBiasWorkspaceSize({bias[0], bias[1], bias[2], 0, 0, true});
+  }
+  return 0;
+}
+
+template <typename T>
+std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t index, const std::string &program,
+                                                  std::string &error) {
+  StepView<T> s{engine, step,
+                "step " + std::to_string(index) + " of " + program + " (" + step.op +
+                    (step.loc.empty() ? std::string() : " at '" + step.loc + "'") + ")",
+                {}};
+  T *workspace = reinterpret_cast<T *>(
+      (reinterpret_cast<std::uintptr_t>(engine.workspaceStorage.data()) + plan::kAlignment - 1) /
+      plan::kAlignment * plan::kAlignment);
+  Index workspaceSize = static_cast<Index>((engine.workspaceStorage.size() - plan::kAlignment) / sizeof(T));
+  std::function<std::string(const RunContext &)> run;
+  const std::string &op = step.op;
+  std::string where = s.where;
+
+  if (op == "fill") {
+    T *y = s.out(0);
+    Index n = s.outCount(0);
+    T value = static_cast<T>(s.template required<double>("value"));
+    run = [=](const RunContext &) {
+      std::fill(y, y + n, value);
+      return std::string();
+    };
+  } else if (op == "zero") {
+    T *y = s.out(0);
+    Index n = s.outCount(0);
+    run = [=](const RunContext &) {
+      cpu::fillZero(n, y);
+      return std::string();
+    };
+  } else if (op == "accumulate") {
+    T *src = s.in(0), *dst = s.out(0);
+    Index n = s.inCount(0);
+    run = [=](const RunContext &) {
+      cpu::accumulate(n, src, dst);
+      return std::string();
+    };
+  } else if (op == "add") {
+    T *a = s.in(0), *b = s.in(1), *y = s.out(0);
+    Index n = s.outCount(0);
+    run = [=](const RunContext &) {
+      cpu::add(n, a, b, y);
+      return std::string();
+    };
+  } else if (op == "embedding") {
+    const std::int32_t *ids = s.inInt(0);
+    T *table = s.in(1), *y = s.out(0);
+    cpu::EmbeddingShape shape{s.inCount(0), s.inShape(1)[0], s.inShape(1)[1]};
+    run = [=](const RunContext &) {
+      cpu::IndexStatus status = cpu::embeddingForward(shape, ids, table, y);
+      return status.ok() ? std::string() : indexError(where, "token id", status);
+    };
+  } else if (op == "embedding_grad") {
+    const std::int32_t *ids = s.inInt(0);
+    T *dy = s.in(1), *dtable = s.out(0);
+    cpu::EmbeddingShape shape{s.inCount(0), s.outShape(0)[0], s.outShape(0)[1]};
+    run = [=](const RunContext &) {
+      cpu::IndexStatus status = cpu::embeddingBackward(shape, ids, dy, dtable);
+      return status.ok() ? std::string() : indexError(where, "token id", status);
+    };
+  } else if (op == "add_position_embedding") {
+    T *x = s.in(0), *table = s.in(1), *y = s.out(0);
+    const auto &xs = s.inShape(0);
+    cpu::PositionEmbeddingShape shape{xs[0], xs[1], xs[2], s.inShape(1)[0]};
+    run = [=](const RunContext &) {
+      cpu::positionEmbeddingForward(shape, x, table, y);
+      return std::string();
+    };
+  } else if (op == "position_embedding_grad") {
+    T *dy = s.in(0), *dtable = s.out(0);
+    const auto &ds = s.inShape(0);
+    cpu::PositionEmbeddingShape shape{ds[0], ds[1], ds[2], s.outShape(0)[0]};
+    run = [=](const RunContext &) {
+      cpu::positionEmbeddingBackward<T>(shape, dy, nullptr, dtable);
+      return std::string();
+    };
+  } else if (op == "relative_position_bias" || op == "relative_position_bias_grad") {
+    bool forward = op == "relative_position_bias";
+    const auto &bias = forward ? s.outShape(0) : s.inShape(0);
+    cpu::RelativePositionBiasShape shape{bias[0], bias[1], bias[2], s.template required<int64_t>("num_buckets"),
+                                         s.template required<int64_t>("max_distance"),
+                                         s.template required<bool>("bidirectional")};
+    T *in = s.in(0), *out = s.out(0);
+    auto *buckets = reinterpret_cast<std::int32_t *>(workspace);
+    run = [=](const RunContext &) {
+      if (forward)
+        cpu::relativePositionBiasForward(shape, in, out, buckets);
+      else
+        cpu::relativePositionBiasBackward(shape, in, out, buckets);
+      return std::string();
+    };
+  } else if (op == "rope" || op == "rope_grad") {
+    const auto &xs = s.inShape(0);
+    cpu::RopeShape shape{xs[0], xs[1], xs[2], xs[3], s.template required<int64_t>("rotary_dim"),
+                         s.template required<double>("base")};
+    T *x = s.in(0), *y = s.out(0);
+    bool forward = op == "rope";
+    run = [=](const RunContext &) {
+      if (forward)
+        cpu::ropeForward(shape, x, y);
+      else
+        cpu::ropeBackward(shape, x, y);
+      return std::string();
+    };
+  } else if (op == "layer_norm" || op == "rms_norm") {
+    Index hidden = s.inShape(0).back();
+    cpu::NormShape shape{s.inCount(0) / hidden, hidden};
+    double eps = s.template required<double>("epsilon");
+    T *x = s.in(0), *w = s.in(1), *y = s.out(0);
+    if (op == "layer_norm") {
+      T *b = s.in(2), *mean = s.out(1), *rstd = s.out(2);
+      run = [=](const RunContext &) {
+        cpu::layerNormForward(shape, eps, x, w, b, y, mean, rstd);
+        return std::string();
+      };
+    } else {
+      T *rstd = s.out(1);
+      run = [=](const RunContext &) {
+        cpu::rmsNormForward(shape, eps, x, w, y, rstd);
+        return std::string();
+      };
+    }
+  } else if (op == "layer_norm_grad") {
+    Index hidden = s.inShape(1).back();
+    cpu::NormShape shape{s.inCount(1) / hidden, hidden};
+    T *dy = s.in(0), *x = s.in(1), *w = s.in(2), *mean = s.in(3), *rstd = s.in(4);
+    T *dx = s.out(0), *dw = s.out(1), *db = s.out(2);
+    run = [=](const RunContext &) {
+      cpu::layerNormBackward(shape, x, w, mean, rstd, dy, dx, dw, db);
+      return std::string();
+    };
+  } else if (op == "rms_norm_grad") {
+    Index hidden = s.inShape(1).back();
+    cpu::NormShape shape{s.inCount(1) / hidden, hidden};
+    T *dy = s.in(0), *x = s.in(1), *w = s.in(2), *rstd = s.in(3), *dx = s.out(0), *dw = s.out(1);
+    run = [=](const RunContext &) {
+      cpu::rmsNormBackward(shape, x, w, rstd, dy, dx, dw);
+      return std::string();
+    };
+  } else if (op == "linear") {
+    const auto &w = s.inShape(1);
+    cpu::LinearShape shape{s.inCount(0) / w[1], w[1], w[0]};
+    T *x = s.in(0), *weight = s.in(1), *bias = step.inputs.size() > 2 ? s.in(2) : nullptr, *y = s.out(0);
+    run = [=](const RunContext &) {
+      cpu::linearForward(shape, x, weight, bias, y);
+      return std::string();
+    };
+  } else if (op == "linear_grad_input") {
+    const auto &w = s.inShape(1);
+    cpu::LinearShape shape{s.inCount(0) / w[0], w[1], w[0]};
+    T *dy = s.in(0), *weight = s.in(1), *dx = s.out(0);
+    bool accumulate = s.accumulates(0);
+    run = [=](const RunContext &) {
+      cpu::linearBackwardInput(shape, dy, weight, dx, accumulate);
+      return std::string();
+    };
+  } else if (op == "linear_grad_weight") {
+    const auto &dw = s.outShape(0);
+    cpu::LinearShape shape{s.inCount(0) / dw[0], dw[1], dw[0]};
+    T *dy = s.in(0), *x = s.in(1), *dweight = s.out(0);
+    run = [=](const RunContext &) {
+      cpu::linearBackwardWeight(shape, dy, x, dweight);
+      return std::string();
+    };
+  } else if (op == "sum_rows") {
+    Index out = s.outCount(0);
+    cpu::LinearShape shape{s.inCount(0) / out, 0, out};
+    T *dy = s.in(0), *db = s.out(0);
+    run = [=](const RunContext &) {
+      cpu::linearBackwardBias(shape, dy, db);
+      return std::string();
+    };
+  } else if (op == "pooler" || op == "pooler_grad") {
+    bool forward = op == "pooler";
+    const auto &x = s.inShape(forward ? 0 : 2), &w = s.inShape(forward ? 1 : 3);
+    cpu::PoolerShape shape{x[0], x[1], x[2], w[0]};
+    if (forward) {
+      T *xp = s.in(0), *wp = s.in(1), *bp = s.in(2), *y = s.out(0);
+      run = [=](const RunContext &) {
+        cpu::poolerForward(shape, xp, wp, bp, y);
+        return std::string();
+      };
+    } else {
+      T *dy = s.in(0), *y = s.in(1), *xp = s.in(2), *wp = s.in(3), *dx = s.out(0), *dw = s.out(1), *db = s.out(2);
+      run = [=](const RunContext &) {
+        cpu::poolerBackward(shape, xp, wp, y, dy, dx, dw, db, workspace);
+        return std::string();
+      };
+    }
+  } else if (op == "split_qkv" || op == "merge_qkv") {
+    bool split = op == "split_qkv";
+    const auto &q = split ? s.outShape(0) : s.inShape(0), &k = split ? s.outShape(1) : s.inShape(1);
+    cpu::QkvShape shape{q[0] * q[1], q[2], k[2], q[3]};
+    if (split) {
+      T *x = s.in(0), *qp = s.out(0), *kp = s.out(1), *vp = s.out(2);
+      run = [=](const RunContext &) {
+        cpu::splitQkvForward(shape, x, qp, kp, vp);
+        return std::string();
+      };
+    } else {
+      T *dq = s.in(0), *dk = s.in(1), *dv = s.in(2), *dx = s.out(0);
+      run = [=](const RunContext &) {
+        cpu::splitQkvBackward(shape, dq, dk, dv, dx);
+        return std::string();
+      };
+    }
+  } else if (op == "split_kv" || op == "merge_kv") {
+    bool split = op == "split_kv";
+    const auto &k = split ? s.outShape(0) : s.inShape(0);
+    cpu::QkvShape shape{k[0] * k[1], 0, k[2], k[3]};
+    if (split) {
+      T *x = s.in(0), *kp = s.out(0), *vp = s.out(1);
+      run = [=](const RunContext &) {
+        cpu::splitKvForward(shape, x, kp, vp);
+        return std::string();
+      };
+    } else {
+      T *dk = s.in(0), *dv = s.in(1), *dx = s.out(0);
+      run = [=](const RunContext &) {
+        cpu::splitKvBackward(shape, dk, dv, dx);
+        return std::string();
+      };
+    }
+  } else if (op == "attention" || op == "attention_grad") {
+    bool forward = op == "attention";
+    size_t first = forward ? 0 : 2; // attention_grad's inputs start with dout and out
+    cpu::AttentionShape shape = attentionShape(s.inShape(first), s.inShape(first + 1));
+    cpu::AttentionMask mask = maskOf(s.template required<std::string>("mask_type"));
+    double scale = s.template required<double>("softmax_scale");
+    double rate = s.template attr<double>("dropout", 0.0);
+    std::uint64_t stream = static_cast<std::uint64_t>(s.template attr<int64_t>("rng_stream", 0));
+    size_t next = first + 3;
+    const std::int32_t *padMask = mask == cpu::AttentionMask::Padding ? s.inInt(next++) : nullptr;
+    // What remains after the optional mask: [bias] in the forward; [bias,] lse in the backward.
+    bool hasBias = step.inputs.size() > next + (forward ? 0 : 1);
+    T *bias = hasBias ? s.in(next++) : nullptr;
+    T *q = s.in(first), *k = s.in(first + 1), *v = s.in(first + 2);
+    if (forward) {
+      T *out = s.out(0), *lse = s.out(1);
+      run = [=](const RunContext &context) {
+        cpu::AttentionConfig config{mask, scale, {context.training ? rate : 0.0, context.dropoutSeed, stream}};
+        cpu::attentionForward(shape, config, q, k, v, padMask, bias, out, lse, workspace, workspaceSize);
+        return std::string();
+      };
+    } else {
+      T *dout = s.in(0), *lse = s.in(next);
+      T *dq = s.out(0), *dk = s.out(1), *dv = s.out(2), *dbias = hasBias ? s.out(3) : nullptr;
+      run = [=](const RunContext &context) {
+        cpu::AttentionConfig config{mask, scale, {context.training ? rate : 0.0, context.dropoutSeed, stream}};
+        cpu::attentionBackward(shape, config, q, k, v, padMask, bias, lse, dout, dq, dk, dv, dbias, workspace,
+                               workspaceSize);
+        return std::string();
+      };
+    }
+  } else if (op == "gelu" || op == "gelu_grad") {
+    cpu::GeluApproximation approx = s.template attr<std::string>("approximation", "tanh") == "none"
+                                        ? cpu::GeluApproximation::None
+                                        : cpu::GeluApproximation::Tanh;
+    Index n = s.outCount(0);
+    if (op == "gelu") {
+      T *x = s.in(0), *y = s.out(0);
+      run = [=](const RunContext &) {
+        cpu::geluForward(n, approx, x, y);
+        return std::string();
+      };
+    } else {
+      T *dy = s.in(0), *x = s.in(1), *dx = s.out(0);
+      run = [=](const RunContext &) {
+        cpu::geluBackward(n, approx, x, dy, dx);
+        return std::string();
+      };
+    }
+  } else if (op == "swiglu" || op == "swiglu_grad") {
+    bool forward = op == "swiglu";
+    Index ffn = (forward ? s.outShape(0) : s.inShape(0)).back();
+    cpu::SwigluShape shape{(forward ? s.outCount(0) : s.inCount(0)) / ffn, ffn};
+    if (forward) {
+      T *x = s.in(0), *y = s.out(0);
+      run = [=](const RunContext &) {
+        cpu::swigluForward(shape, x, y);
+        return std::string();
+      };
+    } else {
+      T *dy = s.in(0), *x = s.in(1), *dx = s.out(0);
+      run = [=](const RunContext &) {
+        cpu::swigluBackward(shape, x, dy, dx);
+        return std::string();
+      };
+    }
+  } else if (op == "dropout") {
+    // The backward of dropout is the same op on the same stream (docs/dialect.md), so one case serves both.
+    Index n = s.outCount(0);
+    double rate = s.template required<double>("rate");
+    std::uint64_t stream = static_cast<std::uint64_t>(s.template attr<int64_t>("rng_stream", 0));
+    T *x = s.in(0), *y = s.out(0);
+    run = [=](const RunContext &context) {
+      if (context.training)
+        cpu::dropoutForward(n, cpu::DropoutConfig{rate, context.dropoutSeed, stream}, x, y);
+      else if (x != y)
+        cpu::copy(n, x, y);
+      return std::string();
+    };
+  } else if (op == "cross_entropy") {
+    Index vocab = s.inShape(0).back();
+    cpu::CrossEntropyShape shape{s.inCount(0) / vocab, vocab};
+    T *logits = s.in(0), *mask = step.inputs.size() > 2 ? s.in(2) : nullptr, *loss = s.out(0), *lse = s.out(1);
+    const std::int32_t *labels = s.inInt(1);
+    run = [=](const RunContext &) {
+      cpu::IndexStatus status = cpu::crossEntropyForward(shape, logits, labels, mask, loss, lse);
+      return status.ok() ? std::string() : indexError(where, "label", status);
+    };
+  } else if (op == "cross_entropy_grad") {
+    Index vocab = s.inShape(1).back();
+    cpu::CrossEntropyShape shape{s.inCount(1) / vocab, vocab};
+    bool masked = step.inputs.size() > 4;
+    T *dloss = s.in(0), *logits = s.in(1), *mask = masked ? s.in(3) : nullptr, *lse = s.in(masked ? 4 : 3);
+    const std::int32_t *labels = s.inInt(2);
+    T *dlogits = s.out(0);
+    run = [=](const RunContext &) {
+      cpu::IndexStatus status = cpu::crossEntropyBackward(shape, logits, labels, mask, lse, *dloss, dlogits);
+      return status.ok() ? std::string() : indexError(where, "label", status);
+    };
+  } else {
+    error = where + ": the CPU backend has no kernel for '" + op + "'";
+    return std::nullopt;
+  }
+  if (!s.missing.empty()) {
+    error = where + ": the step lacks its '" + s.missing + "' attribute";
+    return std::nullopt;
+  }
+  return Engine::BoundStep{std::move(run)};
+}
+
+template std::optional<Engine::BoundStep> StepBinder::bind<float>(const plan::Step &, size_t, const std::string &,
+                                                                  std::string &);
+template std::optional<Engine::BoundStep> StepBinder::bind<double>(const plan::Step &, size_t, const std::string &,
+                                                                   std::string &);
+
+} // namespace megatron::runtime

@@ -1,0 +1,33 @@
+//===- StepBinder.h - Plan steps to CPU kernel calls ------------*- C++ -*-===//
+//
+// Private to runtime/engine.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MEGATRON_RUNTIME_ENGINE_STEPBINDER_H
+#define MEGATRON_RUNTIME_ENGINE_STEPBINDER_H
+
+#include "Engine.h"
+
+namespace megatron::runtime {
+
+class StepBinder {
+public:
+  explicit StepBinder(Engine &engine) : engine(engine) {}
+
+  /// Kernel workspace, in bytes, that `step` needs with the current thread count.
+  std::int64_t workspaceBytes(const plan::Step &step) const;
+
+  /// A closure running `step` (step number `index` of `program`), or std::nullopt and an error when the CPU
+  /// backend cannot execute it. Float buffers are T (float, or double for gradient checks).
+  template <typename T>
+  std::optional<Engine::BoundStep> bind(const plan::Step &step, size_t index, const std::string &program,
+                                        std::string &error);
+
+private:
+  Engine &engine;
+};
+
+} // namespace megatron::runtime
+
+#endif // MEGATRON_RUNTIME_ENGINE_STEPBINDER_H
