@@ -58,22 +58,6 @@ Layout layoutOf(const AttentionShape &s, const AttentionConfig &c) {
                 c.mask == AttentionMask::Causal};
 }
 
-template <typename T> T laneMax(Index n, const T *x) {
-  T acc[kLanes];
-  for (int l = 0; l < kLanes; ++l)
-    acc[l] = -std::numeric_limits<T>::infinity();
-  Index i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l)
-      acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
-  for (int l = 0; i < n; ++i, ++l)
-    acc[l] = x[i] > acc[l] ? x[i] : acc[l];
-  T m = acc[0];
-  for (int l = 1; l < kLanes; ++l)
-    m = acc[l] > m ? acc[l] : m;
-  return m;
-}
-
 // Adds the bias and masks one row of scores in place: the first `visible` entries are candidates (causal), of
 // those the ones with keep[j] == 0 (padding) become −inf, the rest of the row [visible, len) becomes 0.
 template <typename T>

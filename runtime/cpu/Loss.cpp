@@ -1,7 +1,7 @@
 //===- Loss.cpp - Masked cross-entropy, forward and backward ------------------===//
 //
-// The logits are the largest activation of a language model ([tokens, vocab]); each row is read twice in the
-// forward (max, then Σ exp) and once in the backward, with the vectorized exp. Rows run in parallel; the loss
+// The logits are the largest activation of a language model ([tokens, vocab]); the forward reads each row once
+// from memory (blockwise max and Σ exp), the backward once, with the vectorized exp. Rows run in parallel; the loss
 // itself sums the rows' terms in row order, in double, so it does not depend on the thread count.
 //
 //===----------------------------------------------------------------------===//
@@ -20,21 +20,25 @@ using namespace detail;
 
 namespace {
 
-// log Σ_j exp(z_j), stably: max + log Σ exp(z − max).
+constexpr Index kLseBlock = 2048; // logits per block: 8 KiB of floats, read twice from L1
+
+// log Σ_j exp(z_j), stably, in one pass over memory: per block of kLseBlock logits its max, then Σ exp(z − max)
+// from L1, merged into a running (max, sum) that is rescaled when the max grows.
 template <typename T> MEGATRON_CPU_CLONES T logSumExpRow(Index n, const T *z) {
-  T acc[kLanes];
-  for (int l = 0; l < kLanes; ++l)
-    acc[l] = -std::numeric_limits<T>::infinity();
-  Index i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l)
-      acc[l] = z[i + l] > acc[l] ? z[i + l] : acc[l];
-  for (int l = 0; i < n; ++i, ++l)
-    acc[l] = z[i] > acc[l] ? z[i] : acc[l];
-  T max = acc[0];
-  for (int l = 1; l < kLanes; ++l)
-    max = acc[l] > max ? acc[l] : max;
-  const T sum = laneSum<T>(n, [&](Index j) { return vexp(z[j] - max); });
+  T max = -std::numeric_limits<T>::infinity(), sum = 0;
+  for (Index b0 = 0; b0 < n; b0 += kLseBlock) {
+    const Index len = std::min(kLseBlock, n - b0);
+    const T *zb = z + b0;
+    const T blockMaximum = laneMax(len, zb);
+    if (blockMaximum > max) {
+      sum *= vexp(max - blockMaximum);
+      max = blockMaximum;
+    }
+    T e[kLseBlock]; // exp first, then a plain lane sum: both loops vectorize
+    for (Index j = 0; j < len; ++j)
+      e[j] = vexp(zb[j] - max);
+    sum += laneSum<T>(len, [&](Index j) { return e[j]; });
+  }
   return max + std::log(sum);
 }
 

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <limits>
 
 #include <omp.h>
 
@@ -40,15 +41,16 @@ inline bool worthParallel(Index work) { return work >= kMinParallelWork; }
 /// alignment: lane l sums the elements i ≡ l (mod kLanes) in order, then the lanes are added in order.
 constexpr int kLanes = 16;
 
-template <typename T> inline T sumLanes(const T *acc) {
+template <typename T> __attribute__((always_inline)) inline T sumLanes(const T *acc) {
   T s = 0;
   for (int l = 0; l < kLanes; ++l)
     s += acc[l];
   return s;
 }
 
-/// Σ_{i<n} term(i) in the lane order above (term is inlined into the caller's loop).
-template <typename T, typename Term> inline T laneSum(Index n, Term term) {
+/// Σ_{i<n} term(i) in the lane order above. Always inlined, so that it is compiled for the caller's clone; keep
+/// term simple (loads and arithmetic; exp first into a buffer) or the lanes do not vectorize.
+template <typename T, typename Term> __attribute__((always_inline)) inline T laneSum(Index n, Term term) {
   T acc[kLanes] = {};
   Index i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -57,6 +59,17 @@ template <typename T, typename Term> inline T laneSum(Index n, Term term) {
   for (int l = 0; i < n; ++i, ++l)
     acc[l] += term(i);
   return sumLanes(acc);
+}
+
+/// max_{i<n} x[i] (−inf for n = 0). A maximum is exact in any order, so unlike sums it may be an OpenMP SIMD
+/// reduction (GCC does not vectorize the lane form of a max). Only NaN inputs could make the order visible, and
+/// those give a NaN softmax either way.
+template <typename T> __attribute__((always_inline)) inline T laneMax(Index n, const T *x) {
+  T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+  for (Index i = 0; i < n; ++i)
+    m = x[i] > m ? x[i] : m;
+  return m;
 }
 
 /// Columns [begin, end) of block `b` when `n` columns are cut into blocks of `width`.

@@ -41,6 +41,24 @@ TEST(CrossEntropy, ForwardMatchesDefinition) {
   }
 }
 
+// Rows longer than the kernel's 2048-logit blocks, with the maximum in a later block (the running sum rescales).
+TEST(CrossEntropy, LongRowsMatchDefinition) {
+  CrossEntropyShape s{3, 7000};
+  Vec z = randomVec(s.rows * s.vocab, 1, -3, 3), lse(s.rows);
+  z[0 * s.vocab + 6500] = 9;
+  z[1 * s.vocab + 2100] = 7;
+  z[2 * s.vocab + 10] = 8;
+  std::vector<std::int32_t> labels = {6500, 3, 6999};
+  double loss;
+  ASSERT_TRUE(crossEntropyForward<double>(s, z.data(), labels.data(), nullptr, &loss, lse.data()).ok());
+  EXPECT_NEAR(loss, referenceLoss(s, z, labels, nullptr), 1e-13);
+  VecF zf = toFloat(z), lsef(s.rows);
+  float lossf;
+  ASSERT_TRUE(crossEntropyForward<float>(s, zf.data(), labels.data(), nullptr, &lossf, lsef.data()).ok());
+  EXPECT_NEAR(lossf, loss, kFloatTol * loss);
+  EXPECT_FLOAT_AGREES(lsef, lse);
+}
+
 // Large logits must not overflow: the max is subtracted before exp.
 TEST(CrossEntropy, StableForLargeLogits) {
   CrossEntropyShape s{2, 3};
