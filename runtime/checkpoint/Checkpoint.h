@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace megatron::ckpt {
@@ -173,7 +174,8 @@ struct LoadTensor {
 };
 
 /// An opened checkpoint directory. open() reads and verifies the metadata (format, version, checksum, the table of
-/// tensors, the data file's header and size); reading a tensor verifies its checksum.
+/// tensors, the data file's header and size); reading a tensor verifies its checksum. Reads use pread() on one open
+/// file, so several threads may read tensors of the same reader at once.
 class CheckpointReader {
 public:
   CheckpointReader() = default;
@@ -208,6 +210,7 @@ public:
   [[nodiscard]] std::string verifyAll() const;
 
 private:
+  [[nodiscard]] std::string openChecked();
   [[nodiscard]] std::string check(const LoadTensor &tensor, const TensorRecord *&record) const;
   [[nodiscard]] std::string readRecord(const TensorRecord &record, void *data,
                                        const std::function<std::string(uint64_t, const void *, size_t)> &write) const;
@@ -216,6 +219,7 @@ private:
   std::string dir;
   CheckpointInfo checkpointInfo;
   std::vector<TensorRecord> records;
+  std::unordered_map<std::string, size_t> index; // Name -> position in records.
   int dataFd = -1;
 };
 

@@ -66,6 +66,7 @@ CheckpointReader &CheckpointReader::operator=(CheckpointReader &&other) noexcept
     dir = std::move(other.dir);
     checkpointInfo = std::move(other.checkpointInfo);
     records = std::move(other.records);
+    index = std::move(other.index);
     dataFd = other.dataFd;
     other.dataFd = -1;
   }
@@ -86,7 +87,16 @@ std::string CheckpointReader::open(const std::string &directory) {
   dir = directory;
   checkpointInfo = CheckpointInfo();
   records.clear();
+  index.clear();
+  try {
+    return openChecked();
+  } catch (const std::exception &e) { // Out of memory, in practice: still a message, not a crash.
+    close();
+    return "cannot open checkpoint '" + dir + "': " + e.what();
+  }
+}
 
+std::string CheckpointReader::openChecked() {
   int error = 0;
   switch (pathKind(dir, error)) {
   case PathKind::Missing:
@@ -192,16 +202,16 @@ std::string CheckpointReader::open(const std::string &directory) {
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   checkpointInfo = std::move(metadata.info);
   records = std::move(metadata.tensors);
+  for (size_t i = 0; i < records.size(); ++i)
+    index.emplace(records[i].name, i);
   dataFd = fd;
   fd = -1;
   return {};
 }
 
 const TensorRecord *CheckpointReader::find(std::string_view name) const {
-  for (const TensorRecord &t : records)
-    if (t.name == name)
-      return &t;
-  return nullptr;
+  auto it = index.find(std::string(name));
+  return it == index.end() ? nullptr : &records[it->second];
 }
 
 std::string CheckpointReader::checkFingerprints(std::string_view model, std::string_view plan) const {
@@ -279,15 +289,16 @@ std::string CheckpointReader::readTensor(const LoadTensor &tensor) const {
 std::string CheckpointReader::readTensors(const std::vector<LoadTensor> &tensors) const {
   std::vector<std::pair<const TensorRecord *, const LoadTensor *>> reads;
   reads.reserve(tensors.size());
-  for (size_t i = 0; i < tensors.size(); ++i) {
+  std::vector<bool> requested(records.size());
+  for (const LoadTensor &tensor : tensors) {
     const TensorRecord *record = nullptr;
-    std::string error = check(tensors[i], record);
+    std::string error = check(tensor, record);
     if (!error.empty())
       return error;
-    for (size_t j = 0; j < i; ++j)
-      if (tensors[j].name == tensors[i].name)
-        return "tensor '" + tensors[i].name + "' is requested twice";
-    reads.emplace_back(record, &tensors[i]);
+    if (requested[static_cast<size_t>(record - records.data())])
+      return "tensor '" + tensor.name + "' is requested twice";
+    requested[static_cast<size_t>(record - records.data())] = true;
+    reads.emplace_back(record, &tensor);
   }
   // In file order: sequential reads.
   std::stable_sort(reads.begin(), reads.end(),
@@ -342,7 +353,10 @@ std::string findLatestCheckpoint(const std::string &loadDir, LatestCheckpoint &l
   if (!parseLatestFile(text, found.iteration, found.release))
     return "'" + latestPath + "' does not hold an iteration number: it holds " + quoteForMessage(text);
   found.directory = found.release ? joinPath(loadDir, "release") : iterationDirectory(loadDir, found.iteration);
-  if (pathKind(found.directory, error) != PathKind::Directory) {
+  PathKind kind = pathKind(found.directory, error);
+  if (kind == PathKind::Other)
+    return "'" + latestPath + "' names a checkpoint directory '" + found.directory + "' that is not a directory";
+  if (kind != PathKind::Directory) {
     // A save that replaced this iteration without RENAME_EXCHANGE and stopped between its two renames left the
     // complete old copy under this name (see CheckpointWriter.cpp).
     std::string aside = joinPath(loadDir, "." + iterationDirectoryName(found.iteration) + ".old");

@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <memory>
+#include <new>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <unordered_set>
@@ -396,9 +397,14 @@ std::string Saver::run() {
 
 std::string saveCheckpoint(const std::string &saveDir, const CheckpointInfo &info,
                            const std::vector<SaveTensor> &tensors, const SaveOptions &options) {
+  std::string context = "cannot save checkpoint iteration " + std::to_string(info.iteration);
   if (saveDir.empty())
-    return "cannot save checkpoint iteration " + std::to_string(info.iteration) + ": the save directory is empty";
-  return Saver(saveDir, info, tensors, options).run();
+    return context + ": the save directory is empty";
+  try {
+    return Saver(saveDir, info, tensors, options).run();
+  } catch (const std::bad_alloc &) { // Still a message, not a crash (a temporary may be left for the next save).
+    return context + " to '" + saveDir + "': out of memory";
+  }
 }
 
 } // namespace megatron::ckpt

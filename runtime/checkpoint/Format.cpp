@@ -61,6 +61,8 @@ std::string iterationDirectoryName(int64_t iteration) {
 }
 
 std::string iterationDirectory(const std::string &saveDir, int64_t iteration) {
+  if (saveDir.empty() || saveDir.back() == '/')
+    return saveDir + iterationDirectoryName(iteration);
   return saveDir + "/" + iterationDirectoryName(iteration);
 }
 

@@ -115,6 +115,15 @@ TEST_F(CheckpointErrorTest, LatestNamesAMissingIteration) {
   EXPECT_EQ(loadLatestCheckpoint(dir.path, {}, info), expected);
 }
 
+TEST_F(CheckpointErrorTest, LatestNamesAFile) {
+  ASSERT_EQ(::rename(iter.c_str(), (dir / "elsewhere").c_str()), 0);
+  writeFile(iter, "not a directory");
+  LatestCheckpoint latest;
+  EXPECT_EQ(findLatestCheckpoint(dir.path, latest), "'" + dir / "latest_checkpointed_iteration.txt" +
+                                                        "' names a checkpoint directory '" + iter +
+                                                        "' that is not a directory");
+}
+
 TEST_F(CheckpointErrorTest, DirectoryNamedForAnotherIteration) {
   ASSERT_EQ(::rename(iter.c_str(), (dir / "iter_0000011").c_str()), 0);
   EXPECT_EQ(reader.open(dir / "iter_0000011"), "checkpoint directory '" + dir / "iter_0000011" +
@@ -346,6 +355,14 @@ TEST_F(CheckpointErrorTest, MissingTensor) {
                                 {"optimizer.exp_avg_sq.embedding.word_embeddings.weight", DType::F32, {64, 16},
                                  weights.data(), nullptr}}),
             "checkpoint '" + iter + "' has no tensor 'optimizer.exp_avg_sq.embedding.word_embeddings.weight'");
+}
+
+TEST_F(CheckpointErrorTest, TensorRequestedTwice) {
+  ASSERT_EQ(reader.open(iter), "");
+  std::vector<unsigned char> a(8), b(8);
+  EXPECT_EQ(reader.readTensors({{"optimizer.step", DType::I64, {}, a.data(), nullptr},
+                                {"optimizer.step", DType::I64, {}, b.data(), nullptr}}),
+            "tensor 'optimizer.step' is requested twice");
 }
 
 TEST_F(CheckpointErrorTest, WrongShapeOrDtype) {

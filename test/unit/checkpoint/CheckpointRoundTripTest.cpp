@@ -12,6 +12,7 @@ TEST(CheckpointNames, MegatronLayout) {
   EXPECT_EQ(iterationDirectoryName(0), "iter_0000000");
   EXPECT_EQ(iterationDirectoryName(12345678), "iter_12345678");
   EXPECT_EQ(iterationDirectory("/ckpt", 500), "/ckpt/iter_0000500");
+  EXPECT_EQ(iterationDirectory("/ckpt/", 500), "/ckpt/iter_0000500");
   EXPECT_EQ(iterationOfDirectoryName("iter_0000500"), 500);
   EXPECT_EQ(iterationOfDirectoryName("iter_500"), -1);
   EXPECT_EQ(iterationOfDirectoryName(".iter_0000500.old"), -1);
