@@ -8,7 +8,9 @@
 
 #include "CheckpointTestUtil.h"
 
+#include <csignal>
 #include <linux/fs.h>
+#include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 
@@ -148,6 +150,31 @@ TEST(CheckpointUnwritable, SaveDirectoryUnderARegularFile) {
   writeFile(dir / "iter_file", "x");
   EXPECT_EQ(saveCheckpoint(dir / "iter_file", infoFor(1), {}),
             "cannot save checkpoint iteration 1 to '" + dir / "iter_file" + "': it exists and is not a directory");
+}
+
+TEST(CheckpointUnwritable, DiskFullWhileWritingLeavesNothingBehind) {
+  // RLIMIT_FSIZE makes write() fail part-way through the data file (EFBIG), as a full disk would (ENOSPC).
+  TempDir dir;
+  std::vector<OwnedTensor> tensors = smallModel(1);
+  ASSERT_EQ(saveCheckpoint(dir.path, infoFor(10), toSave(tensors)), "");
+  std::vector<OwnedTensor> big = {OwnedTensor::make("w", DType::F32, {64, 1024}, 2)};
+  struct rlimit old;
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  void (*oldHandler)(int) = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 100000;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string error = saveCheckpoint(dir.path, infoFor(20), toSave(big));
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  ::signal(SIGXFSZ, oldHandler);
+  EXPECT_EQ(error.rfind("cannot save checkpoint iteration 20 to '" + dir.path + "': writing '" + dir.path +
+                            "/.iter_0000020.tmp-",
+                        0),
+            0u)
+      << error;
+  EXPECT_THAT(error, HasSubstr("/model_optim_rng.bin': File too large"));
+  EXPECT_EQ(entries(dir.path), (std::set<std::string>{"iter_0000010", "latest_checkpointed_iteration.txt"}));
+  EXPECT_EQ(loadAndCompare(dir.path, tensors), "");
 }
 
 /// Makes a directory read-only for the lifetime of the object: with the immutable attribute when running as root
