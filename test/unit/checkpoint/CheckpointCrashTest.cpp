@@ -13,16 +13,18 @@
 #include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <memory>
+#include <thread>
 
 namespace megatron::ckpt::test {
 namespace {
 
 using ::testing::HasSubstr;
 
-/// Runs saveCheckpoint in a child process that dies right after `crashAt` (or, with crashInData, in the middle of
-/// writing the data file). Returns true when the child died where it was meant to.
-bool saveAndCrash(const std::string &dir, const CheckpointInfo &info, const std::vector<OwnedTensor> &tensors,
-                  std::optional<SaveStep> crashAt, bool crashInData, bool allowExchange) {
+/// Starts saveCheckpoint in a child process that dies right after `crashAt` (or, with crashInData, in the middle
+/// of writing the data file); returns its pid.
+pid_t startCrashingSave(const std::string &dir, const CheckpointInfo &info, const std::vector<OwnedTensor> &tensors,
+                        std::optional<SaveStep> crashAt, bool crashInData, bool allowExchange) {
   pid_t pid = ::fork();
   if (pid == 0) {
     std::vector<SaveTensor> save = toSave(tensors);
@@ -39,9 +41,13 @@ bool saveAndCrash(const std::string &dir, const CheckpointInfo &info, const std:
     std::string error = saveCheckpoint(dir, info, save, options);
     ::_exit(error.empty() ? 1 : 2);
   }
+  return pid;
+}
+
+/// True when the child died where it was meant to (not after a complete save, nor after a failed one).
+bool crashedAsPlanned(pid_t pid) {
   int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 struct CrashCase {
@@ -49,6 +55,8 @@ struct CrashCase {
   bool replace;       ///< Save iteration 10 again (it is the latest), rather than a new iteration 20.
   bool allowExchange; ///< RENAME_EXCHANGE, or the two-rename fallback.
 };
+
+void PrintTo(const CrashCase &c, std::ostream *os) { *os << c.name; }
 
 class CheckpointCrashTest : public ::testing::TestWithParam<CrashCase> {};
 
@@ -62,37 +70,57 @@ TEST_P(CheckpointCrashTest, EveryPointOfTheProtocol) {
       {SaveStep::LatestUpdated, "LatestUpdated"},
       {SaveStep::Done, "Done"},
   };
-  std::vector<OwnedTensor> before = smallModel(1), after = smallModel(2);
+  std::vector<OwnedTensor> before = smallModel(1), after = smallModel(2), next = smallModel(3);
   TempDir saved; // Iteration 10, saved once and copied for each point.
   ASSERT_EQ(saveCheckpoint(saved.path, infoFor(10), toSave(before)), "");
+  int64_t iteration = c.replace ? 10 : 20;
+
+  // The points run side by side (each in its own copy of the save directory), so that their fsyncs overlap.
+  struct Run {
+    std::optional<SaveStep> step;
+    const char *label;
+    std::unique_ptr<TempDir> dir;
+    pid_t pid = -1;
+    std::string nextSave;
+  };
+  std::vector<Run> runs;
   for (const auto &[step, label] : points) {
-    SCOPED_TRACE(label);
-    bool fallbackStep = step == SaveStep::OldMovedAside;
-    if (fallbackStep && !(c.replace && !c.allowExchange))
+    if (step == SaveStep::OldMovedAside && !(c.replace && !c.allowExchange))
       continue; // That point exists only when replacing without RENAME_EXCHANGE.
+    Run run{step, label, std::make_unique<TempDir>()};
+    ASSERT_EQ(::rmdir(run.dir->path.c_str()), 0);
+    copyTree(saved.path, run.dir->path);
+    run.pid = startCrashingSave(run.dir->path, infoFor(iteration), after, step, !step, c.allowExchange);
+    runs.push_back(std::move(run));
+  }
+  for (Run &run : runs)
+    EXPECT_TRUE(crashedAsPlanned(run.pid)) << run.label;
 
-    TempDir dir;
-    ASSERT_EQ(::rmdir(dir.path.c_str()), 0);
-    copyTree(saved.path, dir.path);
-    int64_t iteration = c.replace ? 10 : 20;
-    ASSERT_TRUE(saveAndCrash(dir.path, infoFor(iteration), after, step, !step, c.allowExchange));
-
-    // Whatever the point, the latest checkpoint loads completely: the old one until the new one is in place.
-    bool newInPlace = step && *step >= SaveStep::Renamed;
-    bool newIsLatest = step && (*step >= SaveStep::LatestUpdated || (c.replace && newInPlace));
+  // Whatever the point, the latest checkpoint loads completely: the old one until the new one is in place.
+  for (Run &run : runs) {
+    SCOPED_TRACE(run.label);
+    bool newInPlace = run.step && *run.step >= SaveStep::Renamed;
+    bool newIsLatest = run.step && (*run.step >= SaveStep::LatestUpdated || (c.replace && newInPlace));
     CheckpointInfo loaded;
-    EXPECT_EQ(loadAndCompare(dir.path, newIsLatest ? after : before, &loaded), "");
+    EXPECT_EQ(loadAndCompare(run.dir->path, newIsLatest ? after : before, &loaded), "");
     EXPECT_EQ(loaded.iteration, newIsLatest ? iteration : 10);
-    EXPECT_EQ(exists(iterationDirectory(dir.path, 20)), !c.replace && newInPlace);
+    EXPECT_EQ(exists(iterationDirectory(run.dir->path, 20)), !c.replace && newInPlace);
+  }
 
-    // The next save removes every leftover and works.
-    std::vector<OwnedTensor> next = smallModel(3);
-    ASSERT_EQ(saveCheckpoint(dir.path, infoFor(30), toSave(next)), "");
-    for (const std::string &name : entries(dir.path))
+  // The next save removes every leftover and works.
+  std::vector<std::thread> threads;
+  for (Run &run : runs)
+    threads.emplace_back([&run, &next] { run.nextSave = saveCheckpoint(run.dir->path, infoFor(30), toSave(next)); });
+  for (std::thread &t : threads)
+    t.join();
+  for (Run &run : runs) {
+    SCOPED_TRACE(run.label);
+    EXPECT_EQ(run.nextSave, "");
+    for (const std::string &name : entries(run.dir->path))
       EXPECT_NE(name[0], '.') << "leftover " << name;
-    EXPECT_EQ(loadAndCompare(dir.path, next), "");
+    EXPECT_EQ(loadAndCompare(run.dir->path, next), "");
     CheckpointReader reader;
-    ASSERT_EQ(reader.open(iterationDirectory(dir.path, 10)), "");
+    ASSERT_EQ(reader.open(iterationDirectory(run.dir->path, 10)), "");
     EXPECT_EQ(reader.verifyAll(), "");
   }
 }
