@@ -113,6 +113,10 @@ struct DropoutConfig {
   std::uint64_t seed = 0;
   std::uint64_t stream = 0;
 };
+/// The stream of one dropout op in one micro-batch: mt.dropout's mask is a function of the run's seed, the
+/// iteration, the micro-batch and the op's rng_stream. Packs them without collision:
+/// iteration·2^32 + microBatch·2^16 + rngStream, for iteration < 2^32, microBatch < 2^16, rngStream < 2^16.
+std::uint64_t dropoutStream(std::uint64_t iteration, std::uint64_t microBatch, std::uint64_t rngStream);
 /// Whether element `index` is kept.
 bool dropoutKeeps(const DropoutConfig &config, std::uint64_t index);
 /// y = x · keep / (1 - rate). y may alias x. Saved for backward: nothing (the mask is regenerated).
@@ -314,7 +318,7 @@ struct AttentionConfig {
 };
 
 /// Workspace of attentionForward and attentionBackward, in elements of T, for up to `threads` threads: three
-/// score tiles of at most 64 query rows × keySeq per thread. A kernel given less uses fewer threads.
+/// score tiles of at most 128 query rows × keySeq per thread. A kernel given less uses fewer threads.
 Index attentionWorkspaceSize(const AttentionShape &shape, int threads);
 
 /// out = dropout(softmax(scale·q·kᵀ + bias + mask)) · v per (batch, head), mask from config.mask and, for Padding,

@@ -34,6 +34,11 @@ double randomUniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t ind
   return randomBits(seed, stream, index) * (1.0 / 4294967296.0);
 }
 
+std::uint64_t dropoutStream(std::uint64_t iteration, std::uint64_t microBatch, std::uint64_t rngStream) {
+  assert(iteration < (std::uint64_t(1) << 32) && microBatch < (1u << 16) && rngStream < (1u << 16));
+  return (iteration << 32) | (microBatch << 16) | rngStream;
+}
+
 bool dropoutKeeps(const DropoutConfig &config, std::uint64_t index) {
   return randomBits(config.seed, config.stream, index) >= keepThreshold(config.rate);
 }

@@ -82,6 +82,24 @@ TEST(PositionEmbedding, ForwardAndFiniteDifferences) {
     EXPECT_EQ(dtable[4 * s.hidden + h], base[4 * s.hidden + h]);
 }
 
+TEST(PositionEmbedding, FloatAgreesWithDoubleAndIsDeterministic) {
+  PositionEmbeddingShape s{8, 64, 96, 80};
+  Vec x = randomVec(s.batch * s.seq * s.hidden, 1), table = randomVec(s.maxPositions * s.hidden, 2),
+      dout = randomVec(x.size(), 3), out(x.size()), dtable(table.size(), 0.0);
+  positionEmbeddingForward(s, x.data(), table.data(), out.data());
+  positionEmbeddingBackward<double>(s, dout.data(), nullptr, dtable.data());
+  ThreadScope threads(2);
+  VecF xf = toFloat(x), tablef = toFloat(table), doutf = toFloat(dout);
+  VecF outf(x.size()), a(table.size(), 0.0f), b(table.size(), 0.0f), dxf(x.size());
+  positionEmbeddingForward(s, xf.data(), tablef.data(), outf.data());
+  positionEmbeddingBackward(s, doutf.data(), dxf.data(), a.data());
+  positionEmbeddingBackward<float>(s, doutf.data(), nullptr, b.data());
+  EXPECT_FLOAT_AGREES(outf, out);
+  EXPECT_FLOAT_AGREES(a, dtable);
+  EXPECT_TRUE(sameBits(a, b));
+  EXPECT_TRUE(sameBits(dxf, doutf));
+}
+
 // Values worked out by hand from HF transformers' _relative_position_bucket (relative = key − query).
 TEST(RelativePositionBias, T5BucketsByHand) {
   // Encoder: bidirectional, 32 buckets (16 per direction, 8 exact), max distance 128.

@@ -46,6 +46,13 @@ TEST(Philox, ElementIndexToCounter) {
   }
 }
 
+TEST(Dropout, StreamPacking) {
+  EXPECT_EQ(dropoutStream(0, 0, 0), 0u);
+  EXPECT_EQ(dropoutStream(3, 2, 1), (3ull << 32) | (2ull << 16) | 1ull);
+  EXPECT_NE(dropoutStream(1, 0, 0), dropoutStream(0, 1, 0));
+  EXPECT_NE(dropoutStream(0, 1, 0), dropoutStream(0, 0, 1));
+}
+
 TEST(Dropout, KeepRateIsOneMinusRate) {
   const Index n = 1 << 20;
   for (double rate : {0.1, 0.5, 0.9}) {
