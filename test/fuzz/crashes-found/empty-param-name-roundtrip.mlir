@@ -1,0 +1,1 @@
+mt.param@"":tensor<f32>init<zeros>
