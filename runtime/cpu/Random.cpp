@@ -97,9 +97,14 @@ __attribute__((target("avx2"))) void philoxEightBlocks(std::uint64_t first, std:
   _mm256_storeu_si256(dst + 3, _mm256_permute2x128_si256(u2, u3, 0x31));
 }
 
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
-#else
-constexpr bool kHaveAvx2 = false;
+// Asked once, on first use (after libgcc's CPU detection has certainly run).
+bool haveAvx2() {
+  static const bool have = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return have;
+}
 #endif
 
 } // namespace
@@ -116,7 +121,7 @@ void randomBitsRange(std::uint64_t seed, std::uint64_t stream, std::uint64_t sta
     out[i++] = words[index % 4];
   }
 #if defined(__GNUC__) && defined(__x86_64__)
-  if (kHaveAvx2)
+  if (haveAvx2())
     for (; i + 32 <= count; i += 32)
       philoxEightBlocks((start + std::uint64_t(i)) / 4, s0, s1, k0, k1, out + i);
 #endif
