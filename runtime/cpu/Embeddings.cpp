@@ -62,10 +62,10 @@ IndexStatus embeddingBackward(const EmbeddingShape &s, const std::int32_t *ids, 
   IndexStatus status = checkIds(s.tokens, ids, s.vocab);
   if (!status.ok())
     return status;
-  const Index blocks = ceilDiv(s.hidden, kColumnBlock);
+  const Index width = columnBlockWidth(s.hidden), blocks = ceilDiv(s.hidden, width);
 #pragma omp parallel for schedule(static) if (worthParallel(s.tokens * s.hidden))
   for (Index b = 0; b < blocks; ++b) {
-    Range c = block(s.hidden, kColumnBlock, b);
+    Range c = block(s.hidden, width, b);
     scatterBlock(s.tokens, s.hidden, c.begin, c.end - c.begin, ids, dout, dtable);
   }
   return status;

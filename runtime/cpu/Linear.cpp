@@ -22,7 +22,7 @@ namespace {
 // dst[c] += Σ_r src[r·ld + c] for the columns [c0, c0 + width), rows in order.
 template <typename T>
 MEGATRON_CPU_CLONES void columnSumBlock(Index rows, Index ld, Index c0, Index width, const T *src, T *dst) {
-  T acc[kColumnBlock] = {};
+  T acc[kMaxColumnBlock] = {};
   for (Index r = 0; r < rows; ++r) {
     const T *row = src + r * ld + c0;
     for (Index c = 0; c < width; ++c)
@@ -37,10 +37,10 @@ MEGATRON_CPU_CLONES void columnSumBlock(Index rows, Index ld, Index c0, Index wi
 // dst[c] += Σ_r src[r, c]: parallel over column blocks, so each sum runs over the rows in order.
 template <typename T> void sumRows(Index rows, Index cols, const T *src, T *dst) {
   const Index ld = cols;
-  const Index blocks = ceilDiv(cols, kColumnBlock);
+  const Index width = columnBlockWidth(cols), blocks = ceilDiv(cols, width);
 #pragma omp parallel for schedule(static) if (worthParallel(rows * cols))
   for (Index b = 0; b < blocks; ++b) {
-    Range c = block(cols, kColumnBlock, b);
+    Range c = block(cols, width, b);
     columnSumBlock(rows, ld, c.begin, c.end - c.begin, src, dst);
   }
 }

@@ -2,7 +2,7 @@
 //
 // Rows are independent, so the forward and the input gradient run one row per task. The weight and bias
 // gradients sum over rows; to keep that sum in a fixed order without a workspace, they run over blocks of
-// kColumnBlock columns instead, each block summing its rows in order (x̂ is recomputed from the saved mean and
+// columns instead, each block summing its rows in order (x̂ is recomputed from the saved mean and
 // rstd). The result is then the same for every thread count.
 //
 //===----------------------------------------------------------------------===//
@@ -43,7 +43,7 @@ MEGATRON_CPU_CLONES void layerNormGradRow(Index h, const T *x, const T *w, T mea
 template <typename T>
 MEGATRON_CPU_CLONES void layerNormParamGradBlock(Index rows, Index h, Index c0, Index width, const T *x,
                                                  const T *mean, const T *rstd, const T *dy, T *dweight, T *dbias) {
-  T accW[kColumnBlock] = {}, accB[kColumnBlock] = {};
+  T accW[kMaxColumnBlock] = {}, accB[kMaxColumnBlock] = {};
   for (Index r = 0; r < rows; ++r) {
     const T *xr = x + r * h + c0, *dyr = dy + r * h + c0;
     const T m = mean[r], s = rstd[r];
@@ -79,7 +79,7 @@ MEGATRON_CPU_CLONES void rmsNormGradRow(Index h, const T *x, const T *w, T rstd,
 template <typename T>
 MEGATRON_CPU_CLONES void rmsNormParamGradBlock(Index rows, Index h, Index c0, Index width, const T *x,
                                                const T *rstd, const T *dy, T *dweight) {
-  T acc[kColumnBlock] = {};
+  T acc[kMaxColumnBlock] = {};
   for (Index r = 0; r < rows; ++r) {
     const T *xr = x + r * h + c0, *dyr = dy + r * h + c0;
     const T s = rstd[r];
@@ -109,10 +109,10 @@ void layerNormBackward(const NormShape &shape, const T *x, const T *weight, cons
 #pragma omp parallel for schedule(static) if (parallel)
   for (Index r = 0; r < rows; ++r)
     layerNormGradRow(h, x + r * h, weight, mean[r], rstd[r], dy + r * h, dx + r * h);
-  const Index blocks = ceilDiv(h, kColumnBlock);
+  const Index width = columnBlockWidth(h), blocks = ceilDiv(h, width);
 #pragma omp parallel for schedule(static) if (parallel)
   for (Index b = 0; b < blocks; ++b) {
-    Range c = block(h, kColumnBlock, b);
+    Range c = block(h, width, b);
     layerNormParamGradBlock(rows, h, c.begin, c.end - c.begin, x, mean, rstd, dy, dweight, dbias);
   }
 }
@@ -133,10 +133,10 @@ void rmsNormBackward(const NormShape &shape, const T *x, const T *weight, const 
 #pragma omp parallel for schedule(static) if (parallel)
   for (Index r = 0; r < rows; ++r)
     rmsNormGradRow(h, x + r * h, weight, rstd[r], dy + r * h, dx + r * h);
-  const Index blocks = ceilDiv(h, kColumnBlock);
+  const Index width = columnBlockWidth(h), blocks = ceilDiv(h, width);
 #pragma omp parallel for schedule(static) if (parallel)
   for (Index b = 0; b < blocks; ++b) {
-    Range c = block(h, kColumnBlock, b);
+    Range c = block(h, width, b);
     rmsNormParamGradBlock(rows, h, c.begin, c.end - c.begin, x, rstd, dy, dweight);
   }
 }

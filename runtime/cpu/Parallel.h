@@ -80,9 +80,16 @@ struct Range {
 inline Range block(Index n, Index width, Index b) { return {b * width, std::min(n, (b + 1) * width)}; }
 inline Index ceilDiv(Index a, Index b) { return (a + b - 1) / b; }
 
-/// Width of the column blocks of reductions over rows (dweight, dbias, dtable): a multiple of 16 floats, so two
-/// threads never write one cache line, and small enough that an accumulator block stays in registers/L1.
+/// Reductions over rows (dweight, dbias, dtable) run over blocks of columns, each block summing its rows in
+/// order. Blocks are as wide as an even split over the threads allows (whole rows are read when one thread does
+/// it all), a multiple of 16 elements so that two threads never write one cache line, and at most
+/// kMaxColumnBlock so that a block's accumulators fit on the stack and in L1.
 constexpr Index kColumnBlock = 64;
+constexpr Index kMaxColumnBlock = 1024;
+inline Index columnBlockWidth(Index cols) {
+  const Index perThread = (cols + numThreads() - 1) / numThreads();
+  return std::min(kMaxColumnBlock, std::max(kColumnBlock, (perThread + 15) / 16 * 16));
+}
 
 /// C = alpha·op(A)·op(B) + beta·C, row-major, through OpenBLAS (cblas_sgemm / cblas_dgemm). beta = 0 overwrites C
 /// (NaNs in C are not propagated). Runs on OpenBLAS's threads unless inside a SingleThreadedBlas scope.
