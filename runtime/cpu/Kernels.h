@@ -218,7 +218,7 @@ struct NormShape {
 template <typename T>
 void layerNormForward(const NormShape &shape, double eps, const T *x, const T *weight, const T *bias, T *y, T *mean,
                       T *rstd);
-/// dx (overwrite), dweight += Σ_rows dy·x̂, dbias += Σ_rows dy (accumulate).
+/// dx (overwrite), dweight += Σ_rows dy·x̂, dbias += Σ_rows dy (accumulate). dx must not alias x or dy.
 template <typename T>
 void layerNormBackward(const NormShape &shape, const T *x, const T *weight, const T *mean, const T *rstd,
                        const T *dy, T *dx, T *dweight, T *dbias);
@@ -226,7 +226,7 @@ void layerNormBackward(const NormShape &shape, const T *x, const T *weight, cons
 /// mt.rms_norm: y = x·rstd·weight, rstd = 1/sqrt(mean(x²) + eps). Saved for backward: x, rstd[rows].
 template <typename T>
 void rmsNormForward(const NormShape &shape, double eps, const T *x, const T *weight, T *y, T *rstd);
-/// dx (overwrite), dweight += Σ_rows dy·x·rstd (accumulate).
+/// dx (overwrite), dweight += Σ_rows dy·x·rstd (accumulate). dx must not alias x or dy.
 template <typename T>
 void rmsNormBackward(const NormShape &shape, const T *x, const T *weight, const T *rstd, const T *dy, T *dx,
                      T *dweight);
