@@ -130,8 +130,8 @@ void dropoutRow(const DropoutConfig &d, std::uint64_t start, Index len, const T 
   }
 }
 
-// dS = P ⊙ (dP − Σ_j P·dP) in place of P; returns nothing. dp is the gradient of the dropped-out probabilities
-// already multiplied by the mask.
+// dS = P ⊙ (dP − Σ_j P·dP) in place of P (the softmax backward), where dP = ∂L/∂P is dO·Vᵀ already passed back
+// through the dropout mask.
 template <typename T> MEGATRON_CPU_CLONES void softmaxGradRow(Index len, const T *dp, T *p) {
   const T dot = laneSum<T>(len, [&](Index j) { return p[j] * dp[j]; });
   for (Index j = 0; j < len; ++j)
