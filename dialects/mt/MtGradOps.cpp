@@ -29,7 +29,8 @@ LogicalResult LinearGradInputOp::verify() {
 }
 
 uint64_t LinearGradInputOp::getForwardFlops() {
-  return 2 * static_cast<uint64_t>(numElements(getDy())) * shapeOf(getWeight())[1];
+  return saturatingProduct(
+      {2, static_cast<uint64_t>(numElements(getDy())), static_cast<uint64_t>(shapeOf(getWeight())[1])});
 }
 
 LogicalResult LinearGradWeightOp::verify() {
@@ -44,16 +45,23 @@ LogicalResult LinearGradWeightOp::verify() {
 }
 
 uint64_t LinearGradWeightOp::getForwardFlops() {
-  return 2 * static_cast<uint64_t>(numElements(getDy())) * shapeOf(getX()).back();
+  return saturatingProduct(
+      {2, static_cast<uint64_t>(numElements(getDy())), static_cast<uint64_t>(shapeOf(getX()).back())});
 }
 
 LogicalResult SumRowsOp::verify() {
+  if (tensorOf(getX()).getRank() < 1)
+    return emitOpError() << "x must have at least one dimension, got " << getX().getType();
   if (failed(expectShape(*this, getResult(), {shapeOf(getX()).back()}, "result")))
     return failure();
   return expectSameElementType(*this, {{getX(), "x"}, {getResult(), "result"}});
 }
 
 LogicalResult PoolerGradOp::verify() {
+  if (failed(expectRank(*this, getX(), 3, "x", "[batch, seq, hidden]")) ||
+      failed(expectRank(*this, getWeight(), 2, "weight", "[out, hidden]")) ||
+      failed(expectShape(*this, getDy(), {shapeOf(getX())[0], shapeOf(getWeight())[0]}, "dy")))
+    return failure();
   if (getDy().getType() != getOut().getType())
     return emitOpError() << "dy " << getDy().getType() << " and out " << getOut().getType() << " must match";
   if (getDx().getType() != getX().getType() || getDweight().getType() != getWeight().getType())
@@ -88,8 +96,10 @@ LogicalResult PositionEmbeddingGradOp::verify() {
 }
 
 LogicalResult RelativePositionBiasGradOp::verify() {
+  int64_t buckets = static_cast<int64_t>(getNumBuckets());
   if (failed(expectRank(*this, getDbias(), 3, "dbias", "[heads, q_seq, kv_seq]")) ||
-      failed(expectShape(*this, getDtable(), {getNumBuckets(), shapeOf(getDbias())[0]}, "dtable")))
+      failed(expectShape(*this, getDtable(), {buckets, shapeOf(getDbias())[0]}, "dtable")) ||
+      failed(verify::relativeBuckets(*this, buckets, static_cast<int64_t>(getMaxDistance()), getBidirectional())))
     return failure();
   return expectSameElementType(*this, {{getDbias(), "dbias"}, {getDtable(), "dtable"}});
 }
@@ -99,6 +109,11 @@ LogicalResult RelativePositionBiasGradOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult AttentionGradOp::verify() {
+  if (failed(verify::attention(*this, {getQuery(), getKey(), getValue(), getMask(), getBias(),
+                                       stringifyAttnMaskType(getMaskType()), static_cast<int64_t>(getNumHeads()),
+                                       static_cast<int64_t>(getNumQueryGroups()),
+                                       getSoftmaxScale().convertToDouble(), getDropout().convertToDouble()})))
+    return failure();
   if (getDout().getType() != getQuery().getType() || getOut().getType() != getQuery().getType())
     return emitOpError() << "dout and out must have the query's type " << getQuery().getType();
   if (getDquery().getType() != getQuery().getType() || getDkey().getType() != getKey().getType() ||
@@ -115,10 +130,13 @@ uint64_t AttentionGradOp::getForwardFlops() {
   // Recomputing the scores, then dP = dO·Vᵀ, dV = Pᵀ·dO, dQ = dS·K and dK = dSᵀ·Q: five matmuls of the two the
   // forward has.
   ArrayRef<int64_t> q = shapeOf(getQuery()), k = shapeOf(getKey());
-  return 10 * static_cast<uint64_t>(q[0]) * q[2] * q[1] * k[1] * q[3];
+  return saturatingProduct({10, static_cast<uint64_t>(q[0]), static_cast<uint64_t>(q[2]), static_cast<uint64_t>(q[1]),
+                            static_cast<uint64_t>(k[1]), static_cast<uint64_t>(q[3])});
 }
 
 LogicalResult SwigluGradOp::verify() {
+  if (tensorOf(getX()).getRank() < 1)
+    return emitOpError() << "x must have at least one dimension, got " << getX().getType();
   if (shapeOf(getX()).back() % 2 != 0)
     return emitOpError() << "x " << getX().getType() << " must have an even last dimension";
   SmallVector<int64_t> expected(shapeOf(getX()));
@@ -172,4 +190,16 @@ LogicalResult GradAccumulateOp::verifySymbolUses(SymbolTableCollection &symbolTa
     return emitOpError() << "accumulates " << getGradient().getType() << " into parameter " << getNameAttr()
                          << " of type " << param.getType();
   return success();
+}
+
+LogicalResult RopeGradOp::verify() {
+  return verify::rope(*this, getDy(), getBase().convertToDouble(), static_cast<int64_t>(getRotaryDim()));
+}
+
+LogicalResult LayerNormGradOp::verify() {
+  return verify::norm(*this, getX(), getWeight(), getEpsilon().convertToDouble());
+}
+
+LogicalResult RmsNormGradOp::verify() {
+  return verify::norm(*this, getX(), getWeight(), getEpsilon().convertToDouble());
 }

@@ -79,6 +79,7 @@ def Mt_RopeGradOp : Mt_PureOp<"rope_grad", [AllTypesMatch<["dy", "dx"]>]> {
   let arguments = (ins Mt_FloatTensor:$dy, F64Attr:$base, I64Attr:$rotary_dim);
   let results = (outs Mt_FloatTensor:$dx);
   let assemblyFormat = "$dy attr-dict `:` type($dy)";
+  let hasVerifier = 1;
 }
 
 def Mt_RelativePositionBiasGradOp : Mt_PureOp<"relative_position_bias_grad"> {
@@ -99,6 +100,7 @@ def Mt_LayerNormGradOp : Mt_PureOp<"layer_norm_grad", [AllTypesMatch<["dy", "x",
   let arguments = (ins Mt_FloatTensor:$dy, Mt_FloatTensor:$x, Mt_FloatTensor:$weight, F64Attr:$epsilon);
   let results = (outs Mt_FloatTensor:$dx, Mt_FloatTensor:$dweight, Mt_FloatTensor:$dbias);
   let assemblyFormat = "$dy `,` $x `,` $weight attr-dict `:` type($x) `,` type($weight)";
+  let hasVerifier = 1;
 }
 
 def Mt_RmsNormGradOp : Mt_PureOp<"rms_norm_grad", [AllTypesMatch<["dy", "x", "dx"]>,
@@ -107,6 +109,7 @@ def Mt_RmsNormGradOp : Mt_PureOp<"rms_norm_grad", [AllTypesMatch<["dy", "x", "dx
   let arguments = (ins Mt_FloatTensor:$dy, Mt_FloatTensor:$x, Mt_FloatTensor:$weight, F64Attr:$epsilon);
   let results = (outs Mt_FloatTensor:$dx, Mt_FloatTensor:$dweight);
   let assemblyFormat = "$dy `,` $x `,` $weight attr-dict `:` type($x) `,` type($weight)";
+  let hasVerifier = 1;
 }
 
 def Mt_AttentionGradOp : Mt_PureOp<"attention_grad", [AttrSizedOperandSegments, AllTypesMatch<["dout", "out", "query"]>,

@@ -63,6 +63,8 @@ LogicalResult ParamOp::verify() {
                          << type.getElementType();
   if (type.getNumElements() == 0)
     return emitOpError() << "parameter '" << getSymName() << "' has no elements: " << type;
+  if (getSymName().empty())
+    return emitOpError() << "needs a name (an empty symbol cannot be printed back)";
   return success();
 }
 
@@ -104,15 +106,32 @@ LogicalResult AddPositionEmbeddingOp::verify() {
   return expectSameElementType(*this, {{getX(), "x"}, {getTable(), "table"}});
 }
 
-LogicalResult RopeOp::verify() {
-  if (failed(expectRank(*this, getX(), 4, "x", "[batch, seq, heads, head_dim]")))
+LogicalResult mlir::mt::verify::rope(Operation *op, Value x, double base, int64_t rotaryDim) {
+  if (failed(expectRank(op, x, 4, "x", "[batch, seq, heads, head_dim]")))
     return failure();
-  int64_t headDim = shapeOf(getX())[3], rotaryDim = getRotaryDim();
+  int64_t headDim = shapeOf(x)[3];
   if (rotaryDim <= 0 || rotaryDim % 2 != 0 || rotaryDim > headDim)
-    return emitOpError() << "rotary_dim must be even and in (0, head_dim = " << headDim << "], got " << rotaryDim;
-  double base = getBase().convertToDouble();
+    return op->emitOpError() << "rotary_dim must be even and in (0, head_dim = " << headDim << "], got " << rotaryDim;
   if (!(base > 1.0) || !std::isfinite(base))
-    return emitOpError() << "base must be a finite number greater than 1, got " << base;
+    return op->emitOpError() << "base must be a finite number greater than 1, got " << base;
+  return success();
+}
+
+LogicalResult RopeOp::verify() {
+  return verify::rope(*this, getX(), getBase().convertToDouble(), static_cast<int64_t>(getRotaryDim()));
+}
+
+LogicalResult mlir::mt::verify::relativeBuckets(Operation *op, int64_t buckets, int64_t maxDistance,
+                                                bool bidirectional) {
+  if (bidirectional && buckets % 2 != 0)
+    return op->emitOpError() << "bidirectional num_buckets must be even (half per direction), got " << buckets;
+  // The bucketing gives half of its (per-direction) buckets to exact distances; it needs at least one.
+  int64_t perDirection = bidirectional ? buckets / 2 : buckets;
+  if (perDirection < 2)
+    return op->emitOpError() << "num_buckets must be at least " << (bidirectional ? 4 : 2) << ", got " << buckets;
+  if (maxDistance <= perDirection / 2)
+    return op->emitOpError() << "max_distance must exceed the " << perDirection / 2
+                             << " exactly represented distances, got " << maxDistance;
   return success();
 }
 
@@ -121,20 +140,13 @@ LogicalResult RelativePositionBiasOp::verify() {
       failed(expectRank(*this, getResult(), 3, "result", "[heads, q_seq, kv_seq]")))
     return failure();
   ArrayRef<int64_t> table = shapeOf(getTable()), result = shapeOf(getResult());
-  int64_t buckets = getNumBuckets();
+  int64_t buckets = static_cast<int64_t>(getNumBuckets());
   if (table[0] != buckets)
     return emitOpError() << "table has " << table[0] << " rows but num_buckets is " << buckets;
   if (result[0] != table[1])
     return emitOpError() << "result has " << result[0] << " heads but the table has " << table[1];
-  // The bucketing gives half of its (per-direction) buckets to exact distances; it needs at least one.
-  if (getBidirectional() && buckets % 2 != 0)
-    return emitOpError() << "bidirectional num_buckets must be even (half per direction), got " << buckets;
-  int64_t perDirection = getBidirectional() ? buckets / 2 : buckets;
-  if (perDirection < 2)
-    return emitOpError() << "num_buckets must be at least " << (getBidirectional() ? 4 : 2) << ", got " << buckets;
-  if (getMaxDistance() <= perDirection / 2)
-    return emitOpError() << "max_distance must exceed the " << perDirection / 2
-                         << " exactly represented distances, got " << getMaxDistance();
+  if (failed(verify::relativeBuckets(*this, buckets, static_cast<int64_t>(getMaxDistance()), getBidirectional())))
+    return failure();
   return expectSameElementType(*this, {{getTable(), "table"}, {getResult(), "result"}});
 }
 
@@ -142,8 +154,7 @@ LogicalResult RelativePositionBiasOp::verify() {
 // Norms and linears
 //===----------------------------------------------------------------------===//
 
-/// LayerNorm and RMSNorm: a [hidden] weight over the last dimension of x, and a positive epsilon.
-static LogicalResult verifyNorm(Operation *op, Value x, Value weight, double epsilon) {
+LogicalResult mlir::mt::verify::norm(Operation *op, Value x, Value weight, double epsilon) {
   if (tensorOf(x).getRank() < 1)
     return op->emitOpError() << "x must have at least one dimension";
   int64_t hidden = shapeOf(x).back();
@@ -155,10 +166,12 @@ static LogicalResult verifyNorm(Operation *op, Value x, Value weight, double eps
 }
 
 LogicalResult LayerNormOp::verify() {
-  return verifyNorm(*this, getX(), getWeight(), getEpsilon().convertToDouble());
+  return verify::norm(*this, getX(), getWeight(), getEpsilon().convertToDouble());
 }
 
-LogicalResult RmsNormOp::verify() { return verifyNorm(*this, getX(), getWeight(), getEpsilon().convertToDouble()); }
+LogicalResult RmsNormOp::verify() {
+  return verify::norm(*this, getX(), getWeight(), getEpsilon().convertToDouble());
+}
 
 LogicalResult LinearOp::verify() {
   if (tensorOf(getX()).getRank() < 2)
@@ -183,8 +196,7 @@ LogicalResult LinearOp::verify() {
 
 uint64_t LinearOp::getForwardFlops() {
   uint64_t in = shapeOf(getX()).back(), out = shapeOf(getWeight())[0];
-  uint64_t rows = numElements(getX()) / in;
-  return 2 * rows * in * out;
+  return saturatingProduct({2, static_cast<uint64_t>(numElements(getX())) / in, in, out});
 }
 
 LogicalResult PoolerOp::verify() {
@@ -203,7 +215,8 @@ LogicalResult PoolerOp::verify() {
 
 uint64_t PoolerOp::getForwardFlops() {
   ArrayRef<int64_t> x = shapeOf(getX());
-  return 2 * static_cast<uint64_t>(x[0]) * x[2] * shapeOf(getWeight())[0];
+  return saturatingProduct({2, static_cast<uint64_t>(x[0]), static_cast<uint64_t>(x[2]),
+                            static_cast<uint64_t>(shapeOf(getWeight())[0])});
 }
 
 //===----------------------------------------------------------------------===//
@@ -268,50 +281,57 @@ static LogicalResult verifyHeadView(Operation *op, Value flat, Value split) {
 LogicalResult SplitHeadsOp::verify() { return verifyHeadView(*this, getX(), getResult()); }
 LogicalResult MergeHeadsOp::verify() { return verifyHeadView(*this, getResult(), getX()); }
 
-LogicalResult AttentionOp::verify() {
-  if (failed(expectRank(*this, getQuery(), 4, "query", "[batch, q_seq, heads, head_dim]")) ||
-      failed(expectRank(*this, getKey(), 4, "key", "[batch, kv_seq, groups, head_dim]")))
+LogicalResult mlir::mt::verify::attention(Operation *op, const AttentionOperands &a) {
+  if (failed(expectRank(op, a.query, 4, "query", "[batch, q_seq, heads, head_dim]")) ||
+      failed(expectRank(op, a.key, 4, "key", "[batch, kv_seq, groups, head_dim]")))
     return failure();
-  ArrayRef<int64_t> q = shapeOf(getQuery()), k = shapeOf(getKey());
-  int64_t heads = getNumHeads(), groups = getNumQueryGroups();
-  if (getValue().getType() != getKey().getType())
-    return emitOpError() << "value " << getValue().getType() << " must have the type of key " << getKey().getType();
-  if (q[2] != heads)
-    return emitOpError() << "query has " << q[2] << " heads but num_heads is " << heads;
-  if (k[2] != groups)
-    return emitOpError() << "key and value have " << k[2] << " heads but num_query_groups is " << groups;
-  if (groups <= 0 || heads % groups != 0)
-    return emitOpError() << "num_heads (" << heads << ") must be a multiple of num_query_groups (" << groups << ")";
+  ArrayRef<int64_t> q = shapeOf(a.query), k = shapeOf(a.key);
+  if (a.value.getType() != a.key.getType())
+    return op->emitOpError() << "value " << a.value.getType() << " must have the type of key " << a.key.getType();
+  if (q[2] != a.heads)
+    return op->emitOpError() << "query has " << q[2] << " heads but num_heads is " << a.heads;
+  if (k[2] != a.groups)
+    return op->emitOpError() << "key and value have " << k[2] << " heads but num_query_groups is " << a.groups;
+  if (a.groups <= 0 || a.heads % a.groups != 0)
+    return op->emitOpError() << "num_heads (" << a.heads << ") must be a multiple of num_query_groups (" << a.groups
+                             << ")";
   if (k[0] != q[0] || k[3] != q[3])
-    return emitOpError() << "key " << getKey().getType() << " must match query " << getQuery().getType()
-                         << " in batch and head_dim";
-  if (getMaskType() == AttnMaskType::Causal && q[1] != k[1])
-    return emitOpError() << "causal attention needs q_seq == kv_seq, got " << q[1] << " and " << k[1];
-  bool padding = getMaskType() == AttnMaskType::Padding;
-  if (padding && !getMask())
-    return emitOpError() << "padding attention needs a mask operand of shape [batch, kv_seq]";
-  if (!padding && getMask())
-    return emitOpError() << "only padding attention takes a mask operand";
-  if (getMask() && failed(expectShape(*this, getMask(), {q[0], k[1]}, "mask")))
+    return op->emitOpError() << "key " << a.key.getType() << " must match query " << a.query.getType()
+                             << " in batch and head_dim";
+  if (a.maskType == "causal" && q[1] != k[1])
+    return op->emitOpError() << "causal attention needs q_seq == kv_seq, got " << q[1] << " and " << k[1];
+  bool padding = a.maskType == "padding";
+  if (padding && !a.mask)
+    return op->emitOpError() << "padding attention needs a mask operand of shape [batch, kv_seq]";
+  if (!padding && a.mask)
+    return op->emitOpError() << "only padding attention takes a mask operand";
+  if (a.mask && failed(expectShape(op, a.mask, {q[0], k[1]}, "mask")))
     return failure();
-  if (getBias() && failed(expectShape(*this, getBias(), {heads, q[1], k[1]}, "bias")))
+  if (a.bias && failed(expectShape(op, a.bias, {a.heads, q[1], k[1]}, "bias")))
     return failure();
-  double scale = getSoftmaxScale().convertToDouble();
-  if (!(scale > 0.0) || !std::isfinite(scale))
-    return emitOpError() << "softmax_scale must be positive and finite, got " << scale;
-  if (failed(expectProbability(*this, getDropout().convertToDouble(), "dropout")))
+  if (!(a.scale > 0.0) || !std::isfinite(a.scale))
+    return op->emitOpError() << "softmax_scale must be positive and finite, got " << a.scale;
+  if (failed(expectProbability(op, a.dropout, "dropout")))
     return failure();
-  SmallVector<std::pair<Value, StringRef>> values = {{getQuery(), "query"}, {getKey(), "key"}};
-  if (getBias())
-    values.push_back({getBias(), "bias"});
-  return expectSameElementType(*this, values);
+  SmallVector<std::pair<Value, StringRef>> values = {{a.query, "query"}, {a.key, "key"}};
+  if (a.bias)
+    values.push_back({a.bias, "bias"});
+  return expectSameElementType(op, values);
+}
+
+LogicalResult AttentionOp::verify() {
+  return verify::attention(*this, {getQuery(), getKey(), getValue(), getMask(), getBias(),
+                                   stringifyAttnMaskType(getMaskType()), static_cast<int64_t>(getNumHeads()),
+                                   static_cast<int64_t>(getNumQueryGroups()), getSoftmaxScale().convertToDouble(),
+                                   getDropout().convertToDouble()});
 }
 
 uint64_t AttentionOp::getForwardFlops() {
   // Scores (Q·Kᵀ) and the weighted sum (P·V), each 2·q_seq·kv_seq·head_dim per head. Like Megatron-LM's
   // formula, the causal half is not discounted.
   ArrayRef<int64_t> q = shapeOf(getQuery()), k = shapeOf(getKey());
-  return 4 * static_cast<uint64_t>(q[0]) * q[2] * q[1] * k[1] * q[3];
+  return saturatingProduct({4, static_cast<uint64_t>(q[0]), static_cast<uint64_t>(q[2]), static_cast<uint64_t>(q[1]),
+                            static_cast<uint64_t>(k[1]), static_cast<uint64_t>(q[3])});
 }
 
 //===----------------------------------------------------------------------===//

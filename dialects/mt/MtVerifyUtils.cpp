@@ -43,4 +43,12 @@ LogicalResult expectProbability(Operation *op, double value, StringRef name) {
   return op->emitOpError() << name << " must be in [0, 1), got " << value;
 }
 
+uint64_t saturatingProduct(std::initializer_list<uint64_t> factors) {
+  uint64_t product = 1;
+  for (uint64_t factor : factors)
+    if (__builtin_mul_overflow(product, factor, &product))
+      return UINT64_MAX;
+  return product;
+}
+
 } // namespace mlir::mt::verify

@@ -26,6 +26,28 @@ LogicalResult expectSameElementType(Operation *op, ArrayRef<std::pair<Value, Str
 LogicalResult expectPositive(Operation *op, int64_t value, StringRef name);
 LogicalResult expectProbability(Operation *op, double value, StringRef name);
 
+// Checks shared by a forward op and its gradient op (defined in MtOps.cpp).
+
+/// RoPE on x [batch, seq, heads, head_dim]: an even rotary_dim <= head_dim and a base > 1.
+LogicalResult rope(Operation *op, Value x, double base, int64_t rotaryDim);
+/// A norm over the last dimension of x with a [hidden] weight and a positive epsilon.
+LogicalResult norm(Operation *op, Value x, Value weight, double epsilon);
+/// T5's bucketing: at least two buckets per direction (an even count when bidirectional) and a max_distance
+/// beyond the exactly represented distances.
+LogicalResult relativeBuckets(Operation *op, int64_t buckets, int64_t maxDistance, bool bidirectional);
+/// Core attention's operands and attributes (see mt.attention).
+struct AttentionOperands {
+  Value query, key, value, mask, bias;
+  StringRef maskType; // "causal", "bidirectional" or "padding"
+  int64_t heads, groups;
+  double scale, dropout;
+};
+LogicalResult attention(Operation *op, const AttentionOperands &a);
+
+/// The product of the factors, or UINT64_MAX if it does not fit: a FLOP count saturates rather than wraps, so
+/// the analysis reports an overflow instead of a small wrong number.
+uint64_t saturatingProduct(std::initializer_list<uint64_t> factors);
+
 } // namespace mlir::mt::verify
 
 #endif // MEGATRON_DIALECTS_MT_MTVERIFYUTILS_H

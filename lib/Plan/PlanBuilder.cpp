@@ -164,7 +164,9 @@ private:
   FailureOr<int> newBuffer(Operation *where, RankedTensorType type, plan::Arena arena);
   LogicalResult declareParams();
   LogicalResult declareInputs(func::FuncOp forward);
-  FailureOr<plan::Program> lowerProgram(func::FuncOp func);
+  /// Lowers `func` as program `name`. With `stopAtLogits`, the final cross-entropy is left out and the program's
+  /// output is its logits (for generation).
+  FailureOr<plan::Program> lowerProgram(func::FuncOp func, StringRef name, bool stopAtLogits);
   void bindGradients(func::FuncOp func);
   void bind(Value value, StringRef param, GradAccumulateOp sink);
 
@@ -273,9 +275,11 @@ void PlanLowering::bindGradients(func::FuncOp func) {
   func.walk([&](GradAccumulateOp sink) { bind(sink.getGradient(), sink.getName(), sink); });
 }
 
-FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func) {
+FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef name, bool stopAtLogits) {
   plan::Program program;
-  program.name = func.getName().str();
+  program.name = name.str();
+  Value returned = func.getBody().front().getTerminator()->getOperand(0);
+  auto finalLoss = returned.getDefiningOp<CrossEntropyOp>();
   buffers.clear();
   savedBuffers.clear();
   viewBase.clear();
@@ -292,9 +296,11 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func) {
 
   for (Operation &op : func.getBody().front()) {
     if (auto ret = dyn_cast<func::ReturnOp>(op)) {
-      program.loss = buffers.lookup(ret.getOperand(0));
+      program.loss = buffers.lookup(stopAtLogits ? finalLoss.getLogits() : ret.getOperand(0));
       continue;
     }
+    if (stopAtLogits && &op == finalLoss.getOperation())
+      continue;
     if (auto ref = dyn_cast<ParamRefOp>(op)) {
       buffers[ref.getResult()] = paramBuffers.lookup(ref.getName());
       continue;
@@ -417,8 +423,14 @@ FailureOr<plan::Plan> PlanLowering::run() {
 
   if (failed(declareParams()) || failed(declareInputs(forward)))
     return failure();
-  for (func::FuncOp func : {trainStep, forward}) {
-    FailureOr<plan::Program> program = lowerProgram(func);
+  SmallVector<std::tuple<func::FuncOp, StringRef, bool>> programs = {{trainStep, "train_step", false},
+                                                                      {forward, "forward", false}};
+  // Generation needs the logits of a language model: its forward up to its one loss, a cross-entropy.
+  Value loss = forward.getBody().front().getTerminator()->getOperand(0);
+  if (loss.getDefiningOp<CrossEntropyOp>())
+    programs.push_back({forward, "logits", true});
+  for (auto [func, name, stopAtLogits] : programs) {
+    FailureOr<plan::Program> program = lowerProgram(func, name, stopAtLogits);
     if (failed(program))
       return failure();
     result.programs.push_back(std::move(*program));

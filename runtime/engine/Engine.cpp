@@ -99,6 +99,11 @@ std::string Engine::run(const std::string &name, const RunContext &context) {
   return "the plan has no program '" + name + "'";
 }
 
+void Engine::zero(plan::Arena arena) {
+  std::memset(arenas[static_cast<int>(arena)].get(), 0,
+              static_cast<std::size_t>(planValue.arenaBytes[static_cast<int>(arena)]));
+}
+
 double Engine::loss(const std::string &name) {
   const plan::Program *program = planValue.program(name);
   if (!program)

@@ -47,6 +47,9 @@ public:
   /// (a token id outside the vocabulary, a label outside the logits).
   std::string run(const std::string &name, const RunContext &context);
 
+  /// Zeroes a whole arena (the gradients before an iteration's first micro-batch).
+  void zero(plan::Arena arena);
+
   /// The loss the last run of `name` left in its loss buffer.
   double loss(const std::string &name);
 

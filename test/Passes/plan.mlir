@@ -4,7 +4,7 @@
 // RUN: not megatron-opt %s --mt-plan=output=%t.other.plan 2>&1 | FileCheck %s --check-prefix=NOSTEP
 // RUN: not megatron-opt %s --mt-autodiff --mt-plan 2>&1 | FileCheck %s --check-prefix=NOPATH
 
-// SUMMARY:      mt-plan: wrote {{.*}}.plan ({{[0-9]+}} buffers, train_step: {{[0-9]+}} steps, forward: {{[0-9]+}} steps)
+// SUMMARY:      mt-plan: wrote {{.*}}.plan ({{[0-9]+}} buffers, train_step: {{[0-9]+}} steps, forward: {{[0-9]+}} steps, logits: {{[0-9]+}} steps)
 // SUMMARY-NEXT:   planned memory: {{.*}} MiB = parameters {{.*}} + gradients {{.*}} + optimizer state {{.*}} + inputs {{.*}} + activations {{.*}}
 // SUMMARY-NEXT:   train_step: live activations peak at
 // NOSTEP: mt-plan: the module needs @forward and @train_step; run mt-autodiff first
