@@ -24,8 +24,8 @@ int numThreads() { return omp_get_max_threads(); }
 namespace detail {
 
 // openblas_set_num_threads only changes the count the next call reads (threads already created are kept), so
-// switching to one thread and back is cheap. The pthreads build runs a call with one thread entirely in the
-// calling thread, so concurrent calls from OpenMP threads do not share state.
+// switching to one thread and back is cheap. With one thread a call runs entirely in the calling thread, so
+// OpenMP threads can each run their own GEMMs at once (OpenBLAS's buffer allocator is thread-safe).
 SingleThreadedBlas::SingleThreadedBlas() : saved_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
 SingleThreadedBlas::~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
 
