@@ -1,0 +1,41 @@
+//===- TrainState.h - Parameters, optimizer state and their files -*- C++ -*-===//
+//
+// What a run owns besides the plan's programs: parameter initialisation, and checkpoints of the parameters, AdamW's
+// moments and the run state that makes a resume exact. Private to runtime/train.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MEGATRON_RUNTIME_TRAIN_TRAINSTATE_H
+#define MEGATRON_RUNTIME_TRAIN_TRAINSTATE_H
+
+#include "runtime/engine/Engine.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+namespace megatron::train {
+
+/// Initialises every parameter as its plan entry says (normal with its effective std, zeros, ones). The values are
+/// a pure function of (seed, parameter index, element index): Philox normals via Box-Muller.
+void initializeParameters(runtime::Engine &engine, uint64_t seed);
+
+/// What a checkpoint restores besides tensors.
+struct ResumeState {
+  int64_t iteration = 0;
+  uint64_t trainSamples = 0; // the train loader's state
+  nlohmann::json runState;
+};
+
+/// Saves parameters ("model.<name>"), AdamW moments ("optimizer.exp_avg.<name>", "optimizer.exp_avg_sq.<name>")
+/// and the run state as <saveDir>/iter_<iteration>. Returns "" or the error.
+std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &saveDir, const ResumeState &state);
+
+/// Loads the latest checkpoint of `loadDir` into the engine, checking that it belongs to the same model. Returns ""
+/// or the error; `found` is false (and nothing loaded) when the directory has no checkpoint yet, as Megatron.
+std::string loadTrainingCheckpoint(runtime::Engine &engine, const std::string &loadDir, ResumeState &state,
+                                   bool &found);
+
+} // namespace megatron::train
+
+#endif // MEGATRON_RUNTIME_TRAIN_TRAINSTATE_H

@@ -1,0 +1,115 @@
+//===- megatron-run.cpp - Runs a compiled plan -----------------------------===//
+//
+// Training flags use Megatron-LM's names and defaults; everything else is in runtime/train.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/train/Trainer.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace cl = llvm::cl;
+using megatron::train::TrainOptions;
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  TrainOptions defaults;
+  cl::OptionCategory training("Training (Megatron-LM's flag names)");
+  cl::OptionCategory generation("Generation");
+  cl::opt<std::string> plan("plan", cl::desc("The compiled plan to run"), cl::value_desc("file"), cl::cat(training));
+  cl::opt<int64_t> trainIters("train-iters", cl::desc("Iterations to train"), cl::cat(training));
+  cl::opt<double> lr("lr", cl::desc("Peak learning rate"), cl::init(defaults.schedule.lr), cl::cat(training));
+  cl::opt<double> minLr("min-lr", cl::desc("Learning rate at the end of the decay"), cl::init(0.0),
+                        cl::cat(training));
+  cl::opt<int64_t> warmup("lr-warmup-iters", cl::desc("Iterations of linear warmup"), cl::init(0), cl::cat(training));
+  cl::opt<std::string> decayStyle("lr-decay-style", cl::desc("constant, linear or cosine"), cl::init("linear"),
+                                  cl::cat(training));
+  cl::opt<int64_t> decayIters("lr-decay-iters", cl::desc("Iterations of the decay (default --train-iters)"),
+                              cl::cat(training));
+  cl::opt<double> beta1("adam-beta1", cl::init(defaults.adamBeta1), cl::cat(training));
+  cl::opt<double> beta2("adam-beta2", cl::init(defaults.adamBeta2), cl::cat(training));
+  cl::opt<double> eps("adam-eps", cl::init(defaults.adamEps), cl::cat(training));
+  cl::opt<double> weightDecay("weight-decay", cl::desc("AdamW's decoupled weight decay (not on biases and norms)"),
+                              cl::init(defaults.weightDecay), cl::cat(training));
+  cl::opt<double> clipGrad("clip-grad", cl::desc("Clip gradients to this global L2 norm (0: off)"),
+                           cl::init(defaults.clipGrad), cl::cat(training));
+  cl::opt<int64_t> logInterval("log-interval", cl::init(defaults.logInterval), cl::cat(training));
+  cl::opt<int64_t> evalInterval("eval-interval", cl::init(defaults.evalInterval), cl::cat(training));
+  cl::opt<int64_t> evalIters("eval-iters", cl::desc("Iterations (global batches) per evaluation"),
+                             cl::init(defaults.evalIters), cl::cat(training));
+  cl::opt<uint64_t> seed("seed", cl::init(defaults.seed), cl::cat(training));
+  cl::opt<std::string> save("save", cl::desc("Directory to save checkpoints to"), cl::cat(training));
+  cl::opt<std::string> load("load", cl::desc("Directory to resume from"), cl::cat(training));
+  cl::opt<int64_t> saveInterval("save-interval", cl::desc("Save every N iterations (and at the end)"), cl::init(0),
+                                cl::cat(training));
+  cl::opt<int64_t> exitInterval("exit-interval", cl::desc("Stop after an iteration divisible by N (saving)"),
+                                cl::init(0), cl::cat(training));
+  cl::opt<int> threads("cpu-threads", cl::desc("CPU threads (default: every core)"), cl::init(0), cl::cat(training));
+  cl::opt<std::string> lossCurve("loss-curve", cl::desc("Write the loss curve to this SVG file"),
+                                 cl::value_desc("file.svg"), cl::cat(training));
+  cl::opt<std::string> lossLog("loss-log", cl::desc("Write every iteration's loss, lr and grad norm to this CSV"),
+                               cl::value_desc("file.csv"), cl::cat(training));
+  cl::opt<bool> noProgress("no-progress", cl::desc("No live progress line, even on a terminal"), cl::cat(training));
+  cl::opt<int> generate("generate", cl::desc("Print this many samples from the model at the end"), cl::init(0),
+                        cl::cat(generation));
+  cl::opt<int> generateTokens("generate-tokens", cl::desc("Tokens per sample (default: the sequence length)"),
+                              cl::init(0), cl::cat(generation));
+  cl::opt<bool> greedy("greedy", cl::desc("Always take the most likely token"), cl::cat(generation));
+  cl::opt<double> temperature("temperature", cl::init(1.0), cl::cat(generation));
+  cl::opt<int> topK("top-k", cl::desc("Sample among the k most likely tokens (0: all)"), cl::init(0),
+                    cl::cat(generation));
+  cl::opt<double> topP("top-p", cl::desc("Sample from the smallest set of tokens with this probability"),
+                       cl::init(1.0), cl::cat(generation));
+  cl::HideUnrelatedOptions({&training, &generation});
+  cl::ParseCommandLineOptions(argc, argv,
+                              "megatron-run: trains a compiled plan on the CPU\n\n"
+                              "  megatron-run --plan gpt.plan --train-iters 200 --lr 3e-3 --loss-curve loss.svg "
+                              "--generate 3\n");
+
+  TrainOptions o;
+  o.plan = plan;
+  o.trainIters = trainIters;
+  o.schedule.lr = lr;
+  o.schedule.minLr = minLr;
+  o.schedule.warmupIters = warmup;
+  o.schedule.decayIters = decayIters.getNumOccurrences() ? static_cast<int64_t>(decayIters) : trainIters;
+  std::vector<std::string> problems;
+  if (auto style = megatron::train::parseDecayStyle(decayStyle))
+    o.schedule.style = *style;
+  else
+    problems.push_back("--lr-decay-style: unknown value '" + decayStyle + "'; expected constant, linear or cosine");
+  o.adamBeta1 = beta1;
+  o.adamBeta2 = beta2;
+  o.adamEps = eps;
+  o.weightDecay = weightDecay;
+  o.clipGrad = clipGrad;
+  o.logInterval = logInterval;
+  o.evalInterval = evalInterval;
+  o.evalIters = evalIters;
+  o.seed = seed;
+  o.save = save;
+  o.load = load;
+  o.saveInterval = saveInterval;
+  o.exitInterval = exitInterval;
+  o.threads = threads;
+  o.lossCurve = lossCurve;
+  o.lossLog = lossLog;
+  o.progress = noProgress ? 0 : -1;
+  o.generate = generate;
+  o.generateTokens = generateTokens;
+  o.greedy = greedy;
+  o.temperature = temperature;
+  o.topK = topK;
+  o.topP = topP;
+
+  for (const std::string &problem : megatron::train::validate(o))
+    problems.push_back(problem);
+  if (!problems.empty()) {
+    for (const std::string &problem : problems)
+      llvm::errs() << "megatron-run: error: " << problem << "\n";
+    return 1;
+  }
+  return megatron::train::runTraining(o);
+}
