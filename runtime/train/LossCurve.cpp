@@ -58,8 +58,9 @@ std::string renderSvg(const LossCurve &curve) {
   if (curve.floor >= 0) {
     svg += "<line x1=\"" + number(left) + "\" x2=\"" + number(width - right) + "\" y1=\"" + number(y(curve.floor)) +
            "\" y2=\"" + number(y(curve.floor)) + "\" stroke=\"gray\" stroke-dasharray=\"6 4\"/>\n";
-    svg += "<text x=\"" + number(width - right - 4) + "\" y=\"" + number(y(curve.floor) - 6) +
-           "\" text-anchor=\"end\" fill=\"gray\">entropy floor " + number(curve.floor, "%.3f") + "</text>\n";
+    // Below the dashed line at the left, where a falling loss curve never is.
+    svg += "<text x=\"" + number(left + 6) + "\" y=\"" + number(y(curve.floor) + 14) +
+           "\" fill=\"gray\">entropy floor " + number(curve.floor, "%.3f") + "</text>\n";
   }
   if (!curve.train.empty()) {
     std::string d;
@@ -75,6 +76,50 @@ std::string renderSvg(const LossCurve &curve) {
   svg += "<text x=\"" + number(width - right - 4) + "\" y=\"" + number(top + 30) +
          "\" text-anchor=\"end\" fill=\"#d62728\">validation loss</text>\n";
   return svg + "</svg>\n";
+}
+
+std::string renderText(const LossCurve &curve, int columns, int rows) {
+  if (curve.train.empty())
+    return {};
+  int64_t last = curve.train.back().first;
+  double lo = curve.floor >= 0 ? curve.floor : 1e300, hi = -1e300;
+  for (auto [iteration, loss] : curve.train) {
+    lo = std::min(lo, loss);
+    hi = std::max(hi, loss);
+  }
+  if (hi - lo < 1e-9)
+    hi = lo + 1e-9;
+  std::vector<std::string> grid(static_cast<size_t>(rows), std::string(static_cast<size_t>(columns), ' '));
+  auto rowOf = [&](double loss) {
+    int row = static_cast<int>(std::lround((hi - loss) / (hi - lo) * (rows - 1)));
+    return std::clamp(row, 0, rows - 1);
+  };
+  auto columnOf = [&](int64_t iteration) {
+    return std::clamp(static_cast<int>((iteration - 1) * columns / std::max<int64_t>(last, 1)), 0, columns - 1);
+  };
+  if (curve.floor >= 0)
+    grid[static_cast<size_t>(rowOf(curve.floor))].assign(static_cast<size_t>(columns), '-');
+  std::vector<double> sum(static_cast<size_t>(columns), 0.0);
+  std::vector<int> count(static_cast<size_t>(columns), 0);
+  for (auto [iteration, loss] : curve.train) {
+    sum[static_cast<size_t>(columnOf(iteration))] += loss;
+    ++count[static_cast<size_t>(columnOf(iteration))];
+  }
+  for (int c = 0; c < columns; ++c)
+    if (count[static_cast<size_t>(c)])
+      grid[static_cast<size_t>(rowOf(sum[static_cast<size_t>(c)] / count[static_cast<size_t>(c)]))]
+          [static_cast<size_t>(c)] = '*';
+  for (auto [iteration, loss] : curve.validation)
+    if (loss >= lo && loss <= hi)
+      grid[static_cast<size_t>(rowOf(loss))][static_cast<size_t>(columnOf(iteration))] = 'o';
+  std::string text;
+  for (int r = 0; r < rows; ++r)
+    text += "  " + number(hi - (hi - lo) * r / (rows - 1), "%6.2f") + " |" + grid[static_cast<size_t>(r)] + "\n";
+  text += "         +" + std::string(static_cast<size_t>(columns), '-') + "\n";
+  text += "          iteration 1" + std::string(static_cast<size_t>(std::max(0, columns - 11 - 6)), ' ') +
+          number(static_cast<double>(last), "%6.0f") + "\n";
+  text += "          * training loss   o validation loss   - entropy floor " + number(curve.floor, "%.3f") + "\n";
+  return text;
 }
 
 } // namespace megatron::train

@@ -21,6 +21,10 @@ struct LossCurve {
 /// Written by hand: a few dozen lines of SVG need no plotting library, and the runtime stays dependency-free.
 std::string renderSvg(const LossCurve &curve);
 
+/// The same curve as text for the terminal: `rows` lines of `columns` characters, '*' for the training loss
+/// (mean per column), 'o' for validation points, '-' for the floor, with the loss scale on the left.
+std::string renderText(const LossCurve &curve, int columns = 60, int rows = 12);
+
 } // namespace megatron::train
 
 #endif // MEGATRON_RUNTIME_TRAIN_LOSSCURVE_H

@@ -331,6 +331,8 @@ int Run::main() {
                 "resident %s\n",
                 mebibytes(engine->allocatedBytes()).c_str(), mebibytes(peakResidentBytes()).c_str());
   }
+  if (trained > 1)
+    std::printf("\n%s", renderText(curve).c_str());
   if (!opts.lossLog.empty())
     if (std::string error = writeFileAtomically(opts.lossLog, lossLog); !error.empty())
       return fail("--loss-log: " + error);
