@@ -76,13 +76,7 @@ LogicalResult PoolerGradOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult EmbeddingGradOp::verify() {
-  if (failed(expectRank(*this, getDtable(), 2, "dtable", "[vocab, hidden]")))
-    return failure();
-  SmallVector<int64_t> expected(shapeOf(getIds()));
-  expected.push_back(shapeOf(getDtable())[1]);
-  if (failed(expectShape(*this, getDy(), expected, "dy")))
-    return failure();
-  return expectSameElementType(*this, {{getDy(), "dy"}, {getDtable(), "dtable"}});
+  return verify::embedding(*this, getIds(), getDtable(), "dtable", getDy(), "dy");
 }
 
 LogicalResult PositionEmbeddingGradOp::verify() {

@@ -83,14 +83,19 @@ LogicalResult ParamRefOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
 // Embeddings
 //===----------------------------------------------------------------------===//
 
+LogicalResult mlir::mt::verify::embedding(Operation *op, Value ids, Value table, StringRef tableName, Value rows,
+                                          StringRef rowsName) {
+  if (failed(expectRank(op, table, 2, tableName, "[vocab, hidden]")))
+    return failure();
+  SmallVector<int64_t> expected(shapeOf(ids));
+  expected.push_back(shapeOf(table)[1]);
+  if (failed(expectShape(op, rows, expected, rowsName)))
+    return failure();
+  return expectSameElementType(op, {{table, tableName}, {rows, rowsName}});
+}
+
 LogicalResult EmbeddingOp::verify() {
-  if (failed(expectRank(*this, getTable(), 2, "table", "[vocab, hidden]")))
-    return failure();
-  SmallVector<int64_t> expected(shapeOf(getIds()));
-  expected.push_back(shapeOf(getTable())[1]);
-  if (failed(expectShape(*this, getResult(), expected, "result")))
-    return failure();
-  return expectSameElementType(*this, {{getTable(), "table"}, {getResult(), "result"}});
+  return verify::embedding(*this, getIds(), getTable(), "table", getResult(), "result");
 }
 
 LogicalResult AddPositionEmbeddingOp::verify() {

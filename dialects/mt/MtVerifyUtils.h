@@ -28,6 +28,8 @@ LogicalResult expectProbability(Operation *op, double value, StringRef name);
 
 // Checks shared by a forward op and its gradient op (defined in MtOps.cpp).
 
+/// An embedding table [vocab, hidden] and the activations [ids..., hidden] it is looked up into (or scattered from).
+LogicalResult embedding(Operation *op, Value ids, Value table, StringRef tableName, Value rows, StringRef rowsName);
 /// RoPE on x [batch, seq, heads, head_dim]: an even rotary_dim <= head_dim and a base > 1.
 LogicalResult rope(Operation *op, Value x, double base, int64_t rotaryDim);
 /// A norm over the last dimension of x with a [hidden] weight and a positive epsilon.
