@@ -106,8 +106,19 @@ MEGATRON_CPU_CLONES void probabilitiesRow(Index len, Index visible, const T *bia
     return;
   }
   biasAndMask(len, visible, bias, keep, s);
-  for (Index j = 0; j < visible; ++j)
+  double sum = 0.0;
+  for (Index j = 0; j < visible; ++j) {
     s[j] = vexp(s[j] - lse);
+    sum += s[j];
+  }
+  // The saved lse is rounded to T, and exp is vectorised: the recomputed row sums to 1 + δ. Left as is, that
+  // common factor survives into dS = P·(dP − rowsum(P·dP)) as −δ·rowsum(P·dP)·P and leaks into dq, which is
+  // large next to a small true dq (found by test/parity on T5's cross-attention). Renormalising removes it.
+  if (sum > 0.0) {
+    const T inverse = T(1.0 / sum);
+    for (Index j = 0; j < visible; ++j)
+      s[j] *= inverse;
+  }
 }
 
 template <typename T>
@@ -133,7 +144,12 @@ void dropoutRow(const DropoutConfig &d, std::uint64_t start, Index len, const T 
 // dS = P ⊙ (dP − Σ_j P·dP) in place of P (the softmax backward), where dP = ∂L/∂P is dO·Vᵀ already passed back
 // through the dropout mask.
 template <typename T> MEGATRON_CPU_CLONES void softmaxGradRow(Index len, const T *dp, T *p) {
-  const T dot = laneSum<T>(len, [&](Index j) { return p[j] * dp[j]; });
+  // dS = P·(dP − D) cancels where dP is close to its P-weighted mean D; D is accumulated in double so that its
+  // rounding does not dominate small query gradients (test/parity, T5's cross-attention).
+  double sum = 0.0;
+  for (Index j = 0; j < len; ++j)
+    sum += double(p[j]) * double(dp[j]);
+  const T dot = T(sum);
   for (Index j = 0; j < len; ++j)
     p[j] = p[j] * (dp[j] - dot);
 }
