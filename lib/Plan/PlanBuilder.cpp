@@ -17,7 +17,6 @@
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/TypeSwitch.h"
-#include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
 using namespace mlir::mt;
@@ -140,18 +139,13 @@ std::string locationName(Location loc) {
   return "";
 }
 
-/// FNV-1a over the parameters' names, shapes, dtypes and inits: a checkpoint loads only into the same model.
+/// A fingerprint of the parameters' names, shapes, dtypes and inits: a checkpoint loads only into the same model.
 std::string modelFingerprint(ModuleOp module) {
   std::string text;
   llvm::raw_string_ostream os(text);
   for (ParamOp param : module.getOps<ParamOp>())
     os << param.getSymName() << ":" << param.getType() << ":" << param.getInit() << ";";
-  uint64_t hash = 1469598103934665603ull;
-  for (unsigned char c : os.str()) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return llvm::formatv("{0:x16}", hash).str();
+  return plan::fingerprintText(os.str());
 }
 
 class PlanLowering {

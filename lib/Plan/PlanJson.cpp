@@ -151,8 +151,9 @@ json contentOf(const Plan &plan) {
           {"programs", programs}};
 }
 
-/// FNV-1a, 64 bits: a fingerprint to detect mismatched or damaged plans, not a security measure.
-std::string fnv1a(const std::string &text) {
+} // namespace
+
+std::string fingerprintText(const std::string &text) {
   uint64_t hash = 1469598103934665603ull;
   for (unsigned char c : text) {
     hash ^= c;
@@ -162,13 +163,12 @@ std::string fnv1a(const std::string &text) {
   std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(hash));
   return out;
 }
-} // namespace
 
-std::string fingerprintOf(const Plan &plan) { return fnv1a(contentOf(plan).dump()); }
+std::string fingerprintOf(const Plan &plan) { return fingerprintText(contentOf(plan).dump()); }
 
 std::string toJson(const Plan &plan) {
   json document = contentOf(plan);
-  std::string fingerprint = fnv1a(document.dump());
+  std::string fingerprint = fingerprintText(document.dump());
   // One buffer, parameter or step per line: a plan stays readable and diffable without growing huge.
   std::string out = "{\n";
   out += "\"format\": " + json(kPlanFormat).dump() + ",\n\"version\": " + std::to_string(kPlanVersion) + ",\n";

@@ -106,6 +106,8 @@ private:
   std::unique_ptr<data::GptBatchLoader> train, validation;
   int64_t microBatches = 1, batchTokens = 0, startIteration = 0;
   double floor = 0;
+  std::vector<float *> grads;    // every parameter's gradient, for the norm and clipping
+  std::vector<cpu::Index> sizes; // their element counts
   bool showProgress = false, progressShown = false;
   LossCurve curve;
 };
@@ -124,6 +126,10 @@ std::string Run::setUp() {
   if (!engine)
     return "plan '" + opts.plan + "': " + error;
 
+  for (const plan::Param &p : engine->plan().params) {
+    grads.push_back(engine->as<float>(p.grad));
+    sizes.push_back(engine->buffer(p.grad).numElements());
+  }
   const std::vector<int64_t> &shape = engine->buffer(inputs.tokens).shape;
   microBatches = engine->plan().model.numMicroBatches;
   batchTokens = shape[0] * shape[1] * microBatches;
@@ -189,13 +195,6 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
            "; lower --lr or raise --lr-warmup-iters";
 
   // Clipping by the global norm, as Megatron: scale by clip / (norm + 1e-6) when that is below 1.
-  const auto &params = engine->plan().params;
-  std::vector<float *> grads;
-  std::vector<cpu::Index> sizes;
-  for (const plan::Param &p : params) {
-    grads.push_back(engine->as<float>(p.grad));
-    sizes.push_back(engine->buffer(p.grad).numElements());
-  }
   gradNorm = cpu::globalNorm<float>(static_cast<int>(grads.size()), grads.data(), sizes.data());
   if (opts.clipGrad > 0) {
     double coefficient = opts.clipGrad / (gradNorm + 1e-6);
@@ -205,7 +204,7 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
   }
   cpu::AdamWConfig adam{opts.schedule.at(iteration - 1), opts.adamBeta1, opts.adamBeta2, opts.adamEps,
                         opts.weightDecay, iteration};
-  for (const plan::Param &p : params)
+  for (const plan::Param &p : engine->plan().params)
     cpu::adamwStep<float>(engine->buffer(p.buffer).numElements(), adam, p.weightDecay, engine->as<float>(p.buffer),
                           engine->as<float>(p.grad), engine->as<float>(p.expAvg), engine->as<float>(p.expAvgSq));
   return {};

@@ -105,6 +105,10 @@ struct Plan {
   int64_t totalBytes() const;
 };
 
+/// FNV-1a (64 bits) of `text` as 16 hex digits: the fingerprints of plans and models. It detects mismatched or
+/// damaged files; it is not a security measure.
+std::string fingerprintText(const std::string &text);
+
 /// The plan as JSON text, with its fingerprint computed over everything else.
 std::string toJson(const Plan &plan);
 /// The fingerprint that toJson records: a hash of the plan's content.
