@@ -23,6 +23,29 @@ def MtReport : Pass<"mt-report", "::mlir::ModuleOp"> {
   ];
 }
 
+def MtShard : Pass<"mt-shard", "::mlir::ModuleOp"> {
+  let summary = "Shards @forward over a tensor-parallel group (Megatron's layout), inserting the collectives";
+  let description = [{
+    Rewrites the whole-model `@forward` into one rank's program for `tensor-parallel` ranks (SPMD): parameters
+    become their shards (`mt.param ... shard #mt.shard<...>`), ops their local forms, and collectives
+    (`mt.all_reduce`, `mt.all_gather`, `mt.reduce_scatter`, `mt.copy_to_group`, `mt.shard_slice`) appear where a
+    value changes layout. Each op's rule (ShardingOpInterface, dialects/mt/MtSharding.cpp) decides its layout, so
+    Megatron's column/row-parallel linears, split heads, vocab-parallel embedding and loss come out without the
+    pass naming any of them; ops without a rule run replicated. With `sequence-parallel`, norm, dropout and
+    residual regions are split along the sequence and the all-reduces become all-gathers and reduce-scatters.
+    Parameters whose gradients are partial sums (norms under sequence parallelism, shared key/value heads) are
+    summed by `@finalize_grads` after the last micro-batch. Runs before `--mt-autodiff`, which differentiates the
+    collectives into their conjugates. See docs/parallelism.md.
+  }];
+  let options = [
+    Option<"tensorParallel", "tensor-parallel", "int64_t", /*default=*/"1",
+           "Tensor-parallel size (Megatron's --tensor-model-parallel-size)">,
+    Option<"sequenceParallel", "sequence-parallel", "bool", /*default=*/"false",
+           "Split norm, dropout and residual regions along the sequence (Megatron's --sequence-parallel)">
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+}
+
 def MtAutodiff : Pass<"mt-autodiff", "::mlir::ModuleOp"> {
   let summary = "Builds @train_step: @forward, then its backward, then every parameter's gradient";
   let description = [{

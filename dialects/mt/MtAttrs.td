@@ -72,4 +72,39 @@ def Mt_InitAttr : AttrDef<Mt_Dialect, "Init"> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// #mt.shard
+//===----------------------------------------------------------------------===//
+
+def Mt_ShardAttr : AttrDef<Mt_Dialect, "Shard"> {
+  let mnemonic = "shard";
+  let summary = "Which slices of a parameter each tensor-parallel rank holds";
+  let description = [{
+    Set by `--mt-shard` on an `mt.param` whose tensor is split across the tensor-parallel group: the parameter's
+    type is then one rank's local shape, and this attribute says which indices of dimension `dim` (of global
+    size `size`) rank r holds: the concatenation of its spans `start+length`, in order. Every rank holds the same
+    number of indices. A span held by several ranks is replicated (the key/value heads of a GQA model with fewer
+    groups than ranks); its gradient is summed over them after the backward (`mt.all_reduce_grads`).
+
+    ```mlir
+    // linear_fc1 of a SwiGLU MLP with ffn 1024 on 2 ranks: each holds its half of the gate and of the up rows.
+    #mt.shard<dim 0 of 2048: [0+512, 1024+512], [512+512, 1536+512]>
+    ```
+
+    The runtime initialises and checkpoints the global tensor and slices it by these spans, so a checkpoint
+    does not depend on the layout it was written from.
+  }];
+  let parameters = (ins "int64_t":$dim, "int64_t":$size, "int64_t":$spansPerRank,
+                        ArrayRefParameter<"int64_t", "start, length pairs, rank by rank">:$spans);
+  let hasCustomAssemblyFormat = 1;
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    int64_t getNumRanks() const { return getSpans().size() / (2 * getSpansPerRank()); }
+    /// The (start, length) spans of rank `rank`.
+    ::llvm::SmallVector<std::pair<int64_t, int64_t>> getRankSpans(int64_t rank) const;
+    /// Indices of dimension `dim` that each rank holds.
+    int64_t getLocalSize() const;
+  }];
+}
+
 #endif // MT_ATTRS_TD

@@ -21,7 +21,9 @@ void MtDialect::initialize() {
 
 /// A model module may carry:
 ///   mt.model = "gpt" | "bert" | "t5"   what megatron-model generated (informational);
-///   mt.num_micro_batches = N : i64     micro-batches per training iteration (global batch / micro batch).
+///   mt.num_micro_batches = N : i64     micro-batches per training iteration (global batch / micro batch);
+///   mt.tensor_parallel = T : i64       a sharded module: one rank's program for a tensor-parallel group of T;
+///   mt.sequence_parallel               (unit) its norm, dropout and residual regions are split along the sequence.
 LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute attribute) {
   StringRef name = attribute.getName().strref();
   if (!isa<ModuleOp>(op))
@@ -35,6 +37,19 @@ LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute 
     auto count = dyn_cast<IntegerAttr>(attribute.getValue());
     if (!count || !count.getType().isSignlessInteger(64) || count.getInt() <= 0)
       return op->emitError() << "'mt.num_micro_batches' must be a positive i64, got " << attribute.getValue();
+    return success();
+  }
+  if (name == kTensorParallelAttr) {
+    auto size = dyn_cast<IntegerAttr>(attribute.getValue());
+    if (!size || !size.getType().isSignlessInteger(64) || size.getInt() <= 0)
+      return op->emitError() << "'" << name << "' must be a positive i64, got " << attribute.getValue();
+    return success();
+  }
+  if (name == kSequenceParallelAttr) {
+    if (!isa<UnitAttr>(attribute.getValue()))
+      return op->emitError() << "'" << name << "' is a unit attribute, got " << attribute.getValue();
+    if (tensorParallelSize(op) < 2)
+      return op->emitError() << "'" << name << "' needs 'mt.tensor_parallel' of at least 2";
     return success();
   }
   return op->emitError() << "unknown module attribute '" << name << "'";

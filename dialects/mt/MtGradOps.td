@@ -60,7 +60,7 @@ def Mt_PoolerGradOp : Mt_PureOp<"pooler_grad", [AllTypesMatch<["dy", "out"]>, Al
 
 def Mt_EmbeddingGradOp : Mt_PureOp<"embedding_grad"> {
   let summary = "Scatter-adds output gradients into a [vocab, hidden] table gradient";
-  let arguments = (ins Mt_IntTensor:$ids, Mt_FloatTensor:$dy);
+  let arguments = (ins Mt_IntTensor:$ids, Mt_FloatTensor:$dy, UnitAttr:$vocab_shard);
   let results = (outs Mt_FloatTensor:$dtable);
   let assemblyFormat = "$ids `,` $dy attr-dict `:` type($ids) `,` type($dy) `->` type($dtable)";
   let hasVerifier = 1;
@@ -68,7 +68,7 @@ def Mt_EmbeddingGradOp : Mt_PureOp<"embedding_grad"> {
 
 def Mt_PositionEmbeddingGradOp : Mt_PureOp<"position_embedding_grad"> {
   let summary = "Gradient of the table of mt.add_position_embedding: dtable[s] = Σ_b dy[b, s], zero past seq";
-  let arguments = (ins Mt_FloatTensor:$dy);
+  let arguments = (ins Mt_FloatTensor:$dy, UnitAttr:$sequence_shard);
   let results = (outs Mt_FloatTensor:$dtable);
   let assemblyFormat = "$dy attr-dict `:` type($dy) `->` type($dtable)";
   let hasVerifier = 1;
@@ -124,7 +124,7 @@ def Mt_AttentionGradOp : Mt_PureOp<"attention_grad", [AttrSizedOperandSegments, 
                        Mt_FloatTensor:$query, Mt_FloatTensor:$key, Mt_FloatTensor:$value,
                        Optional<Mt_IntTensor>:$mask, Optional<Mt_FloatTensor>:$bias, I64Attr:$num_heads,
                        I64Attr:$num_query_groups, F64Attr:$softmax_scale, DefaultValuedAttr<F64Attr, "0.0">:$dropout,
-                       OptionalAttr<I64Attr>:$rng_stream);
+                       OptionalAttr<I64Attr>:$rng_stream, UnitAttr:$head_shard);
   let results = (outs Mt_FloatTensor:$dquery, Mt_FloatTensor:$dkey, Mt_FloatTensor:$dvalue,
                       Optional<Mt_FloatTensor>:$dbias);
   let assemblyFormat = [{
@@ -154,7 +154,7 @@ def Mt_SwigluGradOp : Mt_PureOp<"swiglu_grad", [AllTypesMatch<["x", "dx"]>]> {
 def Mt_CrossEntropyGradOp : Mt_PureOp<"cross_entropy_grad", [AllTypesMatch<["logits", "dlogits"]>]> {
   let summary = "dlogits = dloss · (softmax(logits) − onehot(labels)) · mask / Σ mask";
   let arguments = (ins Mt_ScalarFloat:$dloss, Mt_FloatTensor:$logits, Mt_IntTensor:$labels,
-                       Optional<Mt_FloatTensor>:$loss_mask);
+                       Optional<Mt_FloatTensor>:$loss_mask, UnitAttr:$vocab_parallel);
   let results = (outs Mt_FloatTensor:$dlogits);
   let assemblyFormat = [{
     $dloss `,` $logits `,` $labels (`,` $loss_mask^)? attr-dict `:` type($dloss) `,` type($logits) `,`

@@ -21,6 +21,14 @@ Value gradOrZeros(OpBuilder &b, Location loc, Value grad, Value result) {
   return b.create<FillOp>(loc, result.getType(), b.getF64FloatAttr(0.0));
 }
 
+/// The attributes that say how a sharded op sits in its tensor-parallel group (set by --mt-shard). Its gradient op
+/// needs the same placement: the vocabulary rows it owns, the sequence block, the heads, the dropout indices.
+void copyShardingAttrs(Operation *forward, Operation *gradient) {
+  for (StringRef name : {"vocab_shard", "sequence_shard", "head_shard", "vocab_parallel", "shard_dim"})
+    if (Attribute value = forward->getAttr(name))
+      gradient->setAttr(name, value);
+}
+
 /// Sets the gradients of an op with operands (x, weight[, bias]) from an op returning (dx, dweight[, dbias]).
 void setGrads(SmallVectorImpl<Value> &operandGrads, ValueRange grads) {
   operandGrads.assign(grads.begin(), grads.end());
@@ -33,14 +41,16 @@ void setGrads(SmallVectorImpl<Value> &operandGrads, ValueRange grads) {
 
 LogicalResult EmbeddingOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
                                           SmallVectorImpl<Value> &operandGrads) {
-  Value dtable = b.create<EmbeddingGradOp>(getLoc(), getTable().getType(), getIds(), resultGrads[0]);
+  auto dtable = b.create<EmbeddingGradOp>(getLoc(), getTable().getType(), getIds(), resultGrads[0]);
+  copyShardingAttrs(*this, dtable);
   operandGrads.assign({Value(), dtable});
   return success();
 }
 
 LogicalResult AddPositionEmbeddingOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
                                                      SmallVectorImpl<Value> &operandGrads) {
-  Value dtable = b.create<PositionEmbeddingGradOp>(getLoc(), getTable().getType(), resultGrads[0]);
+  auto dtable = b.create<PositionEmbeddingGradOp>(getLoc(), getTable().getType(), resultGrads[0]);
+  copyShardingAttrs(*this, dtable);
   operandGrads.assign({resultGrads[0], dtable});
   return success();
 }
@@ -140,7 +150,7 @@ LogicalResult AttentionOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGr
   auto grad = b.create<AttentionGradOp>(
       getLoc(), getQuery().getType(), getKey().getType(), getValue().getType(), dbiasType, getMaskTypeAttr(),
       resultGrads[0], getResult(), getQuery(), getKey(), getValue(), getMask(), getBias(), getNumHeadsAttr(),
-      getNumQueryGroupsAttr(), getSoftmaxScaleAttr(), getDropoutAttr(), getRngStreamAttr());
+      getNumQueryGroupsAttr(), getSoftmaxScaleAttr(), getDropoutAttr(), getRngStreamAttr(), getHeadShardAttr());
   operandGrads.assign({grad.getDquery(), grad.getDkey(), grad.getDvalue()});
   if (getMask())
     operandGrads.push_back(Value());
@@ -172,7 +182,9 @@ LogicalResult AddOp::buildGradients(OpBuilder &, ArrayRef<Value> resultGrads, Sm
 LogicalResult DropoutOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
                                         SmallVectorImpl<Value> &operandGrads) {
   // The same mask, so the same op on the same random stream: dx = dy · mask / (1 − rate).
-  operandGrads.assign({b.create<DropoutOp>(getLoc(), getType(), resultGrads[0], getRateAttr(), getRngStreamAttr())});
+  auto dx = b.create<DropoutOp>(getLoc(), getType(), resultGrads[0], getRateAttr(), getRngStreamAttr(),
+                                  getShardDimAttr());
+  operandGrads.assign({dx});
   return success();
 }
 
@@ -183,10 +195,57 @@ LogicalResult CastOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads, 
 
 LogicalResult CrossEntropyOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
                                              SmallVectorImpl<Value> &operandGrads) {
-  Value dlogits = b.create<CrossEntropyGradOp>(getLoc(), getLogits().getType(), resultGrads[0], getLogits(),
-                                               getLabels(), getLossMask());
+  auto dlogits = b.create<CrossEntropyGradOp>(getLoc(), getLogits().getType(), resultGrads[0], getLogits(),
+                                              getLabels(), getLossMask());
+  copyShardingAttrs(*this, dlogits);
   operandGrads.assign({dlogits, Value()});
   if (getLossMask())
     operandGrads.push_back(Value());
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives: each one's gradient is its conjugate
+//===----------------------------------------------------------------------===//
+
+LogicalResult AllReduceOp::buildGradients(OpBuilder &, ArrayRef<Value> resultGrads,
+                                          SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.assign({resultGrads[0]});
+  return success();
+}
+
+LogicalResult CopyToGroupOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                            SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.assign({b.create<AllReduceOp>(getLoc(), getType(), resultGrads[0], getGroupAttr())});
+  return success();
+}
+
+LogicalResult AllGatherOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                          SmallVectorImpl<Value> &operandGrads) {
+  Type type = getX().getType();
+  Value dx = getReplicatedGrad()
+                 ? b.create<ShardSliceOp>(getLoc(), type, resultGrads[0], getDimAttr(), getGroupAttr()).getResult()
+                 : b.create<ReduceScatterOp>(getLoc(), type, resultGrads[0], getDimAttr(), getGroupAttr()).getResult();
+  operandGrads.assign({dx});
+  return success();
+}
+
+LogicalResult ReduceScatterOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                              SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.assign({b.create<AllGatherOp>(getLoc(), getX().getType(), resultGrads[0], getDimAttr(), getGroupAttr(),
+                                             /*replicated_grad=*/UnitAttr())});
+  return success();
+}
+
+LogicalResult ShardSliceOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                           SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.assign({b.create<AllGatherOp>(getLoc(), getX().getType(), resultGrads[0], getDimAttr(), getGroupAttr(),
+                                             /*replicated_grad=*/UnitAttr())});
+  return success();
+}
+
+LogicalResult AddBiasOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                        SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.assign({resultGrads[0], b.create<SumRowsOp>(getLoc(), getBias().getType(), resultGrads[0])});
   return success();
 }

@@ -37,4 +37,26 @@ def Mt_AutodiffOpInterface : OpInterface<"AutodiffOpInterface"> {
   ];
 }
 
+def Mt_ShardingOpInterface : OpInterface<"ShardingOpInterface"> {
+  let cppNamespace = "::mlir::mt";
+  let description = [{
+    How an op runs on a tensor-parallel group: its rule asks the sharding pass for its operands in the layouts it
+    can use (the pass inserts the collectives that get them there), builds the op's local form (local shapes,
+    local head counts, the offsets of its shard) and reports its results' layouts. The pass
+    (passes/Shard.cpp) knows no op; the rules live in dialects/mt/MtSharding.cpp. An op without this interface
+    runs replicated: whole inputs, whole outputs, on every rank.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+        Builds this op's local form through `rewriter` (its operands are the whole-model values; ask for them
+        with `rewriter.get`) and records its results with `rewriter.set`.
+      }], "::mlir::LogicalResult", "shard", (ins "::mlir::mt::ShardingRewriter &":$rewriter)>,
+    InterfaceMethod<[{
+        The layout this op would like operand `operand` to arrive in, so that its producer can choose it (a
+        column-parallel linear feeding `mt.swiglu` splits its gate and up halves separately). None: no wish.
+      }], "std::optional<::mlir::mt::Layout>", "getPreferredOperandLayout", (ins "unsigned":$operand,
+          "int64_t":$ranks), [{}], [{ return std::nullopt; }]>
+  ];
+}
+
 #endif // MT_INTERFACES_TD

@@ -65,7 +65,29 @@ LogicalResult ParamOp::verify() {
     return emitOpError() << "parameter '" << getSymName() << "' has no elements: " << type;
   if (getSymName().empty())
     return emitOpError() << "needs a name (an empty symbol cannot be printed back)";
+  if (ShardAttr shard = getShardAttr()) {
+    if (shard.getDim() >= type.getRank())
+      return emitOpError() << "parameter '" << getSymName() << "' is sharded along dim " << shard.getDim()
+                           << " but has " << type.getRank() << " dimensions";
+    if (shard.getLocalSize() != type.getDimSize(shard.getDim()))
+      return emitOpError() << "parameter '" << getSymName() << "' has " << type.getDimSize(shard.getDim())
+                           << " indices along dim " << shard.getDim() << " but its shard gives each rank "
+                           << shard.getLocalSize();
+    if (shard.getNumRanks() != tensorParallelSize(*this))
+      return emitOpError() << "parameter '" << getSymName() << "' is sharded over " << shard.getNumRanks()
+                           << " ranks but the module's tensor-parallel size is " << tensorParallelSize(*this);
+  }
   return success();
+}
+
+RankedTensorType ParamOp::getGlobalType() {
+  RankedTensorType type = getTensorType();
+  ShardAttr shard = getShardAttr();
+  if (!shard)
+    return type;
+  SmallVector<int64_t> shape(type.getShape());
+  shape[shard.getDim()] = shard.getSize();
+  return type.clone(shape);
 }
 
 LogicalResult ParamRefOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
@@ -105,8 +127,10 @@ LogicalResult AddPositionEmbeddingOp::verify() {
   ArrayRef<int64_t> x = shapeOf(getX()), table = shapeOf(getTable());
   if (table[1] != x[2])
     return emitOpError() << "table has hidden size " << table[1] << " but x has " << x[2];
-  if (x[1] > table[0])
-    return emitOpError() << "sequence length " << x[1] << " exceeds the " << table[0]
+  // Under sequence parallelism x is one rank's block: the positions run to the whole sequence.
+  int64_t seq = x[1] * (getSequenceShard() ? tensorParallelSize(*this) : 1);
+  if (seq > table[0])
+    return emitOpError() << "sequence length " << seq << " exceeds the " << table[0]
                          << " positions of the table (--max-position-embeddings)";
   return expectSameElementType(*this, {{getX(), "x"}, {getTable(), "table"}});
 }

@@ -14,9 +14,19 @@
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include "dialects/mt/MtSharding.h"
 #include "dialects/mt/MtInterfaces.h.inc"
 
 #define GET_OP_CLASSES
 #include "dialects/mt/MtOps.h.inc"
+
+namespace mlir::mt {
+/// Module attributes of a sharded module (set by --mt-shard): the tensor-parallel group's size, and whether the
+/// norm/dropout/residual regions are split along the sequence.
+inline constexpr llvm::StringLiteral kTensorParallelAttr = "mt.tensor_parallel";
+inline constexpr llvm::StringLiteral kSequenceParallelAttr = "mt.sequence_parallel";
+/// The size of the tensor-parallel group of the module holding `op` (1 for an unsharded module).
+int64_t tensorParallelSize(Operation *op);
+} // namespace mlir::mt
 
 #endif // MEGATRON_DIALECTS_MT_MTOPS_H

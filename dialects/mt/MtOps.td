@@ -44,11 +44,14 @@ def Mt_ParamOp : Mt_Op<"param", [Symbol, HasParent<"::mlir::ModuleOp">]> {
     mt.param @"decoder.layers.3.mlp.linear_fc2.weight" : tensor<768x3072xf32> init <scaled_normal(0.02, layers = 12)>
     ```
   }];
-  let arguments = (ins SymbolNameAttr:$sym_name, TypeAttrOf<AnyRankedTensor>:$type, Mt_InitAttr:$init);
-  let assemblyFormat = "$sym_name `:` $type `init` $init attr-dict";
+  let arguments = (ins SymbolNameAttr:$sym_name, TypeAttrOf<AnyRankedTensor>:$type, Mt_InitAttr:$init,
+                       OptionalAttr<Mt_ShardAttr>:$shard);
+  let assemblyFormat = "$sym_name `:` $type `init` $init (`shard` $shard^)? attr-dict";
   let hasVerifier = 1;
   let extraClassDeclaration = [{
     ::mlir::RankedTensorType getTensorType() { return ::llvm::cast<::mlir::RankedTensorType>(getType()); }
+    /// The whole parameter's type: the local type with the sharded dimension at its global size.
+    ::mlir::RankedTensorType getGlobalType();
   }];
 }
 
@@ -63,32 +66,34 @@ def Mt_ParamRefOp : Mt_PureOp<"param_ref", [DeclareOpInterfaceMethods<SymbolUser
 // Embeddings
 //===----------------------------------------------------------------------===//
 
-def Mt_EmbeddingOp : Mt_PureOp<"embedding", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_EmbeddingOp : Mt_PureOp<"embedding", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Looks up token embeddings";
   let description = [{
     `result[i..., :] = table[ids[i...], :]`. `ids` has any rank; the result appends the embedding dimension.
     Used for word and token-type embeddings.
   }];
-  let arguments = (ins Mt_IntTensor:$ids, Mt_FloatTensor:$table);
+  let arguments = (ins Mt_IntTensor:$ids, Mt_FloatTensor:$table, UnitAttr:$vocab_shard);
   let results = (outs Mt_FloatTensor:$result);
   let assemblyFormat = "$ids `,` $table attr-dict `:` type($ids) `,` type($table) `->` type($result)";
   let hasVerifier = 1;
 }
 
 def Mt_AddPositionEmbeddingOp : Mt_PureOp<"add_position_embedding",
-    [AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+    [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Adds learned absolute position embeddings";
   let description = [{
     `result[b, s, :] = x[b, s, :] + table[s, :]` for a `[batch, seq, hidden]` input and a
-    `[max_positions, hidden]` table (Megatron's `--position-embedding-type learned_absolute`).
+    `[max_positions, hidden]` table (Megatron's `--position-embedding-type learned_absolute`). With
+    `sequence_shard`, `x` is tensor-parallel rank r's block of the sequence and its positions start at
+    `r · seq` (sequence parallelism).
   }];
-  let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$table);
+  let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$table, UnitAttr:$sequence_shard);
   let results = (outs Mt_FloatTensor:$result);
   let assemblyFormat = "$x `,` $table attr-dict `:` type($x) `,` type($table)";
   let hasVerifier = 1;
 }
 
-def Mt_RopeOp : Mt_PureOp<"rope", [AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_RopeOp : Mt_PureOp<"rope", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Applies rotary position embedding to queries or keys";
   let description = [{
     Rotates the first `rotary_dim` channels of each head of a `[batch, seq, heads, head_dim]` tensor by
@@ -121,7 +126,7 @@ def Mt_RelativePositionBiasOp : Mt_PureOp<"relative_position_bias", [DeclareOpIn
 //===----------------------------------------------------------------------===//
 
 def Mt_LayerNormOp : Mt_PureOp<"layer_norm",
-    [AllTypesMatch<["x", "result"]>, AllTypesMatch<["weight", "bias"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+    [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, AllTypesMatch<["x", "result"]>, AllTypesMatch<["weight", "bias"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "LayerNorm over the last dimension";
   let description = [{ `(x - mean) / sqrt(var + epsilon) * weight + bias`, statistics over the last dimension. }];
   let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$weight, Mt_FloatTensor:$bias, F64Attr:$epsilon);
@@ -130,7 +135,7 @@ def Mt_LayerNormOp : Mt_PureOp<"layer_norm",
   let hasVerifier = 1;
 }
 
-def Mt_RmsNormOp : Mt_PureOp<"rms_norm", [AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_RmsNormOp : Mt_PureOp<"rms_norm", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "RMSNorm over the last dimension";
   let description = [{ `x / sqrt(mean(x²) + epsilon) * weight`, statistics over the last dimension. }];
   let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$weight, F64Attr:$epsilon);
@@ -139,7 +144,7 @@ def Mt_RmsNormOp : Mt_PureOp<"rms_norm", [AllTypesMatch<["x", "result"]>, Declar
   let hasVerifier = 1;
 }
 
-def Mt_LinearOp : Mt_PureOp<"linear", [DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_LinearOp : Mt_PureOp<"linear", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Affine map of the last dimension: x · Wᵀ + b";
   let description = [{
     `x` is `[..., in]`, `weight` is `[out, in]` (PyTorch's layout) and the optional `bias` is `[out]`; the result
@@ -168,7 +173,7 @@ def Mt_PoolerOp : Mt_PureOp<"pooler", [DeclareOpInterfaceMethods<Mt_FlopCountOpI
 // Attention
 //===----------------------------------------------------------------------===//
 
-def Mt_SplitQkvOp : Mt_PureOp<"split_qkv", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_SplitQkvOp : Mt_PureOp<"split_qkv", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface, ["getPreferredOperandLayout"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Splits a fused QKV projection into query, key and value heads";
   let description = [{
     Splits `[batch, seq, (heads + 2·groups)·head_dim]` into query `[batch, seq, heads, head_dim]` and key and
@@ -182,7 +187,7 @@ def Mt_SplitQkvOp : Mt_PureOp<"split_qkv", [DeclareOpInterfaceMethods<Mt_Autodif
   let hasVerifier = 1;
 }
 
-def Mt_SplitKvOp : Mt_PureOp<"split_kv", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_SplitKvOp : Mt_PureOp<"split_kv", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface, ["getPreferredOperandLayout"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Splits a fused KV projection (cross-attention) into key and value heads";
   let description = [{
     Splits `[batch, seq, 2·groups·head_dim]` into key and value `[batch, seq, groups, head_dim]`, laid out group
@@ -194,7 +199,7 @@ def Mt_SplitKvOp : Mt_PureOp<"split_kv", [DeclareOpInterfaceMethods<Mt_AutodiffO
   let hasVerifier = 1;
 }
 
-def Mt_SplitHeadsOp : Mt_PureOp<"split_heads", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_SplitHeadsOp : Mt_PureOp<"split_heads", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Views [batch, seq, heads·head_dim] as [batch, seq, heads, head_dim]";
   let arguments = (ins Mt_FloatTensor:$x);
   let results = (outs Mt_FloatTensor:$result);
@@ -202,7 +207,7 @@ def Mt_SplitHeadsOp : Mt_PureOp<"split_heads", [DeclareOpInterfaceMethods<Mt_Aut
   let hasVerifier = 1;
 }
 
-def Mt_MergeHeadsOp : Mt_PureOp<"merge_heads", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_MergeHeadsOp : Mt_PureOp<"merge_heads", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Views [batch, seq, heads, head_dim] as [batch, seq, heads·head_dim]";
   let arguments = (ins Mt_FloatTensor:$x);
   let results = (outs Mt_FloatTensor:$result);
@@ -210,7 +215,7 @@ def Mt_MergeHeadsOp : Mt_PureOp<"merge_heads", [DeclareOpInterfaceMethods<Mt_Aut
   let hasVerifier = 1;
 }
 
-def Mt_AttentionOp : Mt_PureOp<"attention", [AttrSizedOperandSegments, AllTypesMatch<["query", "result"]>,
+def Mt_AttentionOp : Mt_PureOp<"attention", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, AttrSizedOperandSegments, AllTypesMatch<["query", "result"]>,
     DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Core attention: softmax(scale · QKᵀ + bias + mask) · V";
   let description = [{
@@ -236,7 +241,8 @@ def Mt_AttentionOp : Mt_PureOp<"attention", [AttrSizedOperandSegments, AllTypesM
   let arguments = (ins Mt_AttnMaskTypeAttr:$mask_type, Mt_FloatTensor:$query, Mt_FloatTensor:$key,
                        Mt_FloatTensor:$value, Optional<Mt_IntTensor>:$mask, Optional<Mt_FloatTensor>:$bias,
                        I64Attr:$num_heads, I64Attr:$num_query_groups, F64Attr:$softmax_scale,
-                       DefaultValuedAttr<F64Attr, "0.0">:$dropout, OptionalAttr<I64Attr>:$rng_stream);
+                       DefaultValuedAttr<F64Attr, "0.0">:$dropout, OptionalAttr<I64Attr>:$rng_stream,
+                       UnitAttr:$head_shard);
   let results = (outs Mt_FloatTensor:$result);
   let assemblyFormat = [{
     $mask_type $query `,` $key `,` $value (`mask` `(` $mask^ `:` type($mask) `)`)?
@@ -249,7 +255,7 @@ def Mt_AttentionOp : Mt_PureOp<"attention", [AttrSizedOperandSegments, AllTypesM
 // Activations, residuals, dropout, casts
 //===----------------------------------------------------------------------===//
 
-def Mt_GeluOp : Mt_PureOp<"gelu", [AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_GeluOp : Mt_PureOp<"gelu", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "GeLU activation";
   let description = [{
     `approximation = tanh` is Megatron's default fused bias-GeLU, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`;
@@ -261,7 +267,7 @@ def Mt_GeluOp : Mt_PureOp<"gelu", [AllTypesMatch<["x", "result"]>, DeclareOpInte
   let assemblyFormat = "$x attr-dict `:` type($x)";
 }
 
-def Mt_SwigluOp : Mt_PureOp<"swiglu", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_SwigluOp : Mt_PureOp<"swiglu", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface, ["getPreferredOperandLayout"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "SwiGLU: silu(first half) · second half of the last dimension";
   let description = [{
     For `x` of shape `[..., 2·ffn]`, `result = silu(x[..., :ffn]) · x[..., ffn:]`, as Megatron's `--swiglu`
@@ -273,14 +279,14 @@ def Mt_SwigluOp : Mt_PureOp<"swiglu", [DeclareOpInterfaceMethods<Mt_AutodiffOpIn
   let hasVerifier = 1;
 }
 
-def Mt_AddOp : Mt_PureOp<"add", [Commutative, AllTypesMatch<["lhs", "rhs", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_AddOp : Mt_PureOp<"add", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, Commutative, AllTypesMatch<["lhs", "rhs", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Elementwise sum of two tensors of one type (residual connections, loss terms)";
   let arguments = (ins Mt_FloatTensor:$lhs, Mt_FloatTensor:$rhs);
   let results = (outs Mt_FloatTensor:$result);
   let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
 }
 
-def Mt_DropoutOp : Mt_PureOp<"dropout", [AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_DropoutOp : Mt_PureOp<"dropout", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, AllTypesMatch<["x", "result"]>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Inverted dropout";
   let description = [{
     During training zeroes each element with probability `rate` and scales the rest by `1/(1 - rate)`; the
@@ -288,13 +294,14 @@ def Mt_DropoutOp : Mt_PureOp<"dropout", [AllTypesMatch<["x", "result"]>, Declare
     `rng_stream` (assigned by the autodiff pass), so runs are reproducible and the backward, which is the same op
     with the same stream, reuses the forward's mask without storing it.
   }];
-  let arguments = (ins Mt_FloatTensor:$x, F64Attr:$rate, OptionalAttr<I64Attr>:$rng_stream);
+  let arguments = (ins Mt_FloatTensor:$x, F64Attr:$rate, OptionalAttr<I64Attr>:$rng_stream,
+                       OptionalAttr<I64Attr>:$shard_dim);
   let results = (outs Mt_FloatTensor:$result);
   let assemblyFormat = "$x attr-dict `:` type($x)";
   let hasVerifier = 1;
 }
 
-def Mt_CastOp : Mt_PureOp<"cast", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_CastOp : Mt_PureOp<"cast", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Converts a tensor to another floating-point element type";
   let arguments = (ins Mt_FloatTensor:$x);
   let results = (outs Mt_FloatTensor:$result);
@@ -306,14 +313,15 @@ def Mt_CastOp : Mt_PureOp<"cast", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterf
 // Loss
 //===----------------------------------------------------------------------===//
 
-def Mt_CrossEntropyOp : Mt_PureOp<"cross_entropy", [DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+def Mt_CrossEntropyOp : Mt_PureOp<"cross_entropy", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Masked mean cross-entropy of logits against labels";
   let description = [{
     `logits` is `[..., vocab]`, `labels` (integers in `[0, vocab)`) and the optional `loss_mask` are `[...]`. The
     result is `sum(loss_mask · -log softmax(logits)[labels]) / sum(loss_mask)`, Megatron's masked language-model
     loss, as a scalar; without a mask it is the plain mean (BERT's sentence-order loss).
   }];
-  let arguments = (ins Mt_FloatTensor:$logits, Mt_IntTensor:$labels, Optional<Mt_FloatTensor>:$loss_mask);
+  let arguments = (ins Mt_FloatTensor:$logits, Mt_IntTensor:$labels, Optional<Mt_FloatTensor>:$loss_mask,
+                       UnitAttr:$vocab_parallel);
   let results = (outs Mt_ScalarFloat:$loss);
   let assemblyFormat = [{
     $logits `,` $labels (`,` $loss_mask^)? attr-dict `:` type($logits) `,` type($labels) (`,` type($loss_mask)^)?
@@ -323,5 +331,6 @@ def Mt_CrossEntropyOp : Mt_PureOp<"cross_entropy", [DeclareOpInterfaceMethods<Mt
 }
 
 include "dialects/mt/MtGradOps.td"
+include "dialects/mt/MtParallelOps.td"
 
 #endif // MT_OPS_TD

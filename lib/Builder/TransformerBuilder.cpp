@@ -64,7 +64,7 @@ Value TransformerBuilder::param(const std::string &name, ArrayRef<int64_t> shape
   // A set, not module.lookupSymbol: that scans the module, which made building quadratic in the layers.
   if (declared.insert(name).second) {
     assert(init && "the first reference to a parameter declares it and needs its init");
-    paramBuilder.create<ParamOp>(loc(name), name, type, init);
+    paramBuilder.create<ParamOp>(loc(name), name, type, init, /*shard=*/ShardAttr());
   }
   return b.create<ParamRefOp>(loc(name), type, FlatSymbolRefAttr::get(module.getContext(), name));
 }
@@ -93,7 +93,8 @@ Value TransformerBuilder::norm(Value x, const std::string &prefix) {
 Value TransformerBuilder::dropout(Value x, double rate) {
   if (rate == 0.0)
     return x;
-  return b.create<DropoutOp>(x.getLoc(), x.getType(), x, b.getF64FloatAttr(rate), /*rng_stream=*/IntegerAttr());
+  return b.create<DropoutOp>(x.getLoc(), x.getType(), x, b.getF64FloatAttr(rate), /*rng_stream=*/IntegerAttr(),
+                            /*shard_dim=*/IntegerAttr());
 }
 
 Value TransformerBuilder::add(Value a, Value c) { return b.create<AddOp>(c.getLoc(), a.getType(), a, c); }
@@ -139,7 +140,8 @@ static Value attend(TransformerBuilder &t, const std::string &prefix, Value q, V
   Value context = b.create<AttentionOp>(loc, q.getType(), AttnMaskTypeAttr::get(b.getContext(), mask), q, k, v,
                                         paddingMask, bias, b.getI64IntegerAttr(cfg.numAttentionHeads),
                                         b.getI64IntegerAttr(cfg.numQueryGroups), b.getF64FloatAttr(scale),
-                                        b.getF64FloatAttr(cfg.attentionDropout), /*rng_stream=*/IntegerAttr());
+                                        b.getF64FloatAttr(cfg.attentionDropout), /*rng_stream=*/IntegerAttr(),
+                                        /*head_shard=*/UnitAttr());
   ArrayRef<int64_t> s = shapeOf(q);
   Value merged = b.create<MergeHeadsOp>(loc, t.floatTensor({s[0], s[1], s[2] * s[3]}), context);
   return t.linear(merged, prefix + ".linear_proj", cfg.hiddenSize, t.scaledInit(stackLayers), cfg.addBiasLinear);
