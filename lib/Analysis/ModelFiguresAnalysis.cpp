@@ -40,7 +40,7 @@ FailureOr<ModelFigures> mt::computeModelFigures(ModuleOp module) {
   CheckedMath math;
 
   for (auto param : module.getOps<mt::ParamOp>()) {
-    RankedTensorType type = param.getTensorType();
+    RankedTensorType type = param.getGlobalType(); // the model's, whatever shard this rank holds
     uint64_t count = type.getNumElements();
     Type element = type.getElementType();
     figures.parameterCount = math.add(figures.parameterCount, count);

@@ -125,6 +125,14 @@ std::map<std::string, plan::AttrValue> stepAttrs(Operation *op) {
       attrs[key] = stringifyAttnMaskType(mask.getValue()).str();
     else if (auto gelu = dyn_cast<GeluApproximationAttr>(value))
       attrs[key] = stringifyGeluApproximation(gelu.getValue()).str();
+    else if (auto text = dyn_cast<StringAttr>(value))
+      attrs[key] = text.str();
+    else if (isa<UnitAttr>(value))
+      attrs[key] = true;
+    else if (auto rows = dyn_cast<DenseI64ArrayAttr>(value); rows && key == "rows" && rows.size() == 2) {
+      attrs["row_offset"] = rows[0];
+      attrs["row_count"] = rows[1];
+    }
   }
   return attrs;
 }
@@ -139,12 +147,13 @@ std::string locationName(Location loc) {
   return "";
 }
 
-/// A fingerprint of the parameters' names, shapes, dtypes and inits: a checkpoint loads only into the same model.
+/// A fingerprint of the parameters' names, whole shapes, dtypes and inits: a checkpoint loads only into the same
+/// model, whatever tensor-parallel layout wrote it or reads it.
 std::string modelFingerprint(ModuleOp module) {
   std::string text;
   llvm::raw_string_ostream os(text);
   for (ParamOp param : module.getOps<ParamOp>())
-    os << param.getSymName() << ":" << param.getType() << ":" << param.getInit() << ";";
+    os << param.getSymName() << ":" << param.getGlobalType() << ":" << param.getInit() << ";";
   return plan::fingerprintText(os.str());
 }
 
@@ -161,6 +170,8 @@ private:
   /// Lowers `func` as program `name`. With `stopAtLogits`, the final cross-entropy is left out and the program's
   /// output is its logits (for generation).
   FailureOr<plan::Program> lowerProgram(func::FuncOp func, StringRef name, bool stopAtLogits);
+  /// Lowers @finalize_grads: collectives over gradient buffers, in place, once per iteration.
+  FailureOr<plan::Program> lowerFinalizeGrads(func::FuncOp func);
   void bindGradients(func::FuncOp func);
   void bind(Value value, StringRef param, GradAccumulateOp sink);
 
@@ -202,6 +213,15 @@ LogicalResult PlanLowering::declareParams() {
     plan::Param p;
     p.name = param.getSymName().str();
     RankedTensorType type = param.getTensorType();
+    RankedTensorType global = param.getGlobalType();
+    p.shape.assign(global.getShape().begin(), global.getShape().end());
+    if (ShardAttr shard = param.getShardAttr()) {
+      p.shard.dim = static_cast<int>(shard.getDim());
+      for (int64_t rank = 0; rank < shard.getNumRanks(); ++rank) {
+        auto spans = shard.getRankSpans(rank);
+        p.shard.spans.emplace_back(spans.begin(), spans.end());
+      }
+    }
     FailureOr<int> value = newBuffer(param, type, plan::Arena::Params);
     // Gradients and AdamW's moments are f32 whatever the weights' type (Megatron's main grads), or f64 for an
     // f64 model (gradient checks).
@@ -222,7 +242,7 @@ LogicalResult PlanLowering::declareParams() {
                                                 : plan::InitKind::Normal;
     p.initStd = init.getEffectiveStd();
     // Megatron-LM: no weight decay on biases and on norm weights, that is on 1-D parameters.
-    p.weightDecay = type.getRank() > 1;
+    p.weightDecay = global.getRank() > 1;
     paramBuffers[p.name] = p.buffer;
     gradBuffers[p.name] = p.grad;
     result.params.push_back(std::move(p));
@@ -282,6 +302,7 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
     buffers[arg] = buffer;
 
   std::vector<int> activationIds; // in creation order
+  int gatheredLogits = -1;        // the whole logits of a vocab-parallel "logits" program
   auto baseOf = [&](int id) {
     auto it = viewBase.find(id);
     return it == viewBase.end() ? id : it->second;
@@ -290,16 +311,31 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
 
   for (Operation &op : func.getBody().front()) {
     if (auto ret = dyn_cast<func::ReturnOp>(op)) {
-      program.loss = buffers.lookup(stopAtLogits ? finalLoss.getLogits() : ret.getOperand(0));
+      program.loss = gatheredLogits >= 0 ? gatheredLogits
+                                         : buffers.lookup(stopAtLogits ? finalLoss.getLogits() : ret.getOperand(0));
       continue;
     }
-    if (stopAtLogits && &op == finalLoss.getOperation())
+    if (stopAtLogits && &op == finalLoss.getOperation()) {
+      if (finalLoss.getVocabParallel()) {
+        // Each rank holds its block of the vocabulary: generation samples from the whole row.
+        auto local = cast<RankedTensorType>(finalLoss.getLogits().getType());
+        SmallVector<int64_t> shape(local.getShape());
+        shape.back() *= result.parallel.tensor;
+        FailureOr<int> gathered = newBuffer(&op, local.clone(shape), plan::Arena::Activations);
+        if (failed(gathered))
+          return failure();
+        activationIds.push_back(*gathered);
+        gatheredLogits = *gathered;
+        emit({"all_gather", "output_layer", {buffers.lookup(finalLoss.getLogits())}, {*gathered}, {false},
+              {{"dim", static_cast<int64_t>(shape.size() - 1)}, {"group", std::string("tp")}}});
+      }
       continue;
+    }
     if (auto ref = dyn_cast<ParamRefOp>(op)) {
       buffers[ref.getResult()] = paramBuffers.lookup(ref.getName());
       continue;
     }
-    if (isa<SplitHeadsOp, MergeHeadsOp>(op)) {
+    if (isa<SplitHeadsOp, MergeHeadsOp, CopyToGroupOp>(op)) {
       // A view: the same bytes under the result's shape. It gets its own buffer record (kernels read their
       // dimensions from it) placed at its base's offset once the base is placed.
       int base = buffers.lookup(op.getOperand(0));
@@ -399,6 +435,23 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
   return program;
 }
 
+FailureOr<plan::Program> PlanLowering::lowerFinalizeGrads(func::FuncOp func) {
+  plan::Program program;
+  program.name = "finalize_grads";
+  for (Operation &op : func.getBody().front().without_terminator()) {
+    auto sum = dyn_cast<AllReduceGradsOp>(op);
+    if (!sum)
+      return op.emitOpError("mt-plan: @finalize_grads may only hold mt.all_reduce_grads");
+    plan::Step step{"all_reduce_grads", locationName(op.getLoc()), {}, {}, {}, stepAttrs(&op)};
+    for (Attribute name : sum.getParams()) {
+      step.outputs.push_back(gradBuffers.lookup(cast<FlatSymbolRefAttr>(name).getValue()));
+      step.accumulate.push_back(false);
+    }
+    program.steps.push_back(std::move(step));
+  }
+  return program;
+}
+
 FailureOr<plan::Plan> PlanLowering::run() {
   auto forward = module.lookupSymbol<func::FuncOp>("forward");
   auto trainStep = module.lookupSymbol<func::FuncOp>("train_step");
@@ -414,6 +467,8 @@ FailureOr<plan::Plan> PlanLowering::run() {
   result.model.numMicroBatches = figures->microBatchesPerIteration;
   result.model.parameters = figures->parameterCount;
   result.model.forwardFlopsPerMicroBatch = figures->forwardFlopsPerMicroBatch;
+  result.parallel.tensor = tensorParallelSize(module);
+  result.parallel.sequence = module->hasAttr(kSequenceParallelAttr);
 
   if (failed(declareParams()) || failed(declareInputs(forward)))
     return failure();
@@ -425,6 +480,12 @@ FailureOr<plan::Plan> PlanLowering::run() {
     programs.push_back({forward, "logits", true});
   for (auto [func, name, stopAtLogits] : programs) {
     FailureOr<plan::Program> program = lowerProgram(func, name, stopAtLogits);
+    if (failed(program))
+      return failure();
+    result.programs.push_back(std::move(*program));
+  }
+  if (auto finalize = module.lookupSymbol<func::FuncOp>("finalize_grads")) {
+    FailureOr<plan::Program> program = lowerFinalizeGrads(finalize);
     if (failed(program))
       return failure();
     result.programs.push_back(std::move(*program));

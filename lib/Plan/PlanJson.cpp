@@ -108,8 +108,21 @@ json contentOf(const Plan &plan) {
   for (const Input &in : plan.inputs)
     inputs.push_back({{"name", in.name}, {"buffer", in.buffer}});
   json params = json::array();
-  for (const Param &p : plan.params)
+  for (const Param &p : plan.params) {
+    json shard = nullptr;
+    if (p.shard.isSharded()) {
+      json spans = json::array();
+      for (const auto &rank : p.shard.spans) {
+        json flat = json::array();
+        for (auto [start, length] : rank)
+          flat.insert(flat.end(), {start, length});
+        spans.push_back(flat);
+      }
+      shard = {{"dim", p.shard.dim}, {"spans", spans}};
+    }
     params.push_back({{"name", p.name},
+                      {"shape", p.shape},
+                      {"shard", shard},
                       {"buffer", p.buffer},
                       {"grad", p.grad},
                       {"exp_avg", p.expAvg},
@@ -117,6 +130,7 @@ json contentOf(const Plan &plan) {
                       {"init", initNames[static_cast<int>(p.init)]},
                       {"init_std", p.initStd},
                       {"weight_decay", p.weightDecay}});
+  }
   json programs = json::array();
   for (const Program &program : plan.programs) {
     json steps = json::array();
@@ -144,6 +158,7 @@ json contentOf(const Plan &plan) {
             {"num_micro_batches", plan.model.numMicroBatches},
             {"parameters", plan.model.parameters},
             {"forward_flops_per_micro_batch", plan.model.forwardFlopsPerMicroBatch}}},
+          {"parallel", {{"tensor", plan.parallel.tensor}, {"sequence", plan.parallel.sequence}}},
           {"arenas", arenas},
           {"buffers", buffers},
           {"inputs", inputs},
@@ -174,6 +189,7 @@ std::string toJson(const Plan &plan) {
   out += "\"format\": " + json(kPlanFormat).dump() + ",\n\"version\": " + std::to_string(kPlanVersion) + ",\n";
   out += "\"fingerprint\": " + json(fingerprint).dump() + ",\n";
   out += "\"model\": " + document["model"].dump() + ",\n";
+  out += "\"parallel\": " + document["parallel"].dump() + ",\n";
   out += "\"arenas\": " + document["arenas"].dump() + ",\n";
   auto list = [&](const char *key, const json &items, const char *indent) {
     std::string text = std::string("\"") + key + "\": [";
@@ -273,7 +289,9 @@ void readPrograms(const json &document, Plan &plan) {
     Program program;
     program.name = get<std::string>(p, "name", "a program");
     std::string where = "program '" + program.name + "'";
-    program.loss = bufferId(field(p, "loss", where), plan, where + ".loss");
+    // A program without a result (finalize_grads) records -1.
+    const json &loss = field(p, "loss", where);
+    program.loss = loss == -1 ? -1 : bufferId(loss, plan, where + ".loss");
     program.peakActivationBytes = get<int64_t>(p, "peak_activation_bytes", where);
     const json &steps = field(p, "steps", where);
     if (!steps.is_array())
@@ -309,6 +327,48 @@ void readPrograms(const json &document, Plan &plan) {
   }
 }
 
+/// A parameter's shard: every rank's spans inside the whole shape and adding up to the buffer's extent.
+void readShard(const json &shard, int64_t ranks, const std::vector<int64_t> &local, Param &param,
+               const std::string &where) {
+  if (shard.is_null()) {
+    if (param.shape != local)
+      fail(where + " is not sharded, so its buffer must have its whole shape");
+    return;
+  }
+  param.shard.dim = get<int>(shard, "dim", where + " shard");
+  int dim = param.shard.dim;
+  if (dim < 0 || dim >= static_cast<int>(local.size()) || param.shape.size() != local.size())
+    fail(where + " is sharded along dimension " + std::to_string(dim) + ", which its shape does not have");
+  for (size_t d = 0; d < local.size(); ++d)
+    if (static_cast<int>(d) != dim && param.shape[d] != local[d])
+      fail(where + ": its buffer differs from its whole shape outside the sharded dimension");
+  const json &spans = field(shard, "spans", where + " shard");
+  if (!spans.is_array() || static_cast<int64_t>(spans.size()) != ranks)
+    fail(where + " needs one list of spans per tensor-parallel rank (" + std::to_string(ranks) + ")");
+  for (const json &rank : spans) {
+    std::vector<int64_t> flat;
+    for (const json &value : rank.is_array() ? rank : json::array()) {
+      if (!value.is_number_integer())
+        fail(where + " has a span bound that is not an integer: " + value.dump());
+      flat.push_back(value.get<int64_t>());
+    }
+    if (flat.empty() || flat.size() % 2 != 0)
+      fail(where + " has a rank without (start, length) spans");
+    int64_t total = 0;
+    std::vector<std::pair<int64_t, int64_t>> pairs;
+    for (size_t i = 0; i < flat.size(); i += 2) {
+      if (flat[i] < 0 || flat[i + 1] <= 0 || flat[i] + flat[i + 1] > param.shape[dim])
+        fail(where + " has a span outside its dimension " + std::to_string(dim));
+      pairs.push_back({flat[i], flat[i + 1]});
+      total += flat[i + 1];
+    }
+    if (total != local[dim])
+      fail(where + ": a rank's spans add up to " + std::to_string(total) + ", not its buffer's " +
+           std::to_string(local[dim]));
+    param.shard.spans.push_back(std::move(pairs));
+  }
+}
+
 void readModel(const json &document, Plan &plan) {
   const json &model = field(document, "model", "the plan");
   plan.model.family = get<std::string>(model, "family", "model");
@@ -318,6 +378,11 @@ void readModel(const json &document, Plan &plan) {
   plan.model.forwardFlopsPerMicroBatch = get<uint64_t>(model, "forward_flops_per_micro_batch", "model");
   if (plan.model.numMicroBatches <= 0)
     fail("model.num_micro_batches must be positive");
+  const json &parallel = field(document, "parallel", "the plan");
+  plan.parallel.tensor = get<int64_t>(parallel, "tensor", "parallel");
+  plan.parallel.sequence = get<bool>(parallel, "sequence", "parallel");
+  if (plan.parallel.tensor < 1)
+    fail("parallel.tensor must be at least 1");
 
   for (const json &in : field(document, "inputs", "the plan")) {
     Input input{get<std::string>(in, "name", "an input"), -1};
@@ -347,6 +412,8 @@ void readModel(const json &document, Plan &plan) {
     for (int id : {param.grad, param.expAvg, param.expAvgSq})
       if (plan.buffers[id].shape != value.shape)
         fail(where + ": its gradient and optimizer state must have its shape");
+    param.shape = get<std::vector<int64_t>>(p, "shape", where);
+    readShard(field(p, "shard", where), plan.parallel.tensor, value.shape, param, where);
     plan.params.push_back(std::move(param));
   }
 }

@@ -73,6 +73,7 @@ Plan smallPlan() {
                   {Arena::Activations, 0, 4, DType::F32, {}}};
   Param p;
   p.name = "w";
+  p.shape = {4};
   p.buffer = 0;
   p.grad = 1;
   p.expAvg = 2;
@@ -116,8 +117,8 @@ TEST(PlanJson, RefusesWhatIsNotAPlan) {
 }
 
 TEST(PlanJson, RefusesOtherVersions) {
-  std::string error = errorOf(replaced(toJson(smallPlan()), "\"version\": 1", "\"version\": 2"));
-  EXPECT_NE(error.find("format version 2, and this megatron-run reads version 1"), std::string::npos) << error;
+  std::string error = errorOf(replaced(toJson(smallPlan()), "\"version\": 2", "\"version\": 3"));
+  EXPECT_NE(error.find("format version 3, and this megatron-run reads version 2"), std::string::npos) << error;
 }
 
 TEST(PlanJson, DetectsModification) {

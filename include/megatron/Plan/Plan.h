@@ -20,7 +20,7 @@
 namespace megatron::plan {
 
 /// The format written and the only one read; a plan of another version is refused with a clear message.
-inline constexpr int kPlanVersion = 1;
+inline constexpr int kPlanVersion = 2;
 inline constexpr const char *kPlanFormat = "megatron-plan";
 
 enum class DType { F32, F64, BF16, F16, I32, I64 };
@@ -61,7 +61,8 @@ struct Step {
 };
 
 struct Program {
-  std::string name;       // "train_step" (forward + backward + gradients) or "forward" (evaluation)
+  std::string name; // "train_step" (forward + backward + gradients), "forward" (evaluation), "logits"
+                    // (generation) or "finalize_grads" (after an iteration's last micro-batch)
   int loss = -1;          // the buffer holding the scalar loss after the program ran
   int64_t peakActivationBytes = 0; // the largest sum of live activation bytes at any step (a lower bound)
   std::vector<Step> steps;
@@ -69,8 +70,18 @@ struct Program {
 
 enum class InitKind { Normal, Zeros, Ones };
 
+/// Which indices of one dimension of a parameter each tensor-parallel rank holds (mt.param's #mt.shard).
+struct ParamShard {
+  int dim = -1; ///< -1: every rank holds the whole parameter
+  /// Per rank, (start, length) spans of `dim`, concatenated in order in the rank's buffer.
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> spans;
+  bool isSharded() const { return dim >= 0; }
+};
+
 struct Param {
   std::string name;
+  std::vector<int64_t> shape; // the whole parameter's; its buffers hold this rank's shard of it
+  ParamShard shard;
   int buffer = -1;
   int grad = -1;
   InitKind init = InitKind::Normal;
@@ -93,8 +104,15 @@ struct ModelInfo {
   uint64_t forwardFlopsPerMicroBatch = 0;
 };
 
+/// The parallel layout the plan was compiled for: every one of `tensor` ranks runs the same plan on its shard.
+struct ParallelInfo {
+  int64_t tensor = 1;
+  bool sequence = false;
+};
+
 struct Plan {
   ModelInfo model;
+  ParallelInfo parallel;
   std::vector<Input> inputs;
   std::vector<Param> params;
   std::vector<Buffer> buffers;
