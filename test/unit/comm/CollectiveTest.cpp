@@ -100,25 +100,31 @@ TEST_P(CollectiveTest, AllReduce) {
   });
 }
 
+// Each test runs all its cases in one world (one runRanks), which also checks that calls follow each other cleanly.
 TEST_P(CollectiveTest, AllGather) {
   auto [n, type] = GetParam();
   withType(type, [&, n = n, type = type](auto zero) {
     using T = decltype(zero);
-    for (int64_t count : kCounts) {
-      std::vector<std::vector<T>> out(n);
-      ASSERT_EQ(runRanks(n,
-                         [&](int rank, Communicator &world) {
-                           std::vector<T> send = valuesOf<T>(rank, count, 2);
-                           out[rank].assign(n * count, T(-1));
-                           return world.allGather(send.data(), out[rank].data(), count, type);
-                         }),
-                "");
+    std::vector<std::vector<std::vector<T>>> out(std::size(kCounts), std::vector<std::vector<T>>(n));
+    ASSERT_EQ(runRanks(n,
+                       [&](int rank, Communicator &world) {
+                         for (size_t c = 0; c < std::size(kCounts); ++c) {
+                           std::vector<T> send = valuesOf<T>(rank, kCounts[c], 2);
+                           out[c][rank].assign(n * kCounts[c], T(-1));
+                           if (std::string e = world.allGather(send.data(), out[c][rank].data(), kCounts[c], type);
+                               !e.empty())
+                             return e;
+                         }
+                         return std::string();
+                       }),
+              "");
+    for (size_t c = 0; c < std::size(kCounts); ++c) {
       std::vector<T> want;
       for (int r = 0; r < n; ++r)
-        for (T v : valuesOf<T>(r, count, 2))
+        for (T v : valuesOf<T>(r, kCounts[c], 2))
           want.push_back(v);
       for (int r = 0; r < n; ++r)
-        expectBitwise(out[r], want, label(n, type, count));
+        expectBitwise(out[c][r], want, label(n, type, kCounts[c]));
     }
   });
 }
@@ -127,19 +133,26 @@ TEST_P(CollectiveTest, ReduceScatter) {
   auto [n, type] = GetParam();
   withType(type, [&, n = n, type = type](auto zero) {
     using T = decltype(zero);
-    for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Max})
-      for (int64_t count : kCounts) {
-        std::vector<std::vector<T>> out(n);
-        ASSERT_EQ(runRanks(n,
-                           [&](int rank, Communicator &world) {
-                             std::vector<T> send = valuesOf<T>(rank, n * count, 3);
-                             out[rank].assign(count, T(-1));
-                             return world.reduceScatter(send.data(), out[rank].data(), count, type, op);
-                           }),
-                  "");
+    for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Max}) {
+      std::vector<std::vector<std::vector<T>>> out(std::size(kCounts), std::vector<std::vector<T>>(n));
+      ASSERT_EQ(runRanks(n,
+                         [&](int rank, Communicator &world) {
+                           for (size_t c = 0; c < std::size(kCounts); ++c) {
+                             std::vector<T> send = valuesOf<T>(rank, n * kCounts[c], 3);
+                             out[c][rank].assign(kCounts[c], T(-1));
+                             if (std::string e = world.reduceScatter(send.data(), out[c][rank].data(), kCounts[c],
+                                                                     type, op);
+                                 !e.empty())
+                               return e;
+                           }
+                           return std::string();
+                         }),
+                "");
+      for (size_t c = 0; c < std::size(kCounts); ++c)
         for (int r = 0; r < n; ++r)
-          expectBitwise(out[r], reduced<T>(n, count, 3, op, r * count), label(n, type, count, toString(op)));
-      }
+          expectBitwise(out[c][r], reduced<T>(n, kCounts[c], 3, op, r * kCounts[c]),
+                        label(n, type, kCounts[c], toString(op)));
+    }
   });
 }
 
@@ -180,18 +193,27 @@ TEST_P(CollectiveTest, Broadcast) {
   auto [n, type] = GetParam();
   withType(type, [&, n = n, type = type](auto zero) {
     using T = decltype(zero);
+    const int64_t counts[] = {0, 1, 7, 4099};
+    // out[root][count index][rank]
+    std::vector<std::vector<std::vector<std::vector<T>>>> out(
+        n, std::vector<std::vector<std::vector<T>>>(std::size(counts), std::vector<std::vector<T>>(n)));
+    ASSERT_EQ(runRanks(n,
+                       [&](int rank, Communicator &world) {
+                         for (int root = 0; root < n; ++root)
+                           for (size_t c = 0; c < std::size(counts); ++c) {
+                             std::vector<T> &data = out[root][c][rank];
+                             data = valuesOf<T>(rank, counts[c], 6);
+                             if (std::string e = world.broadcast(data.data(), counts[c], type, root); !e.empty())
+                               return e;
+                           }
+                         return std::string();
+                       }),
+              "");
     for (int root = 0; root < n; ++root)
-      for (int64_t count : {int64_t(0), int64_t(1), int64_t(7), int64_t(4099)}) {
-        std::vector<std::vector<T>> out(n);
-        ASSERT_EQ(runRanks(n,
-                           [&](int rank, Communicator &world) {
-                             out[rank] = valuesOf<T>(rank, count, 6);
-                             return world.broadcast(out[rank].data(), count, type, root);
-                           }),
-                  "");
+      for (size_t c = 0; c < std::size(counts); ++c)
         for (int r = 0; r < n; ++r)
-          expectBitwise(out[r], valuesOf<T>(root, count, 6), label(n, type, count, "from root") + " " + std::to_string(root));
-      }
+          expectBitwise(out[root][c][r], valuesOf<T>(root, counts[c], 6),
+                        label(n, type, counts[c], "from root") + " " + std::to_string(root));
   });
 }
 
@@ -201,50 +223,63 @@ TEST_P(CollectiveTest, DimVariantsMatchTheDefaultPath) {
   auto [n, type] = GetParam();
   withType(type, [&, n = n, type = type](auto zero) {
     using T = decltype(zero);
+    struct Case {
+      int64_t outer, chunk;
+      std::vector<std::vector<T>> gather, gatherDefault, scatter, scatterDefault; // per rank
+    };
+    std::vector<Case> cases;
     for (int64_t outer : {1, 3, 5})
-      for (int64_t chunk : {0, 1, 7, 300}) {
-        std::vector<std::vector<T>> direct(n), viaDefault(n), scatterDirect(n), scatterDefault(n);
-        ASSERT_EQ(runRanks(n,
-                           [&](int rank, Communicator &world) {
-                             std::vector<T> send = valuesOf<T>(rank, outer * chunk, 7);
-                             direct[rank].assign(outer * n * chunk, T(-1));
-                             viaDefault[rank].assign(outer * n * chunk, T(-1));
-                             std::string e = world.allGatherDim(send.data(), direct[rank].data(), outer, chunk, type);
-                             if (e.empty())
-                               e = world.Communicator::allGatherDim(send.data(), viaDefault[rank].data(), outer, chunk,
-                                                                    type);
-                             std::vector<T> full = valuesOf<T>(rank, outer * n * chunk, 8);
-                             scatterDirect[rank].assign(outer * chunk, T(-1));
-                             scatterDefault[rank].assign(outer * chunk, T(-1));
-                             if (e.empty())
-                               e = world.reduceScatterDim(full.data(), scatterDirect[rank].data(), outer, chunk, type,
-                                                          ReduceOp::Sum);
-                             if (e.empty())
-                               e = world.Communicator::reduceScatterDim(full.data(), scatterDefault[rank].data(), outer,
-                                                                        chunk, type, ReduceOp::Sum);
+      for (int64_t chunk : {0, 1, 7, 300})
+        cases.push_back({outer, chunk, std::vector<std::vector<T>>(n), std::vector<std::vector<T>>(n),
+                         std::vector<std::vector<T>>(n), std::vector<std::vector<T>>(n)});
+    ASSERT_EQ(runRanks(n,
+                       [&](int rank, Communicator &world) {
+                         for (Case &c : cases) {
+                           const int64_t outer = c.outer, chunk = c.chunk;
+                           std::vector<T> send = valuesOf<T>(rank, outer * chunk, 7);
+                           std::vector<T> full = valuesOf<T>(rank, outer * n * chunk, 8);
+                           c.gather[rank].assign(outer * n * chunk, T(-1));
+                           c.gatherDefault[rank].assign(outer * n * chunk, T(-1));
+                           c.scatter[rank].assign(outer * chunk, T(-1));
+                           c.scatterDefault[rank].assign(outer * chunk, T(-1));
+                           std::string e = world.allGatherDim(send.data(), c.gather[rank].data(), outer, chunk, type);
+                           if (e.empty())
+                             e = world.Communicator::allGatherDim(send.data(), c.gatherDefault[rank].data(), outer,
+                                                                  chunk, type);
+                           if (e.empty())
+                             e = world.reduceScatterDim(full.data(), c.scatter[rank].data(), outer, chunk, type,
+                                                        ReduceOp::Sum);
+                           if (e.empty())
+                             e = world.Communicator::reduceScatterDim(full.data(), c.scatterDefault[rank].data(), outer,
+                                                                      chunk, type, ReduceOp::Sum);
+                           if (!e.empty())
                              return e;
-                           }),
-                  "");
-        // all_gather_dim: recv[o][k][c] = rank k's send[o][c].
-        std::vector<T> gatherWant(outer * n * chunk);
-        for (int64_t o = 0; o < outer; ++o)
-          for (int k = 0; k < n; ++k)
-            for (int64_t c = 0; c < chunk; ++c)
-              gatherWant[(o * n + k) * chunk + c] = valueOf<T>(k, o * chunk + c, 7);
-        std::string what = label(n, type, chunk, "") + ", outer " + std::to_string(outer);
-        for (int r = 0; r < n; ++r) {
-          expectBitwise(direct[r], gatherWant, what + " all_gather_dim");
-          expectBitwise(viaDefault[r], gatherWant, what + " all_gather_dim (default)");
-          // reduce_scatter_dim: recv[o][c] = the rank-order sum of every rank's send[o][r][c].
-          std::vector<T> scatterWant(outer * chunk);
-          for (int64_t o = 0; o < outer; ++o) {
-            std::vector<T> part = reduced<T>(n, chunk, 8, ReduceOp::Sum, (o * n + r) * chunk);
-            std::copy(part.begin(), part.end(), scatterWant.begin() + o * chunk);
-          }
-          expectBitwise(scatterDirect[r], scatterWant, what + " reduce_scatter_dim");
-          expectBitwise(scatterDefault[r], scatterWant, what + " reduce_scatter_dim (default)");
+                         }
+                         return std::string();
+                       }),
+              "");
+    for (const Case &c : cases) {
+      const int64_t outer = c.outer, chunk = c.chunk;
+      // all_gather_dim: recv[o][k][i] = rank k's send[o][i].
+      std::vector<T> gatherWant(outer * n * chunk);
+      for (int64_t o = 0; o < outer; ++o)
+        for (int k = 0; k < n; ++k)
+          for (int64_t i = 0; i < chunk; ++i)
+            gatherWant[(o * n + k) * chunk + i] = valueOf<T>(k, o * chunk + i, 7);
+      std::string what = label(n, type, chunk) + ", outer " + std::to_string(outer);
+      for (int r = 0; r < n; ++r) {
+        expectBitwise(c.gather[r], gatherWant, what + " all_gather_dim");
+        expectBitwise(c.gatherDefault[r], gatherWant, what + " all_gather_dim (default)");
+        // reduce_scatter_dim: recv[o][i] = the rank-order sum of every rank's send[o][r][i].
+        std::vector<T> scatterWant(outer * chunk);
+        for (int64_t o = 0; o < outer; ++o) {
+          std::vector<T> part = reduced<T>(n, chunk, 8, ReduceOp::Sum, (o * n + r) * chunk);
+          std::copy(part.begin(), part.end(), scatterWant.begin() + o * chunk);
         }
+        expectBitwise(c.scatter[r], scatterWant, what + " reduce_scatter_dim");
+        expectBitwise(c.scatterDefault[r], scatterWant, what + " reduce_scatter_dim (default)");
       }
+    }
   });
 }
 
