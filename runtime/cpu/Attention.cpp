@@ -128,7 +128,8 @@ MEGATRON_CPU_CLONES void maskChunk(Index n, const std::uint32_t *bits, std::uint
     dst[j] = std::uint64_t(bits[j]) >= threshold ? src[j] * scale : T(0);
 }
 
-// dst[j] = src[j]·keep_j/(1 − rate) for the row whose first element has stream index `start`.
+// dst[j] = src[j]·keep_j/(1 − rate) for the row whose first element has (local) index `start`; d.shard maps it
+// to the unsharded op's index when the heads are sharded.
 template <typename T>
 void dropoutRow(const DropoutConfig &d, std::uint64_t start, Index len, const T *src, T *dst) {
   const std::uint64_t threshold = keepThreshold(d.rate);
@@ -136,7 +137,7 @@ void dropoutRow(const DropoutConfig &d, std::uint64_t start, Index len, const T 
   std::uint32_t bits[kRandomChunk];
   for (Index j0 = 0; j0 < len; j0 += kRandomChunk) {
     const Index n = std::min(kRandomChunk, len - j0);
-    randomBitsRange(d.seed, d.stream, start + std::uint64_t(j0), n, bits);
+    dropoutBits(d, start + std::uint64_t(j0), n, bits);
     maskChunk(n, bits, threshold, scale, src + j0, dst + j0);
   }
 }

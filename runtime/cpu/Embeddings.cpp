@@ -27,11 +27,16 @@ IndexStatus checkIds(Index n, const std::int32_t *ids, Index limit) {
   return IndexStatus{-1, 0, limit};
 }
 
+// Tokens whose id is another rank's row (vocabulary-parallel tables) are skipped.
 template <typename T>
-MEGATRON_CPU_CLONES void scatterBlock(Index tokens, Index h, Index c0, Index width, const std::int32_t *ids,
+MEGATRON_CPU_CLONES void scatterBlock(const EmbeddingShape &s, Index c0, Index width, const std::int32_t *ids,
                                       const T *dout, T *dtable) {
-  for (Index t = 0; t < tokens; ++t) {
-    T *dst = dtable + Index(ids[t]) * h + c0;
+  const Index h = s.hidden;
+  for (Index t = 0; t < s.tokens; ++t) {
+    const Index row = Index(ids[t]) - s.vocabOffset;
+    if (row < 0 || row >= s.vocab)
+      continue;
+    T *dst = dtable + row * h + c0;
     const T *src = dout + t * h + c0;
     for (Index c = 0; c < width; ++c)
       dst[c] += src[c];
@@ -48,48 +53,58 @@ MEGATRON_CPU_CLONES void addRows(Index n, const T *a, const T *b, T *out) {
 
 template <typename T>
 IndexStatus embeddingForward(const EmbeddingShape &s, const std::int32_t *ids, const T *table, T *out) {
-  IndexStatus status = checkIds(s.tokens, ids, s.vocab);
+  IndexStatus status = checkIds(s.tokens, ids, s.idLimit());
   if (!status.ok())
     return status;
+  const std::size_t rowBytes = std::size_t(s.hidden) * sizeof(T);
 #pragma omp parallel for schedule(static) if (worthParallel(s.tokens * s.hidden))
-  for (Index t = 0; t < s.tokens; ++t)
-    std::memcpy(out + t * s.hidden, table + Index(ids[t]) * s.hidden, std::size_t(s.hidden) * sizeof(T));
+  for (Index t = 0; t < s.tokens; ++t) {
+    // Another rank's id: this rank's part of the sum over ranks is zero.
+    const Index row = Index(ids[t]) - s.vocabOffset;
+    if (row >= 0 && row < s.vocab)
+      std::memcpy(out + t * s.hidden, table + row * s.hidden, rowBytes);
+    else
+      std::memset(out + t * s.hidden, 0, rowBytes);
+  }
   return status;
 }
 
 template <typename T>
 IndexStatus embeddingBackward(const EmbeddingShape &s, const std::int32_t *ids, const T *dout, T *dtable) {
-  IndexStatus status = checkIds(s.tokens, ids, s.vocab);
+  IndexStatus status = checkIds(s.tokens, ids, s.idLimit());
   if (!status.ok())
     return status;
   const Index width = columnBlockWidth(s.hidden), blocks = ceilDiv(s.hidden, width);
 #pragma omp parallel for schedule(static) if (worthParallel(s.tokens * s.hidden))
   for (Index b = 0; b < blocks; ++b) {
     Range c = block(s.hidden, width, b);
-    scatterBlock(s.tokens, s.hidden, c.begin, c.end - c.begin, ids, dout, dtable);
+    scatterBlock(s, c.begin, c.end - c.begin, ids, dout, dtable);
   }
   return status;
 }
 
 template <typename T>
 void positionEmbeddingForward(const PositionEmbeddingShape &s, const T *x, const T *table, T *out) {
-  assert(s.seq <= s.maxPositions);
+  assert(s.positionOffset >= 0 && s.positionOffset + s.seq <= s.maxPositions);
   const Index h = s.hidden;
+  const T *rows = table + s.positionOffset * h; // the table's rows of this sequence chunk
 #pragma omp parallel for schedule(static) if (worthParallel(s.batch * s.seq * h))
   for (Index r = 0; r < s.batch * s.seq; ++r)
-    addRows(h, x + r * h, table + (r % s.seq) * h, out + r * h);
+    addRows(h, x + r * h, rows + (r % s.seq) * h, out + r * h);
 }
 
 template <typename T>
 void positionEmbeddingBackward(const PositionEmbeddingShape &s, const T *dout, T *dx, T *dtable) {
+  assert(s.positionOffset >= 0 && s.positionOffset + s.seq <= s.maxPositions);
   const Index h = s.hidden, n = s.batch * s.seq * h;
   if (dx && dx != dout)
     copy(n, dout, dx);
+  T *rows = dtable + s.positionOffset * h;
   // Position p's row sums the batch in order.
 #pragma omp parallel for schedule(static) if (worthParallel(n))
   for (Index p = 0; p < s.seq; ++p)
     for (Index b = 0; b < s.batch; ++b)
-      addRows(h, dtable + p * h, dout + (b * s.seq + p) * h, dtable + p * h);
+      addRows(h, rows + p * h, dout + (b * s.seq + p) * h, rows + p * h);
 }
 
 // torch computes the log-spaced buckets in float32: relative.float() / max_exact, torch.log, divided by

@@ -108,16 +108,37 @@ double randomUniform(std::uint64_t seed, std::uint64_t stream, std::uint64_t ind
 /// An inverted dropout: element i is kept iff randomUniform(seed, stream, i) >= rate, and kept elements are
 /// scaled by 1/(1 - rate). Stateless: forward and backward regenerate the same mask from (seed, stream), so no
 /// mask is stored. Every dropout op of a step needs its own stream (or seed). rate 0 is the identity.
+///
+/// Under tensor or sequence parallelism a rank applies the op to its shard of a larger tensor. The shard's
+/// elements then draw the random bits of their index in the FULL tensor, so that t ranks together draw exactly
+/// the mask of the unsharded op (and a run's masks do not depend on its parallel layout). A shard that is a
+/// contiguous 1/t of the full tensor along one dimension is, flattened, `outer` runs of localChunk elements,
+/// run o starting at full index o·fullChunk + offset:
+///   full index of local element o·localChunk + i  =  o·fullChunk + offset + i,   0 <= i < localChunk.
+/// localChunk = 0 (the default) is the identity: the tensor is not sharded.
+struct DropoutShard {
+  std::uint64_t localChunk = 0;
+  std::uint64_t fullChunk = 0;
+  std::uint64_t offset = 0;
+  std::uint64_t fullIndex(std::uint64_t local) const {
+    return localChunk == 0 ? local : local / localChunk * fullChunk + offset + local % localChunk;
+  }
+};
+/// The shard of rank `rank` of `size` along one dimension: localChunk = (the shard's extent of that dimension) ·
+/// (the product of the dimensions after it); fullChunk = size·localChunk, offset = rank·localChunk.
+DropoutShard dropoutShard(Index localChunk, Index rank, Index size);
+
 struct DropoutConfig {
   double rate = 0.0;
   std::uint64_t seed = 0;
   std::uint64_t stream = 0;
+  DropoutShard shard; ///< identity unless the op runs on a shard
 };
 /// The stream of one dropout op in one micro-batch: mt.dropout's mask is a function of the run's seed, the
 /// iteration, the micro-batch and the op's rng_stream. Packs them without collision:
 /// iteration·2^32 + microBatch·2^16 + rngStream, for iteration < 2^32, microBatch < 2^16, rngStream < 2^16.
 std::uint64_t dropoutStream(std::uint64_t iteration, std::uint64_t microBatch, std::uint64_t rngStream);
-/// Whether element `index` is kept.
+/// Whether (local) element `index` is kept.
 bool dropoutKeeps(const DropoutConfig &config, std::uint64_t index);
 /// y = x · keep / (1 - rate). y may alias x. Saved for backward: nothing (the mask is regenerated).
 template <typename T> void dropoutForward(Index n, const DropoutConfig &config, const T *x, T *y);
@@ -130,30 +151,41 @@ template <typename T> void dropoutBackward(Index n, const DropoutConfig &config,
 
 /// mt.embedding: out[tokens, hidden] = table[ids[tokens], :], table [vocab, hidden]. tokens is the product of
 /// the ids' dimensions.
+///
+/// Vocabulary-parallel (tensor parallelism, Megatron's VocabParallelEmbedding): the table holds rows
+/// [vocabOffset, vocabOffset + vocab) of a vocabulary of fullVocab ids. An id of another rank's rows gives a zero
+/// row (the ranks' outputs are then summed by an all-reduce) and contributes nothing to dtable. fullVocab = 0
+/// means vocab (the table is whole).
 struct EmbeddingShape {
   Index tokens = 0;
-  Index vocab = 0;
+  Index vocab = 0; ///< rows of the (local) table
   Index hidden = 0;
+  Index vocabOffset = 0; ///< the id of the table's row 0
+  Index fullVocab = 0;   ///< ids must lie in [0, fullVocab); 0 = vocab
+  Index idLimit() const { return fullVocab > 0 ? fullVocab : vocab; }
 };
-/// Fails (writing nothing) on the first id outside [0, vocab). Saved for backward: ids.
+/// Fails (writing nothing) on the first id outside [0, idLimit()). Saved for backward: ids.
 template <typename T>
 IndexStatus embeddingForward(const EmbeddingShape &shape, const std::int32_t *ids, const T *table, T *out);
-/// dtable[vocab, hidden] += Σ over tokens t with ids[t] = v of dout[t] (accumulate, in token order).
+/// dtable[vocab, hidden] += Σ over tokens t with ids[t] = vocabOffset + v of dout[t] (accumulate, in token order).
 template <typename T>
 IndexStatus embeddingBackward(const EmbeddingShape &shape, const std::int32_t *ids, const T *dout, T *dtable);
 
-/// mt.add_position_embedding: out[b, s, :] = x[b, s, :] + table[s, :], table [maxPositions, hidden].
+/// mt.add_position_embedding: out[b, s, :] = x[b, s, :] + table[positionOffset + s, :], table [maxPositions,
+/// hidden]. positionOffset is 0 unless x is one rank's chunk [positionOffset, positionOffset + seq) of the
+/// sequence (sequence parallelism; the table is whole on every rank).
 struct PositionEmbeddingShape {
   Index batch = 0;
   Index seq = 0;
   Index hidden = 0;
-  Index maxPositions = 0; ///< rows of the table; seq <= maxPositions
+  Index maxPositions = 0;   ///< rows of the table; positionOffset + seq <= maxPositions
+  Index positionOffset = 0; ///< the position of x's sequence index 0
 };
 /// out may alias x. Saved for backward: nothing.
 template <typename T>
 void positionEmbeddingForward(const PositionEmbeddingShape &shape, const T *x, const T *table, T *out);
-/// dx = dout (overwrite; pass dx = nullptr when the plan aliases dx to dout) and dtable[s, :] += Σ_b dout[b, s, :]
-/// (accumulate; rows s >= seq untouched).
+/// dx = dout (overwrite; pass dx = nullptr when the plan aliases dx to dout) and
+/// dtable[positionOffset + s, :] += Σ_b dout[b, s, :] (accumulate; the other rows untouched).
 template <typename T>
 void positionEmbeddingBackward(const PositionEmbeddingShape &shape, const T *dout, T *dx, T *dtable);
 
@@ -252,6 +284,10 @@ template <typename T> void linearBackwardWeight(const LinearShape &shape, const 
 template <typename T> void sumRows(Index rows, Index cols, const T *src, T *dst);
 /// dbias += Σ_rows dy (accumulate); the same as sumRows(rows, out, dy, dbias).
 template <typename T> void linearBackwardBias(const LinearShape &shape, const T *dy, T *dbias);
+/// mt.add_bias: y[rows, cols] = x + bias[cols] on every row. The bias of a row-parallel linear, added once after
+/// the partial products are all-reduced. Its backward is the identity for x and sumRows for the bias. y may
+/// alias x.
+template <typename T> void addBias(Index rows, Index cols, const T *x, const T *bias, T *y);
 
 /// mt.pooler: y[batch, out] = tanh(x[batch, 0, :] · weightᵀ + bias), x [batch, seq, hidden], weight [out, hidden].
 struct PoolerShape {
@@ -313,7 +349,10 @@ struct AttentionConfig {
   AttentionMask mask = AttentionMask::Causal; ///< Causal needs querySeq == keySeq: key j is seen by query i iff j <= i
   double softmaxScale = 1.0;
   /// Dropout of the probabilities. Element (b, h, i, j) of the [batch, heads, querySeq, keySeq] probabilities
-  /// uses index ((b·heads + h)·querySeq + i)·keySeq + j of the stream.
+  /// uses index ((b·heads + h)·querySeq + i)·keySeq + j of the stream. When the heads are this rank's share
+  /// [offset, offset + heads) of heads·t query heads (tensor parallelism), dropout.shard =
+  /// dropoutShard(heads·querySeq·keySeq, rank, t) makes that ((b·heads·t + h + offset)·querySeq + i)·keySeq + j,
+  /// the index of the unsharded op.
   DropoutConfig dropout;
 };
 
@@ -345,19 +384,50 @@ void attentionBackward(const AttentionShape &shape, const AttentionConfig &confi
 ///   loss = Σ_r mask_r·(lse_r − logits[r, labels_r]) / Σ_r mask_r    (the plain mean over rows without a mask)
 /// Σ mask = 0 gives loss 0 and zero gradients. Labels are only read where the mask is non-zero (Megatron's BERT
 /// labels are −1 where the loss mask is 0); a label read outside [0, vocab) fails the kernel.
+///
+/// Vocabulary-parallel (tensor parallelism, Megatron's vocab_parallel_cross_entropy): the logits are columns
+/// [vocabOffset, vocabOffset + vocab) of fullVocab; labels lie in [0, fullVocab). fullVocab = 0 means vocab.
 struct CrossEntropyShape {
   Index rows = 0;
-  Index vocab = 0;
+  Index vocab = 0;       ///< columns of the (local) logits
+  Index vocabOffset = 0; ///< the label of column 0
+  Index fullVocab = 0;   ///< labels must lie in [0, fullVocab); 0 = vocab
+  Index labelLimit() const { return fullVocab > 0 ? fullVocab : vocab; }
 };
 /// Writes *loss (the sum runs over the rows in order, in double) and lse[rows], saved for backward with the
-/// logits, labels and mask.
+/// logits, labels and mask. The logits must be whole (not vocabulary-parallel: see the phases below).
 template <typename T>
 IndexStatus crossEntropyForward(const CrossEntropyShape &shape, const T *logits, const std::int32_t *labels,
                                 const T *lossMask, T *loss, T *lse);
-/// dlogits = (softmax − onehot(label))·mask_r/Σmask·dloss (overwrite).
+/// dlogits = (softmax − onehot(label − vocabOffset))·mask_r/Σmask·dloss (overwrite); softmax = exp(z − lse) with
+/// the lse of the full rows, and the one-hot only where the label is one of this shard's columns. Needs no
+/// communication when the logits are vocabulary-parallel.
 template <typename T>
 IndexStatus crossEntropyBackward(const CrossEntropyShape &shape, const T *logits, const std::int32_t *labels,
                                  const T *lossMask, const T *lse, T dloss, T *dlogits);
+
+/// The vocabulary-parallel forward, in three phases that the runtime joins with two all-reduces over the
+/// tensor-parallel group (ranks in rank order):
+///   (a) crossEntropyRowMax         -> rowMax[rows];          all-reduce (max) rowMax
+///   (b) crossEntropyPartialSums    -> partial[rows, 2];      all-reduce (sum) partial
+///   (c) crossEntropyFinish         -> *loss, lse[rows]
+/// One rank (fullVocab = vocab) gives crossEntropyForward's loss and lse to rounding.
+///
+/// (a) rowMax[r] = max_j logits[r, j] over the local columns.
+template <typename T> void crossEntropyRowMax(const CrossEntropyShape &shape, const T *logits, T *rowMax);
+/// (b) Given the global row maxima: partial[r, 0] = Σ_j exp(logits[r, j] − rowMax[r]) over the local columns;
+/// partial[r, 1] = logits[r, label_r − vocabOffset] when the row's label is read (mask non-zero) and is a local
+/// column, else 0. One [rows, 2] array so that one all-reduce sums both. Fails (writing nothing) on a label read
+/// outside [0, labelLimit()); the labels are the same on every rank, so every rank fails here, before the
+/// second all-reduce.
+template <typename T>
+IndexStatus crossEntropyPartialSums(const CrossEntropyShape &shape, const T *logits, const std::int32_t *labels,
+                                    const T *lossMask, const T *rowMax, T *partial);
+/// (c) Given the summed partials: lse[r] = rowMax[r] + log(partial[r, 0]) and
+/// *loss = Σ_r mask_r·(lse[r] − partial[r, 1]) / Σ mask (in double, rows in order; 0 when Σ mask = 0). lse may
+/// alias rowMax.
+template <typename T>
+void crossEntropyFinish(Index rows, const T *rowMax, const T *partial, const T *lossMask, T *loss, T *lse);
 
 //===----------------------------------------------------------------------===//
 // Optimizer (Optimizer.cpp)

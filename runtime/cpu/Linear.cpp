@@ -1,4 +1,4 @@
-//===- Linear.cpp - mt.linear, mt.pooler, mt.sum_rows: GEMMs and column sums ----===//
+//===- Linear.cpp - mt.linear, mt.pooler, mt.sum_rows, mt.add_bias: GEMMs, column sums ===//
 //
 // A linear layer is three GEMMs (forward, input gradient, weight gradient) and a column sum (bias gradient). The
 // backward pieces are separate entry points because the compiler schedules them separately (the weight gradient
@@ -85,6 +85,17 @@ template <typename T> void linearBackwardBias(const LinearShape &s, const T *dy,
   sumRows(s.rows, s.out, dy, dbias);
 }
 
+// Memory-bound like the elementwise kernels: no instruction-set clones.
+template <typename T> void addBias(Index rows, Index cols, const T *x, const T *bias, T *y) {
+#pragma omp parallel for schedule(static) if (worthParallel(rows * cols))
+  for (Index r = 0; r < rows; ++r) {
+    const T *xr = x + r * cols;
+    T *yr = y + r * cols;
+    for (Index c = 0; c < cols; ++c)
+      yr[c] = xr[c] + bias[c];
+  }
+}
+
 template <typename T> void poolerForward(const PoolerShape &s, const T *x, const T *weight, const T *bias, T *y) {
   broadcastRows(s.batch, s.out, bias, y);
   // Row b of the GEMM's A is x[b, 0, :]: leading dimension seq·hidden.
@@ -111,6 +122,7 @@ void poolerBackward(const PoolerShape &s, const T *x, const T *weight, const T *
   template void linearBackwardInput<T>(const LinearShape &, const T *, const T *, T *, bool);                        \
   template void linearBackwardWeight<T>(const LinearShape &, const T *, const T *, T *);                             \
   template void linearBackwardBias<T>(const LinearShape &, const T *, T *);                                          \
+  template void addBias<T>(Index, Index, const T *, const T *, T *);                                                 \
   template void poolerForward<T>(const PoolerShape &, const T *, const T *, const T *, T *);                         \
   template void poolerBackward<T>(const PoolerShape &, const T *, const T *, const T *, const T *, T *, T *, T *,     \
                                   T *);

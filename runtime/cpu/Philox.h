@@ -44,6 +44,10 @@ inline void philoxBlock(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, st
 void randomBitsRange(std::uint64_t seed, std::uint64_t stream, std::uint64_t start, Index count,
                      std::uint32_t *out);
 
+/// out[i] = the random bits of local element start + i of a dropout op (count elements): randomBitsRange over the
+/// full-tensor indices of config.shard, one call per run of consecutive indices.
+void dropoutBits(const DropoutConfig &config, std::uint64_t start, Index count, std::uint32_t *out);
+
 /// Element kept iff its 32 random bits >= this: bits/2^32 >= rate exactly. 0 keeps all, 2^32 none.
 inline std::uint64_t keepThreshold(double rate) {
   if (!(rate > 0.0))

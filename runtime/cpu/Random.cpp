@@ -39,8 +39,14 @@ std::uint64_t dropoutStream(std::uint64_t iteration, std::uint64_t microBatch, s
   return (iteration << 32) | (microBatch << 16) | rngStream;
 }
 
+DropoutShard dropoutShard(Index localChunk, Index rank, Index size) {
+  assert(localChunk > 0 && size > 0 && rank >= 0 && rank < size);
+  const auto chunk = std::uint64_t(localChunk);
+  return DropoutShard{chunk, chunk * std::uint64_t(size), chunk * std::uint64_t(rank)};
+}
+
 bool dropoutKeeps(const DropoutConfig &config, std::uint64_t index) {
-  return randomBits(config.seed, config.stream, index) >= keepThreshold(config.rate);
+  return randomBits(config.seed, config.stream, config.shard.fullIndex(index)) >= keepThreshold(config.rate);
 }
 
 namespace detail {
@@ -137,6 +143,21 @@ void randomBitsRange(std::uint64_t seed, std::uint64_t stream, std::uint64_t sta
   }
 }
 
+// A shard's local elements are consecutive in the full tensor within each run of localChunk, so a range splits
+// where it crosses a run boundary (at most once per localChunk elements).
+void dropoutBits(const DropoutConfig &config, std::uint64_t start, Index count, std::uint32_t *out) {
+  const DropoutShard &shard = config.shard;
+  Index done = 0;
+  while (done < count) {
+    const std::uint64_t local = start + std::uint64_t(done);
+    Index len = count - done;
+    if (shard.localChunk != 0)
+      len = std::min<Index>(len, Index(shard.localChunk - local % shard.localChunk));
+    randomBitsRange(config.seed, config.stream, shard.fullIndex(local), len, out + done);
+    done += len;
+  }
+}
+
 } // namespace detail
 
 namespace {
@@ -161,7 +182,7 @@ template <typename T> void dropout(Index n, const DropoutConfig &config, const T
   for (Index c = 0; c < chunks; ++c) {
     Range r = block(n, kRandomChunk, c);
     std::uint32_t bits[kRandomChunk];
-    randomBitsRange(config.seed, config.stream, std::uint64_t(r.begin), r.end - r.begin, bits);
+    dropoutBits(config, std::uint64_t(r.begin), r.end - r.begin, bits);
     applyMask(r.end - r.begin, bits, threshold, scale, x + r.begin, y + r.begin);
   }
 }

@@ -25,9 +25,15 @@ std::uint64_t dropoutSeedFor(std::uint64_t seed, std::int64_t iteration, std::in
 
 Engine::~Engine() = default;
 
-std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error) {
+std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, ParallelRank rank) {
+  if (rank.tpSize < 1 || rank.tpRank < 0 || rank.tpRank >= rank.tpSize) {
+    error = "tensor-parallel rank " + std::to_string(rank.tpRank) + " is outside a group of " +
+            std::to_string(rank.tpSize);
+    return nullptr;
+  }
   std::unique_ptr<Engine> engine(new Engine());
   engine->planValue = std::move(plan);
+  engine->rank = rank;
   const plan::Plan &p = engine->planValue;
 
   // One float type per plan: f32 for training, f64 for gradient checks.

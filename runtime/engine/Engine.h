@@ -26,17 +26,37 @@ struct RunContext {
   std::uint64_t dropoutSeed = 0; // the seed of this micro-batch's dropout masks (see dropoutSeedFor)
 };
 
+/// This rank's place in the tensor-parallel group. A plan is one rank's program (SPMD): every rank of the group
+/// runs the same plan on its own shard, and the steps whose attributes say that they see a shard (vocab_shard,
+/// sequence_shard, shard_dim, head_shard, vocab_parallel; docs/cpu-kernels.md) read the rank to know which one.
+/// {0, 1} is a single rank, where those attributes change nothing.
+struct ParallelRank {
+  int tpRank = 0;
+  int tpSize = 1;
+};
+
+/// An all-reduce over the tensor-parallel group, in place: `count` elements of `dtype` at `data` become their sum
+/// (max = false) or maximum (max = true) over the ranks. Returns an empty string or an error message.
+using AllReduceFn = std::function<std::string(void *data, std::int64_t count, plan::DType dtype, bool max)>;
+
 /// The dropout seed of one micro-batch: a pure function of the run's --seed, the iteration and the micro-batch,
 /// so a resumed run draws the same masks as an uninterrupted one.
 std::uint64_t dropoutSeedFor(std::uint64_t seed, std::int64_t iteration, std::int64_t microBatch);
 
 class Engine {
 public:
-  /// Allocates the plan's arenas and binds its programs. Fails (with a message) on a step it cannot execute.
-  static std::unique_ptr<Engine> create(plan::Plan plan, std::string &error);
+  /// Allocates the plan's arenas and binds its programs for rank `rank` of the tensor-parallel group. Fails (with
+  /// a message) on a step it cannot execute or a rank outside [0, tpSize).
+  static std::unique_ptr<Engine> create(plan::Plan plan, std::string &error, ParallelRank rank = {});
   ~Engine();
 
   const plan::Plan &plan() const { return planValue; }
+  const ParallelRank &parallelRank() const { return rank; }
+
+  /// The tensor-parallel group's all-reduce, set by whoever creates the engine (before or after create: steps
+  /// look it up when they run). The steps that communicate (the vocab_parallel cross-entropy) call it; null
+  /// means a single rank, and such a step then fails unless tpSize is 1.
+  AllReduceFn allReduce;
 
   /// The bytes of buffer `id`.
   void *data(int id);
@@ -63,6 +83,7 @@ public:
 private:
   Engine() = default;
   plan::Plan planValue;
+  ParallelRank rank;
   std::vector<std::unique_ptr<std::byte, void (*)(void *)>> arenas;
   std::vector<std::byte> workspaceStorage;
   std::vector<std::pair<std::string, std::vector<BoundStep>>> programs;

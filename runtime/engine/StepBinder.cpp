@@ -18,6 +18,15 @@ using cpu::Index;
 
 namespace {
 
+/// Whether a boolean attribute is present and true (the sharding attributes; absent means unsharded).
+bool flagOf(const plan::Step &step, const char *name) {
+  auto it = step.attrs.find(name);
+  if (it == step.attrs.end())
+    return false;
+  const bool *value = std::get_if<bool>(&it->second);
+  return value && *value;
+}
+
 /// Reads a step's buffers and attributes for one binding.
 template <typename T> struct StepView {
   Engine &engine;
@@ -45,6 +54,7 @@ template <typename T> struct StepView {
         return static_cast<double>(*i);
     return fallback;
   }
+  bool flag(const char *name) const { return flagOf(step, name); }
   template <typename V> V required(const char *name) {
     if (!step.attrs.count(name))
       missing = name;
@@ -69,6 +79,60 @@ cpu::AttentionShape attentionShape(const std::vector<int64_t> &q, const std::vec
   return {q[0], q[1], k[1], q[2], k[2], q[3]};
 }
 
+/// A vocabulary split evenly over the tensor-parallel group (vocab_shard, vocab_parallel): this rank's local
+/// `vocab` ids start at tpRank·vocab. For EmbeddingShape and CrossEntropyShape.
+template <typename Shape> void shardVocab(Shape &shape, const ParallelRank &rank) {
+  shape.vocabOffset = shape.vocab * rank.tpRank;
+  shape.fullVocab = shape.vocab * rank.tpSize;
+}
+
+template <typename T> constexpr plan::DType dtypeOf() {
+  return std::is_same_v<T, double> ? plan::DType::F64 : plan::DType::F32;
+}
+
+/// The attention-dropout shard of head_shard: this rank's heads are [tpRank·heads, (tpRank + 1)·heads) of the
+/// unsharded op's, so each (batch) run of heads·querySeq·keySeq probabilities moves into place.
+cpu::DropoutShard headShard(const cpu::AttentionShape &shape, const ParallelRank &rank) {
+  Index chunk = shape.heads * shape.querySeq * shape.keySeq;
+  return chunk > 0 ? cpu::dropoutShard(chunk, rank.tpRank, rank.tpSize) : cpu::DropoutShard();
+}
+
+/// The cross_entropy step with vocab_parallel: the kernel's three phases joined by the group's two all-reduces
+/// (row maxima, then the [rows, 2] sums of exp and target logits). The row maxima live in lse until the last
+/// phase overwrites them with the log-sum-exp; the sums live in the kernel workspace.
+template <typename T> struct VocabParallelCrossEntropy {
+  Engine *engine;
+  std::string where;
+  cpu::CrossEntropyShape shape;
+  const T *logits;
+  const std::int32_t *labels;
+  const T *mask;
+  T *loss, *lse, *partial;
+
+  std::string reduce(T *data, Index count, bool max) const {
+    if (!engine->allReduce)
+      return std::string();
+    std::string error = engine->allReduce(data, count, dtypeOf<T>(), max);
+    return error.empty() ? error : where + ": " + error;
+  }
+
+  std::string operator()(const RunContext &) const {
+    if (!engine->allReduce && engine->parallelRank().tpSize > 1)
+      return where + ": vocab-parallel cross-entropy over " + std::to_string(engine->parallelRank().tpSize) +
+             " ranks needs the engine's all-reduce, and it has none";
+    cpu::crossEntropyRowMax(shape, logits, lse);
+    if (std::string error = reduce(lse, shape.rows, /*max=*/true); !error.empty())
+      return error;
+    cpu::IndexStatus status = cpu::crossEntropyPartialSums(shape, logits, labels, mask, lse, partial);
+    if (!status.ok())
+      return indexError(where, "label", status);
+    if (std::string error = reduce(partial, 2 * shape.rows, /*max=*/false); !error.empty())
+      return error;
+    cpu::crossEntropyFinish(shape.rows, lse, partial, mask, loss, lse);
+    return std::string();
+  }
+};
+
 } // namespace
 
 std::int64_t StepBinder::workspaceBytes(const plan::Step &step) const {
@@ -84,6 +148,12 @@ std::int64_t StepBinder::workspaceBytes(const plan::Step &step) const {
   if (step.op == "pooler_grad") {
     const auto &x = shape(2, false), &w = shape(3, false);
     return cpu::poolerBackwardWorkspaceSize({x[0], x[1], x[2], w[0]}) * elementBytes;
+  }
+  if (step.op == "cross_entropy" && flagOf(step, "vocab_parallel")) {
+    // The vocab-parallel phases' [rows, 2] partial sums.
+    const auto &logits = shape(0, false);
+    int64_t vocab = logits.empty() ? 0 : logits.back();
+    return vocab > 0 ? 2 * (engine.buffer(step.inputs[0]).numElements() / vocab) * elementBytes : 0;
   }
   if (step.op == "relative_position_bias" || step.op == "relative_position_bias_grad") {
     const auto &bias = shape(0, step.op == "relative_position_bias");
@@ -107,6 +177,7 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
   std::function<std::string(const RunContext &)> run;
   const std::string &op = step.op;
   std::string where = s.where;
+  const ParallelRank tp = engine.parallelRank();
 
   if (op == "fill") {
     T *y = s.out(0);
@@ -137,10 +208,20 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
       cpu::add(n, a, b, y);
       return std::string();
     };
+  } else if (op == "add_bias") {
+    Index cols = s.inCount(1);
+    Index rows = cols > 0 ? s.inCount(0) / cols : 0;
+    T *x = s.in(0), *bias = s.in(1), *y = s.out(0);
+    run = [=](const RunContext &) {
+      cpu::addBias(rows, cols, x, bias, y);
+      return std::string();
+    };
   } else if (op == "embedding") {
     const std::int32_t *ids = s.inInt(0);
     T *table = s.in(1), *y = s.out(0);
     cpu::EmbeddingShape shape{s.inCount(0), s.inShape(1)[0], s.inShape(1)[1]};
+    if (s.flag("vocab_shard"))
+      shardVocab(shape, tp);
     run = [=](const RunContext &) {
       cpu::IndexStatus status = cpu::embeddingForward(shape, ids, table, y);
       return status.ok() ? std::string() : indexError(where, "token id", status);
@@ -149,24 +230,31 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
     const std::int32_t *ids = s.inInt(0);
     T *dy = s.in(1), *dtable = s.out(0);
     cpu::EmbeddingShape shape{s.inCount(0), s.outShape(0)[0], s.outShape(0)[1]};
+    if (s.flag("vocab_shard"))
+      shardVocab(shape, tp);
     run = [=](const RunContext &) {
       cpu::IndexStatus status = cpu::embeddingBackward(shape, ids, dy, dtable);
       return status.ok() ? std::string() : indexError(where, "token id", status);
     };
-  } else if (op == "add_position_embedding") {
-    T *x = s.in(0), *table = s.in(1), *y = s.out(0);
+  } else if (op == "add_position_embedding" || op == "position_embedding_grad") {
+    bool forward = op == "add_position_embedding";
     const auto &xs = s.inShape(0);
-    cpu::PositionEmbeddingShape shape{xs[0], xs[1], xs[2], s.inShape(1)[0]};
+    cpu::PositionEmbeddingShape shape{xs[0], xs[1], xs[2], (forward ? s.inShape(1) : s.outShape(0))[0]};
+    // sequence_shard: x is this rank's chunk of the sequence, and the table is whole.
+    if (s.flag("sequence_shard"))
+      shape.positionOffset = shape.seq * tp.tpRank;
+    if (shape.positionOffset + shape.seq > shape.maxPositions) {
+      error = where + ": positions [" + std::to_string(shape.positionOffset) + ", " +
+              std::to_string(shape.positionOffset + shape.seq) + ") are outside the table's " +
+              std::to_string(shape.maxPositions) + " rows";
+      return std::nullopt;
+    }
+    T *x = s.in(0), *table = forward ? s.in(1) : nullptr, *y = s.out(0);
     run = [=](const RunContext &) {
-      cpu::positionEmbeddingForward(shape, x, table, y);
-      return std::string();
-    };
-  } else if (op == "position_embedding_grad") {
-    T *dy = s.in(0), *dtable = s.out(0);
-    const auto &ds = s.inShape(0);
-    cpu::PositionEmbeddingShape shape{ds[0], ds[1], ds[2], s.outShape(0)[0]};
-    run = [=](const RunContext &) {
-      cpu::positionEmbeddingBackward<T>(shape, dy, nullptr, dtable);
+      if (forward)
+        cpu::positionEmbeddingForward(shape, x, table, y);
+      else
+        cpu::positionEmbeddingBackward<T>(shape, x, nullptr, y);
       return std::string();
     };
   } else if (op == "relative_position_bias" || op == "relative_position_bias_grad") {
@@ -330,10 +418,12 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
     bool hasBias = step.inputs.size() > next + (forward ? 0 : 1);
     T *bias = hasBias ? s.in(next++) : nullptr;
     T *q = s.in(first), *k = s.in(first + 1), *v = s.in(first + 2);
+    cpu::DropoutShard dropoutShard = s.flag("head_shard") ? headShard(shape, tp) : cpu::DropoutShard();
     if (forward) {
       T *out = s.out(0), *lse = s.out(1);
       run = [=](const RunContext &context) {
-        cpu::AttentionConfig config{mask, scale, {context.training ? rate : 0.0, context.dropoutSeed, stream}};
+        cpu::AttentionConfig config{
+            mask, scale, {context.training ? rate : 0.0, context.dropoutSeed, stream, dropoutShard}};
         cpu::attentionForward(shape, config, q, k, v, padMask, bias, out, lse, workspace, workspaceSize);
         return std::string();
       };
@@ -341,7 +431,8 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
       T *dout = s.in(0), *lse = s.in(next);
       T *dq = s.out(0), *dk = s.out(1), *dv = s.out(2), *dbias = hasBias ? s.out(3) : nullptr;
       run = [=](const RunContext &context) {
-        cpu::AttentionConfig config{mask, scale, {context.training ? rate : 0.0, context.dropoutSeed, stream}};
+        cpu::AttentionConfig config{
+            mask, scale, {context.training ? rate : 0.0, context.dropoutSeed, stream, dropoutShard}};
         cpu::attentionBackward(shape, config, q, k, v, padMask, bias, lse, dout, dq, dk, dv, dbias, workspace,
                                workspaceSize);
         return std::string();
@@ -387,10 +478,27 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
     Index n = s.outCount(0);
     double rate = s.template required<double>("rate");
     std::uint64_t stream = static_cast<std::uint64_t>(s.template attr<int64_t>("rng_stream", 0));
+    cpu::DropoutShard shard;
+    if (step.attrs.count("shard_dim")) {
+      // x is this rank's contiguous chunk along dimension d of a tensor tpSize times larger there: the local
+      // elements from d on form the runs that move into place (cpu::DropoutShard).
+      const auto &xs = s.inShape(0);
+      int64_t d = s.template attr<int64_t>("shard_dim", -1);
+      if (d < 0 || d >= static_cast<int64_t>(xs.size())) {
+        error = where + ": shard_dim " + std::to_string(d) + " is not a dimension of the " +
+                std::to_string(xs.size()) + "-d operand";
+        return std::nullopt;
+      }
+      Index chunk = 1;
+      for (size_t i = static_cast<size_t>(d); i < xs.size(); ++i)
+        chunk *= xs[i];
+      if (chunk > 0)
+        shard = cpu::dropoutShard(chunk, tp.tpRank, tp.tpSize);
+    }
     T *x = s.in(0), *y = s.out(0);
     run = [=](const RunContext &context) {
       if (context.training)
-        cpu::dropoutForward(n, cpu::DropoutConfig{rate, context.dropoutSeed, stream}, x, y);
+        cpu::dropoutForward(n, cpu::DropoutConfig{rate, context.dropoutSeed, stream, shard}, x, y);
       else if (x != y)
         cpu::copy(n, x, y);
       return std::string();
@@ -400,10 +508,15 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
     cpu::CrossEntropyShape shape{s.inCount(0) / vocab, vocab};
     T *logits = s.in(0), *mask = step.inputs.size() > 2 ? s.in(2) : nullptr, *loss = s.out(0), *lse = s.out(1);
     const std::int32_t *labels = s.inInt(1);
-    run = [=](const RunContext &) {
-      cpu::IndexStatus status = cpu::crossEntropyForward(shape, logits, labels, mask, loss, lse);
-      return status.ok() ? std::string() : indexError(where, "label", status);
-    };
+    if (s.flag("vocab_parallel")) {
+      shardVocab(shape, tp);
+      run = VocabParallelCrossEntropy<T>{&engine, where, shape, logits, labels, mask, loss, lse, workspace};
+    } else {
+      run = [=](const RunContext &) {
+        cpu::IndexStatus status = cpu::crossEntropyForward(shape, logits, labels, mask, loss, lse);
+        return status.ok() ? std::string() : indexError(where, "label", status);
+      };
+    }
   } else if (op == "cross_entropy_grad") {
     Index vocab = s.inShape(1).back();
     cpu::CrossEntropyShape shape{s.inCount(1) / vocab, vocab};
@@ -411,6 +524,8 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
     T *dloss = s.in(0), *logits = s.in(1), *mask = masked ? s.in(3) : nullptr, *lse = s.in(masked ? 4 : 3);
     const std::int32_t *labels = s.inInt(2);
     T *dlogits = s.out(0);
+    if (s.flag("vocab_parallel"))
+      shardVocab(shape, tp);
     run = [=](const RunContext &) {
       cpu::IndexStatus status = cpu::crossEntropyBackward(shape, logits, labels, mask, lse, *dloss, dlogits);
       return status.ok() ? std::string() : indexError(where, "label", status);
