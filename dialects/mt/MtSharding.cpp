@@ -253,7 +253,8 @@ LogicalResult LinearOp::shard(ShardingRewriter &rw) {
     return shardReplicated(rw, *this);
   if (outFeatures % t != 0)
     return emitOpError() << "mt-shard: " << describe(*this) << " has " << outFeatures
-                         << " output features, not divisible by the tensor-parallel size " << t;
+                         << " output features, not divisible by the tensor-parallel size " << t
+                         << " (it splits them: --ffn-hidden-size, --num-attention-heads, --kv-channels)";
   // Column-parallel: each rank computes its output features from the whole input, whose gradient is then a
   // partial sum. The consumer may ask for a particular assignment of features to ranks (SwiGLU's two halves,
   // the query groups of a fused QKV).

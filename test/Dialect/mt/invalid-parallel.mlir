@@ -1,0 +1,122 @@
+// Errors of the collectives, #mt.shard and the sharded-module attributes (dialects/mt/MtParallelOps.cpp,
+// MtAttrs.cpp ShardAttr, MtOps.cpp ParamOp::verify, MtDialect.cpp).
+// RUN: megatron-opt %s -split-input-file -verify-diagnostics
+
+// A collective's block sizes follow from its group's size, which the module declares.
+func.func @no_group_size(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{'mt.all_reduce' op needs the module's 'mt.tensor_parallel' to know the size of group "tp"}}
+  %0 = mt.all_reduce %x over "tp" : tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
+
+// -----
+
+module attributes {mt.tensor_parallel = 2 : i64} {
+  func.func @unknown_group(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
+    // expected-error @+1 {{'mt.copy_to_group' op unknown group "dp"; the groups are: "tp" (tensor parallel)}}
+    %0 = mt.copy_to_group %x over "dp" : tensor<2x4xf32>
+    return %0 : tensor<2x4xf32>
+  }
+}
+
+// -----
+
+module attributes {mt.tensor_parallel = 4 : i64} {
+  func.func @gather_size(%x: tensor<2x4xf32>) -> tensor<2x8xf32> {
+    // expected-error @+1 {{'mt.all_gather' op result must have shape [2, 16], got 'tensor<2x8xf32>'}}
+    %0 = mt.all_gather %x along 1 over "tp" : tensor<2x4xf32> -> tensor<2x8xf32>
+    return %0 : tensor<2x8xf32>
+  }
+}
+
+// -----
+
+module attributes {mt.tensor_parallel = 2 : i64} {
+  func.func @scatter_dim(%x: tensor<2x4xf32>) -> tensor<2x2xf32> {
+    // expected-error @+1 {{'mt.reduce_scatter' op dim 2 is outside the 2 dimensions of result}}
+    %0 = mt.reduce_scatter %x along 2 over "tp" : tensor<2x4xf32> -> tensor<2x2xf32>
+    return %0 : tensor<2x2xf32>
+  }
+}
+
+// -----
+
+module attributes {mt.tensor_parallel = 2 : i64} {
+  func.func @bias(%x: tensor<2x4xf32>, %b: tensor<3xf32>) -> tensor<2x4xf32> {
+    // expected-error @+1 {{'mt.add_bias' op bias must have shape [4], got 'tensor<3xf32>'}}
+    %0 = mt.add_bias %x, %b : tensor<2x4xf32>, tensor<3xf32>
+    return %0 : tensor<2x4xf32>
+  }
+}
+
+// -----
+
+module attributes {mt.tensor_parallel = 4 : i64} {
+  mt.param @w : tensor<4xf32> init <ones>
+  func.func @finalize_grads() {
+    // expected-error @+1 {{'mt.all_reduce_grads' op group_size 3 must be at least 2 and divide the group's 4 ranks}}
+    mt.all_reduce_grads [@w] over "tp" {group_size = 3 : i64}
+    return
+  }
+}
+
+// -----
+
+module attributes {mt.tensor_parallel = 2 : i64} {
+  mt.param @w : tensor<4xf32> init <ones>
+  func.func @finalize_grads() {
+    // expected-error @+1 {{'mt.all_reduce_grads' op rows [2, 6) of @w are outside its 4 rows}}
+    mt.all_reduce_grads [@w] over "tp" {group_size = 2 : i64, rows = array<i64: 2, 4>}
+    return
+  }
+}
+
+// -----
+
+module attributes {mt.tensor_parallel = 2 : i64} {
+  func.func @finalize_grads() {
+    // expected-error @+1 {{'mt.all_reduce_grads' op names @nothing, which is not declared by an mt.param}}
+    mt.all_reduce_grads [@nothing] over "tp"
+    return
+  }
+}
+
+// -----
+
+module attributes {mt.tensor_parallel = 2 : i64} {
+  // expected-error @+1 {{'mt.param' op parameter 'w' has 3 indices along dim 0 but its shard gives each rank 2}}
+  mt.param @w : tensor<3x4xf32> init <normal(0.02)> shard <dim 0 of 4: [0+2], [2+2]>
+}
+
+// -----
+
+module attributes {mt.tensor_parallel = 4 : i64} {
+  // expected-error @+1 {{'mt.param' op parameter 'w' is sharded over 2 ranks but the module's tensor-parallel size is 4}}
+  mt.param @w : tensor<2x4xf32> init <normal(0.02)> shard <dim 0 of 4: [0+2], [2+2]>
+}
+
+// -----
+
+module attributes {mt.tensor_parallel = 2 : i64} {
+  // expected-error @+1 {{span 3+2 of rank 1 is outside [0, 4)}}
+  mt.param @w : tensor<2x4xf32> init <normal(0.02)> shard <dim 0 of 4: [0+2], [3+2]>
+}
+
+// -----
+
+module attributes {mt.tensor_parallel = 2 : i64} {
+  // expected-error @+1 {{every rank needs 2 spans, got 1}}
+  mt.param @w : tensor<2x4xf32> init <normal(0.02)> shard <dim 0 of 4: [0+1, 2+1], [1+2]>
+}
+
+// -----
+
+// expected-error @+1 {{'mt.sequence_parallel' needs 'mt.tensor_parallel' of at least 2}}
+module attributes {mt.sequence_parallel} {
+}
+
+// -----
+
+// expected-error @+1 {{'mt.tensor_parallel' must be a positive i64, got 0 : i64}}
+module attributes {mt.tensor_parallel = 0 : i64} {
+}
