@@ -83,6 +83,7 @@ std::vector<std::string> ModelConfig::validate() const {
   p.positive(microBatchSize, "--micro-batch-size");
   p.positive(globalBatchSize, "--global-batch-size");
   p.positive(makeVocabSizeDivisibleBy, "--make-vocab-size-divisible-by");
+  p.positive(tensorModelParallelSize, "--tensor-model-parallel-size");
   if (swiglu && hiddenSize > 0 && ffnHiddenSize == 0)
     p.add("with --swiglu, Megatron's default --ffn-hidden-size (4*hidden*2/3, rounded down to 64) is 0 for "
           "--hidden-size ",
@@ -111,6 +112,23 @@ std::vector<std::string> ModelConfig::validate() const {
           ")");
   if (swiglu && kind == ModelKind::T5)
     p.add("--swiglu is not supported for T5 here");
+
+  // Megatron's arguments.py and TransformerConfig: what tensor (and sequence) parallelism splits must divide.
+  int64_t t = tensorModelParallelSize;
+  if (numAttentionHeads % t != 0)
+    p.add("--num-attention-heads (", numAttentionHeads, ") must be divisible by --tensor-model-parallel-size (", t,
+          ")");
+  if (numQueryGroups > 0 && numQueryGroups % t != 0 && t % numQueryGroups != 0)
+    p.add("--num-query-groups (", numQueryGroups, ") must divide or be divisible by --tensor-model-parallel-size (",
+          t, ")");
+  if (ffnHiddenSize % t != 0)
+    p.add("--ffn-hidden-size (", ffnHiddenSize, ") must be divisible by --tensor-model-parallel-size (", t, ")");
+  if (sequenceParallel && t == 1)
+    p.add("--sequence-parallel needs --tensor-model-parallel-size above 1");
+  if (sequenceParallel && (seqLength % t != 0 || (kind == ModelKind::T5 && decoderSeqLength % t != 0)))
+    p.add("with --sequence-parallel the sequence length (", seqLength, kind == ModelKind::T5 ? ", decoder " : "",
+          kind == ModelKind::T5 ? std::to_string(decoderSeqLength) : std::string(),
+          ") must be divisible by --tensor-model-parallel-size (", t, ")");
 
   switch (positionEmbeddingType) {
   case PositionEmbedding::LearnedAbsolute: {

@@ -62,6 +62,12 @@ struct ModelFlags::Options {
   Opt<int64_t> makeVocabSizeDivisibleBy{"make-vocab-size-divisible-by",
                                         cl::desc("Pad the vocabulary to a multiple of this (default 128)"),
                                         cl::cat(modelCategory)};
+  Opt<int64_t> tensorModelParallelSize{"tensor-model-parallel-size",
+                                       cl::desc("The tensor-parallel size the model will be sharded to (pads the "
+                                                "vocabulary for it and checks that the model splits)"),
+                                       cl::cat(modelCategory)};
+  Opt<bool> sequenceParallel{"sequence-parallel", cl::desc("Check the model for sequence parallelism"),
+                             cl::cat(modelCategory)};
   Opt<std::string> normalization{"normalization", cl::desc("LayerNorm or RMSNorm (default LayerNorm)"),
                                  cl::cat(modelCategory)};
   Opt<double> normEpsilon{"norm-epsilon", cl::desc("Epsilon of the norms (default 1e-5)"), cl::cat(modelCategory)};
@@ -170,6 +176,8 @@ std::optional<ModelConfig> ModelFlags::resolve(std::vector<std::string> &errors)
   set(o.globalBatchSize, c.globalBatchSize);
   set(o.vocabSize, c.vocabSize);
   set(o.makeVocabSizeDivisibleBy, c.makeVocabSizeDivisibleBy);
+  set(o.tensorModelParallelSize, c.tensorModelParallelSize);
+  set(o.sequenceParallel, c.sequenceParallel);
   set(o.normEpsilon, c.normEpsilon);
   set(o.swiglu, c.swiglu);
   set(o.untieEmbeddings, c.untieEmbeddingsAndOutputWeights);

@@ -43,6 +43,7 @@ struct ModelConfig {
   int64_t vocabSize = 0;
   int64_t makeVocabSizeDivisibleBy = 128;
   int64_t tensorModelParallelSize = 1; // Megatron pads the vocabulary to a multiple of this times the above
+  bool sequenceParallel = false;       // checked here; the layout itself is megatron-opt --mt-shard's
 
   // Layer choices.
   Normalization normalization = Normalization::LayerNorm;
