@@ -25,16 +25,91 @@ std::uint64_t dropoutSeedFor(std::uint64_t seed, std::int64_t iteration, std::in
 
 Engine::~Engine() = default;
 
+namespace {
+
+/// The group sizes of the plan's all_reduce_grads steps that need a communicator of their own (1 < k < the
+/// group's size), in order of first appearance: every rank splits them off in the same order.
+std::string subGroupSizes(const plan::Plan &plan, int tpSize, std::vector<std::int64_t> &sizes) {
+  for (const plan::Program &program : plan.programs)
+    for (size_t i = 0; i < program.steps.size(); ++i) {
+      const plan::Step &step = program.steps[i];
+      if (step.op != "all_reduce_grads")
+        continue;
+      auto it = step.attrs.find("group_size");
+      if (it == step.attrs.end())
+        continue;
+      const std::int64_t *k = std::get_if<std::int64_t>(&it->second);
+      if (!k || *k < 1 || tpSize % *k != 0)
+        return "step " + std::to_string(i) + " of " + program.name +
+               " (all_reduce_grads): group_size must be a positive divisor of the tensor-parallel size " +
+               std::to_string(tpSize);
+      if (*k > 1 && *k < tpSize && std::find(sizes.begin(), sizes.end(), *k) == sizes.end())
+        sizes.push_back(*k);
+    }
+  return {};
+}
+
+} // namespace
+
 std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, ParallelRank rank) {
   if (rank.tpSize < 1 || rank.tpRank < 0 || rank.tpRank >= rank.tpSize) {
     error = "tensor-parallel rank " + std::to_string(rank.tpRank) + " is outside a group of " +
             std::to_string(rank.tpSize);
     return nullptr;
   }
+  return createImpl(std::move(plan), error, rank, nullptr);
+}
+
+std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, comm::Communicator *tensorGroup) {
+  int size = tensorGroup ? tensorGroup->size() : 1;
+  if (plan.parallel.tensor != size) {
+    error = "the plan is compiled for " + std::to_string(plan.parallel.tensor) + " tensor-parallel rank" +
+            (plan.parallel.tensor == 1 ? "" : "s") + ", but " +
+            (tensorGroup ? "the group \"" + tensorGroup->name() + "\" has " + std::to_string(size) + " rank" +
+                               (size == 1 ? "" : "s")
+                         : std::string("no tensor-parallel communicator was given (a single rank)"));
+    return nullptr;
+  }
+  return createImpl(std::move(plan), error, ParallelRank{tensorGroup ? tensorGroup->rank() : 0, size},
+                    tensorGroup);
+}
+
+comm::Communicator *Engine::subGroup(std::int64_t groupSize) const {
+  if (!tpGroup || groupSize <= 1)
+    return nullptr;
+  if (groupSize >= tpGroup->size())
+    return tpGroup;
+  auto it = subGroups.find(groupSize);
+  return it == subGroups.end() ? nullptr : it->second.get();
+}
+
+std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, ParallelRank rank,
+                                           comm::Communicator *tensorGroup) {
   std::unique_ptr<Engine> engine(new Engine());
   engine->planValue = std::move(plan);
   engine->rank = rank;
+  engine->tpGroup = tensorGroup;
   const plan::Plan &p = engine->planValue;
+  if (tensorGroup) {
+    comm::Communicator *group = tensorGroup;
+    engine->allReduce = [group](void *data, std::int64_t count, plan::DType dtype, bool max) {
+      return group->allReduce(data, count, dtype, max ? comm::ReduceOp::Max : comm::ReduceOp::Sum);
+    };
+    // Sub-groups of consecutive ranks (the ranks that share a key/value head sum its gradient), split
+    // collectively: every rank reads the same plan, so all ask for the same sizes in the same order.
+    std::vector<std::int64_t> sizes;
+    if (error = subGroupSizes(p, rank.tpSize, sizes); !error.empty())
+      return nullptr;
+    for (std::int64_t k : sizes) {
+      std::unique_ptr<comm::Communicator> sub = tensorGroup->split(
+          static_cast<int>(rank.tpRank / k), rank.tpRank, tensorGroup->name() + "/" + std::to_string(k), error);
+      if (!sub) {
+        error = "cannot split the tensor-parallel group into blocks of " + std::to_string(k) + " ranks: " + error;
+        return nullptr;
+      }
+      engine->subGroups[k] = std::move(sub);
+    }
+  }
 
   // One float type per plan: f32 for training, f64 for gradient checks.
   std::optional<plan::DType> floatType;

@@ -10,9 +10,11 @@
 #define MEGATRON_RUNTIME_ENGINE_ENGINE_H
 
 #include "megatron/Plan/Plan.h"
+#include "runtime/comm/Communicator.h"
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,17 +47,29 @@ std::uint64_t dropoutSeedFor(std::uint64_t seed, std::int64_t iteration, std::in
 
 class Engine {
 public:
-  /// Allocates the plan's arenas and binds its programs for rank `rank` of the tensor-parallel group. Fails (with
-  /// a message) on a step it cannot execute or a rank outside [0, tpSize).
-  static std::unique_ptr<Engine> create(plan::Plan plan, std::string &error, ParallelRank rank = {});
+  /// Allocates the plan's arenas and binds its programs for this rank of the plan's tensor-parallel group, whose
+  /// communicator is `tensorGroup` (the rank is tensorGroup->rank()). The plan's parallel.tensor must equal the
+  /// group's size; null stands for a single rank and then needs parallel.tensor = 1. The sub-groups that
+  /// all_reduce_grads steps with a group_size need are split off `tensorGroup` here, collectively: every rank of
+  /// the group must create its engine for the same plan at the same time. Fails (with a message) on a step it
+  /// cannot execute or a layout that does not match.
+  static std::unique_ptr<Engine> create(plan::Plan plan, std::string &error,
+                                        comm::Communicator *tensorGroup = nullptr);
+  /// For testing kernels on hand-written plans: rank `rank` of a group without a communicator. The steps that see
+  /// a shard use the rank; the collective steps work only when tpSize is 1 (then they copy), and the
+  /// vocab_parallel cross-entropy reduces through `allReduce`, which the caller sets. parallel.tensor is not
+  /// checked. Fails on a rank outside [0, tpSize).
+  static std::unique_ptr<Engine> create(plan::Plan plan, std::string &error, ParallelRank rank);
   ~Engine();
 
   const plan::Plan &plan() const { return planValue; }
   const ParallelRank &parallelRank() const { return rank; }
+  /// The tensor-parallel group's communicator, or null (a single rank, or the ParallelRank form of create).
+  comm::Communicator *tensorGroup() const { return tpGroup; }
 
-  /// The tensor-parallel group's all-reduce, set by whoever creates the engine (before or after create: steps
-  /// look it up when they run). The steps that communicate (the vocab_parallel cross-entropy) call it; null
-  /// means a single rank, and such a step then fails unless tpSize is 1.
+  /// The tensor-parallel group's all-reduce that the vocab_parallel cross-entropy calls (looked up when the step
+  /// runs). create with a communicator sets it to the communicator's allReduce; with a ParallelRank the caller
+  /// sets it, and null means a single rank, where such a step fails unless tpSize is 1.
   AllReduceFn allReduce;
 
   /// The bytes of buffer `id`.
@@ -82,8 +96,16 @@ public:
 
 private:
   Engine() = default;
+  static std::unique_ptr<Engine> createImpl(plan::Plan plan, std::string &error, ParallelRank rank,
+                                            comm::Communicator *tensorGroup);
+  /// The communicator over blocks of `groupSize` consecutive ranks of the tensor-parallel group (the group itself
+  /// when groupSize is its size), or null when there is none.
+  comm::Communicator *subGroup(std::int64_t groupSize) const;
+
   plan::Plan planValue;
   ParallelRank rank;
+  comm::Communicator *tpGroup = nullptr;
+  std::map<std::int64_t, std::unique_ptr<comm::Communicator>> subGroups; // by group_size
   std::vector<std::unique_ptr<std::byte, void (*)(void *)>> arenas;
   std::vector<std::byte> workspaceStorage;
   std::vector<std::pair<std::string, std::vector<BoundStep>>> programs;

@@ -11,6 +11,7 @@
 #include "runtime/cpu/Kernels.h"
 
 #include <cstring>
+#include <optional>
 
 namespace megatron::runtime {
 
@@ -133,6 +134,57 @@ template <typename T> struct VocabParallelCrossEntropy {
   }
 };
 
+/// The elements of a gradient buffer that an all_reduce_grads step sums: rows [row_offset, row_offset +
+/// row_count) of dimension 0 when the step has those attributes, else the whole buffer.
+struct GradientSlice {
+  Index offset = 0, count = 0;
+  std::string problem;
+};
+
+GradientSlice gradientSlice(const plan::Buffer &buffer, const plan::Step &step) {
+  GradientSlice slice{0, buffer.numElements(), {}};
+  auto offsetIt = step.attrs.find("row_offset"), countIt = step.attrs.find("row_count");
+  if (offsetIt == step.attrs.end() && countIt == step.attrs.end())
+    return slice;
+  const int64_t *offset = offsetIt == step.attrs.end() ? nullptr : std::get_if<int64_t>(&offsetIt->second);
+  const int64_t *count = countIt == step.attrs.end() ? nullptr : std::get_if<int64_t>(&countIt->second);
+  int64_t rows = buffer.shape.empty() ? 1 : buffer.shape[0];
+  if (!offset || !count || *offset < 0 || *count < 0 || *offset + *count > rows) {
+    slice.problem = "row_offset and row_count must both be given and select rows of the gradient's " +
+                    std::to_string(rows);
+    slice.count = 0;
+    return slice;
+  }
+  Index rowElements = rows > 0 ? buffer.numElements() / rows : 0;
+  slice.offset = *offset * rowElements;
+  slice.count = *count * rowElements;
+  return slice;
+}
+
+/// A buffer seen as [outer][extent of dimension `dim`][inner] (row-major).
+struct DimSplit {
+  Index outer = 1, extent = 1, inner = 1;
+};
+
+std::optional<DimSplit> splitAt(const std::vector<int64_t> &shape, int64_t dim) {
+  if (dim < 0 || dim >= static_cast<int64_t>(shape.size()))
+    return std::nullopt;
+  DimSplit split;
+  for (int64_t i = 0; i < dim; ++i)
+    split.outer *= shape[static_cast<size_t>(i)];
+  split.extent = shape[static_cast<size_t>(dim)];
+  for (size_t i = static_cast<size_t>(dim) + 1; i < shape.size(); ++i)
+    split.inner *= shape[i];
+  return split;
+}
+
+std::string shapeText(const std::vector<int64_t> &shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
 } // namespace
 
 std::int64_t StepBinder::workspaceBytes(const plan::Step &step) const {
@@ -154,6 +206,13 @@ std::int64_t StepBinder::workspaceBytes(const plan::Step &step) const {
     const auto &logits = shape(0, false);
     int64_t vocab = logits.empty() ? 0 : logits.back();
     return vocab > 0 ? 2 * (engine.buffer(step.inputs[0]).numElements() / vocab) * elementBytes : 0;
+  }
+  if (step.op == "all_reduce_grads") {
+    // The packed gradients of the one coalesced all-reduce.
+    int64_t total = 0;
+    for (size_t i = 0; i < step.outputs.size(); ++i)
+      total += gradientSlice(engine.buffer(step.outputs[i]), step).count;
+    return total * elementBytes;
   }
   if (step.op == "relative_position_bias" || step.op == "relative_position_bias_grad") {
     const auto &bias = shape(0, step.op == "relative_position_bias");
@@ -530,6 +589,12 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
       cpu::IndexStatus status = cpu::crossEntropyBackward(shape, logits, labels, mask, lse, *dloss, dlogits);
       return status.ok() ? std::string() : indexError(where, "label", status);
     };
+  } else if (op == "all_reduce" || op == "all_gather" || op == "reduce_scatter" || op == "shard_slice" ||
+             op == "all_reduce_grads") {
+    std::optional<Engine::BoundStep> bound = bindCollective<T>(step, where, workspace, error);
+    if (!bound)
+      return std::nullopt;
+    run = std::move(bound->run);
   } else {
     error = where + ": the CPU backend has no kernel for '" + op + "'";
     return std::nullopt;
@@ -539,6 +604,127 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
     return std::nullopt;
   }
   return Engine::BoundStep{std::move(run)};
+}
+
+template <typename T>
+std::optional<Engine::BoundStep> StepBinder::bindCollective(const plan::Step &step, const std::string &where,
+                                                            T *workspace, std::string &error) {
+  const std::string &op = step.op;
+  const ParallelRank tp = engine.parallelRank();
+  comm::Communicator *group = engine.tpGroup;
+  const plan::DType dtype = dtypeOf<T>();
+  auto fail = [&](const std::string &message) -> std::optional<Engine::BoundStep> {
+    error = where + ": " + message;
+    return std::nullopt;
+  };
+  auto it = step.attrs.find("group");
+  if (it != step.attrs.end()) {
+    const std::string *name = std::get_if<std::string>(&it->second);
+    if (!name || *name != "tp")
+      return fail("the engine runs collectives over the tensor-parallel group \"tp\" only");
+  }
+  if (!group && tp.tpSize > 1)
+    return fail("a collective over " + std::to_string(tp.tpSize) +
+                " tensor-parallel ranks needs the group's communicator (Engine::create with one)");
+  // What a failed collective returns: the step, then the communicator's message (which names the group, and the
+  // rank at fault).
+  auto report = [where](const std::string &message) { return message.empty() ? message : where + ": " + message; };
+  const int size = tp.tpSize;
+
+  if (op == "all_reduce_grads") {
+    if (!step.inputs.empty())
+      return fail("all_reduce_grads takes no inputs; its outputs are the gradients it sums in place");
+    int64_t groupSize = size;
+    if (step.attrs.count("group_size")) {
+      groupSize = StepView<T>{engine, step, where, {}}.template attr<int64_t>("group_size", 0);
+      if (groupSize < 1 || size % groupSize != 0)
+        return fail("group_size " + std::to_string(groupSize) + " does not divide the group's " +
+                    std::to_string(size) + " ranks");
+    }
+    struct Slice {
+      T *data;
+      Index count;
+    };
+    std::vector<Slice> slices;
+    Index total = 0;
+    for (int id : step.outputs) {
+      GradientSlice slice = gradientSlice(engine.buffer(id), step);
+      if (!slice.problem.empty())
+        return fail(slice.problem);
+      slices.push_back({engine.as<T>(id) + slice.offset, slice.count});
+      total += slice.count;
+    }
+    comm::Communicator *sub = engine.subGroup(groupSize);
+    if (groupSize > 1 && !sub)
+      return fail("no communicator over blocks of " + std::to_string(groupSize) + " ranks");
+    if (!sub || total == 0) // one rank per block: nothing to sum
+      return Engine::BoundStep{[](const RunContext &) { return std::string(); }};
+    // One coalesced collective: pack the gradients into the workspace, all-reduce, unpack.
+    return Engine::BoundStep{[=](const RunContext &) {
+      T *packed = workspace;
+      for (const Slice &s : slices) {
+        std::copy(s.data, s.data + s.count, packed);
+        packed += s.count;
+      }
+      if (std::string e = sub->allReduce(workspace, total, dtype, comm::ReduceOp::Sum); !e.empty())
+        return report(e);
+      packed = workspace;
+      for (const Slice &s : slices) {
+        std::copy(packed, packed + s.count, s.data);
+        packed += s.count;
+      }
+      return std::string();
+    }};
+  }
+
+  if (step.inputs.size() != 1 || step.outputs.size() != 1)
+    return fail(op + " takes one input and one output");
+  const plan::Buffer &xb = engine.buffer(step.inputs[0]), &yb = engine.buffer(step.outputs[0]);
+  T *x = engine.as<T>(step.inputs[0]), *y = engine.as<T>(step.outputs[0]);
+  if (op == "all_reduce") {
+    if (xb.numElements() != yb.numElements())
+      return fail("the input " + shapeText(xb.shape) + " and output " + shapeText(yb.shape) + " differ in size");
+    Index n = yb.numElements();
+    return Engine::BoundStep{[=](const RunContext &) {
+      if (x != y)
+        std::copy(x, x + n, y);
+      return group && size > 1 ? report(group->allReduce(y, n, dtype, comm::ReduceOp::Sum)) : std::string();
+    }};
+  }
+
+  // The rest split dimension `dim`: y's extent there is size times x's (all_gather), or x's size times y's.
+  int64_t dim = StepView<T>{engine, step, where, {}}.template attr<int64_t>("dim", -1);
+  bool gather = op == "all_gather";
+  const plan::Buffer &local = gather ? xb : yb, &full = gather ? yb : xb;
+  std::optional<DimSplit> l = splitAt(local.shape, dim), f = splitAt(full.shape, dim);
+  if (!l || !f)
+    return fail("dim " + std::to_string(dim) + " is not a dimension of " + shapeText(local.shape));
+  if (l->outer != f->outer || l->inner != f->inner || f->extent != l->extent * size)
+    return fail("the " + std::string(gather ? "output " : "input ") + shapeText(full.shape) + " is not " +
+                std::to_string(size) + " times the " + (gather ? "input " : "output ") + shapeText(local.shape) +
+                " along dimension " + std::to_string(dim));
+  Index outer = l->outer, chunk = l->extent * l->inner, n = local.numElements();
+  if (op == "shard_slice") {
+    // This rank's block along dim: no communication.
+    Index offset = chunk * tp.tpRank, fullChunk = chunk * size;
+    return Engine::BoundStep{[=](const RunContext &) {
+      for (Index o = 0; o < outer; ++o)
+        std::copy_n(x + o * fullChunk + offset, chunk, y + o * chunk);
+      return std::string();
+    }};
+  }
+  if (!group || size == 1)
+    return Engine::BoundStep{[=](const RunContext &) {
+      std::copy(x, x + n, y);
+      return std::string();
+    }};
+  if (gather)
+    return Engine::BoundStep{[=](const RunContext &) { return report(group->allGatherDim(x, y, outer, chunk, dtype)); }};
+  if (op == "reduce_scatter")
+    return Engine::BoundStep{[=](const RunContext &) {
+      return report(group->reduceScatterDim(x, y, outer, chunk, dtype, comm::ReduceOp::Sum));
+    }};
+  return fail("unknown collective");
 }
 
 template std::optional<Engine::BoundStep> StepBinder::bind<float>(const plan::Step &, size_t, const std::string &,

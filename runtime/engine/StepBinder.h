@@ -25,6 +25,12 @@ public:
                                         std::string &error);
 
 private:
+  /// The collective steps (all_reduce, all_gather, reduce_scatter, shard_slice, all_reduce_grads) over the
+  /// engine's tensor-parallel group.
+  template <typename T>
+  std::optional<Engine::BoundStep> bindCollective(const plan::Step &step, const std::string &where, T *workspace,
+                                                  std::string &error);
+
   Engine &engine;
 };
 

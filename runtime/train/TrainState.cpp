@@ -5,12 +5,17 @@
 #include "runtime/checkpoint/Checkpoint.h"
 #include "runtime/cpu/Kernels.h"
 
+#include "Shards.h"
+
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace megatron::train {
 
 void initializeParameters(runtime::Engine &engine, uint64_t seed) {
   const auto &params = engine.plan().params;
+  const int rank = engine.parallelRank().tpRank;
   for (size_t p = 0; p < params.size(); ++p) {
     const plan::Param &param = params[p];
     float *value = engine.as<float>(param.buffer);
@@ -19,12 +24,17 @@ void initializeParameters(runtime::Engine &engine, uint64_t seed) {
       std::fill(value, value + n, param.init == plan::InitKind::Ones ? 1.0f : 0.0f);
       continue;
     }
-    for (int64_t i = 0; i < n; ++i) {
-      // Box-Muller on two uniforms of this parameter's own stream; 1 − u keeps the logarithm finite.
-      double u1 = 1.0 - cpu::randomUniform(seed, p, 2 * static_cast<uint64_t>(i));
-      double u2 = cpu::randomUniform(seed, p, 2 * static_cast<uint64_t>(i) + 1);
-      value[i] = static_cast<float>(param.initStd * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
-    }
+    // Element i of the WHOLE tensor draws from (seed, p, i) whatever the layout, so a sharded run starts from
+    // the unsharded run's weights: each rank draws exactly the elements of its shard.
+    for (const ShardRun &run : shardRuns(param, rank, n))
+      for (int64_t k = 0; k < run.length; ++k) {
+        uint64_t i = static_cast<uint64_t>(run.whole + k);
+        // Box-Muller on two uniforms of this parameter's own stream; 1 − u keeps the logarithm finite.
+        double u1 = 1.0 - cpu::randomUniform(seed, p, 2 * i);
+        double u2 = cpu::randomUniform(seed, p, 2 * i + 1);
+        value[run.local + k] =
+            static_cast<float>(param.initStd * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+      }
   }
 }
 
@@ -33,23 +43,66 @@ namespace {
 struct NamedBuffer {
   std::string name;
   int buffer;
+  const plan::Param *param;
 };
 
 std::vector<NamedBuffer> checkpointTensors(const runtime::Engine &engine) {
   std::vector<NamedBuffer> tensors;
   for (const plan::Param &p : engine.plan().params) {
-    tensors.push_back({"model." + p.name, p.buffer});
-    tensors.push_back({"optimizer.exp_avg." + p.name, p.expAvg});
-    tensors.push_back({"optimizer.exp_avg_sq." + p.name, p.expAvgSq});
+    tensors.push_back({"model." + p.name, p.buffer, &p});
+    tensors.push_back({"optimizer.exp_avg." + p.name, p.expAvg, &p});
+    tensors.push_back({"optimizer.exp_avg_sq." + p.name, p.expAvgSq, &p});
   }
   return tensors;
+}
+
+/// The whole tensor's shape (the buffer's, for a parameter that is not sharded).
+std::vector<int64_t> wholeShape(const runtime::Engine &engine, const NamedBuffer &t) {
+  return t.param->shard.isSharded() ? t.param->shape : engine.buffer(t.buffer).shape;
 }
 } // namespace
 
 std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &saveDir, const ResumeState &state) {
+  comm::Communicator *group = engine.tensorGroup();
+  const int rank = group ? group->rank() : 0, size = group ? group->size() : 1;
+  std::vector<NamedBuffer> named = checkpointTensors(engine);
+  // Sharded tensors are assembled whole on rank 0: every other rank sends its buffers (sends do not wait for the
+  // receiver), rank 0 receives them in the same order and places each rank's spans.
+  if (rank > 0) {
+    for (const NamedBuffer &t : named)
+      if (t.param->shard.isSharded())
+        if (std::string error = group->send(engine.data(t.buffer), engine.buffer(t.buffer).numElements(),
+                                            plan::DType::F32, 0);
+            !error.empty())
+          return "saving the checkpoint: sending the shards of '" + t.name + "' to rank 0: " + error;
+    return {};
+  }
+  std::vector<std::vector<float>> whole(named.size());
+  std::vector<float> received;
   std::vector<ckpt::SaveTensor> tensors;
-  for (const NamedBuffer &t : checkpointTensors(engine))
-    tensors.push_back({t.name, ckpt::DType::F32, engine.buffer(t.buffer).shape, engine.data(t.buffer), {}});
+  for (size_t i = 0; i < named.size(); ++i) {
+    const NamedBuffer &t = named[i];
+    std::vector<int64_t> shape = wholeShape(engine, t);
+    if (!t.param->shard.isSharded()) {
+      tensors.push_back({t.name, ckpt::DType::F32, shape, engine.data(t.buffer), {}});
+      continue;
+    }
+    int64_t local = engine.buffer(t.buffer).numElements();
+    whole[i].resize(static_cast<size_t>(wholeElements(*t.param, local)));
+    received.resize(static_cast<size_t>(local));
+    for (int r = 0; r < size; ++r) {
+      const float *shard = engine.as<float>(t.buffer);
+      if (r > 0) {
+        if (std::string error = group->recv(received.data(), local, plan::DType::F32, r); !error.empty())
+          return "saving the checkpoint: receiving the shards of '" + t.name + "' from rank " + std::to_string(r) +
+                 ": " + error;
+        shard = received.data();
+      }
+      for (const ShardRun &run : shardRuns(*t.param, r, local))
+        std::copy_n(shard + run.local, run.length, whole[i].begin() + run.whole);
+    }
+    tensors.push_back({t.name, ckpt::DType::F32, shape, whole[i].data(), {}});
+  }
   ckpt::CheckpointInfo info;
   info.iteration = state.iteration;
   info.modelFingerprint = engine.plan().model.fingerprint;
@@ -64,11 +117,37 @@ std::string loadTrainingCheckpoint(runtime::Engine &engine, const std::string &l
   found = ckpt::hasLatestCheckpoint(loadDir);
   if (!found)
     return {};
+  const int rank = engine.parallelRank().tpRank;
   ckpt::LoadRequest request;
-  // The model must match; the plan may differ (another micro-batch size or thread count resumes the same run).
+  // The model must match; the plan may differ (another micro-batch size, thread count or parallel layout resumes
+  // the same run: the checkpoint holds whole tensors, and each rank keeps its spans of them).
   request.modelFingerprint = engine.plan().model.fingerprint;
-  for (const NamedBuffer &t : checkpointTensors(engine))
-    request.tensors.push_back({t.name, ckpt::DType::F32, engine.buffer(t.buffer).shape, engine.data(t.buffer), {}});
+  for (const NamedBuffer &t : checkpointTensors(engine)) {
+    ckpt::LoadTensor tensor{t.name, ckpt::DType::F32, wholeShape(engine, t), nullptr, {}};
+    if (!t.param->shard.isSharded()) {
+      tensor.data = engine.data(t.buffer);
+    } else {
+      // The whole tensor arrives in pieces; copy the bytes that fall in this rank's runs.
+      std::vector<ShardRun> runs = shardRuns(*t.param, rank, engine.buffer(t.buffer).numElements());
+      std::sort(runs.begin(), runs.end(), [](const ShardRun &a, const ShardRun &b) { return a.whole < b.whole; });
+      auto *local = static_cast<std::byte *>(engine.data(t.buffer));
+      tensor.write = [runs, local](uint64_t offset, const void *bytes, size_t size) {
+        const uint64_t element = sizeof(float), end = offset + size;
+        // The first run that ends after the piece starts.
+        auto it = std::upper_bound(runs.begin(), runs.end(), offset, [&](uint64_t at, const ShardRun &run) {
+          return at < static_cast<uint64_t>(run.whole + run.length) * element;
+        });
+        for (; it != runs.end() && static_cast<uint64_t>(it->whole) * element < end; ++it) {
+          uint64_t from = std::max<uint64_t>(offset, static_cast<uint64_t>(it->whole) * element);
+          uint64_t to = std::min<uint64_t>(end, static_cast<uint64_t>(it->whole + it->length) * element);
+          std::memcpy(local + static_cast<uint64_t>(it->local) * element + (from - it->whole * element),
+                      static_cast<const std::byte *>(bytes) + (from - offset), to - from);
+        }
+        return std::string();
+      };
+    }
+    request.tensors.push_back(std::move(tensor));
+  }
   ckpt::CheckpointInfo info;
   if (std::string error = ckpt::loadLatestCheckpoint(loadDir, request, info); !error.empty())
     return error;

@@ -17,7 +17,8 @@
 namespace megatron::train {
 
 /// Initialises every parameter as its plan entry says (normal with its effective std, zeros, ones). The values are
-/// a pure function of (seed, parameter index, element index): Philox normals via Box-Muller.
+/// a pure function of (seed, parameter index, element index in the WHOLE tensor): Philox normals via Box-Muller.
+/// A tensor-parallel rank draws the elements of its shard, so every layout starts from the same weights.
 void initializeParameters(runtime::Engine &engine, uint64_t seed);
 
 /// What a checkpoint restores besides tensors.
@@ -28,11 +29,15 @@ struct ResumeState {
 };
 
 /// Saves parameters ("model.<name>"), AdamW moments ("optimizer.exp_avg.<name>", "optimizer.exp_avg_sq.<name>")
-/// and the run state as <saveDir>/iter_<iteration>. Returns "" or the error.
+/// and the run state as <saveDir>/iter_<iteration>. The tensors are whole whatever the layout: with a
+/// tensor-parallel group (engine.tensorGroup()) this is collective, every rank sends its shards to rank 0, which
+/// assembles and writes them (the other ranks return once their shards are sent). Returns "" or the error.
 std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &saveDir, const ResumeState &state);
 
 /// Loads the latest checkpoint of `loadDir` into the engine, checking that it belongs to the same model. Returns ""
 /// or the error; `found` is false (and nothing loaded) when the directory has no checkpoint yet, as Megatron.
+/// The checkpoint's tensors are whole: each tensor-parallel rank reads them and keeps its spans, so a checkpoint
+/// loads into any layout of the same model. Not collective (every rank reads the files itself).
 std::string loadTrainingCheckpoint(runtime::Engine &engine, const std::string &loadDir, ResumeState &state,
                                    bool &found);
 

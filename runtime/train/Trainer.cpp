@@ -6,7 +6,10 @@
 #include "LossCurve.h"
 #include "TrainState.h"
 
+#include "Shards.h"
+
 #include "megatron/Support/AtomicFile.h"
+#include "runtime/comm/ThreadCommunicator.h"
 #include "runtime/cpu/Kernels.h"
 #include "runtime/data/GptBatchLoader.h"
 #include "runtime/engine/Engine.h"
@@ -80,10 +83,27 @@ std::string findGptInputs(const plan::Plan &plan, GptInputs &inputs) {
   return {};
 }
 
+/// What the ranks of a run share: set up before they start, read-only while they run (except `progressShown`,
+/// which only rank 0 writes, and the main thread reads after the ranks are joined).
+struct Shared {
+  const TrainOptions &opts;
+  plan::Plan plan;
+  GptInputs inputs;
+  int ranks = 1;          // tensor-parallel ranks (threads)
+  int threadsPerRank = 1; // OpenMP threads of each
+  bool showProgress = false;
+  bool progressShown = false;
+};
+
+/// One rank's training loop: a full SPMD copy of the loop with its own engine over its shards and its own data
+/// loaders (which give every rank the same batches). Rank 0 alone prints, logs and writes files; collectives keep
+/// the ranks in step.
 class Run {
 public:
-  Run(const TrainOptions &options) : opts(options) {}
-  int main();
+  Run(Shared &shared, comm::Communicator *group)
+      : opts(shared.opts), shared(shared), group(group), leader(!group || group->rank() == 0) {}
+  /// Returns "" or the error (the caller prints it).
+  std::string main();
 
 private:
   std::string setUp();
@@ -92,43 +112,43 @@ private:
   void feed(const data::GptBatch &batch);
   void log(int64_t iteration, double loss, double gradNorm, double lr, double seconds, int64_t iterations);
   void progress(int64_t iteration, double loss);
-  int fail(const std::string &message) {
-    if (progressShown)
-      std::printf("\n");
-    std::fflush(stdout);
-    std::fprintf(stderr, "megatron-run: error: %s\n", message.c_str());
-    return 1;
-  }
+  std::string gradientNorm(double &norm);
 
   const TrainOptions &opts;
+  Shared &shared;
+  comm::Communicator *group; // the tensor-parallel group; null for one rank
+  bool leader;               // rank 0: prints, logs, writes files
   std::unique_ptr<runtime::Engine> engine;
   GptInputs inputs;
   std::unique_ptr<data::GptBatchLoader> train, validation;
   int64_t microBatches = 1, batchTokens = 0, startIteration = 0;
   double floor = 0;
-  std::vector<float *> grads;    // every parameter's gradient, for the norm and clipping
+  std::vector<float *> grads;    // every parameter's gradient, for clipping
   std::vector<cpu::Index> sizes; // their element counts
-  bool showProgress = false, progressShown = false;
+  std::vector<const float *> ownedGrads; // the pieces of the gradients this rank owns, for the norm
+  std::vector<cpu::Index> ownedSizes;
+  bool hasFinalizeGrads = false;
   LossCurve curve;
 };
 
 std::string Run::setUp() {
   std::string error;
-  std::optional<plan::Plan> loaded = plan::readPlan(opts.plan, error);
-  if (!loaded)
-    return error;
-  if (!loaded->program("train_step") || !loaded->program("forward"))
-    return "plan '" + opts.plan + "' has no train_step and forward programs";
-  if (std::string problem = findGptInputs(*loaded, inputs); !problem.empty())
-    return "plan '" + opts.plan + "': " + problem;
-  cpu::setNumThreads(opts.threads > 0 ? opts.threads : static_cast<int>(std::thread::hardware_concurrency()));
-  engine = runtime::Engine::create(std::move(*loaded), error);
+  inputs = shared.inputs;
+  engine = runtime::Engine::create(shared.plan, error, group);
   if (!engine)
     return "plan '" + opts.plan + "': " + error;
+  hasFinalizeGrads = engine->plan().program("finalize_grads") != nullptr;
 
+  const int rank = group ? group->rank() : 0;
   for (const plan::Param &p : engine->plan().params) {
-    grads.push_back(engine->as<float>(p.grad));
-    sizes.push_back(engine->buffer(p.grad).numElements());
+    float *grad = engine->as<float>(p.grad);
+    cpu::Index n = engine->buffer(p.grad).numElements();
+    grads.push_back(grad);
+    sizes.push_back(n);
+    for (const ShardRun &run : ownedRuns(p, rank, n)) {
+      ownedGrads.push_back(grad + run.local);
+      ownedSizes.push_back(run.length);
+    }
   }
   const std::vector<int64_t> &shape = engine->buffer(inputs.tokens).shape;
   microBatches = engine->plan().model.numMicroBatches;
@@ -137,20 +157,9 @@ std::string Run::setUp() {
                                                                              shape[0]});
   validation = std::make_unique<data::GptBatchLoader>(
       data::GptBatchLoaderOptions{opts.seed, data::Split::Validation, shape[1], shape[0]});
-  floor = train->floor();
-  int64_t corpusVocab = static_cast<int64_t>(train->language().vocabulary().size());
-  int64_t modelVocab = 0;
-  for (const plan::Param &p : engine->plan().params)
-    if (p.name == "embedding.word_embeddings.weight")
-      modelVocab = engine->buffer(p.buffer).shape[0];
-  if (modelVocab < corpusVocab)
-    return "the model's vocabulary (" + std::to_string(modelVocab) + ") is smaller than the built-in corpus's (" +
-           std::to_string(corpusVocab) + "); compile it with megatron-model --vocab-size " +
-           std::to_string(corpusVocab);
+  if (leader)
+    floor = train->floor();
 
-  if (!opts.save.empty())
-    if (std::string problem = checkSaveDirectory(opts.save); !problem.empty())
-      return problem;
   initializeParameters(*engine, opts.seed);
   if (!opts.load.empty()) {
     ResumeState state;
@@ -160,13 +169,13 @@ std::string Run::setUp() {
     if (found) {
       startIteration = state.iteration;
       train->restore(state.trainSamples);
-      std::printf("loaded checkpoint iteration %lld from %s\n", static_cast<long long>(startIteration),
-                  opts.load.c_str());
-    } else {
+      if (leader)
+        std::printf("loaded checkpoint iteration %lld from %s\n", static_cast<long long>(startIteration),
+                    opts.load.c_str());
+    } else if (leader) {
       std::printf("no checkpoint in %s: starting from scratch\n", opts.load.c_str());
     }
   }
-  showProgress = opts.progress == 1 || (opts.progress < 0 && ::isatty(STDOUT_FILENO));
   curve.floor = floor;
   curve.title = engine->plan().model.family + ", " + std::to_string(engine->plan().model.parameters) +
                 " parameters, built-in corpus";
@@ -190,12 +199,19 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
     sum += engine->loss("train_step");
   }
   loss = sum / static_cast<double>(microBatches);
-  if (!std::isfinite(loss))
+  // Every rank has the same loss (the vocab-parallel loss is all-reduced); rank 0 judges it, and the others stop
+  // at their next collective.
+  if (leader && !std::isfinite(loss))
     return "iteration " + std::to_string(iteration) + ": the loss is " + std::to_string(loss) +
            "; lower --lr or raise --lr-warmup-iters";
+  // Gradients that are partial sums over the ranks (norms under sequence parallelism, shared key/value heads).
+  if (hasFinalizeGrads)
+    if (std::string error = engine->run("finalize_grads", runtime::RunContext{true, 0}); !error.empty())
+      return "iteration " + std::to_string(iteration) + ": " + error;
 
   // Clipping by the global norm, as Megatron: scale by clip / (norm + 1e-6) when that is below 1.
-  gradNorm = cpu::globalNorm<float>(static_cast<int>(grads.size()), grads.data(), sizes.data());
+  if (std::string error = gradientNorm(gradNorm); !error.empty())
+    return "iteration " + std::to_string(iteration) + ": " + error;
   if (opts.clipGrad > 0) {
     double coefficient = opts.clipGrad / (gradNorm + 1e-6);
     if (coefficient < 1.0)
@@ -207,6 +223,19 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
   for (const plan::Param &p : engine->plan().params)
     cpu::adamwStep<float>(engine->buffer(p.buffer).numElements(), adam, p.weightDecay, engine->as<float>(p.buffer),
                           engine->as<float>(p.grad), engine->as<float>(p.expAvg), engine->as<float>(p.expAvgSq));
+  return {};
+}
+
+std::string Run::gradientNorm(double &norm) {
+  // Each element of the whole model once: every rank sums the squares of the elements it owns (in double), and
+  // the group adds the ranks' sums in rank order, so every rank clips with the same bits.
+  double sum = 0;
+  for (size_t i = 0; i < ownedGrads.size(); ++i)
+    sum += cpu::sumOfSquares<float>(ownedSizes[i], ownedGrads[i]);
+  if (group)
+    if (std::string error = group->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+      return "the gradient norm: " + error;
+  norm = std::sqrt(sum);
   return {};
 }
 
@@ -225,7 +254,7 @@ std::string Run::evaluate(double &loss) {
 }
 
 void Run::progress(int64_t iteration, double loss) {
-  if (!showProgress)
+  if (!leader || !shared.showProgress)
     return;
   int width = 30;
   int done = static_cast<int>(width * iteration / std::max<int64_t>(opts.trainIters, 1));
@@ -233,13 +262,15 @@ void Run::progress(int64_t iteration, double loss) {
               std::string(width - done, ' ').c_str(), static_cast<long long>(iteration),
               static_cast<long long>(opts.trainIters), loss, floor);
   std::fflush(stdout);
-  progressShown = true;
+  shared.progressShown = true;
 }
 
 void Run::log(int64_t iteration, double loss, double gradNorm, double lr, double seconds, int64_t iterations) {
-  if (progressShown) {
+  if (!leader)
+    return;
+  if (shared.progressShown) {
     std::printf("\r%*s\r", 80, "");
-    progressShown = false;
+    shared.progressShown = false;
   }
   double perIteration = seconds / std::max<int64_t>(iterations, 1);
   std::printf(" iteration %8lld/%8lld | consumed samples: %10lld | elapsed time per iteration (ms): %.1f | "
@@ -250,18 +281,27 @@ void Run::log(int64_t iteration, double loss, double gradNorm, double lr, double
   std::fflush(stdout);
 }
 
-int Run::main() {
+std::string Run::main() {
   if (std::string error = setUp(); !error.empty())
-    return fail(error);
+    return error;
   const plan::Plan &plan = engine->plan();
-  std::printf("megatron-run: %s, %llu parameters, %lld micro-batch(es) of %lld x %lld tokens per iteration, "
-              "%d threads\n",
-              plan.model.family.c_str(), static_cast<unsigned long long>(plan.model.parameters),
-              static_cast<long long>(microBatches), static_cast<long long>(engine->buffer(inputs.tokens).shape[0]),
-              static_cast<long long>(engine->buffer(inputs.tokens).shape[1]), cpu::numThreads());
-  std::printf("data: built-in synthetic language, vocabulary %zu, entropy floor %.4f nats/token for this sequence "
-              "length\n",
-              train->language().vocabulary().size(), floor);
+  if (leader) {
+    std::printf("megatron-run: %s, %llu parameters, %lld micro-batch(es) of %lld x %lld tokens per iteration, "
+                "%d threads\n",
+                plan.model.family.c_str(), static_cast<unsigned long long>(plan.model.parameters),
+                static_cast<long long>(microBatches), static_cast<long long>(engine->buffer(inputs.tokens).shape[0]),
+                static_cast<long long>(engine->buffer(inputs.tokens).shape[1]),
+                cpu::numThreads() * shared.ranks);
+    if (shared.ranks > 1)
+      std::printf("tensor parallel: %d ranks (threads, %d OpenMP thread%s each), sequence parallel: %s\n",
+                  shared.ranks, shared.threadsPerRank, shared.threadsPerRank == 1 ? "" : "s",
+                  plan.parallel.sequence ? "on" : "off");
+    else
+      std::printf("tensor parallel: 1 rank, sequence parallel: off\n");
+    std::printf("data: built-in synthetic language, vocabulary %zu, entropy floor %.4f nats/token for this "
+                "sequence length\n",
+                static_cast<size_t>(train->language().vocabulary().size()), floor);
+  }
 
   std::string lossLog = "iteration,loss,lr,grad_norm,validation_loss\n";
   auto runStart = Clock::now(), intervalStart = runStart;
@@ -270,7 +310,7 @@ int Run::main() {
   for (int64_t iteration = startIteration + 1; iteration <= opts.trainIters; ++iteration) {
     double loss = 0, gradNorm = 0;
     if (std::string error = trainIteration(iteration, loss, gradNorm); !error.empty())
-      return fail(error);
+      return error;
     ++trained;
     lastLoss = loss;
     intervalLoss += loss;
@@ -290,12 +330,13 @@ int Run::main() {
     }
     if (iteration % opts.evalInterval == 0 || iteration == opts.trainIters) {
       if (std::string error = evaluate(lastValidation); !error.empty())
-        return fail(error);
+        return error;
       curve.validation.push_back({iteration, lastValidation});
       char validation[32];
       std::snprintf(validation, sizeof validation, "%.17g", lastValidation);
       lossLog += validation;
-      std::printf(" validation loss at iteration %lld: %.6E | floor %.4f | gap %.4f nats/token\n",
+      if (leader)
+        std::printf(" validation loss at iteration %lld: %.6E | floor %.4f | gap %.4f nats/token\n",
                   static_cast<long long>(iteration), lastValidation, floor, lastValidation - floor);
       intervalStart = Clock::now(); // evaluation is not training time
     }
@@ -306,19 +347,21 @@ int Run::main() {
     if (saveNow) {
       ResumeState state{iteration, train->state(), {{"seed", opts.seed}, {"consumed_samples", train->state()}}};
       if (std::string error = saveTrainingCheckpoint(*engine, opts.save, state); !error.empty())
-        return fail(error);
-      std::printf(" saved checkpoint at iteration %lld to %s\n", static_cast<long long>(iteration),
+        return error;
+      if (leader)
+        std::printf(" saved checkpoint at iteration %lld to %s\n", static_cast<long long>(iteration),
                   opts.save.c_str());
       intervalStart = Clock::now();
     }
     if (exitNow) {
-      std::printf(" exiting after iteration %lld (--exit-interval)\n", static_cast<long long>(iteration));
+      if (leader)
+        std::printf(" exiting after iteration %lld (--exit-interval)\n", static_cast<long long>(iteration));
       break;
     }
   }
 
   double seconds = secondsSince(runStart);
-  if (trained > 0) {
+  if (leader && trained > 0) {
     std::printf("\nsummary: %lld iterations in %.1f s (%.0f tokens/s); final training loss %.4f, ",
                 static_cast<long long>(trained), seconds, trained * batchTokens / seconds, lastLoss);
     if (lastValidation >= 0)
@@ -326,42 +369,117 @@ int Run::main() {
                   lastValidation - floor);
     else
       std::printf("entropy floor %.4f (not evaluated)\n", floor);
+    std::string planned = mebibytes(engine->allocatedBytes());
+    if (shared.ranks > 1)
+      planned += " per rank x " + std::to_string(shared.ranks) + " ranks";
     std::printf("memory: planned %s (parameters, gradients, AdamW state, inputs, activations), measured peak "
                 "resident %s\n",
-                mebibytes(engine->allocatedBytes()).c_str(), mebibytes(peakResidentBytes()).c_str());
+                planned.c_str(), mebibytes(peakResidentBytes()).c_str());
   }
-  if (trained > 1)
+  if (leader && trained > 1)
     std::printf("\n%s", renderText(curve).c_str());
-  if (!opts.lossLog.empty())
+  if (leader && !opts.lossLog.empty())
     if (std::string error = writeFileAtomically(opts.lossLog, lossLog); !error.empty())
-      return fail("--loss-log: " + error);
-  if (!opts.lossCurve.empty() && trained > 0) {
+      return "--loss-log: " + error;
+  if (leader && !opts.lossCurve.empty() && trained > 0) {
     if (std::string error = writeFileAtomically(opts.lossCurve, renderSvg(curve)); !error.empty())
-      return fail("--loss-curve: " + error);
+      return "--loss-curve: " + error;
     std::printf("loss curve: %s\n", opts.lossCurve.c_str());
   }
 
   if (opts.generate > 0) {
+    // Every rank generates (the logits program is collective, and its last all-gather gives every rank the whole
+    // logits); all draw the same tokens from the same seed, and rank 0 prints them.
     const data::Vocabulary &vocab = train->language().vocabulary();
     SamplingOptions sampling{opts.greedy, opts.temperature, opts.topK, opts.topP, opts.seed};
     size_t length = opts.generateTokens > 0 ? static_cast<size_t>(opts.generateTokens) + 1
                                             : static_cast<size_t>(engine->buffer(inputs.tokens).shape[1]);
-    std::printf("\nsamples (%s):\n", opts.greedy ? "greedy"
-                                                 : ("temperature " + std::to_string(opts.temperature) + ", top-k " +
-                                                    std::to_string(opts.topK) + ", top-p " +
-                                                    std::to_string(opts.topP))
-                                                       .c_str());
+    if (leader)
+      std::printf("\nsamples (%s):\n", opts.greedy ? "greedy"
+                                                   : ("temperature " + std::to_string(opts.temperature) +
+                                                      ", top-k " + std::to_string(opts.topK) + ", top-p " +
+                                                      std::to_string(opts.topP))
+                                                         .c_str());
     for (int sample = 0; sample < opts.generate; ++sample) {
       std::vector<int32_t> tokens = {train->language().endOfDocument()};
       if (std::string error = generate(*engine, static_cast<int64_t>(vocab.size()), sampling,
                                        static_cast<uint64_t>(sample), length, tokens);
           !error.empty())
-        return fail("--generate: " + error);
+        return "--generate: " + error;
       // A sample is one document: it ends at the first end-of-document token the model writes.
       auto end = std::find(tokens.begin() + 1, tokens.end(), train->language().endOfDocument());
-      std::printf("  %d. %s\n", sample + 1, vocab.detokenize(tokens.data() + 1, end - tokens.begin() - 1).c_str());
+      if (leader)
+        std::printf("  %d. %s\n", sample + 1,
+                    vocab.detokenize(tokens.data() + 1, end - tokens.begin() - 1).c_str());
     }
   }
+  if (leader)
+    std::fflush(stdout);
+  return {};
+}
+
+/// Reads the plan and checks what every rank would otherwise check alike, then runs the ranks: one Run on this
+/// thread for a single rank, else `tensor` threads joined by a communicator.
+int runAll(const TrainOptions &opts) {
+  Shared *sharedPtr = nullptr;
+  auto fail = [&](const std::string &message) {
+    if (sharedPtr && sharedPtr->progressShown)
+      std::printf("\n");
+    std::fflush(stdout);
+    std::fprintf(stderr, "megatron-run: error: %s\n", message.c_str());
+    return 1;
+  };
+  std::string error;
+  std::optional<plan::Plan> loaded = plan::readPlan(opts.plan, error);
+  if (!loaded)
+    return fail(error);
+  if (!loaded->program("train_step") || !loaded->program("forward"))
+    return fail("plan '" + opts.plan + "' has no train_step and forward programs");
+  Shared shared{opts, std::move(*loaded), {}};
+  sharedPtr = &shared;
+  if (std::string problem = findGptInputs(shared.plan, shared.inputs); !problem.empty())
+    return fail("plan '" + opts.plan + "': " + problem);
+  int64_t corpusVocab = static_cast<int64_t>(data::SyntheticLanguage::builtin().vocabulary().size());
+  int64_t modelVocab = 0;
+  for (const plan::Param &p : shared.plan.params)
+    if (p.name == "embedding.word_embeddings.weight")
+      modelVocab = p.shape.empty() ? shared.plan.buffers[static_cast<size_t>(p.buffer)].shape[0] : p.shape[0];
+  if (modelVocab < corpusVocab)
+    return fail("the model's vocabulary (" + std::to_string(modelVocab) +
+                ") is smaller than the built-in corpus's (" + std::to_string(corpusVocab) +
+                "); compile it with megatron-model --vocab-size " + std::to_string(corpusVocab));
+  if (!opts.save.empty())
+    if (std::string problem = checkSaveDirectory(opts.save); !problem.empty())
+      return fail(problem);
+  shared.showProgress = opts.progress == 1 || (opts.progress < 0 && ::isatty(STDOUT_FILENO));
+
+  int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::thread::hardware_concurrency());
+  if (shared.plan.parallel.tensor > 1024)
+    return fail("plan '" + opts.plan + "' is compiled for " + std::to_string(shared.plan.parallel.tensor) +
+                " tensor-parallel ranks; this runtime runs at most 1024 as threads");
+  shared.ranks = static_cast<int>(shared.plan.parallel.tensor);
+  shared.threadsPerRank = std::max(1, threads / shared.ranks);
+  cpu::setNumThreads(threads);
+  if (shared.ranks == 1) {
+    Run run(shared, nullptr);
+    error = run.main();
+  } else {
+    // Ranks as threads: OpenBLAS's thread count is process-wide, so it stays at one while they run, and each rank
+    // sets its own OpenMP team size. A rank's failure aborts the world; runRanks names the rank at its root.
+    cpu::setConcurrentRanks(shared.ranks);
+    error = comm::runRanks(shared.ranks, [&](int rank, comm::Communicator &world) {
+      cpu::setNumThreads(shared.threadsPerRank);
+      std::string splitError;
+      std::unique_ptr<comm::Communicator> tp = world.split(0, rank, "tp", splitError);
+      if (!tp)
+        return "creating the tensor-parallel group: " + splitError;
+      Run run(shared, tp.get());
+      return run.main();
+    });
+    cpu::setConcurrentRanks(1);
+  }
+  if (!error.empty())
+    return fail(error);
   std::fflush(stdout);
   return 0;
 }
@@ -404,6 +522,6 @@ std::vector<std::string> validate(const TrainOptions &o) {
   return problems;
 }
 
-int runTraining(const TrainOptions &options) { return Run(options).main(); }
+int runTraining(const TrainOptions &options) { return runAll(options); }
 
 } // namespace megatron::train
