@@ -173,8 +173,13 @@ std::string Engine::run(const std::string &name, const RunContext &context) {
     if (programName != name)
       continue;
     for (BoundStep &step : steps)
-      if (std::string error = step.run(context); !error.empty())
+      if (std::string error = step.run(context); !error.empty()) {
+        // The peers would wait for this rank in their next collective: fail the group now, so that they stop
+        // at once with this error (a failed collective has failed it already; the first failure wins).
+        if (tpGroup)
+          tpGroup->abort(error);
         return error;
+      }
     return {};
   }
   return "the plan has no program '" + name + "'";

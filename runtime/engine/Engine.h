@@ -78,7 +78,9 @@ public:
   const plan::Buffer &buffer(int id) const { return planValue.buffers[id]; }
 
   /// Runs program `name`. Returns an empty string, or an error naming the step, its module and the problem
-  /// (a token id outside the vocabulary, a label outside the logits).
+  /// (a token id outside the vocabulary, a label outside the logits, a collective that failed: "step 41 of
+  /// train_step (all_gather at 'decoder.layers.0.mlp.linear_fc1'): rank 1 of group "tp" ... failed (...)").
+  /// With a tensor-parallel group, a failed step aborts the group, so that no peer waits for this rank.
   std::string run(const std::string &name, const RunContext &context);
 
   /// Zeroes a whole arena (the gradients before an iteration's first micro-batch).

@@ -474,7 +474,12 @@ int runAll(const TrainOptions &opts) {
       if (!tp)
         return "creating the tensor-parallel group: " + splitError;
       Run run(shared, tp.get());
-      return run.main();
+      std::string failure = run.main();
+      // Fail the group in its own name (runRanks would abort the world), so that the peers' messages read
+      // 'rank R of group "tp" ... failed'; the first failure wins, so a secondary error changes nothing.
+      if (!failure.empty())
+        tp->abort(failure);
+      return failure;
     });
     cpu::setConcurrentRanks(1);
   }

@@ -9,11 +9,13 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/comm/ThreadCommunicator.h"
 #include "runtime/engine/Engine.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
@@ -63,6 +65,15 @@ public:
     p.programs[0].name = "train_step";
     p.programs[0].loss = std::max(program.loss, 0);
     return Engine::create(std::move(p), error, rank);
+  }
+  /// An engine over a tensor-parallel group: the plan says it is compiled for the group's size.
+  std::unique_ptr<Engine> create(comm::Communicator &group, std::string &error) const {
+    plan::Plan p = value;
+    p.parallel.tensor = group.size();
+    p.programs = {program};
+    p.programs[0].name = "train_step";
+    p.programs[0].loss = std::max(program.loss, 0);
+    return Engine::create(std::move(p), error, &group);
   }
   std::unique_ptr<Engine> create(ParallelRank rank = {}) const {
     std::string error;
@@ -538,6 +549,177 @@ TEST(ParallelSteps, VocabParallelCrossEntropyNeedsAnAllReduceOnSeveralRanks) {
   write(*engine, sharded.labels, kLabels);
   const std::string error = engine->run("train_step", RunContext{});
   EXPECT_NE(error.find("needs the engine's all-reduce"), std::string::npos) << error;
+}
+
+//===----------------------------------------------------------------------===//
+// The collective steps over a communicator (ranks as threads)
+//===----------------------------------------------------------------------===//
+
+/// Rank r's values of an input that differs between ranks.
+Floats rankFloats(std::size_t n, int rank, unsigned which) { return randomFloats(n, 100 * which + rank); }
+
+/// The tp group of a runRanks world, as megatron-run makes it.
+std::unique_ptr<comm::Communicator> tpGroup(comm::Communicator &world) {
+  std::string error;
+  std::unique_ptr<comm::Communicator> tp = world.split(0, world.rank(), "tp", error);
+  EXPECT_TRUE(tp) << error;
+  return tp;
+}
+
+TEST(ParallelSteps, CollectiveStepsOverACommunicator) {
+  const int t = 4;
+  HandPlan p;
+  int a = p.buffer({2, 3, 4}, plan::Arena::Inputs), gathered = p.buffer({2, 3 * t, 4});
+  int b = p.buffer({2, 3 * t, 4}, plan::Arena::Inputs), scattered = p.buffer({2, 3, 4});
+  int w = p.buffer({2, 3, 4 * t}, plan::Arena::Inputs), sliced = p.buffer({2, 3, 4});
+  int c = p.buffer({5}, plan::Arena::Inputs), reduced = p.buffer({5});
+  int g1 = p.buffer({3}, plan::Arena::Grads), g2 = p.buffer({4, 2}, plan::Arena::Grads);
+  p.step("all_gather", {a}, {gathered}, {{"dim", int64_t(1)}, {"group", std::string("tp")}});
+  p.step("reduce_scatter", {b}, {scattered}, {{"dim", int64_t(1)}, {"group", std::string("tp")}});
+  p.step("shard_slice", {w}, {sliced}, {{"dim", int64_t(2)}, {"group", std::string("tp")}});
+  p.step("all_reduce", {c}, {reduced}, {{"group", std::string("tp")}});
+  p.step("all_reduce_grads", {}, {g1}, {{"group", std::string("tp")}});
+  // Rows 1 and 2 of g2 summed over pairs of ranks (a key/value head that two ranks share).
+  p.step("all_reduce_grads", {}, {g2},
+         {{"group", std::string("tp")}, {"group_size", int64_t(2)}, {"row_offset", int64_t(1)},
+          {"row_count", int64_t(2)}});
+
+  std::vector<Floats> outGathered(t), outScattered(t), outSliced(t), outReduced(t), outG1(t), outG2(t);
+  std::string error = comm::runRanks(t, [&](int rank, comm::Communicator &world) -> std::string {
+    std::unique_ptr<comm::Communicator> tp = tpGroup(world);
+    std::string createError;
+    std::unique_ptr<Engine> engine = p.create(*tp, createError);
+    if (!engine)
+      return createError;
+    write(*engine, a, rankFloats(24, rank, 1));
+    write(*engine, b, rankFloats(24 * t, rank, 2));
+    write(*engine, w, rankFloats(24 * t, rank, 3));
+    write(*engine, c, rankFloats(5, rank, 4));
+    write(*engine, g1, rankFloats(3, rank, 5));
+    write(*engine, g2, rankFloats(8, rank, 6));
+    if (std::string e = engine->run("train_step", RunContext{}); !e.empty())
+      return e;
+    outGathered[rank] = read(*engine, gathered);
+    outScattered[rank] = read(*engine, scattered);
+    outSliced[rank] = read(*engine, sliced);
+    outReduced[rank] = read(*engine, reduced);
+    outG1[rank] = read(*engine, g1);
+    outG2[rank] = read(*engine, g2);
+    return "";
+  });
+  ASSERT_EQ(error, "");
+
+  const Split seq({2, 3 * t, 4}, 1, t), hidden({2, 3, 4 * t}, 2, t);
+  Floats wholeA(24 * t), sumB(24 * t, 0.0f), sumC(5, 0.0f), sumG1(3, 0.0f);
+  for (int r = 0; r < t; ++r) {
+    seq.put(rankFloats(24, r, 1), r, wholeA);
+    Floats br = rankFloats(24 * t, r, 2), cr = rankFloats(5, r, 4), g1r = rankFloats(3, r, 5);
+    for (std::size_t i = 0; i < br.size(); ++i)
+      sumB[i] += br[i];
+    for (std::size_t i = 0; i < 5; ++i)
+      sumC[i] += cr[i];
+    for (std::size_t i = 0; i < 3; ++i)
+      sumG1[i] += g1r[i];
+  }
+  for (int r = 0; r < t; ++r) {
+    SCOPED_TRACE("rank " + std::to_string(r));
+    EXPECT_TRUE(sameBits(outGathered[r], wholeA));
+    EXPECT_TRUE(sameBits(outScattered[r], seq.take(sumB, r))); // rank-order sums, as the loop above
+    EXPECT_TRUE(sameBits(outSliced[r], hidden.take(rankFloats(24 * t, r, 3), r)));
+    EXPECT_TRUE(sameBits(outReduced[r], sumC));
+    EXPECT_TRUE(sameBits(outG1[r], sumG1));
+    // g2: rows 0 and 3 are the rank's own, rows 1 and 2 the sum over the pair {2·(r/2), 2·(r/2) + 1}.
+    Floats own = rankFloats(8, r, 6), first = rankFloats(8, r / 2 * 2, 6), second = rankFloats(8, r / 2 * 2 + 1, 6);
+    Floats expected = own;
+    for (int i = 2; i < 6; ++i)
+      expected[i] = first[i] + second[i];
+    EXPECT_TRUE(sameBits(outG2[r], expected));
+  }
+}
+
+TEST(ParallelSteps, ARankThatFailsStopsItsPeersAndIsNamed) {
+  // Rank 1 reads a token id outside the vocabulary; rank 0 waits for it in the all-gather that follows. Nobody
+  // hangs: rank 0's collective fails at once, naming rank 1, and runRanks reports rank 1's own error.
+  HandPlan p;
+  int ids = p.ids({2, 3}), table = p.buffer({16, 4}, plan::Arena::Params), e = p.buffer({2, 3, 4});
+  int gathered = p.buffer({2, 3, 8});
+  p.step("embedding", {ids, table}, {e});
+  p.step("all_gather", {e}, {gathered}, {{"dim", int64_t(2)}, {"group", std::string("tp")}});
+  std::vector<std::string> errors(kRanks);
+  auto start = std::chrono::steady_clock::now();
+  std::string error = comm::runRanks(
+      kRanks,
+      [&](int rank, comm::Communicator &world) -> std::string {
+        std::unique_ptr<comm::Communicator> tp = tpGroup(world);
+        std::string createError;
+        std::unique_ptr<Engine> engine = p.create(*tp, createError);
+        if (!engine)
+          return createError;
+        write(*engine, ids, std::vector<std::int32_t>{1, 2, 3, 4, rank == 1 ? 99 : 5, 6});
+        if (rank == 0) // rank 1 fails first
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        errors[rank] = engine->run("train_step", RunContext{});
+        return errors[rank];
+      },
+      comm::ThreadWorldOptions{std::chrono::milliseconds(30'000)});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 10.0);
+  EXPECT_EQ(error, "rank 1: step 0 of train_step (embedding at 'test'): token id 99 at position 4 is outside "
+                   "[0, 16)");
+  // The engine aborts the group when a step fails, so the peers' message names the group "tp".
+  EXPECT_EQ(errors[0].rfind("step 1 of train_step (all_gather at 'test'): rank 1 of group \"tp\" (world rank 1) "
+                            "failed (step 0 of train_step (embedding at 'test'): token id 99",
+                            0),
+            0u)
+      << errors[0];
+  EXPECT_NE(errors[0].find("all_gather_dim (group \"tp\", 6 x 4 x f32 per rank)"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("token id 99"), std::string::npos) << errors[0];
+}
+
+TEST(ParallelSteps, CreateChecksTheLayoutAgainstTheCommunicator) {
+  HandPlan p;
+  int x = p.buffer({4}, plan::Arena::Inputs), y = p.buffer({4});
+  p.step("all_reduce", {x}, {y}, {{"group", std::string("tp")}});
+  plan::Plan twoRanks = p.value;
+  twoRanks.programs = {p.program};
+  twoRanks.programs[0].name = "train_step";
+  twoRanks.parallel.tensor = 2;
+  std::string error;
+  EXPECT_FALSE(Engine::create(twoRanks, error));
+  EXPECT_EQ(error, "the plan is compiled for 2 tensor-parallel ranks, but no tensor-parallel communicator was "
+                   "given (a single rank)");
+
+  std::vector<std::string> errors(4);
+  EXPECT_NE(comm::runRanks(4,
+                           [&](int rank, comm::Communicator &world) -> std::string {
+                             std::unique_ptr<comm::Communicator> tp = tpGroup(world);
+                             std::unique_ptr<Engine> engine = Engine::create(twoRanks, errors[rank], tp.get());
+                             return engine ? "" : errors[rank];
+                           }),
+            "");
+  EXPECT_EQ(errors[0], "the plan is compiled for 2 tensor-parallel ranks, but the group \"tp\" has 4 ranks");
+
+  // Without a communicator, a collective over several ranks cannot be bound.
+  std::unique_ptr<Engine> engine = p.create({1, kRanks}, error);
+  EXPECT_FALSE(engine);
+  EXPECT_NE(error.find("step 0 of train_step (all_reduce at 'test'): a collective over 2 tensor-parallel ranks "
+                       "needs the group's communicator"),
+            std::string::npos)
+      << error;
+}
+
+TEST(ParallelSteps, GroupSizeMustDivideTheGroup) {
+  HandPlan p;
+  int g = p.buffer({4}, plan::Arena::Grads);
+  p.step("all_reduce_grads", {}, {g}, {{"group", std::string("tp")}, {"group_size", int64_t(3)}});
+  std::vector<std::string> errors(4);
+  comm::runRanks(4, [&](int rank, comm::Communicator &world) -> std::string {
+    std::unique_ptr<comm::Communicator> tp = tpGroup(world);
+    std::unique_ptr<Engine> engine = p.create(*tp, errors[rank]);
+    return engine ? "" : errors[rank];
+  });
+  EXPECT_EQ(errors[0], "step 0 of train_step (all_reduce_grads): group_size must be a positive divisor of the "
+                       "tensor-parallel size 4");
 }
 
 } // namespace
