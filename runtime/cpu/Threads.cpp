@@ -25,9 +25,10 @@ std::atomic<int> blasThreads{0};
 void setNumThreads(int n) {
   n = std::max(n, 1);
   omp_set_num_threads(n);
+  if (ranksRunning.load() > 1)
+    return; // a rank's own team; OpenBLAS stays on one thread until the ranks are done
   blasThreads = n;
-  if (ranksRunning.load() <= 1)
-    openblas_set_num_threads(n);
+  openblas_set_num_threads(n);
 }
 
 int numThreads() { return omp_get_max_threads(); }

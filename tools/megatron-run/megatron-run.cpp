@@ -1,6 +1,7 @@
 //===- megatron-run.cpp - Runs a compiled plan -----------------------------===//
 //
-// Training flags use Megatron-LM's names and defaults; everything else is in runtime/train.
+// Training flags use Megatron-LM's names and defaults; everything else is in runtime/train. A plan compiled for
+// tensor parallelism carries its layout, and its ranks run as threads of this process (docs/megatron-run.md).
 //
 //===----------------------------------------------------------------------===//
 
@@ -46,7 +47,9 @@ int main(int argc, char **argv) {
                                 cl::cat(training));
   cl::opt<int64_t> exitInterval("exit-interval", cl::desc("Stop after an iteration divisible by N (saving)"),
                                 cl::init(0), cl::cat(training));
-  cl::opt<int> threads("cpu-threads", cl::desc("CPU threads (default: every core)"), cl::init(0), cl::cat(training));
+  cl::opt<int> threads("cpu-threads",
+                       cl::desc("CPU threads in total, shared by a tensor-parallel plan's ranks (default: every core)"),
+                       cl::init(0), cl::cat(training));
   cl::opt<std::string> lossCurve("loss-curve", cl::desc("Write the loss curve to this SVG file"),
                                  cl::value_desc("file.svg"), cl::cat(training));
   cl::opt<std::string> lossLog("loss-log", cl::desc("Write every iteration's loss, lr and grad norm to this CSV"),
