@@ -623,7 +623,7 @@ std::optional<Engine::BoundStep> StepBinder::bindCollective(const plan::Step &st
     if (!name || *name != "tp")
       return fail("the engine runs collectives over the tensor-parallel group \"tp\" only");
   }
-  if (!group && tp.tpSize > 1)
+  if (!group && tp.tpSize > 1 && op != "shard_slice") // shard_slice only reads the rank
     return fail("a collective over " + std::to_string(tp.tpSize) +
                 " tensor-parallel ranks needs the group's communicator (Engine::create with one)");
   // What a failed collective returns: the step, then the communicator's message (which names the group, and the

@@ -708,6 +708,17 @@ TEST(ParallelSteps, CreateChecksTheLayoutAgainstTheCommunicator) {
       << error;
 }
 
+TEST(ParallelSteps, ShardSliceNeedsNoCommunicator) {
+  HandPlan p;
+  int x = p.buffer({2, 6}, plan::Arena::Inputs), y = p.buffer({2, 3});
+  p.step("shard_slice", {x}, {y}, {{"dim", int64_t(1)}, {"group", std::string("tp")}});
+  std::unique_ptr<Engine> engine = p.create({1, kRanks});
+  ASSERT_TRUE(engine);
+  write(*engine, x, Floats{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  ASSERT_EQ(engine->run("train_step", RunContext{}), "");
+  EXPECT_EQ(read(*engine, y), (Floats{3, 4, 5, 9, 10, 11}));
+}
+
 TEST(ParallelSteps, GroupSizeMustDivideTheGroup) {
   HandPlan p;
   int g = p.buffer({4}, plan::Arena::Grads);
