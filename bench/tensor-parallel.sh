@@ -10,7 +10,8 @@
 # once as a fresh megatron-run process (ITERS iterations, --log-interval 1, the first WARMUP dropped), in an order
 # that rotates from round to round; a run's figure is the median of its iterations' times (megatron-run's
 # "elapsed time per iteration"), and the time its rank 0 spent inside collectives (megatron-run's
-# "communication" line: from entering a collective to leaving it, so waiting for the other rank counts too).
+# "communication (ms)" per iteration: from entering a collective to leaving it, so waiting for the other rank
+# counts too).
 # The summary gives per variant the median over rounds, and the median of the per-round ratios to tp1.
 #
 # Settings: ROUNDS (5), ITERS (12), WARMUP (2), VARIANTS. The load average is printed before and after.
@@ -45,7 +46,7 @@ for ((round = 0; round < ROUNDS; ++round)); do
       --cpu-threads 2 --no-progress > "$WORK/$v.$round.log"
     median=$(grep -oE 'elapsed time per iteration \(ms\): [0-9.]+' "$WORK/$v.$round.log" | awk '{print $NF}' \
       | tail -n +$((WARMUP + 1)) | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
-    comm=$(grep -oE 'communication: [0-9.]+ ms per iteration' "$WORK/$v.$round.log" | awk '{print $2}' || true)
+    comm=$({ grep -oE 'communication \(ms\): [0-9.]+' "$WORK/$v.$round.log" || true; } | awk '{print $NF}' | tail -n +$((WARMUP + 1)) | sort -g | awk '{a[NR]=$1} END {if (NR) print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
     echo "$round $v $median ${comm:-0}" >> "$WORK/results"
   done
 done

@@ -7,6 +7,7 @@
 #include "runtime/cpu/Kernels.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -92,8 +93,12 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
   const plan::Plan &p = engine->planValue;
   if (tensorGroup) {
     comm::Communicator *group = tensorGroup;
-    engine->allReduce = [group](void *data, std::int64_t count, plan::DType dtype, bool max) {
-      return group->allReduce(data, count, dtype, max ? comm::ReduceOp::Max : comm::ReduceOp::Sum);
+    Engine *self = engine.get();
+    engine->allReduce = [group, self](void *data, std::int64_t count, plan::DType dtype, bool max) {
+      auto start = std::chrono::steady_clock::now();
+      std::string error = group->allReduce(data, count, dtype, max ? comm::ReduceOp::Max : comm::ReduceOp::Sum);
+      self->commSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return error;
     };
     // Sub-groups of consecutive ranks (the ranks that share a key/value head sum its gradient), split
     // collectively: every rank reads the same plan, so all ask for the same sizes in the same order.

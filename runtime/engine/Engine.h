@@ -92,6 +92,11 @@ public:
   /// Bytes the engine allocated: the plan's arenas plus kernel workspace.
   std::int64_t allocatedBytes() const;
 
+  /// Wall-clock seconds this rank has spent inside collectives (collective steps and the vocab-parallel loss's
+  /// all-reduces) since it was created: from entering a collective to leaving it, so the time spent waiting for
+  /// the slowest rank counts too. What tensor parallelism costs in communication, measured.
+  double communicationSeconds() const { return commSeconds; }
+
   struct BoundStep {
     std::function<std::string(const RunContext &)> run;
   };
@@ -107,6 +112,7 @@ private:
   plan::Plan planValue;
   ParallelRank rank;
   comm::Communicator *tpGroup = nullptr;
+  double commSeconds = 0.0;
   std::map<std::int64_t, std::unique_ptr<comm::Communicator>> subGroups; // by group_size
   std::vector<std::unique_ptr<std::byte, void (*)(void *)>> arenas;
   std::vector<std::byte> workspaceStorage;

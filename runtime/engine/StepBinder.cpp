@@ -10,6 +10,7 @@
 
 #include "runtime/cpu/Kernels.h"
 
+#include <chrono>
 #include <cstring>
 #include <optional>
 
@@ -594,7 +595,13 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
     std::optional<Engine::BoundStep> bound = bindCollective<T>(step, where, workspace, error);
     if (!bound)
       return std::nullopt;
-    run = std::move(bound->run);
+    double *seconds = &engine.commSeconds;
+    run = [collective = std::move(bound->run), seconds](const RunContext &context) {
+      auto start = std::chrono::steady_clock::now();
+      std::string result = collective(context);
+      *seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return result;
+    };
   } else {
     error = where + ": the CPU backend has no kernel for '" + op + "'";
     return std::nullopt;

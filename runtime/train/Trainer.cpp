@@ -110,7 +110,8 @@ private:
   std::string trainIteration(int64_t iteration, double &loss, double &gradNorm);
   std::string evaluate(double &loss);
   void feed(const data::GptBatch &batch);
-  void log(int64_t iteration, double loss, double gradNorm, double lr, double seconds, int64_t iterations);
+  void log(int64_t iteration, double loss, double gradNorm, double lr, double seconds, double commSeconds,
+           int64_t iterations);
   void progress(int64_t iteration, double loss);
   std::string gradientNorm(double &norm);
 
@@ -265,7 +266,8 @@ void Run::progress(int64_t iteration, double loss) {
   shared.progressShown = true;
 }
 
-void Run::log(int64_t iteration, double loss, double gradNorm, double lr, double seconds, int64_t iterations) {
+void Run::log(int64_t iteration, double loss, double gradNorm, double lr, double seconds, double commSeconds,
+              int64_t iterations) {
   if (!leader)
     return;
   if (shared.progressShown) {
@@ -274,10 +276,13 @@ void Run::log(int64_t iteration, double loss, double gradNorm, double lr, double
   }
   double perIteration = seconds / std::max<int64_t>(iterations, 1);
   std::printf(" iteration %8lld/%8lld | consumed samples: %10lld | elapsed time per iteration (ms): %.1f | "
-              "tokens/s: %.0f | learning rate: %.3E | lm loss: %.6E | grad norm: %.3f | floor: %.4f\n",
+              "tokens/s: %.0f | learning rate: %.3E | lm loss: %.6E | grad norm: %.3f | floor: %.4f",
               static_cast<long long>(iteration), static_cast<long long>(opts.trainIters),
               static_cast<long long>(train->state()), perIteration * 1000.0, batchTokens / perIteration, lr, loss,
               gradNorm, floor);
+  if (shared.ranks > 1) // rank 0's time inside collectives, waiting for the other ranks included
+    std::printf(" | communication (ms): %.1f", commSeconds / std::max<int64_t>(iterations, 1) * 1000.0);
+  std::printf("\n");
   std::fflush(stdout);
 }
 
@@ -305,12 +310,18 @@ std::string Run::main() {
 
   std::string lossLog = "iteration,loss,lr,grad_norm,validation_loss\n";
   auto runStart = Clock::now(), intervalStart = runStart;
-  double intervalLoss = 0, lastLoss = 0, lastValidation = -1;
+  double intervalLoss = 0, lastLoss = 0, lastValidation = -1, intervalComm = 0, trainComm = 0, trainSeconds = 0;
   int64_t intervalIterations = 0, trained = 0;
   for (int64_t iteration = startIteration + 1; iteration <= opts.trainIters; ++iteration) {
     double loss = 0, gradNorm = 0;
+    double commBefore = engine->communicationSeconds();
+    auto iterationStart = Clock::now();
     if (std::string error = trainIteration(iteration, loss, gradNorm); !error.empty())
       return error;
+    double comm = engine->communicationSeconds() - commBefore;
+    intervalComm += comm;
+    trainComm += comm;
+    trainSeconds += secondsSince(iterationStart);
     ++trained;
     lastLoss = loss;
     intervalLoss += loss;
@@ -323,7 +334,8 @@ std::string Run::main() {
     progress(iteration, loss);
     if (iteration % opts.logInterval == 0 || iteration == opts.trainIters) {
       log(iteration, intervalLoss / intervalIterations, gradNorm, opts.schedule.at(iteration - 1),
-          secondsSince(intervalStart), intervalIterations);
+          secondsSince(intervalStart), intervalComm, intervalIterations);
+      intervalComm = 0;
       intervalLoss = 0;
       intervalIterations = 0;
       intervalStart = Clock::now();
@@ -372,6 +384,10 @@ std::string Run::main() {
     std::string planned = mebibytes(engine->allocatedBytes());
     if (shared.ranks > 1)
       planned += " per rank x " + std::to_string(shared.ranks) + " ranks";
+    if (shared.ranks > 1)
+      std::printf("communication: %.1f ms per iteration on rank 0 (%.0f%% of its training time; time inside "
+                  "collectives, waiting for the other ranks included)\n",
+                  trainComm / trained * 1000.0, trainSeconds > 0 ? 100.0 * trainComm / trainSeconds : 0.0);
     std::printf("memory: planned %s (parameters, gradients, AdamW state, inputs, activations), measured peak "
                 "resident %s\n",
                 planned.c_str(), mebibytes(peakResidentBytes()).c_str());
