@@ -185,7 +185,6 @@ void attentionForward(const AttentionShape &shape, const AttentionConfig &config
   const Index tileSize = std::min(L.rowsPerTile(), L.sq) * L.sk;
   const Index blocks = L.queryBlocks(), tasks = L.batch * L.heads * blocks;
   const int threads = usableThreads(shape, workspaceSize);
-  SingleThreadedBlas serialBlas;
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (L.worthParallel())
   for (Index task = 0; task < tasks; ++task) {
     const Index b = task / (L.heads * blocks), h = task / blocks % L.heads, qb = task % blocks;
@@ -223,7 +222,6 @@ void attentionBackward(const AttentionShape &shape, const AttentionConfig &confi
   const bool taskPerGroup = dbias != nullptr && bias != nullptr;
   const Index tasks = taskPerGroup ? L.groups : L.batch * L.groups;
   const int threads = usableThreads(shape, workspaceSize);
-  SingleThreadedBlas serialBlas;
 #pragma omp parallel for schedule(dynamic) num_threads(threads) if (L.worthParallel())
   for (Index task = 0; task < tasks; ++task) {
     const Index g = task % L.groups;

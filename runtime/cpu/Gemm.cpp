@@ -1,8 +1,11 @@
 //===- Gemm.cpp - The kernels' one entry point to OpenBLAS ---------------------===//
 //
 // Every matrix product of the library goes through detail::gemm: row-major cblas_{s,d}gemm with the dimension
-// checks OpenBLAS's 32-bit interface needs. OpenBLAS splits a product over threads by blocks of C, never over
-// the inner dimension, so its results do not depend on scheduling.
+// checks OpenBLAS's 32-bit interface needs. A product called outside an OpenMP region is split into blocks of rows
+// of C (or of columns, when C is wide) over the calling thread's team, each block one single-threaded OpenBLAS
+// call: the kernels use one pool of threads, not OpenMP's and OpenBLAS's spinning against each other
+// (Threads.cpp). No block splits the inner dimension, so every element of C is computed by the same sequence of
+// operations whatever the thread count, as in OpenBLAS's own threading.
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,6 +13,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <climits>
 
 namespace megatron::cpu::detail {
@@ -30,6 +34,35 @@ template <typename T> bool handleEmpty(Index m, Index n, Index k, T beta, T *c, 
   return true;
 }
 
+/// Below this many multiply-adds a product runs on the calling thread: starting the team costs more than it saves.
+constexpr double kMinSplitWork = 1 << 20;
+/// Blocks are multiples of this many rows or columns: whole register tiles of OpenBLAS's kernels.
+constexpr Index kBlockAlign = 16;
+
+/// Calls `gemmBlock(m', n', a', b', c')` on blocks of C covering it, in parallel over the calling thread's team.
+template <typename T, typename Block>
+void splitOverTeam(bool transA, bool transB, Index m, Index n, Index k, const T *a, Index lda, const T *b, Index ldb,
+                   T *c, Index ldc, Block gemmBlock) {
+  int threads = omp_get_level() > 0 ? 1 : omp_get_max_threads();
+  bool byRows = m >= n;
+  Index extent = byRows ? m : n;
+  Index parts = std::min<Index>(threads, ceilDiv(extent, kBlockAlign));
+  if (parts <= 1 || static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) < kMinSplitWork) {
+    gemmBlock(m, n, a, b, c);
+    return;
+  }
+  Index width = ceilDiv(ceilDiv(extent, parts), kBlockAlign) * kBlockAlign;
+  parts = ceilDiv(extent, width);
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(parts))
+  for (Index p = 0; p < parts; ++p) {
+    Range r = block(extent, width, p);
+    if (byRows) // rows of op(A): rows of A, or columns when A is transposed
+      gemmBlock(r.end - r.begin, n, transA ? a + r.begin : a + r.begin * lda, b, c + r.begin * ldc);
+    else // columns of op(B): columns of B, or rows when B is transposed
+      gemmBlock(m, r.end - r.begin, a, transB ? b + r.begin * ldb : b + r.begin, c + r.begin);
+  }
+}
+
 } // namespace
 
 void gemm(bool transA, bool transB, Index m, Index n, Index k, float alpha, const float *a, Index lda,
@@ -37,8 +70,11 @@ void gemm(bool transA, bool transB, Index m, Index n, Index k, float alpha, cons
   assert(fitsBlas(m) && fitsBlas(n) && fitsBlas(k) && fitsBlas(lda) && fitsBlas(ldb) && fitsBlas(ldc));
   if (handleEmpty(m, n, k, beta, c, ldc))
     return;
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, int(m), int(n),
-              int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
+  splitOverTeam(transA, transB, m, n, k, a, lda, b, ldb, c, ldc,
+                [&](Index mm, Index nn, const float *aa, const float *bb, float *cc) {
+                  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                              int(mm), int(nn), int(k), alpha, aa, int(lda), bb, int(ldb), beta, cc, int(ldc));
+                });
 }
 
 void gemm(bool transA, bool transB, Index m, Index n, Index k, double alpha, const double *a, Index lda,
@@ -46,8 +82,11 @@ void gemm(bool transA, bool transB, Index m, Index n, Index k, double alpha, con
   assert(fitsBlas(m) && fitsBlas(n) && fitsBlas(k) && fitsBlas(lda) && fitsBlas(ldb) && fitsBlas(ldc));
   if (handleEmpty(m, n, k, beta, c, ldc))
     return;
-  cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, int(m), int(n),
-              int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
+  splitOverTeam(transA, transB, m, n, k, a, lda, b, ldb, c, ldc,
+                [&](Index mm, Index nn, const double *aa, const double *bb, double *cc) {
+                  cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                              int(mm), int(nn), int(k), alpha, aa, int(lda), bb, int(ldb), beta, cc, int(ldc));
+                });
 }
 
 } // namespace megatron::cpu::detail

@@ -13,10 +13,10 @@
 //   OVERWRITE activation gradients (dx = ...). Each declaration says which of its outputs is which.
 // - Kernels allocate nothing. The few that need scratch memory take a caller-provided workspace whose size a
 //   function states, so that the compile-time memory planner can place every buffer.
-// - Kernels run on numThreads() threads (OpenMP, and OpenBLAS for the GEMMs). For a given thread count the
-//   results are bitwise identical from run to run: reductions run in a fixed order, never through atomics.
-//   Call kernels from one thread at a time, unless setConcurrentRanks says that several threads (tensor-parallel
-//   ranks) run kernels at once.
+// - Kernels run on the calling thread's OpenMP team of numThreads() threads, GEMMs included (OpenBLAS runs
+//   single-threaded on blocks the team splits). For a given thread count the results are bitwise identical from
+//   run to run: reductions run in a fixed order, never through atomics. Several threads may run kernels at once
+//   (tensor-parallel ranks), each with its own team.
 //
 // Never include MLIR or LLVM here: the runtime is MLIR-free.
 //
@@ -36,21 +36,12 @@ using Index = std::int64_t;
 // Threads
 //===----------------------------------------------------------------------===//
 
-/// Sets the number of threads of every kernel that the calling thread runs: OpenMP's team size (a setting of the
-/// calling thread) and OpenBLAS's thread count (a setting of the process; left at 1 under setConcurrentRanks).
-/// n < 1 means 1.
+/// Sets the number of threads of every kernel that the calling thread runs: its OpenMP team size (a setting of
+/// the calling thread, so each tensor-parallel rank sets its own). n < 1 means 1. The first call also makes
+/// OpenBLAS single-threaded for the process: the kernels' GEMMs run on the OpenMP team (Threads.cpp).
 void setNumThreads(int n);
 /// The calling thread's thread count (OpenMP's max threads).
 int numThreads();
-
-/// Declares how many threads of this process run kernels at the same time (tensor-parallel ranks as threads,
-/// each with its own OpenMP team of setNumThreads threads, set by that thread). With ranks > 1 OpenBLAS, whose
-/// thread count is process-wide, is pinned to one thread, so that every GEMM runs in its caller's thread, and
-/// attention stops switching OpenBLAS's thread count around its per-head GEMMs (which would race between ranks).
-/// ranks <= 1 restores OpenBLAS's thread count to the last setNumThreads. Call it while no kernel runs.
-void setConcurrentRanks(int ranks);
-/// The value of the last setConcurrentRanks (1 by default).
-int concurrentRanks();
 
 //===----------------------------------------------------------------------===//
 // Data-dependent indices

@@ -92,25 +92,14 @@ inline Index columnBlockWidth(Index cols) {
 }
 
 /// C = alpha·op(A)·op(B) + beta·C, row-major, through OpenBLAS (cblas_sgemm / cblas_dgemm). beta = 0 overwrites C
-/// (NaNs in C are not propagated). Runs on OpenBLAS's threads unless inside a SingleThreadedBlas scope.
+/// (NaNs in C are not propagated). Called outside an OpenMP parallel region, it splits C into blocks of rows (or
+/// columns) over the calling thread's OpenMP team, each block one single-threaded OpenBLAS call; inside a region
+/// (attention's per-head products) it runs in the calling thread. OpenBLAS's own threads are never used, so one
+/// pool of threads (OpenMP's) runs everything.
 void gemm(bool transA, bool transB, Index m, Index n, Index k, float alpha, const float *a, Index lda,
           const float *b, Index ldb, float beta, float *c, Index ldc);
 void gemm(bool transA, bool transB, Index m, Index n, Index k, double alpha, const double *a, Index lda,
           const double *b, Index ldb, double beta, double *c, Index ldc);
-
-/// Makes OpenBLAS single-threaded for its lifetime, for GEMMs issued from inside an OpenMP team (attention's
-/// per-head GEMMs): each OpenMP thread runs its own small GEMMs, instead of every call forking OpenBLAS's
-/// threads on top of OpenMP's.
-class SingleThreadedBlas {
-public:
-  SingleThreadedBlas();
-  ~SingleThreadedBlas();
-  SingleThreadedBlas(const SingleThreadedBlas &) = delete;
-  SingleThreadedBlas &operator=(const SingleThreadedBlas &) = delete;
-
-private:
-  int saved_;
-};
 
 } // namespace megatron::cpu::detail
 

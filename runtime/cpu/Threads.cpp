@@ -1,8 +1,10 @@
-//===- Threads.cpp - One thread count for OpenMP and OpenBLAS ------------------===//
+//===- Threads.cpp - One pool of threads for the kernels -----------------------===//
 //
-// The kernels run on two thread pools: OpenMP's (elementwise, norms, attention's per-head work) and OpenBLAS's
-// (the large GEMMs). setNumThreads keeps them the same size, so that a kernel never asks for more cores than the
-// run was given.
+// Every kernel runs on the calling thread's OpenMP team, GEMMs included: detail::gemm splits a product over the
+// team and calls OpenBLAS single-threaded on each block (Gemm.cpp). OpenBLAS's own thread pool is never given
+// work. Two pools (OpenMP's for the elementwise kernels, OpenBLAS's for the GEMMs) each spin while the other
+// works, and on 2 cores that made 2 threads slower than 1 (docs/performance.md). With one pool, threads that run
+// kernels at once (tensor-parallel ranks) each use their own team and never share a setting.
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,56 +13,16 @@
 
 #include <cblas.h>
 
-#include <atomic>
+#include <mutex>
 
 namespace megatron::cpu {
 
-namespace {
-// Process-wide: how many threads run kernels at once, and the OpenBLAS thread count the last setNumThreads asked
-// for (restored when the ranks are done).
-std::atomic<int> ranksRunning{1};
-std::atomic<int> blasThreads{0};
-} // namespace
-
 void setNumThreads(int n) {
-  n = std::max(n, 1);
-  omp_set_num_threads(n);
-  if (ranksRunning.load() > 1)
-    return; // a rank's own team; OpenBLAS stays on one thread until the ranks are done
-  blasThreads = n;
-  openblas_set_num_threads(n);
+  static std::once_flag serialBlas;
+  std::call_once(serialBlas, [] { openblas_set_num_threads(1); });
+  omp_set_num_threads(std::max(n, 1));
 }
 
 int numThreads() { return omp_get_max_threads(); }
 
-void setConcurrentRanks(int ranks) {
-  ranks = std::max(ranks, 1);
-  ranksRunning = ranks;
-  if (ranks > 1)
-    openblas_set_num_threads(1);
-  else if (blasThreads.load() > 0)
-    openblas_set_num_threads(blasThreads.load());
-}
-
-int concurrentRanks() { return ranksRunning.load(); }
-
-namespace detail {
-
-// openblas_set_num_threads only changes the count the next call reads (threads already created are kept), so
-// switching to one thread and back is cheap. With one thread a call runs entirely in the calling thread, so
-// OpenMP threads can each run their own GEMMs at once (OpenBLAS's buffer allocator is thread-safe). Under
-// setConcurrentRanks(> 1) OpenBLAS already stays on one thread and the count is shared by every rank's thread,
-// so the scope leaves it alone (saving and restoring it from several ranks at once would race).
-SingleThreadedBlas::SingleThreadedBlas() : saved_(0) {
-  if (ranksRunning.load() > 1)
-    return;
-  saved_ = openblas_get_num_threads();
-  openblas_set_num_threads(1);
-}
-SingleThreadedBlas::~SingleThreadedBlas() {
-  if (saved_ > 0)
-    openblas_set_num_threads(saved_);
-}
-
-} // namespace detail
 } // namespace megatron::cpu

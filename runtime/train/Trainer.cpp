@@ -480,9 +480,8 @@ int runAll(const TrainOptions &opts) {
     Run run(shared, nullptr);
     error = run.main();
   } else {
-    // Ranks as threads: OpenBLAS's thread count is process-wide, so it stays at one while they run, and each rank
-    // sets its own OpenMP team size. A rank's failure aborts the world; runRanks names the rank at its root.
-    cpu::setConcurrentRanks(shared.ranks);
+    // Ranks as threads, each with its own OpenMP team (GEMMs included: one pool, cpu/Threads.cpp). A rank's failure
+    // aborts the world; runRanks names the rank at its root.
     error = comm::runRanks(shared.ranks, [&](int rank, comm::Communicator &world) {
       cpu::setNumThreads(shared.threadsPerRank);
       std::string splitError;
@@ -497,7 +496,6 @@ int runAll(const TrainOptions &opts) {
         tp->abort(failure);
       return failure;
     });
-    cpu::setConcurrentRanks(1);
   }
   if (!error.empty())
     return fail(error);

@@ -199,7 +199,6 @@ TEST_P(TensorParallelParity, LossAndEveryGradientMatchOneRank) {
   ASSERT_EQ(runIteration(*reference, weights, batches, expected), "");
 
   std::vector<RankResult> ranks(static_cast<size_t>(c.tensor));
-  cpu::setConcurrentRanks(c.tensor);
   error = comm::runRanks(
       c.tensor,
       [&](int rank, comm::Communicator &world) -> std::string {
@@ -214,7 +213,6 @@ TEST_P(TensorParallelParity, LossAndEveryGradientMatchOneRank) {
         return runIteration(*engine, weights, batches, ranks[static_cast<size_t>(rank)]);
       },
       comm::ThreadWorldOptions{std::chrono::milliseconds(60'000)});
-  cpu::setConcurrentRanks(1);
   ASSERT_EQ(error, "");
 
   double worstLoss = 0, worstGrad = 0;
