@@ -4,8 +4,9 @@
 // checks OpenBLAS's 32-bit interface needs. A product called outside an OpenMP region is split into blocks of rows
 // of C (or of columns, when C is wide) over the calling thread's team, each block one single-threaded OpenBLAS
 // call: the kernels use one pool of threads, not OpenMP's and OpenBLAS's spinning against each other
-// (Threads.cpp). No block splits the inner dimension, so every element of C is computed by the same sequence of
-// operations whatever the thread count, as in OpenBLAS's own threading.
+// (Threads.cpp). No block splits the inner dimension. For a given thread count the blocks, and so the results, are
+// the same in every run; across thread counts they agree to rounding, not bitwise (OpenBLAS picks its kernel by
+// the block's size: its small-matrix path computes a small block in another order).
 //
 //===----------------------------------------------------------------------===//
 

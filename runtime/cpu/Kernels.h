@@ -26,6 +26,7 @@
 #define MEGATRON_RUNTIME_CPU_KERNELS_H
 
 #include <cstdint>
+#include <string>
 
 namespace megatron::cpu {
 
@@ -42,6 +43,16 @@ using Index = std::int64_t;
 void setNumThreads(int n);
 /// The calling thread's thread count (OpenMP's max threads).
 int numThreads();
+
+/// The name of the GEMM kernels OpenBLAS chose ("SkylakeX", "Haswell", ...): what it detected, or what
+/// OPENBLAS_CORETYPE forced.
+std::string blasCore();
+/// A warning when those kernels leave AVX-512 unused on a CPU that has it (OPENBLAS_CORETYPE=Haswell is set on
+/// some machines; it makes the GEMMs, most of a step, about 45% slower), or "" when they fit the CPU.
+/// `coreType` is OPENBLAS_CORETYPE's value, or null when it is unset.
+std::string blasCoreWarning(const std::string &core, bool cpuHasAvx512, const char *coreType);
+/// blasCoreWarning for this process and machine.
+std::string blasCoreWarning();
 
 //===----------------------------------------------------------------------===//
 // Data-dependent indices

@@ -13,7 +13,12 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <mutex>
+
+extern "C" char *openblas_get_corename(void);
 
 namespace megatron::cpu {
 
@@ -24,5 +29,23 @@ void setNumThreads(int n) {
 }
 
 int numThreads() { return omp_get_max_threads(); }
+
+std::string blasCore() { return openblas_get_corename(); }
+
+std::string blasCoreWarning(const std::string &core, bool cpuHasAvx512, const char *coreType) {
+  std::string lower = core;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  bool avx512Kernels = lower == "skylakex" || lower == "cooperlake" || lower == "sapphirerapids";
+  if (!cpuHasAvx512 || avx512Kernels)
+    return "";
+  std::string warning = "OpenBLAS runs its " + core + " kernels on a CPU with AVX-512";
+  if (coreType)
+    warning += std::string(" (OPENBLAS_CORETYPE=") + coreType + "); unset OPENBLAS_CORETYPE to let it choose";
+  return warning + ": the GEMMs, most of a training step, take about 45% longer (docs/performance.md)";
+}
+
+std::string blasCoreWarning() {
+  return blasCoreWarning(blasCore(), __builtin_cpu_supports("avx512f"), std::getenv("OPENBLAS_CORETYPE"));
+}
 
 } // namespace megatron::cpu

@@ -303,6 +303,8 @@ std::string Run::main() {
                   plan.parallel.sequence ? "on" : "off");
     else
       std::printf("tensor parallel: 1 rank, sequence parallel: off\n");
+    if (std::string warning = cpu::blasCoreWarning(); !warning.empty())
+      std::fprintf(stderr, "megatron-run: warning: %s\n", warning.c_str());
     std::printf("data: built-in synthetic language, vocabulary %zu, entropy floor %.4f nats/token for this "
                 "sequence length\n",
                 static_cast<size_t>(train->language().vocabulary().size()), floor);
