@@ -6,7 +6,9 @@
 // are threads joined by the thread communicator, each with its own engine over its shards. Every rank's loss must
 // be the tp=1 loss, and every element of every rank's gradient buffer (replicated parameters and shared key/value
 // heads included) the tp=1 gradient's element at the same place of the whole tensor, to 1e-5 of that tensor's
-// largest magnitude (f32). Dropout is on in the GPT: the sharded steps draw the unsharded masks by design.
+// largest magnitude (f32). Dropout is on in the GPT: the sharded steps draw the unsharded masks by design. BERT
+// and T5 run through the rules' generic paths (a pooler and a token-type table that run replicated, a binary
+// head, cross-attention on a gathered encoder output, a relative position bias sliced to each rank's heads).
 //
 //===----------------------------------------------------------------------===//
 
@@ -36,7 +38,7 @@ using runtime::Engine;
 
 namespace {
 
-enum class Family { Gpt, Llama };
+enum class Family { Gpt, Llama, Bert, T5 };
 
 ModelConfig configOf(Family family) {
   ModelConfig c;
@@ -58,6 +60,19 @@ ModelConfig configOf(Family family) {
     c.untieEmbeddingsAndOutputWeights = true;
     c.addBiasLinear = false;
     c.attentionDropout = c.hiddenDropout = 0.0;
+  }
+  if (family == Family::Bert) {
+    c.kind = ModelKind::BERT;
+    c.numLayers = 1;
+  }
+  if (family == Family::T5) {
+    c.kind = ModelKind::T5;
+    c.numLayers = 0;
+    c.encoderNumLayers = c.decoderNumLayers = 1;
+    c.decoderSeqLength = 8;
+    c.positionEmbeddingType = PositionEmbedding::Relative;
+    c.relativeAttentionNumBuckets = 8;
+    c.relativeAttentionMaxDistance = 16;
   }
   // The GPT keeps Megatron's defaults: LayerNorm, GeLU, learned positions, biases, dropout 0.1 everywhere.
   return c;
@@ -101,23 +116,26 @@ Tensors randomWeights(const plan::Plan &plan) {
 constexpr int kMicroBatches = 2;
 constexpr uint64_t kSeed = 7;
 
-/// The micro-batches: random tokens and labels, a loss mask that skips a few positions.
-struct Batch {
-  std::vector<int32_t> tokens, labels;
-  std::vector<float> mask;
-};
+/// The micro-batches: every input of the plan by name, random where it is data (ids below the vocabulary, token
+/// types and sentence-order labels below 2), masks that skip a few positions but never a whole row's first.
+using Batch = std::map<std::string, std::vector<float>>; // int inputs are stored as floats and converted
 
-std::vector<Batch> randomBatches(const ModelConfig &config) {
+std::vector<Batch> randomBatches(const plan::Plan &plan, const ModelConfig &config) {
   std::mt19937 rng(23);
   std::vector<Batch> batches(kMicroBatches);
-  size_t n = static_cast<size_t>(config.microBatchSize * config.seqLength);
-  for (Batch &b : batches) {
-    for (size_t i = 0; i < n; ++i) {
-      b.tokens.push_back(static_cast<int32_t>(rng() % config.vocabSize));
-      b.labels.push_back(static_cast<int32_t>(rng() % config.vocabSize));
-      b.mask.push_back(i == 0 || rng() % 5 != 0 ? 1.0f : 0.0f);
+  for (Batch &b : batches)
+    for (const plan::Input &input : plan.inputs) {
+      const plan::Buffer &buffer = plan.buffers[static_cast<size_t>(input.buffer)];
+      int64_t row = buffer.shape.back();
+      std::vector<float> &values = b[input.name];
+      for (int64_t i = 0; i < buffer.numElements(); ++i) {
+        bool mask = input.name.find("mask") != std::string::npos;
+        bool binary = input.name == "tokentype_ids" || input.name == "sentence_order";
+        values.push_back(mask     ? (i % row == 0 || rng() % 5 != 0 ? 1.0f : 0.0f)
+                         : binary ? static_cast<float>(rng() % 2)
+                                  : static_cast<float>(rng() % config.vocabSize));
+      }
     }
-  }
   return batches;
 }
 
@@ -140,14 +158,12 @@ std::string runIteration(Engine &engine, const Tensors &weights, const std::vect
   engine.zero(plan::Arena::Grads);
   for (int m = 0; m < kMicroBatches; ++m) {
     for (const plan::Input &input : engine.plan().inputs) {
-      if (input.name == "tokens")
-        std::copy(batches[m].tokens.begin(), batches[m].tokens.end(), engine.as<int32_t>(input.buffer));
-      else if (input.name == "labels")
-        std::copy(batches[m].labels.begin(), batches[m].labels.end(), engine.as<int32_t>(input.buffer));
-      else if (input.name == "loss_mask")
-        std::copy(batches[m].mask.begin(), batches[m].mask.end(), engine.as<float>(input.buffer));
+      const std::vector<float> &values = batches[m].at(input.name);
+      if (engine.buffer(input.buffer).dtype == plan::DType::I32)
+        std::transform(values.begin(), values.end(), engine.as<int32_t>(input.buffer),
+                       [](float v) { return static_cast<int32_t>(v); });
       else
-        return "unexpected input " + input.name;
+        std::copy(values.begin(), values.end(), engine.as<float>(input.buffer));
     }
     runtime::RunContext context{true, runtime::dropoutSeedFor(kSeed, 1, m)};
     if (std::string error = engine.run("train_step", context); !error.empty())
@@ -171,12 +187,14 @@ struct ParityCase {
 };
 
 std::string nameOf(const testing::TestParamInfo<ParityCase> &info) {
-  return std::string(info.param.family == Family::Gpt ? "Gpt" : "Llama") + "Tp" +
+  const char *names[] = {"Gpt", "Llama", "Bert", "T5"};
+  return std::string(names[static_cast<int>(info.param.family)]) + "Tp" +
          std::to_string(info.param.tensor) + (info.param.sequence ? "Sp" : "");
 }
 
 void PrintTo(const ParityCase &c, std::ostream *os) {
-  *os << (c.family == Family::Gpt ? "GPT" : "LLaMA-style") << ", tp=" << c.tensor
+  const char *names[] = {"GPT", "LLaMA-style", "BERT", "T5"};
+  *os << names[static_cast<int>(c.family)] << ", tp=" << c.tensor
       << (c.sequence ? ", sequence parallel" : "");
 }
 
@@ -189,7 +207,7 @@ TEST_P(TensorParallelParity, LossAndEveryGradientMatchOneRank) {
   ASSERT_EQ(sharded.parallel.tensor, c.tensor);
   ASSERT_EQ(sharded.parallel.sequence, c.sequence);
   const Tensors weights = randomWeights(one);
-  const std::vector<Batch> batches = randomBatches(config);
+  const std::vector<Batch> batches = randomBatches(one, config);
 
   cpu::setNumThreads(1);
   std::string error;
@@ -258,7 +276,7 @@ TEST_P(TensorParallelParity, LossAndEveryGradientMatchOneRank) {
 
 std::vector<ParityCase> allCases() {
   std::vector<ParityCase> cases;
-  for (Family family : {Family::Gpt, Family::Llama})
+  for (Family family : {Family::Gpt, Family::Llama, Family::Bert, Family::T5})
     for (int tensor : {2, 4, 8})
       for (bool sequence : {false, true})
         cases.push_back({family, tensor, sequence});
