@@ -35,13 +35,22 @@ def MtShard : Pass<"mt-shard", "::mlir::ModuleOp"> {
     residual regions are split along the sequence and the all-reduces become all-gathers and reduce-scatters.
     Parameters whose gradients are partial sums (norms under sequence parallelism, shared key/value heads) are
     summed by `@finalize_grads` after the last micro-batch. Runs before `--mt-autodiff`, which differentiates the
-    collectives into their conjugates. See docs/parallelism.md.
+    collectives into their conjugates. With `data-parallel`, `@finalize_grads` also sums every gradient over
+    the data-parallel replicas, in buckets in backward order (or, with `distributed-optimizer`, leaves that to
+    the runtime's sharded optimizer). See docs/parallelism.md.
   }];
   let options = [
     Option<"tensorParallel", "tensor-parallel", "int64_t", /*default=*/"1",
            "Tensor-parallel size (Megatron's --tensor-model-parallel-size)">,
     Option<"sequenceParallel", "sequence-parallel", "bool", /*default=*/"false",
-           "Split norm, dropout and residual regions along the sequence (Megatron's --sequence-parallel)">
+           "Split norm, dropout and residual regions along the sequence (Megatron's --sequence-parallel)">,
+    Option<"dataParallel", "data-parallel", "int64_t", /*default=*/"1",
+           "Data-parallel size: replicas that each run global-batch / (micro-batch x this) micro-batches">,
+    Option<"distributedOptimizer", "distributed-optimizer", "bool", /*default=*/"false",
+           "ZeRO-1 (Megatron's --use-distributed-optimizer): the runtime reduce-scatters gradients over the "
+           "data-parallel group, updates its shard, all-gathers the parameters">,
+    Option<"bucketSize", "dp-bucket-size", "int64_t", /*default=*/"40000000",
+           "Gradient elements per data-parallel all-reduce bucket (Megatron's DDP default: 40M)">
   ];
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }

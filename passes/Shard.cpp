@@ -250,6 +250,9 @@ LogicalResult ShardingState::finishParams(
   return success();
 }
 
+/// Parameters whose shards share rows, by (ranks per block, first row, rows).
+using SharedRows = llvm::MapVector<std::tuple<int64_t, int64_t, int64_t>, SmallVector<ParamOp>>;
+
 struct MtShardPass : mt::impl::MtShardBase<MtShardPass> {
   using MtShardBase::MtShardBase;
 
@@ -271,10 +274,39 @@ struct MtShardPass : mt::impl::MtShardBase<MtShardPass> {
     }
     if (failed(checkConfiguration(module, forward)))
       return signalPassFailure();
-    if (tensorParallel == 1)
-      return; // one rank: the whole model is its own shard
-    if (failed(shardForward(module, forward)))
+    // One tensor-parallel rank: the whole model is its own shard.
+    SmallVector<ParamOp> partialParams;
+    SharedRows shared;
+    if (tensorParallel > 1 && failed(shardForward(module, forward, partialParams, shared)))
       return signalPassFailure();
+    OpBuilder b(module.getContext());
+    if (dataParallel > 1)
+      module->setAttr(kDataParallelAttr, b.getI64IntegerAttr(dataParallel));
+    if (distributedOptimizer)
+      module->setAttr(kDistributedOptimizerAttr, b.getUnitAttr());
+    SmallVector<SmallVector<ParamOp>> buckets;
+    if (dataParallel > 1 && !distributedOptimizer)
+      buckets = dataParallelBuckets(module);
+    buildFinalizeGrads(module, forward, partialParams, shared, buckets);
+  }
+
+  /// The parameters whose gradients the data-parallel replicas sum, in buckets of at most `bucketSize` elements
+  /// (a larger parameter gets a bucket of its own), in the order the backward finishes them: the last layers
+  /// first, so that on GPUs a bucket's all-reduce can start while the backward goes on (Megatron's DDP buckets).
+  SmallVector<SmallVector<ParamOp>> dataParallelBuckets(ModuleOp module) {
+    SmallVector<SmallVector<ParamOp>> buckets;
+    int64_t filled = 0;
+    SmallVector<ParamOp> params = llvm::to_vector(module.getOps<ParamOp>());
+    for (ParamOp param : llvm::reverse(params)) {
+      int64_t elements = param.getTensorType().getNumElements();
+      if (buckets.empty() || filled + elements > bucketSize) {
+        buckets.emplace_back();
+        filled = 0;
+      }
+      buckets.back().push_back(param);
+      filled += elements;
+    }
+    return buckets;
   }
 
   /// The constraints Megatron's layout puts on the model, checked before anything is rewritten.
@@ -282,6 +314,18 @@ struct MtShardPass : mt::impl::MtShardBase<MtShardPass> {
     int64_t t = tensorParallel;
     if (t < 1)
       return module.emitError("mt-shard: tensor-parallel size must be at least 1, got ") << t;
+    if (dataParallel < 1)
+      return module.emitError("mt-shard: data-parallel size must be at least 1, got ")
+             << static_cast<int64_t>(dataParallel);
+    if (bucketSize < 1)
+      return module.emitError("mt-shard: dp-bucket-size must be at least 1, got ")
+             << static_cast<int64_t>(bucketSize);
+    if (auto count = module->getAttrOfType<IntegerAttr>("mt.num_micro_batches");
+        count && count.getInt() % dataParallel != 0)
+      return module.emitError("mt-shard: the global batch of ")
+             << count.getInt() << " micro-batches (--global-batch-size / --micro-batch-size) is not divisible by "
+             << "the data-parallel size " << static_cast<int64_t>(dataParallel)
+             << "; each replica must run the same number of micro-batches";
     if (sequenceParallel && t == 1)
       return module.emitError("mt-shard: sequence parallelism needs a tensor-parallel size above 1 (Megatron: "
                               "--sequence-parallel with --tensor-model-parallel-size 1)");
@@ -312,7 +356,8 @@ struct MtShardPass : mt::impl::MtShardBase<MtShardPass> {
     return failure(result.wasInterrupted());
   }
 
-  LogicalResult shardForward(ModuleOp module, func::FuncOp forward) {
+  LogicalResult shardForward(ModuleOp module, func::FuncOp forward, SmallVectorImpl<ParamOp> &partialParams,
+                             SharedRows &shared) {
     MLIRContext *context = module.getContext();
     Block &old = forward.getBody().front();
     auto *body = new Block();
@@ -355,14 +400,11 @@ struct MtShardPass : mt::impl::MtShardBase<MtShardPass> {
     old.dropAllReferences();
     old.erase();
 
-    SmallVector<ParamOp> partialParams;
-    llvm::MapVector<std::tuple<int64_t, int64_t, int64_t>, SmallVector<ParamOp>> shared;
     if (failed(state.finishParams(partialParams, shared)))
       return failure();
     module->setAttr(kTensorParallelAttr, b.getI64IntegerAttr(tensorParallel));
     if (sequenceParallel)
       module->setAttr(kSequenceParallelAttr, b.getUnitAttr());
-    buildFinalizeGrads(module, forward, partialParams, shared);
     return success();
   }
 
@@ -382,11 +424,12 @@ struct MtShardPass : mt::impl::MtShardBase<MtShardPass> {
     return success();
   }
 
-  /// @finalize_grads: the gradient sums that wait for the last micro-batch, one collective per kind.
-  static void buildFinalizeGrads(
-      ModuleOp module, func::FuncOp forward, ArrayRef<ParamOp> partialParams,
-      const llvm::MapVector<std::tuple<int64_t, int64_t, int64_t>, SmallVector<ParamOp>> &shared) {
-    if (partialParams.empty() && shared.empty())
+  /// @finalize_grads: the gradient sums that wait for the last micro-batch, one collective per kind: over the
+  /// tensor-parallel group first (partial sums of replicated parameters, shared key/value rows), then over the
+  /// data-parallel replicas, bucket by bucket.
+  static void buildFinalizeGrads(ModuleOp module, func::FuncOp forward, ArrayRef<ParamOp> partialParams,
+                                 const SharedRows &shared, ArrayRef<SmallVector<ParamOp>> buckets) {
+    if (partialParams.empty() && shared.empty() && buckets.empty())
       return;
     MLIRContext *context = module.getContext();
     OpBuilder b(context);
@@ -408,6 +451,8 @@ struct MtShardPass : mt::impl::MtShardBase<MtShardPass> {
       b.create<AllReduceGradsOp>(loc, names(list), group, b.getI64IntegerAttr(block),
                                  b.getDenseI64ArrayAttr({offset, rows}));
     }
+    for (ArrayRef<ParamOp> bucket : buckets)
+      b.create<AllReduceGradsOp>(loc, names(bucket), b.getStringAttr("dp"), IntegerAttr(), DenseI64ArrayAttr());
     b.create<func::ReturnOp>(loc);
   }
 };

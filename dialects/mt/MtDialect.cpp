@@ -23,7 +23,9 @@ void MtDialect::initialize() {
 ///   mt.model = "gpt" | "bert" | "t5"   what megatron-model generated (informational);
 ///   mt.num_micro_batches = N : i64     micro-batches per training iteration (global batch / micro batch);
 ///   mt.tensor_parallel = T : i64       a sharded module: one rank's program for a tensor-parallel group of T;
-///   mt.sequence_parallel               (unit) its norm, dropout and residual regions are split along the sequence.
+///   mt.sequence_parallel               (unit) its norm, dropout and residual regions are split along the sequence;
+///   mt.data_parallel = D : i64         D replicas each run 1/D of the micro-batches;
+///   mt.distributed_optimizer           (unit) the replicas shard the optimizer (ZeRO-1).
 LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute attribute) {
   StringRef name = attribute.getName().strref();
   if (!isa<ModuleOp>(op))
@@ -37,6 +39,17 @@ LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute 
     auto count = dyn_cast<IntegerAttr>(attribute.getValue());
     if (!count || !count.getType().isSignlessInteger(64) || count.getInt() <= 0)
       return op->emitError() << "'mt.num_micro_batches' must be a positive i64, got " << attribute.getValue();
+    return success();
+  }
+  if (name == kDataParallelAttr) {
+    auto size = dyn_cast<IntegerAttr>(attribute.getValue());
+    if (!size || !size.getType().isSignlessInteger(64) || size.getInt() <= 0)
+      return op->emitError() << "'" << name << "' must be a positive i64, got " << attribute.getValue();
+    return success();
+  }
+  if (name == kDistributedOptimizerAttr) {
+    if (!isa<UnitAttr>(attribute.getValue()))
+      return op->emitError() << "'" << name << "' is a unit attribute, got " << attribute.getValue();
     return success();
   }
   if (name == kTensorParallelAttr) {

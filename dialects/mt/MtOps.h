@@ -25,6 +25,9 @@ namespace mlir::mt {
 /// norm/dropout/residual regions are split along the sequence.
 inline constexpr llvm::StringLiteral kTensorParallelAttr = "mt.tensor_parallel";
 inline constexpr llvm::StringLiteral kSequenceParallelAttr = "mt.sequence_parallel";
+/// The data-parallel group's size, and whether its optimizer is sharded (ZeRO-1) instead of its gradients summed.
+inline constexpr llvm::StringLiteral kDataParallelAttr = "mt.data_parallel";
+inline constexpr llvm::StringLiteral kDistributedOptimizerAttr = "mt.distributed_optimizer";
 /// The size of the tensor-parallel group of the module holding `op` (1 for an unsharded module).
 int64_t tensorParallelSize(Operation *op);
 } // namespace mlir::mt

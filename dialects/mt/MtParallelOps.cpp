@@ -29,13 +29,14 @@ namespace {
 
 /// The size of `group`; fails (naming the op) for an unknown group or a module that declares none.
 FailureOr<int64_t> groupSize(Operation *op, StringRef group) {
-  if (group != "tp")
-    return op->emitOpError() << "unknown group \"" << group << "\"; the groups are: \"tp\" (tensor parallel)";
+  if (group != "tp" && group != "dp")
+    return op->emitOpError() << "unknown group \"" << group
+                             << "\"; the groups are: \"tp\" (tensor parallel), \"dp\" (data parallel)";
+  StringRef attr = group == "tp" ? kTensorParallelAttr : kDataParallelAttr;
   auto module = op->getParentOfType<ModuleOp>();
-  if (!module || !module->hasAttr(kTensorParallelAttr))
-    return op->emitOpError() << "needs the module's '" << kTensorParallelAttr << "' to know the size of group \""
-                             << group << "\"";
-  return tensorParallelSize(op);
+  if (!module || !module->hasAttr(attr))
+    return op->emitOpError() << "needs the module's '" << attr << "' to know the size of group \"" << group << "\"";
+  return module->getAttrOfType<IntegerAttr>(attr).getInt();
 }
 
 /// `big` is `small` with dimension `dim` multiplied by the group's size: the shapes of a gather or a scatter.

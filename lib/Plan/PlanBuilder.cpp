@@ -469,6 +469,9 @@ FailureOr<plan::Plan> PlanLowering::run() {
   result.model.forwardFlopsPerMicroBatch = figures->forwardFlopsPerMicroBatch;
   result.parallel.tensor = tensorParallelSize(module);
   result.parallel.sequence = module->hasAttr(kSequenceParallelAttr);
+  if (auto data = module->getAttrOfType<IntegerAttr>(kDataParallelAttr))
+    result.parallel.data = data.getInt();
+  result.parallel.distributedOptimizer = module->hasAttr(kDistributedOptimizerAttr);
 
   if (failed(declareParams()) || failed(declareInputs(forward)))
     return failure();

@@ -158,7 +158,11 @@ json contentOf(const Plan &plan) {
             {"num_micro_batches", plan.model.numMicroBatches},
             {"parameters", plan.model.parameters},
             {"forward_flops_per_micro_batch", plan.model.forwardFlopsPerMicroBatch}}},
-          {"parallel", {{"tensor", plan.parallel.tensor}, {"sequence", plan.parallel.sequence}}},
+          {"parallel",
+           {{"tensor", plan.parallel.tensor},
+            {"sequence", plan.parallel.sequence},
+            {"data", plan.parallel.data},
+            {"distributed_optimizer", plan.parallel.distributedOptimizer}}},
           {"arenas", arenas},
           {"buffers", buffers},
           {"inputs", inputs},
@@ -381,8 +385,12 @@ void readModel(const json &document, Plan &plan) {
   const json &parallel = field(document, "parallel", "the plan");
   plan.parallel.tensor = get<int64_t>(parallel, "tensor", "parallel");
   plan.parallel.sequence = get<bool>(parallel, "sequence", "parallel");
+  plan.parallel.data = get<int64_t>(parallel, "data", "parallel");
+  plan.parallel.distributedOptimizer = get<bool>(parallel, "distributed_optimizer", "parallel");
   if (plan.parallel.tensor < 1)
     fail("parallel.tensor must be at least 1");
+  if (plan.parallel.data < 1 || plan.model.numMicroBatches % plan.parallel.data != 0)
+    fail("parallel.data must be at least 1 and divide model.num_micro_batches");
 
   for (const json &in : field(document, "inputs", "the plan")) {
     Input input{get<std::string>(in, "name", "an input"), -1};

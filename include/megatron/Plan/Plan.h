@@ -104,10 +104,13 @@ struct ModelInfo {
   uint64_t forwardFlopsPerMicroBatch = 0;
 };
 
-/// The parallel layout the plan was compiled for: every one of `tensor` ranks runs the same plan on its shard.
+/// The parallel layout the plan was compiled for: every one of `tensor` ranks runs the same plan on its shard, and
+/// `data` replicas of that group each run model.numMicroBatches / data of an iteration's micro-batches.
 struct ParallelInfo {
   int64_t tensor = 1;
   bool sequence = false;
+  int64_t data = 1;
+  bool distributedOptimizer = false; // ZeRO-1: finalize_grads leaves the data-parallel sums to the optimizer
 };
 
 struct Plan {

@@ -13,8 +13,8 @@ func.func @no_group_size(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
 
 module attributes {mt.tensor_parallel = 2 : i64} {
   func.func @unknown_group(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
-    // expected-error @+1 {{'mt.copy_to_group' op unknown group "dp"; the groups are: "tp" (tensor parallel)}}
-    %0 = mt.copy_to_group %x over "dp" : tensor<2x4xf32>
+    // expected-error @+1 {{'mt.copy_to_group' op unknown group "pp"; the groups are: "tp" (tensor parallel), "dp" (data parallel)}}
+    %0 = mt.copy_to_group %x over "pp" : tensor<2x4xf32>
     return %0 : tensor<2x4xf32>
   }
 }
