@@ -6,7 +6,7 @@
 // - Determinism: MPI's own reductions combine ranks in an implementation-defined order, so they are not used.
 //   Data moves with MPI (all-to-all, all-gather) and every reduction is a local loop over the ranks in order
 //   0..n-1, so the results are bitwise identical on every rank and equal to the thread implementation's.
-// - Mismatched calls and bad arguments: each collective first exchanges what every rank called (a 80-byte
+// - Mismatched calls and bad arguments: each collective first exchanges what every rank called (an 88-byte
 //   all-gather), so that every rank of the group returns the same error instead of MPI hanging or reading the
 //   wrong memory.
 // - Failures: MPI has no timeouts and no way to wake a peer blocked in MPI. The first error of a process is

@@ -7,7 +7,7 @@
 // itself, independently of the communicator under test), which checks that all ranks hold the same bits. Exits 0
 // when everything matched, 1 otherwise (every mismatch is printed, prefixed with the rank).
 //
-// With --fail=MODE it runs one failure scenario instead, for test/unit/comm/mpi-failure-check.sh:
+// With --fail=MODE it runs one failure scenario instead, for test/unit/comm/mpi-test.sh:
 //   abort          world rank 3 (rank 1 of its "tp" group) calls abort() while the others wait in an all-reduce;
 //   mismatch       rank 1 all-reduces 9 elements, the others 8: every rank must return the same error;
 //   bad-argument   rank 3 broadcasts -1 elements: it gets the argument error, the others that rank 3 failed.

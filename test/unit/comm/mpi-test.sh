@@ -1,11 +1,20 @@
 #!/bin/sh
-# Runs a command that must fail (an MPI job in which a rank fails) and checks that it exits non-zero within a time
-# limit and that its output holds every expected text (the rank and the reason): ctest's mpi-comm-failure-* tests.
+# Runs an MPI job for ctest (test/unit/comm/CMakeLists.txt):
 #
-#   mpi-failure-check.sh MAX_SECONDS EXPECTED_TEXT... -- COMMAND ARGS...
+#   mpi-test.sh pass -- COMMAND ARGS...                          the job must succeed
+#   mpi-test.sh fail MAX_SECONDS EXPECTED_TEXT... -- COMMAND...  it must exit non-zero within MAX_SECONDS, and its
+#                                                               output hold every EXPECTED_TEXT (rank, reason)
+#
+# Each job gets a private TMPDIR: Open MPI 4 keeps its session directory there, and two mpiruns starting at the same
+# moment (ctest -j) race on creating a shared one ("mkdir ... /tmp/ompi.HOST.UID: File exists").
 set -u
-limit=$1
+mode=$1
 shift
+limit=0
+if [ "$mode" = fail ]; then
+  limit=$1
+  shift
+fi
 expected_count=0
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
   expected_count=$((expected_count + 1))
@@ -13,14 +22,21 @@ while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
   shift
 done
 [ "$#" -gt 0 ] && shift # the "--"
-output=$(mktemp)
-trap 'rm -f "$output"' EXIT
+
+TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/megatron-mpi.XXXXXX") || exit 1
+export TMPDIR
+output="$TMPDIR/output"
+trap 'rm -rf "$TMPDIR"' EXIT
 start=$(date +%s%N)
 "$@" >"$output" 2>&1
 status=$?
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 cat "$output"
 echo "--- exit status $status after $elapsed_ms ms"
+if [ "$mode" = pass ]; then
+  exit "$status"
+fi
+
 failed=0
 if [ "$status" -eq 0 ]; then
   echo "FAIL: the job exited 0; it must fail"
