@@ -1,12 +1,13 @@
 //===- CollectiveTest.cpp - Every collective against a serial reference ----===//
 //
 // Each collective on 1, 2, 3, 4 and 8 ranks, for f32, f64 and i32, with counts that divide by nothing (and 0),
-// compared bitwise with a serial reference that reduces in rank order. The values have fractional parts that
-// round differently in another order, so a reduction in any other order would fail the comparison.
+// compared bitwise with a serial reference that reduces in rank order (Reference.h). The values have fractional
+// parts that round differently in another order, so a reduction in any other order would fail the comparison.
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/comm/ThreadCommunicator.h"
+#include "test/unit/comm/Reference.h"
 
 #include <gtest/gtest.h>
 
@@ -23,35 +24,7 @@ using namespace megatron::comm;
 
 namespace {
 
-const int64_t kCounts[] = {0, 1, 2, 5, 7, 1000, 4099};
-
-template <typename T> T valueOf(int rank, int64_t i, int salt) {
-  int64_t v = (rank * 131 + i * 17 + salt * 7) % 1009;
-  if constexpr (std::is_floating_point_v<T>)
-    return static_cast<T>(v * 0.0137 - 6.1);
-  else
-    return static_cast<T>(v - 500);
-}
-
-template <typename T> std::vector<T> valuesOf(int rank, int64_t count, int salt) {
-  std::vector<T> values(count);
-  for (int64_t i = 0; i < count; ++i)
-    values[i] = valueOf<T>(rank, i, salt);
-  return values;
-}
-
-template <typename T> T combine(ReduceOp op, T a, T b) { return op == ReduceOp::Sum ? T(a + b) : std::max(a, b); }
-
-// Element i of the reduction over ranks 0..n-1 of valueOf(rank, offset + i), in rank order.
-template <typename T> std::vector<T> reduced(int n, int64_t count, int salt, ReduceOp op, int64_t offset = 0) {
-  std::vector<T> out(count);
-  for (int64_t i = 0; i < count; ++i) {
-    out[i] = valueOf<T>(0, offset + i, salt);
-    for (int r = 1; r < n; ++r)
-      out[i] = combine(op, out[i], valueOf<T>(r, offset + i, salt));
-  }
-  return out;
-}
+using namespace megatron::comm::reference; // kCounts, valueOf, valuesOf, reduced: shared with the MPI check
 
 template <typename T> void expectBitwise(const std::vector<T> &got, const std::vector<T> &want, const std::string &what) {
   ASSERT_EQ(got.size(), want.size()) << what;
