@@ -300,6 +300,30 @@ private:
   int myRank = 0, n = 1;
   std::vector<int> worldRanks; // group rank -> world rank
   std::vector<PendingSend> pending;
+  /// The buffers of completed sends, reused by later ones (a buffer may be larger than its message).
+  static constexpr size_t kSpareSendBuffers = 8;
+  std::vector<std::vector<char>> spareSendBuffers;
+  std::vector<char> takeSendBuffer(int64_t bytes) {
+    std::vector<char> buffer;
+    auto fits = std::find_if(spareSendBuffers.begin(), spareSendBuffers.end(),
+                             [&](const std::vector<char> &b) { return b.size() >= static_cast<size_t>(bytes); });
+    if (fits == spareSendBuffers.end() && !spareSendBuffers.empty())
+      fits = spareSendBuffers.begin();
+    if (fits != spareSendBuffers.end()) {
+      buffer = std::move(*fits);
+      spareSendBuffers.erase(fits);
+    }
+    if (buffer.size() < static_cast<size_t>(bytes))
+      buffer.resize(static_cast<size_t>(bytes));
+    return buffer;
+  }
+  /// The collectives' scratch, kept between calls: a fresh large allocation would cost its page faults every call.
+  std::vector<char> scratchBuffer;
+  char *scratch(int64_t bytes) {
+    if (scratchBuffer.size() < static_cast<size_t>(bytes))
+      scratchBuffer.resize(static_cast<size_t>(bytes));
+    return scratchBuffer.data();
+  }
 };
 
 // The agreement that starts every collective: exchange what every rank called, then every rank reaches the same
@@ -355,6 +379,8 @@ std::string MpiCommunicator::reapSends(const CallInfo &call) {
     if (int rc = MPI_Test(&pending[i].request, &done, MPI_STATUS_IGNORE); rc != MPI_SUCCESS)
       return mpiFailure(call, "MPI_Test (of an earlier send)", rc);
     if (done) {
+      if (spareSendBuffers.size() < kSpareSendBuffers)
+        spareSendBuffers.push_back(std::move(pending[i].bytes));
       pending[i] = std::move(pending.back());
       pending.pop_back();
     } else {
@@ -376,11 +402,11 @@ std::string MpiCommunicator::allReduce(void *data, int64_t count, DType type, Re
   const MPI_Datatype t = moveType(type);
   if (count * n * eb <= kMpiAllReduceGatherBytes) {
     // Small: gather every rank's buffer, and every rank reduces all of it.
-    std::vector<char> rows(static_cast<size_t>(n * count * eb));
-    if (int rc = MPI_Allgather(data, static_cast<int>(count), t, rows.data(), static_cast<int>(count), t, comm);
+    char *rows = scratch(n * count * eb);
+    if (int rc = MPI_Allgather(data, static_cast<int>(count), t, rows, static_cast<int>(count), t, comm);
         rc != MPI_SUCCESS)
       return mpiFailure(call, "MPI_Allgather", rc);
-    reduceRows(type, op, rows.data(), n, count, data);
+    reduceRows(type, op, rows, n, count, data);
     return "";
   }
   // Large: rank k reduces elements [count·k/n, count·(k+1)/n) of every rank (an all-to-all brings them), then the
@@ -394,12 +420,12 @@ std::string MpiCommunicator::allReduce(void *data, int64_t count, DType type, Re
   std::vector<int> recvCounts(n, mine), recvBegins(n);
   for (int k = 0; k < n; ++k)
     recvBegins[k] = k * mine;
-  std::vector<char> rows(static_cast<size_t>(n * int64_t(mine) * eb));
-  if (int rc = MPI_Alltoallv(data, chunkCounts.data(), chunkBegins.data(), t, rows.data(), recvCounts.data(),
+  char *rows = scratch(n * int64_t(mine) * eb);
+  if (int rc = MPI_Alltoallv(data, chunkCounts.data(), chunkBegins.data(), t, rows, recvCounts.data(),
                              recvBegins.data(), t, comm);
       rc != MPI_SUCCESS)
     return mpiFailure(call, "MPI_Alltoallv", rc);
-  reduceRows(type, op, rows.data(), n, mine, at(data, chunkBegins[myRank], eb));
+  reduceRows(type, op, rows, n, mine, at(data, chunkBegins[myRank], eb));
   if (int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, chunkCounts.data(), chunkBegins.data(), t,
                               comm);
       rc != MPI_SUCCESS)
@@ -446,10 +472,10 @@ std::string MpiCommunicator::reduceScatter(const void *send, void *recv, int64_t
   const int64_t eb = plan::bytesOf(type);
   const MPI_Datatype t = moveType(type);
   const int count = static_cast<int>(countPerRank);
-  std::vector<char> rows(static_cast<size_t>(n * countPerRank * eb));
-  if (int rc = MPI_Alltoall(send, count, t, rows.data(), count, t, comm); rc != MPI_SUCCESS)
+  char *rows = scratch(n * countPerRank * eb);
+  if (int rc = MPI_Alltoall(send, count, t, rows, count, t, comm); rc != MPI_SUCCESS)
     return mpiFailure(call, "MPI_Alltoall", rc);
-  reduceRows(type, op, rows.data(), n, countPerRank, recv);
+  reduceRows(type, op, rows, n, countPerRank, recv);
   return "";
 }
 
@@ -506,12 +532,12 @@ std::string MpiCommunicator::reduceScatterDim(const void *send, void *recv, int6
   // reduces the n rows in rank order.
   const int64_t eb = plan::bytesOf(type);
   MPI_Datatype slice = sliceType(moveType(type), eb, outer, chunk, n * chunk);
-  std::vector<char> rows(static_cast<size_t>(n * outer * chunk * eb));
-  int rc = MPI_Alltoall(send, 1, slice, rows.data(), static_cast<int>(outer * chunk), moveType(type), comm);
+  char *rows = scratch(n * outer * chunk * eb);
+  int rc = MPI_Alltoall(send, 1, slice, rows, static_cast<int>(outer * chunk), moveType(type), comm);
   MPI_Type_free(&slice);
   if (rc != MPI_SUCCESS)
     return mpiFailure(call, "MPI_Alltoall", rc);
-  reduceRows(type, op, rows.data(), n, outer * chunk, recv);
+  reduceRows(type, op, rows, n, outer * chunk, recv);
   return "";
 }
 
@@ -526,9 +552,10 @@ std::string MpiCommunicator::send(const void *data, int64_t count, DType type, i
   if (std::string error = reapSends(call); !error.empty())
     return error;
   // The copy lets the caller reuse `data` at once, and the send not wait for the receiver (as with threads).
-  PendingSend p{MPI_REQUEST_NULL, std::vector<char>(static_cast<size_t>(count * plan::bytesOf(type)))};
-  if (!p.bytes.empty())
-    std::memcpy(p.bytes.data(), data, p.bytes.size());
+  const int64_t bytes = count * plan::bytesOf(type);
+  PendingSend p{MPI_REQUEST_NULL, takeSendBuffer(bytes)};
+  if (bytes > 0)
+    std::memcpy(p.bytes.data(), data, static_cast<size_t>(bytes));
   if (int rc = MPI_Isend(p.bytes.data(), static_cast<int>(count), moveType(type), peer,
                          kTagBase + static_cast<int>(type), comm, &p.request);
       rc != MPI_SUCCESS)
