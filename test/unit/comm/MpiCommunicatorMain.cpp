@@ -10,7 +10,8 @@
 // With --fail=MODE it runs one failure scenario instead, for test/unit/comm/mpi-test.sh:
 //   abort          world rank 3 (rank 1 of its "tp" group) calls abort() while the others wait in an all-reduce;
 //   mismatch       rank 1 all-reduces 9 elements, the others 8: every rank must return the same error;
-//   bad-argument   rank 3 broadcasts -1 elements: it gets the argument error, the others that rank 3 failed.
+//   bad-argument   rank 3 broadcasts -1 elements: it gets the argument error, the others that rank 3 failed;
+//   p2p-mismatch   rank 0 sends 8 floats, rank 1 receives 12: rank 1 gets the mismatch and aborts the job.
 // In the last two, every rank prints what it got; rank 0 then says whether all ranks agreed, and the processes
 // leave main() with their communicators failed, which aborts the job.
 //
@@ -391,6 +392,23 @@ int runFailure(const std::string &mode, Communicator &world) {
                           " waited in broadcast (group \"world\", 4 x f32, root 0)";
     });
   }
+  if (mode == "p2p-mismatch") {
+    // Rank 0 sends 8 floats, rank 1 expects 12: rank 1 gets the error and aborts the job, as an application
+    // should; the others wait in an all-reduce that never completes.
+    std::string error;
+    if (me == 0)
+      error = world.send(data.data(), 8, DType::F32, 1);
+    if (me == 1) {
+      std::vector<float> got(12);
+      error = world.recv(got.data(), 12, DType::F32, 0);
+      std::printf("rank 1 returned: %s\n", error.c_str());
+      std::fflush(stdout);
+      world.abort(error);
+    }
+    world.allReduce(data.data(), 8, DType::F32, ReduceOp::Sum);
+    std::printf("rank %d: the all-reduce returned although rank 1 aborted (%s)\n", me, error.c_str());
+    return 3;
+  }
   std::fprintf(stderr, "megatron-mpi-comm-check: unknown --fail mode \"%s\"\n", mode.c_str());
   return 2;
 }
@@ -404,7 +422,7 @@ int main(int argc, char **argv) {
     if (arg.rfind("--fail=", 0) == 0) {
       failMode = arg.substr(7);
     } else {
-      std::fprintf(stderr, "usage: mpirun -np N megatron-mpi-comm-check [--fail=abort|mismatch|bad-argument]\n");
+      std::fprintf(stderr, "usage: mpirun -np N megatron-mpi-comm-check [--fail=abort|mismatch|bad-argument|p2p-mismatch]\n");
       return 2;
     }
   }
