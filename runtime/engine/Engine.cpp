@@ -39,6 +39,11 @@ std::string subGroupSizes(const plan::Plan &plan, int tpSize, std::vector<std::i
       auto it = step.attrs.find("group_size");
       if (it == step.attrs.end())
         continue;
+      auto group = step.attrs.find("group");
+      if (group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
+          std::get<std::string>(group->second) == "dp")
+        continue; // refused when the step is bound: group_size is for the tensor-parallel group
+
       const std::int64_t *k = std::get_if<std::int64_t>(&it->second);
       if (!k || *k < 1 || tpSize % *k != 0)
         return "step " + std::to_string(i) + " of " + program.name +
@@ -58,10 +63,11 @@ std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, Para
             std::to_string(rank.tpSize);
     return nullptr;
   }
-  return createImpl(std::move(plan), error, rank, nullptr);
+  return createImpl(std::move(plan), error, rank, nullptr, nullptr);
 }
 
-std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, comm::Communicator *tensorGroup) {
+std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, comm::Communicator *tensorGroup,
+                                       comm::Communicator *dataGroup) {
   int size = tensorGroup ? tensorGroup->size() : 1;
   if (plan.parallel.tensor != size) {
     error = "the plan is compiled for " + std::to_string(plan.parallel.tensor) + " tensor-parallel rank" +
@@ -71,8 +77,17 @@ std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, comm
                          : std::string("no tensor-parallel communicator was given (a single rank)"));
     return nullptr;
   }
+  int replicas = dataGroup ? dataGroup->size() : 1;
+  if (plan.parallel.data != replicas) {
+    error = "the plan is compiled for " + std::to_string(plan.parallel.data) + " data-parallel rank" +
+            (plan.parallel.data == 1 ? "" : "s") + ", but " +
+            (dataGroup ? "the group \"" + dataGroup->name() + "\" has " + std::to_string(replicas) + " rank" +
+                             (replicas == 1 ? "" : "s")
+                       : std::string("no data-parallel communicator was given (a single replica)"));
+    return nullptr;
+  }
   return createImpl(std::move(plan), error, ParallelRank{tensorGroup ? tensorGroup->rank() : 0, size},
-                    tensorGroup);
+                    tensorGroup, dataGroup);
 }
 
 comm::Communicator *Engine::subGroup(std::int64_t groupSize) const {
@@ -85,11 +100,12 @@ comm::Communicator *Engine::subGroup(std::int64_t groupSize) const {
 }
 
 std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, ParallelRank rank,
-                                           comm::Communicator *tensorGroup) {
+                                           comm::Communicator *tensorGroup, comm::Communicator *dataGroup) {
   std::unique_ptr<Engine> engine(new Engine());
   engine->planValue = std::move(plan);
   engine->rank = rank;
   engine->tpGroup = tensorGroup;
+  engine->dpGroup = dataGroup;
   const plan::Plan &p = engine->planValue;
   if (tensorGroup) {
     comm::Communicator *group = tensorGroup;
@@ -181,8 +197,8 @@ std::string Engine::run(const std::string &name, const RunContext &context) {
       if (std::string error = step.run(context); !error.empty()) {
         // The peers would wait for this rank in their next collective: fail the group now, so that they stop
         // at once with this error (a failed collective has failed it already; the first failure wins).
-        if (tpGroup)
-          tpGroup->abort(error);
+        if (comm::Communicator *group = tpGroup ? tpGroup : dpGroup)
+          group->abort(error);
         return error;
       }
     return {};

@@ -48,13 +48,16 @@ std::uint64_t dropoutSeedFor(std::uint64_t seed, std::int64_t iteration, std::in
 class Engine {
 public:
   /// Allocates the plan's arenas and binds its programs for this rank of the plan's tensor-parallel group, whose
-  /// communicator is `tensorGroup` (the rank is tensorGroup->rank()). The plan's parallel.tensor must equal the
-  /// group's size; null stands for a single rank and then needs parallel.tensor = 1. The sub-groups that
-  /// all_reduce_grads steps with a group_size need are split off `tensorGroup` here, collectively: every rank of
-  /// the group must create its engine for the same plan at the same time. Fails (with a message) on a step it
-  /// cannot execute or a layout that does not match.
+  /// communicator is `tensorGroup` (the rank is tensorGroup->rank()), and of its data-parallel group `dataGroup`.
+  /// The plan's parallel.tensor must equal the tp group's size and parallel.data the dp group's; null stands for a
+  /// single rank and then needs 1. Steps with `group: "tp"` run over `tensorGroup`, steps with `group: "dp"` (the
+  /// all_reduce_grads of data parallelism) over `dataGroup`. The sub-groups that all_reduce_grads steps with a
+  /// group_size need are split off `tensorGroup` here, collectively: every rank of the group must create its
+  /// engine for the same plan at the same time. Fails (with a message) on a step it cannot execute or a layout
+  /// that does not match.
   static std::unique_ptr<Engine> create(plan::Plan plan, std::string &error,
-                                        comm::Communicator *tensorGroup = nullptr);
+                                        comm::Communicator *tensorGroup = nullptr,
+                                        comm::Communicator *dataGroup = nullptr);
   /// For testing kernels on hand-written plans: rank `rank` of a group without a communicator. The steps that see
   /// a shard use the rank; the collective steps work only when tpSize is 1 (then they copy), and the
   /// vocab_parallel cross-entropy reduces through `allReduce`, which the caller sets. parallel.tensor is not
@@ -66,6 +69,8 @@ public:
   const ParallelRank &parallelRank() const { return rank; }
   /// The tensor-parallel group's communicator, or null (a single rank, or the ParallelRank form of create).
   comm::Communicator *tensorGroup() const { return tpGroup; }
+  /// The data-parallel group's communicator (the replicas of this tensor-parallel rank), or null (one replica).
+  comm::Communicator *dataGroup() const { return dpGroup; }
 
   /// The tensor-parallel group's all-reduce that the vocab_parallel cross-entropy calls (looked up when the step
   /// runs). create with a communicator sets it to the communicator's allReduce; with a ParallelRank the caller
@@ -80,7 +85,7 @@ public:
   /// Runs program `name`. Returns an empty string, or an error naming the step, its module and the problem
   /// (a token id outside the vocabulary, a label outside the logits, a collective that failed: "step 41 of
   /// train_step (all_gather at 'decoder.layers.0.mlp.linear_fc1'): rank 1 of group "tp" ... failed (...)").
-  /// With a tensor-parallel group, a failed step aborts the group, so that no peer waits for this rank.
+  /// With a tensor- or data-parallel group, a failed step aborts it, so that no peer waits for this rank.
   std::string run(const std::string &name, const RunContext &context);
 
   /// Zeroes a whole arena (the gradients before an iteration's first micro-batch).
@@ -104,7 +109,7 @@ public:
 private:
   Engine() = default;
   static std::unique_ptr<Engine> createImpl(plan::Plan plan, std::string &error, ParallelRank rank,
-                                            comm::Communicator *tensorGroup);
+                                            comm::Communicator *tensorGroup, comm::Communicator *dataGroup);
   /// The communicator over blocks of `groupSize` consecutive ranks of the tensor-parallel group (the group itself
   /// when groupSize is its size), or null when there is none.
   comm::Communicator *subGroup(std::int64_t groupSize) const;
@@ -112,6 +117,7 @@ private:
   plan::Plan planValue;
   ParallelRank rank;
   comm::Communicator *tpGroup = nullptr;
+  comm::Communicator *dpGroup = nullptr;
   double commSeconds = 0.0;
   std::map<std::int64_t, std::unique_ptr<comm::Communicator>> subGroups; // by group_size
   std::vector<std::unique_ptr<std::byte, void (*)(void *)>> arenas;

@@ -10,6 +10,7 @@
 
 #include "runtime/cpu/Kernels.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -162,6 +163,85 @@ GradientSlice gradientSlice(const plan::Buffer &buffer, const plan::Step &step) 
   return slice;
 }
 
+/// Whether an all_reduce_grads step's gradients are whole buffers of one arena lying back to back (nothing but
+/// alignment padding between them, which no kernel writes and the arena's zeroing keeps zero): then one
+/// collective sums them in place, without packing. Sets the span's first byte and its length.
+bool contiguousGradients(const Engine &engine, const plan::Step &step, int64_t &firstByte, int64_t &bytes) {
+  if (step.outputs.empty() || step.attrs.count("row_offset") || step.attrs.count("row_count"))
+    return false;
+  std::vector<const plan::Buffer *> buffers;
+  for (int id : step.outputs)
+    buffers.push_back(&engine.buffer(id));
+  std::sort(buffers.begin(), buffers.end(),
+            [](const plan::Buffer *a, const plan::Buffer *b) { return a->offset < b->offset; });
+  for (size_t i = 1; i < buffers.size(); ++i) {
+    int64_t end = buffers[i - 1]->offset + buffers[i - 1]->bytes;
+    if (buffers[i]->arena != buffers[0]->arena || buffers[i]->dtype != buffers[0]->dtype ||
+        buffers[i]->offset < end || buffers[i]->offset - end >= plan::kAlignment ||
+        (buffers[i]->offset - end) % plan::bytesOf(buffers[0]->dtype) != 0)
+      return false;
+  }
+  firstByte = buffers.front()->offset;
+  bytes = buffers.back()->offset + buffers.back()->bytes - firstByte;
+  return true;
+}
+
+/// The gradients of an all_reduce_grads step as one collective: in place over their span when they are
+/// contiguous, else packed into the workspace, reduced and unpacked.
+template <typename T> struct GradientRange {
+  struct Slice {
+    T *data;
+    Index count;
+  };
+  std::vector<Slice> slices;
+  T *workspace = nullptr;
+  T *span = nullptr; // in place when set
+  Index total = 0;   // elements reduced
+
+  std::string allReduce(comm::Communicator &group, plan::DType dtype) const {
+    if (span)
+      return group.allReduce(span, total, dtype, comm::ReduceOp::Sum);
+    T *packed = workspace;
+    for (const Slice &s : slices) {
+      std::copy(s.data, s.data + s.count, packed);
+      packed += s.count;
+    }
+    if (std::string error = group.allReduce(workspace, total, dtype, comm::ReduceOp::Sum); !error.empty())
+      return error;
+    packed = workspace;
+    for (const Slice &s : slices) {
+      std::copy(packed, packed + s.count, s.data);
+      packed += s.count;
+    }
+    return {};
+  }
+};
+
+template <typename T>
+std::optional<GradientRange<T>> gradientRange(Engine &engine, const plan::Step &step, T *workspace,
+                                              std::string &error) {
+  GradientRange<T> range;
+  int64_t firstByte = 0, bytes = 0;
+  if (contiguousGradients(engine, step, firstByte, bytes)) {
+    for (int id : step.outputs) // the first buffer of the span
+      if (engine.buffer(id).offset == firstByte)
+        range.span = engine.as<T>(id);
+    range.total = bytes / static_cast<int64_t>(sizeof(T));
+    return range;
+  }
+  range.workspace = workspace;
+  for (int id : step.outputs) {
+    GradientSlice slice = gradientSlice(engine.buffer(id), step);
+    if (!slice.problem.empty()) {
+      error = slice.problem;
+      return std::nullopt;
+    }
+    range.slices.push_back({engine.as<T>(id) + slice.offset, slice.count});
+    range.total += slice.count;
+  }
+  return range;
+}
+
 /// A buffer seen as [outer][extent of dimension `dim`][inner] (row-major).
 struct DimSplit {
   Index outer = 1, extent = 1, inner = 1;
@@ -209,7 +289,13 @@ std::int64_t StepBinder::workspaceBytes(const plan::Step &step) const {
     return vocab > 0 ? 2 * (engine.buffer(step.inputs[0]).numElements() / vocab) * elementBytes : 0;
   }
   if (step.op == "all_reduce_grads") {
-    // The packed gradients of the one coalesced all-reduce.
+    // The packed gradients of the one coalesced all-reduce; none when they lie back to back (reduced in place)
+    // and the step is data-parallel (the tensor-parallel form always packs).
+    auto group = step.attrs.find("group");
+    int64_t firstByte = 0, bytes = 0;
+    if (group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
+        std::get<std::string>(group->second) == "dp" && contiguousGradients(engine, step, firstByte, bytes))
+      return 0;
     int64_t total = 0;
     for (size_t i = 0; i < step.outputs.size(); ++i)
       total += gradientSlice(engine.buffer(step.outputs[i]), step).count;
@@ -624,18 +710,43 @@ std::optional<Engine::BoundStep> StepBinder::bindCollective(const plan::Step &st
     error = where + ": " + message;
     return std::nullopt;
   };
+  bool dataParallel = false;
   auto it = step.attrs.find("group");
   if (it != step.attrs.end()) {
     const std::string *name = std::get_if<std::string>(&it->second);
-    if (!name || *name != "tp")
-      return fail("the engine runs collectives over the tensor-parallel group \"tp\" only");
+    dataParallel = name && *name == "dp";
+    if (!name || (*name != "tp" && *name != "dp"))
+      return fail("the engine runs collectives over the tensor-parallel group \"tp\" and the data-parallel group "
+                  "\"dp\" only");
   }
-  if (!group && tp.tpSize > 1 && op != "shard_slice") // shard_slice only reads the rank
-    return fail("a collective over " + std::to_string(tp.tpSize) +
-                " tensor-parallel ranks needs the group's communicator (Engine::create with one)");
   // What a failed collective returns: the step, then the communicator's message (which names the group, and the
   // rank at fault).
   auto report = [where](const std::string &message) { return message.empty() ? message : where + ": " + message; };
+
+  if (dataParallel) {
+    // Data parallelism: the replicas' gradients summed in place after the last micro-batch.
+    if (op != "all_reduce_grads")
+      return fail("over the data-parallel group \"dp\" the engine runs all_reduce_grads only, not " + op);
+    if (!step.inputs.empty())
+      return fail("all_reduce_grads takes no inputs; its outputs are the gradients it sums in place");
+    if (step.attrs.count("group_size"))
+      return fail("group_size applies to the tensor-parallel group only");
+    comm::Communicator *dp = engine.dpGroup;
+    std::optional<GradientRange<T>> range = gradientRange<T>(engine, step, workspace, error);
+    if (!range) {
+      error = where + ": " + error;
+      return std::nullopt;
+    }
+    if (!dp || dp->size() == 1 || range->total == 0)
+      return Engine::BoundStep{[](const RunContext &) { return std::string(); }};
+    return Engine::BoundStep{[range = *range, dp, report, dtype](const RunContext &) {
+      return report(range.allReduce(*dp, dtype));
+    }};
+  }
+
+  if (!group && tp.tpSize > 1 && op != "shard_slice") // shard_slice only reads the rank
+    return fail("a collective over " + std::to_string(tp.tpSize) +
+                " tensor-parallel ranks needs the group's communicator (Engine::create with one)");
   const int size = tp.tpSize;
 
   if (op == "all_reduce_grads") {

@@ -63,6 +63,9 @@ std::vector<int64_t> wholeShape(const runtime::Engine &engine, const NamedBuffer
 } // namespace
 
 std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &saveDir, const ResumeState &state) {
+  // The data-parallel replicas hold the same tensors: the first replica's tensor-parallel group writes them.
+  if (comm::Communicator *replicas = engine.dataGroup(); replicas && replicas->rank() > 0)
+    return {};
   comm::Communicator *group = engine.tensorGroup();
   const int rank = group ? group->rank() : 0, size = group ? group->size() : 1;
   std::vector<NamedBuffer> named = checkpointTensors(engine);

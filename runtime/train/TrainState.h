@@ -31,7 +31,9 @@ struct ResumeState {
 /// Saves parameters ("model.<name>"), AdamW moments ("optimizer.exp_avg.<name>", "optimizer.exp_avg_sq.<name>")
 /// and the run state as <saveDir>/iter_<iteration>. The tensors are whole whatever the layout: with a
 /// tensor-parallel group (engine.tensorGroup()) this is collective, every rank sends its shards to rank 0, which
-/// assembles and writes them (the other ranks return once their shards are sent). Returns "" or the error.
+/// assembles and writes them (the other ranks return once their shards are sent). Data-parallel replicas
+/// (engine.dataGroup()) hold the same tensors: only the first replica's ranks take part, the others return at once.
+/// Returns "" or the error.
 std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &saveDir, const ResumeState &state);
 
 /// Loads the latest checkpoint of `loadDir` into the engine, checking that it belongs to the same model. Returns ""

@@ -89,19 +89,24 @@ struct Shared {
   const TrainOptions &opts;
   plan::Plan plan;
   GptInputs inputs;
-  int ranks = 1;          // tensor-parallel ranks (threads)
+  int tensor = 1;         // tensor-parallel ranks
+  int data = 1;           // data-parallel ranks (replicas of each tensor-parallel rank)
+  int ranks = 1;          // all of them: tensor x data (threads)
   int threadsPerRank = 1; // OpenMP threads of each
   bool showProgress = false;
   bool progressShown = false;
 };
 
 /// One rank's training loop: a full SPMD copy of the loop with its own engine over its shards and its own data
-/// loaders (which give every rank the same batches). Rank 0 alone prints, logs and writes files; collectives keep
-/// the ranks in step.
+/// loaders. The ranks of a tensor-parallel group see the same batches; the data-parallel replicas each run their
+/// share of the iteration's micro-batches. Rank 0 of the world alone prints, logs and writes files; collectives
+/// keep the ranks in step.
 class Run {
 public:
-  Run(Shared &shared, comm::Communicator *group)
-      : opts(shared.opts), shared(shared), group(group), leader(!group || group->rank() == 0) {}
+  Run(Shared &shared, comm::Communicator *group, comm::Communicator *replicas)
+      : opts(shared.opts), shared(shared), group(group), replicas(replicas),
+        dpRank(replicas ? replicas->rank() : 0), dpSize(replicas ? replicas->size() : 1),
+        leader((!group || group->rank() == 0) && dpRank == 0) {}
   /// Returns "" or the error (the caller prints it).
   std::string main();
 
@@ -117,12 +122,16 @@ private:
 
   const TrainOptions &opts;
   Shared &shared;
-  comm::Communicator *group; // the tensor-parallel group; null for one rank
-  bool leader;               // rank 0: prints, logs, writes files
+  comm::Communicator *group;    // the tensor-parallel group; null for one rank
+  comm::Communicator *replicas; // the data-parallel group (this tp rank's replicas); null for one rank
+  int dpRank, dpSize;
+  bool leader; // rank 0 of the world: prints, logs, writes files
   std::unique_ptr<runtime::Engine> engine;
   GptInputs inputs;
   std::unique_ptr<data::GptBatchLoader> train, validation;
-  int64_t microBatches = 1, batchTokens = 0, startIteration = 0;
+  // The iteration's micro-batches (the plan's, global) and this data-parallel rank's share of them: global
+  // micro-batches [dpRank * microBatches, (dpRank + 1) * microBatches).
+  int64_t globalMicroBatches = 1, microBatches = 1, microBatchSize = 1, batchTokens = 0, startIteration = 0;
   double floor = 0;
   std::vector<float *> grads;    // every parameter's gradient, for clipping
   std::vector<cpu::Index> sizes; // their element counts
@@ -135,7 +144,7 @@ private:
 std::string Run::setUp() {
   std::string error;
   inputs = shared.inputs;
-  engine = runtime::Engine::create(shared.plan, error, group);
+  engine = runtime::Engine::create(shared.plan, error, group, replicas);
   if (!engine)
     return "plan '" + opts.plan + "': " + error;
   hasFinalizeGrads = engine->plan().program("finalize_grads") != nullptr;
@@ -152,8 +161,10 @@ std::string Run::setUp() {
     }
   }
   const std::vector<int64_t> &shape = engine->buffer(inputs.tokens).shape;
-  microBatches = engine->plan().model.numMicroBatches;
-  batchTokens = shape[0] * shape[1] * microBatches;
+  globalMicroBatches = engine->plan().model.numMicroBatches;
+  microBatches = globalMicroBatches / dpSize;
+  microBatchSize = shape[0];
+  batchTokens = shape[0] * shape[1] * globalMicroBatches;
   train = std::make_unique<data::GptBatchLoader>(data::GptBatchLoaderOptions{opts.seed, data::Split::Train, shape[1],
                                                                              shape[0]});
   validation = std::make_unique<data::GptBatchLoader>(
@@ -191,21 +202,32 @@ void Run::feed(const data::GptBatch &batch) {
 
 std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNorm) {
   engine->zero(plan::Arena::Grads);
+  // The iteration's global micro-batch g holds samples [first + g * size, first + (g + 1) * size) and draws its
+  // dropout masks from g, whatever the layout: a data-parallel rank runs its share of them, exactly as the
+  // single-rank run does.
+  const uint64_t first = train->state();
   double sum = 0;
   for (int64_t m = 0; m < microBatches; ++m) {
-    feed(train->next());
-    runtime::RunContext context{true, runtime::dropoutSeedFor(opts.seed, iteration, m)};
+    int64_t g = dpRank * microBatches + m;
+    feed(train->batch(first + static_cast<uint64_t>(g * microBatchSize)));
+    runtime::RunContext context{true, runtime::dropoutSeedFor(opts.seed, iteration, g)};
     if (std::string error = engine->run("train_step", context); !error.empty())
-      return "iteration " + std::to_string(iteration) + ", micro-batch " + std::to_string(m) + ": " + error;
+      return "iteration " + std::to_string(iteration) + ", micro-batch " + std::to_string(g) + ": " + error;
     sum += engine->loss("train_step");
   }
-  loss = sum / static_cast<double>(microBatches);
-  // Every rank has the same loss (the vocab-parallel loss is all-reduced); rank 0 judges it, and the others stop
-  // at their next collective.
+  train->restore(first + static_cast<uint64_t>(globalMicroBatches * microBatchSize));
+  // The mean over all the iteration's micro-batches: the replicas' sums added.
+  if (replicas && dpSize > 1)
+    if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+      return "iteration " + std::to_string(iteration) + ": the loss: " + error;
+  loss = sum / static_cast<double>(globalMicroBatches);
+  // Every rank has the same loss (the vocab-parallel loss is all-reduced, the replicas' sums too); rank 0 judges
+  // it, and the others stop at their next collective.
   if (leader && !std::isfinite(loss))
     return "iteration " + std::to_string(iteration) + ": the loss is " + std::to_string(loss) +
            "; lower --lr or raise --lr-warmup-iters";
-  // Gradients that are partial sums over the ranks (norms under sequence parallelism, shared key/value heads).
+  // Gradients that are partial sums over the ranks (norms under sequence parallelism, shared key/value heads), and
+  // the replicas' gradients summed over the data-parallel group.
   if (hasFinalizeGrads)
     if (std::string error = engine->run("finalize_grads", runtime::RunContext{true, 0}); !error.empty())
       return "iteration " + std::to_string(iteration) + ": " + error;
@@ -228,28 +250,38 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
 }
 
 std::string Run::gradientNorm(double &norm) {
-  // Each element of the whole model once: every rank sums the squares of the elements it owns (in double), and
-  // the group adds the ranks' sums in rank order, so every rank clips with the same bits.
+  // Each element of the whole model once: every rank of the first replica sums the squares of the elements it
+  // owns (in double; the other replicas hold the same summed gradients and count nothing), and the groups add the
+  // ranks' sums in rank order, so every rank clips with the same bits.
   double sum = 0;
-  for (size_t i = 0; i < ownedGrads.size(); ++i)
-    sum += cpu::sumOfSquares<float>(ownedSizes[i], ownedGrads[i]);
+  if (dpRank == 0)
+    for (size_t i = 0; i < ownedGrads.size(); ++i)
+      sum += cpu::sumOfSquares<float>(ownedSizes[i], ownedGrads[i]);
   if (group)
     if (std::string error = group->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+      return "the gradient norm: " + error;
+  if (replicas && dpSize > 1)
+    if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
       return "the gradient norm: " + error;
   norm = std::sqrt(sum);
   return {};
 }
 
 std::string Run::evaluate(double &loss) {
-  // The same validation samples every time, so that the points of the curve compare.
-  int64_t batches = opts.evalIters * microBatches, size = engine->buffer(inputs.tokens).shape[0];
+  // The same validation samples every time, so that the points of the curve compare: --eval-iters global
+  // batches, of which each data-parallel rank evaluates its consecutive share; the replicas' sums are added.
+  int64_t batches = opts.evalIters * globalMicroBatches, size = engine->buffer(inputs.tokens).shape[0];
+  int64_t share = batches / dpSize;
   double sum = 0;
-  for (int64_t i = 0; i < batches; ++i) {
+  for (int64_t i = dpRank * share; i < (dpRank + 1) * share; ++i) {
     feed(validation->batch(static_cast<uint64_t>(i * size)));
     if (std::string error = engine->run("forward", runtime::RunContext{false, 0}); !error.empty())
       return "evaluation: " + error;
     sum += engine->loss("forward");
   }
+  if (replicas && dpSize > 1)
+    if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+      return "evaluation: " + error;
   loss = sum / static_cast<double>(batches);
   return {};
 }
@@ -294,15 +326,19 @@ std::string Run::main() {
     std::printf("megatron-run: %s, %llu parameters, %lld micro-batch(es) of %lld x %lld tokens per iteration, "
                 "%d threads\n",
                 plan.model.family.c_str(), static_cast<unsigned long long>(plan.model.parameters),
-                static_cast<long long>(microBatches), static_cast<long long>(engine->buffer(inputs.tokens).shape[0]),
+                static_cast<long long>(globalMicroBatches),
+                static_cast<long long>(engine->buffer(inputs.tokens).shape[0]),
                 static_cast<long long>(engine->buffer(inputs.tokens).shape[1]),
                 cpu::numThreads() * shared.ranks);
+    std::printf("tensor parallel: %d, data parallel: %d (", shared.tensor, shared.data);
     if (shared.ranks > 1)
-      std::printf("tensor parallel: %d ranks (threads, %d OpenMP thread%s each), sequence parallel: %s\n",
-                  shared.ranks, shared.threadsPerRank, shared.threadsPerRank == 1 ? "" : "s",
-                  plan.parallel.sequence ? "on" : "off");
+      std::printf("%d ranks as threads, %d OpenMP thread%s each", shared.ranks, shared.threadsPerRank,
+                  shared.threadsPerRank == 1 ? "" : "s");
     else
-      std::printf("tensor parallel: 1 rank, sequence parallel: off\n");
+      std::printf("1 rank");
+    if (shared.data > 1)
+      std::printf("; %lld micro-batch(es) per data-parallel rank", static_cast<long long>(microBatches));
+    std::printf("), sequence parallel: %s\n", plan.parallel.sequence ? "on" : "off");
     if (std::string warning = cpu::blasCoreWarning(); !warning.empty())
       std::fprintf(stderr, "megatron-run: warning: %s\n", warning.c_str());
     std::printf("data: built-in synthetic language, vocabulary %zu, entropy floor %.4f nats/token for this "
@@ -405,9 +441,10 @@ std::string Run::main() {
     std::printf("loss curve: %s\n", opts.lossCurve.c_str());
   }
 
-  if (opts.generate > 0) {
-    // Every rank generates (the logits program is collective, and its last all-gather gives every rank the whole
-    // logits); all draw the same tokens from the same seed, and rank 0 prints them.
+  if (opts.generate > 0 && dpRank == 0) {
+    // Every rank of the first replica generates (the logits program is collective over the tensor-parallel group,
+    // and its last all-gather gives every rank the whole logits); all draw the same tokens from the same seed, and
+    // rank 0 prints them. The other replicas hold the same weights and have nothing to add.
     const data::Vocabulary &vocab = train->language().vocabulary();
     SamplingOptions sampling{opts.greedy, opts.temperature, opts.topK, opts.topP, opts.seed};
     size_t length = opts.generateTokens > 0 ? static_cast<size_t>(opts.generateTokens) + 1
@@ -472,25 +509,42 @@ int runAll(const TrainOptions &opts) {
   shared.showProgress = opts.progress == 1 || (opts.progress < 0 && ::isatty(STDOUT_FILENO));
 
   int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::thread::hardware_concurrency());
-  if (shared.plan.parallel.tensor > 1024)
-    return fail("plan '" + opts.plan + "' is compiled for " + std::to_string(shared.plan.parallel.tensor) +
-                " tensor-parallel ranks; this runtime runs at most 1024 as threads");
-  shared.ranks = static_cast<int>(shared.plan.parallel.tensor);
+  const plan::ParallelInfo &parallel = shared.plan.parallel;
+  if (parallel.tensor < 1 || parallel.data < 1 || parallel.tensor * parallel.data > 1024)
+    return fail("plan '" + opts.plan + "' is compiled for " + std::to_string(parallel.tensor) +
+                " tensor-parallel x " + std::to_string(parallel.data) +
+                " data-parallel ranks; this runtime runs between 1 and 1024 as threads");
+  if (shared.plan.model.numMicroBatches % parallel.data != 0)
+    return fail("plan '" + opts.plan + "' has " + std::to_string(shared.plan.model.numMicroBatches) +
+                " micro-batches per iteration, which its " + std::to_string(parallel.data) +
+                " data-parallel ranks cannot share evenly");
+  if (parallel.distributedOptimizer && parallel.data > 1)
+    return fail("plan '" + opts.plan + "' is compiled for the distributed optimizer, which this runtime does not "
+                "run yet");
+  shared.tensor = static_cast<int>(parallel.tensor);
+  shared.data = static_cast<int>(parallel.data);
+  shared.ranks = shared.tensor * shared.data;
   shared.threadsPerRank = std::max(1, threads / shared.ranks);
   cpu::setNumThreads(threads);
   if (shared.ranks == 1) {
-    Run run(shared, nullptr);
+    Run run(shared, nullptr, nullptr);
     error = run.main();
   } else {
     // Ranks as threads, each with its own OpenMP team (GEMMs included: one pool, cpu/Threads.cpp). A rank's failure
-    // aborts the world; runRanks names the rank at its root.
+    // aborts the world; runRanks names the rank at its root. Megatron's order, tensor-parallel fastest: world rank
+    // w is tensor-parallel rank w % T of data-parallel rank w / T, so a tp group is T consecutive ranks and a dp
+    // group the ranks with the same tp rank.
+    const int tensor = shared.tensor;
     error = comm::runRanks(shared.ranks, [&](int rank, comm::Communicator &world) {
       cpu::setNumThreads(shared.threadsPerRank);
       std::string splitError;
-      std::unique_ptr<comm::Communicator> tp = world.split(0, rank, "tp", splitError);
+      std::unique_ptr<comm::Communicator> tp = world.split(rank / tensor, rank % tensor, "tp", splitError);
       if (!tp)
         return "creating the tensor-parallel group: " + splitError;
-      Run run(shared, tp.get());
+      std::unique_ptr<comm::Communicator> dp = world.split(rank % tensor, rank / tensor, "dp", splitError);
+      if (!dp)
+        return "creating the data-parallel group: " + splitError;
+      Run run(shared, tp.get(), dp.get());
       std::string failure = run.main();
       // Fail the group in its own name (runRanks would abort the world), so that the peers' messages read
       // 'rank R of group "tp" ... failed'; the first failure wins, so a secondary error changes nothing.

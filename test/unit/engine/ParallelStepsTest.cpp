@@ -19,6 +19,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -731,6 +732,123 @@ TEST(ParallelSteps, GroupSizeMustDivideTheGroup) {
   });
   EXPECT_EQ(errors[0], "step 0 of train_step (all_reduce_grads): group_size must be a positive divisor of the "
                        "tensor-parallel size 4");
+}
+
+//===----------------------------------------------------------------------===//
+// Data parallelism: all_reduce_grads over "dp"
+//===----------------------------------------------------------------------===//
+
+/// A world of tp x dp ranks split as megatron-run splits it (Megatron's order, tensor-parallel fastest), and an
+/// engine for each rank.
+std::string runTpDp(int tp, int dp, const plan::Plan &plan,
+                    const std::function<std::string(int rank, Engine &engine)> &body) {
+  return comm::runRanks(tp * dp, [&](int rank, comm::Communicator &world) -> std::string {
+    std::string error;
+    std::unique_ptr<comm::Communicator> tpGroup = world.split(rank / tp, rank % tp, "tp", error);
+    if (!tpGroup)
+      return error;
+    std::unique_ptr<comm::Communicator> dpGroup = world.split(rank % tp, rank / tp, "dp", error);
+    if (!dpGroup)
+      return error;
+    std::unique_ptr<Engine> engine = Engine::create(plan, error, tpGroup.get(), dpGroup.get());
+    if (!engine)
+      return error;
+    return body(rank, *engine);
+  });
+}
+
+TEST(ParallelSteps, DataParallelGradientsAreSummedOverTheReplicas) {
+  // tp = 2, dp = 3: world rank w is tp rank w % 2 of replica w / 2. g1 and g2 lie back to back (summed in place);
+  // g5 lies between g4 and g6 (so they are packed); g3 is not summed; row_offset packs too.
+  const int tp = 2, dp = 3;
+  HandPlan p;
+  int g1 = p.buffer({3}, plan::Arena::Grads), g2 = p.buffer({4, 2}, plan::Arena::Grads);
+  int g3 = p.buffer({5}, plan::Arena::Grads), g4 = p.buffer({2, 3}, plan::Arena::Grads);
+  int g5 = p.buffer({3, 2}, plan::Arena::Grads), g6 = p.buffer({7}, plan::Arena::Grads);
+  p.step("all_reduce_grads", {}, {g2, g1}, {{"group", std::string("dp")}});
+  p.step("all_reduce_grads", {}, {g6, g4}, {{"group", std::string("dp")}});
+  p.step("all_reduce_grads", {}, {g5}, {{"group", std::string("dp")}, {"row_offset", int64_t(1)},
+                                        {"row_count", int64_t(2)}});
+  plan::Plan plan = p.value;
+  plan.parallel.tensor = tp;
+  plan.parallel.data = dp;
+  plan.programs = {p.program};
+  plan.programs[0].name = "finalize_grads";
+  const std::vector<std::pair<int, int>> grads = {{g1, 3}, {g2, 8}, {g3, 5}, {g4, 6}, {g5, 6}, {g6, 7}};
+  std::vector<std::vector<Floats>> out(tp * dp);
+  std::string error = runTpDp(tp, dp, plan, [&](int rank, Engine &engine) -> std::string {
+    for (auto [id, n] : grads)
+      write(engine, id, rankFloats(n, rank, id));
+    if (std::string e = engine.run("finalize_grads", RunContext{}); !e.empty())
+      return e;
+    for (auto [id, n] : grads)
+      out[rank].push_back(read(engine, id));
+    return "";
+  });
+  ASSERT_EQ(error, "");
+  for (int rank = 0; rank < tp * dp; ++rank) {
+    SCOPED_TRACE("rank " + std::to_string(rank));
+    for (size_t i = 0; i < grads.size(); ++i) {
+      auto [id, n] = grads[i];
+      Floats expected = rankFloats(n, rank, id);
+      if (id != g3) {
+        // The replicas of this tp rank, summed in replica order.
+        Floats sum(n, 0.0f);
+        for (int replica = 0; replica < dp; ++replica) {
+          Floats term = rankFloats(n, replica * tp + rank % tp, id);
+          for (int k = 0; k < n; ++k)
+            sum[k] += term[k];
+        }
+        for (int k = id == g5 ? 2 : 0; k < (id == g5 ? 6 : n); ++k)
+          expected[k] = sum[k];
+      }
+      EXPECT_TRUE(sameBits(out[rank][i], expected)) << "gradient " << i;
+    }
+  }
+}
+
+TEST(ParallelSteps, DataParallelLayoutAndStepsAreChecked) {
+  HandPlan p;
+  int g = p.buffer({4}, plan::Arena::Grads), x = p.buffer({4}, plan::Arena::Inputs), y = p.buffer({4});
+  p.step("all_reduce_grads", {}, {g}, {{"group", std::string("dp")}});
+  plan::Plan twoReplicas = p.value;
+  twoReplicas.programs = {p.program};
+  twoReplicas.programs[0].name = "finalize_grads";
+  twoReplicas.parallel.data = 2;
+  std::string error;
+  EXPECT_FALSE(Engine::create(twoReplicas, error));
+  EXPECT_EQ(error, "the plan is compiled for 2 data-parallel ranks, but no data-parallel communicator was given "
+                   "(a single replica)");
+  // One replica: the step sums nothing.
+  plan::Plan one = twoReplicas;
+  one.parallel.data = 1;
+  std::unique_ptr<Engine> engine = Engine::create(one, error);
+  ASSERT_TRUE(engine) << error;
+  write(*engine, g, Floats{1, 2, 3, 4});
+  ASSERT_EQ(engine->run("finalize_grads", RunContext{}), "");
+  EXPECT_EQ(read(*engine, g), (Floats{1, 2, 3, 4}));
+
+  // Over "dp" the engine runs all_reduce_grads only; group_size is the tensor-parallel group's.
+  HandPlan q;
+  x = q.buffer({4}, plan::Arena::Inputs), y = q.buffer({4});
+  q.step("all_reduce", {x}, {y}, {{"group", std::string("dp")}});
+  EXPECT_FALSE(q.create({}, error));
+  EXPECT_EQ(error, "step 0 of train_step (all_reduce at 'test'): over the data-parallel group \"dp\" the engine "
+                   "runs all_reduce_grads only, not all_reduce");
+  HandPlan r;
+  g = r.buffer({4}, plan::Arena::Grads);
+  r.step("all_reduce_grads", {}, {g}, {{"group", std::string("dp")}, {"group_size", int64_t(2)}});
+  EXPECT_FALSE(r.create({}, error));
+  EXPECT_EQ(error, "step 0 of train_step (all_reduce_grads at 'test'): group_size applies to the tensor-parallel "
+                   "group only");
+  HandPlan s;
+  x = s.buffer({4}, plan::Arena::Inputs), y = s.buffer({4});
+  s.step("all_reduce", {x}, {y}, {{"group", std::string("pp")}});
+  EXPECT_FALSE(s.create({}, error));
+  EXPECT_NE(error.find("the engine runs collectives over the tensor-parallel group \"tp\" and the data-parallel "
+                       "group \"dp\" only"),
+            std::string::npos)
+      << error;
 }
 
 } // namespace
