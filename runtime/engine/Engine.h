@@ -90,6 +90,9 @@ public:
 
   /// Zeroes a whole arena (the gradients before an iteration's first micro-batch).
   void zero(plan::Arena arena);
+  /// The first byte of an arena (plan.arenaBytes of them, the plan's offsets from here): the distributed optimizer
+  /// treats the gradients and parameters as flat buffers.
+  std::byte *arenaData(plan::Arena arena) { return arenas[static_cast<int>(arena)].get(); }
 
   /// The loss the last run of `name` left in its loss buffer.
   double loss(const std::string &name);

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
@@ -119,6 +120,9 @@ private:
            int64_t iterations);
   void progress(int64_t iteration, double loss);
   std::string gradientNorm(double &norm);
+  std::string setUpDistributedOptimizer();
+  std::string distributedOptimizerStep(int64_t iteration, double &gradNorm);
+  std::string gatherOptimizerState();
 
   const TrainOptions &opts;
   Shared &shared;
@@ -139,6 +143,26 @@ private:
   std::vector<cpu::Index> ownedSizes;
   bool hasFinalizeGrads = false;
   LossCurve curve;
+
+  // The distributed optimizer (ZeRO-1, plan.parallel.distributed_optimizer, data parallelism only). The gradients
+  // and parameters arenas, laid out alike, are seen as one flat f32 buffer of flatCount elements padded to dpSize
+  // chunks: this replica reduce-scatters the gradients, updates chunk dpRank = flat [lo, hi) and all-gathers the
+  // parameters. AdamW's moments are kept whole but only the chunk's part is current (gathered before a save).
+  bool distributed = false;
+  int64_t flatCount = 0, chunk = 0, lo = 0, hi = 0;
+  std::vector<float> flat; // dpSize * chunk: the reduce-scatter's and the all-gather's buffer
+  struct Piece {           // a parameter's part of this replica's chunk
+    float *value, *expAvg, *expAvgSq;
+    int64_t flat, length; // where its gradient lies in `flat`
+    bool decay;
+  };
+  std::vector<Piece> pieces;
+  std::vector<std::pair<int64_t, int64_t>> normRuns; // flat runs of the chunk this rank owns for the norm
+  struct Whole {                                      // every parameter's moments and where they lie in flat
+    float *expAvg, *expAvgSq;
+    int64_t flat, length;
+  };
+  std::vector<Whole> wholes;
 };
 
 std::string Run::setUp() {
@@ -171,6 +195,10 @@ std::string Run::setUp() {
       data::GptBatchLoaderOptions{opts.seed, data::Split::Validation, shape[1], shape[0]});
   if (leader)
     floor = train->floor();
+
+  if (engine->plan().parallel.distributedOptimizer && dpSize > 1)
+    if (std::string problem = setUpDistributedOptimizer(); !problem.empty())
+      return "plan '" + opts.plan + "': " + problem;
 
   initializeParameters(*engine, opts.seed);
   if (!opts.load.empty()) {
@@ -232,6 +260,8 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
     if (std::string error = engine->run("finalize_grads", runtime::RunContext{true, 0}); !error.empty())
       return "iteration " + std::to_string(iteration) + ": " + error;
 
+  if (distributed)
+    return distributedOptimizerStep(iteration, gradNorm);
   // Clipping by the global norm, as Megatron: scale by clip / (norm + 1e-6) when that is below 1.
   if (std::string error = gradientNorm(gradNorm); !error.empty())
     return "iteration " + std::to_string(iteration) + ": " + error;
@@ -264,6 +294,117 @@ std::string Run::gradientNorm(double &norm) {
     if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
       return "the gradient norm: " + error;
   norm = std::sqrt(sum);
+  return {};
+}
+
+std::string Run::setUpDistributedOptimizer() {
+  // The gradients and parameters arenas must hold exactly the parameters' f32 gradients and values, each
+  // gradient at its parameter's offset: then flat element i of one is flat element i of the other.
+  const plan::Plan &plan = engine->plan();
+  const char *refusal = "the distributed optimizer needs every parameter in f32 and the params and grads arenas "
+                        "laid out alike (each gradient at its parameter's offset); ";
+  if (plan.arenaBytes[static_cast<int>(plan::Arena::Params)] != plan.arenaBytes[static_cast<int>(plan::Arena::Grads)])
+    return refusal + std::string("the arenas differ in size");
+  size_t inParams = 0, inGrads = 0;
+  for (const plan::Buffer &b : plan.buffers) {
+    inParams += b.arena == plan::Arena::Params;
+    inGrads += b.arena == plan::Arena::Grads;
+  }
+  if (inParams != plan.params.size() || inGrads != plan.params.size())
+    return refusal + std::string("the arenas hold other buffers");
+  for (const plan::Param &p : plan.params) {
+    const plan::Buffer &value = plan.buffers[static_cast<size_t>(p.buffer)],
+                       &grad = plan.buffers[static_cast<size_t>(p.grad)];
+    if (value.dtype != plan::DType::F32 || grad.dtype != plan::DType::F32 || value.offset != grad.offset ||
+        value.bytes != grad.bytes || value.arena != plan::Arena::Params || grad.arena != plan::Arena::Grads)
+      return refusal + ("'" + p.name + "' differs");
+  }
+  distributed = true;
+  flatCount = plan.arenaBytes[static_cast<int>(plan::Arena::Grads)] / static_cast<int64_t>(sizeof(float));
+  chunk = (flatCount + dpSize - 1) / dpSize;
+  lo = std::min(flatCount, dpRank * chunk);
+  hi = std::min(flatCount, (dpRank + 1) * chunk);
+  flat.assign(static_cast<size_t>(dpSize * chunk), 0.0f);
+  const int rank = group ? group->rank() : 0;
+  for (const plan::Param &p : plan.params) {
+    int64_t start = plan.buffers[static_cast<size_t>(p.grad)].offset / static_cast<int64_t>(sizeof(float));
+    int64_t n = engine->buffer(p.grad).numElements();
+    wholes.push_back({engine->as<float>(p.expAvg), engine->as<float>(p.expAvgSq), start, n});
+    int64_t from = std::max(lo, start), to = std::min(hi, start + n);
+    if (from < to)
+      pieces.push_back({engine->as<float>(p.buffer) + (from - start), engine->as<float>(p.expAvg) + (from - start),
+                        engine->as<float>(p.expAvgSq) + (from - start), from, to - from, p.weightDecay});
+    for (const ShardRun &run : ownedRuns(p, rank, n)) {
+      int64_t a = std::max(lo, start + run.local), b = std::min(hi, start + run.local + run.length);
+      if (a < b)
+        normRuns.push_back({a, b - a});
+    }
+  }
+  return {};
+}
+
+std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
+  auto fail = [&](const std::string &what, const std::string &error) {
+    return "iteration " + std::to_string(iteration) + ": the distributed optimizer's " + what + ": " + error;
+  };
+  // The replicas' gradients summed, each replica receiving its chunk (in place, at chunk dpRank).
+  std::memcpy(flat.data(), engine->arenaData(plan::Arena::Grads), static_cast<size_t>(flatCount) * sizeof(float));
+  std::fill(flat.begin() + flatCount, flat.end(), 0.0f);
+  if (std::string error = replicas->reduceScatter(flat.data(), flat.data() + dpRank * chunk, chunk,
+                                                  plan::DType::F32, comm::ReduceOp::Sum);
+      !error.empty())
+    return fail("reduce-scatter", error);
+  // The norm over the chunks: each element counted by one tensor-parallel rank of one replica.
+  double sum = 0;
+  for (const auto &[at, length] : normRuns)
+    sum += cpu::sumOfSquares<float>(length, flat.data() + at);
+  if (group)
+    if (std::string error = group->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+      return fail("gradient norm", error);
+  if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+    return fail("gradient norm", error);
+  gradNorm = std::sqrt(sum);
+  if (opts.clipGrad > 0) {
+    double coefficient = opts.clipGrad / (gradNorm + 1e-6);
+    if (coefficient < 1.0) {
+      float *chunkData = flat.data() + lo;
+      cpu::Index size = hi - lo;
+      cpu::scaleTensors<float>(1, &chunkData, &size, static_cast<float>(coefficient));
+    }
+  }
+  cpu::AdamWConfig adam{opts.schedule.at(iteration - 1), opts.adamBeta1, opts.adamBeta2, opts.adamEps,
+                        opts.weightDecay, iteration};
+  for (const Piece &piece : pieces)
+    cpu::adamwStep<float>(piece.length, adam, piece.decay, piece.value, flat.data() + piece.flat, piece.expAvg,
+                          piece.expAvgSq);
+  // Every replica gets every chunk's new parameters.
+  float *params = reinterpret_cast<float *>(engine->arenaData(plan::Arena::Params));
+  std::copy(params + lo, params + hi, flat.data() + dpRank * chunk);
+  if (std::string error = replicas->allGather(flat.data() + dpRank * chunk, flat.data(), chunk, plan::DType::F32);
+      !error.empty())
+    return fail("all-gather", error);
+  std::copy(flat.data(), flat.data() + flatCount, params);
+  return {};
+}
+
+std::string Run::gatherOptimizerState() {
+  // Each replica's moments are current on its chunk only: gather both moments' chunks so that every replica
+  // holds them whole (what a checkpoint saves, and what any layout resumes from).
+  for (int moment = 0; moment < 2; ++moment) {
+    std::fill(flat.begin(), flat.end(), 0.0f);
+    for (const Whole &w : wholes) {
+      const float *m = moment == 0 ? w.expAvg : w.expAvgSq;
+      int64_t from = std::max(lo, w.flat), to = std::min(hi, w.flat + w.length);
+      if (from < to)
+        std::copy(m + (from - w.flat), m + (to - w.flat), flat.data() + from);
+    }
+    if (std::string error =
+            replicas->allGather(flat.data() + dpRank * chunk, flat.data(), chunk, plan::DType::F32);
+        !error.empty())
+      return "gathering the distributed optimizer's state: " + error;
+    for (const Whole &w : wholes)
+      std::copy(flat.data() + w.flat, flat.data() + w.flat + w.length, moment == 0 ? w.expAvg : w.expAvgSq);
+  }
   return {};
 }
 
@@ -338,6 +479,8 @@ std::string Run::main() {
       std::printf("1 rank");
     if (shared.data > 1)
       std::printf("; %lld micro-batch(es) per data-parallel rank", static_cast<long long>(microBatches));
+    if (distributed)
+      std::printf("; distributed optimizer");
     std::printf("), sequence parallel: %s\n", plan.parallel.sequence ? "on" : "off");
     if (std::string warning = cpu::blasCoreWarning(); !warning.empty())
       std::fprintf(stderr, "megatron-run: warning: %s\n", warning.c_str());
@@ -395,6 +538,9 @@ std::string Run::main() {
     bool saveNow = !opts.save.empty() && ((opts.saveInterval > 0 && iteration % opts.saveInterval == 0) ||
                                           iteration == opts.trainIters || exitNow);
     if (saveNow) {
+      if (distributed)
+        if (std::string error = gatherOptimizerState(); !error.empty())
+          return error;
       ResumeState state{iteration, train->state(), {{"seed", opts.seed}, {"consumed_samples", train->state()}}};
       if (std::string error = saveTrainingCheckpoint(*engine, opts.save, state); !error.empty())
         return error;
@@ -518,9 +664,6 @@ int runAll(const TrainOptions &opts) {
     return fail("plan '" + opts.plan + "' has " + std::to_string(shared.plan.model.numMicroBatches) +
                 " micro-batches per iteration, which its " + std::to_string(parallel.data) +
                 " data-parallel ranks cannot share evenly");
-  if (parallel.distributedOptimizer && parallel.data > 1)
-    return fail("plan '" + opts.plan + "' is compiled for the distributed optimizer, which this runtime does not "
-                "run yet");
   shared.tensor = static_cast<int>(parallel.tensor);
   shared.data = static_cast<int>(parallel.data);
   shared.ranks = shared.tensor * shared.data;
