@@ -18,6 +18,14 @@ config.environment["PATH"] = os.pathsep.join(
 config.substitutions.append(("%shared_data", config.shared_data_dir))
 config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(("%megatron_obj_root", config.megatron_obj_root))
+# Tests that launch processes with Open MPI's mpirun say `REQUIRES: mpi`: this build has the MPI communicator and
+# mpirun is on PATH. As root Open MPI refuses to start without these two variables.
+import shutil
+
+if config.have_mpi in ("ON", "TRUE", "1") and shutil.which("mpirun"):
+    config.available_features.add("mpi")
+    config.environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+    config.environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
 # Tests that read ../shared/data (the GPT-2 vocabulary) say `REQUIRES: shared-data`; elsewhere they are skipped.
 if os.path.isfile(os.path.join(config.shared_data_dir, "gpt2", "vocab.json")):
     config.available_features.add("shared-data")

@@ -9,6 +9,7 @@
 #include "Shards.h"
 
 #include "megatron/Support/AtomicFile.h"
+#include "runtime/comm/Launch.h"
 #include "runtime/comm/ThreadCommunicator.h"
 #include "runtime/cpu/Kernels.h"
 #include "runtime/data/GptBatchLoader.h"
@@ -92,8 +93,9 @@ struct Shared {
   GptInputs inputs;
   int tensor = 1;         // tensor-parallel ranks
   int data = 1;           // data-parallel ranks (replicas of each tensor-parallel rank)
-  int ranks = 1;          // all of them: tensor x data (threads)
+  int ranks = 1;          // all of them: tensor x data (threads, or processes under a launcher)
   int threadsPerRank = 1; // OpenMP threads of each
+  std::string launcher;   // "mpirun" or "srun" when the ranks are processes; empty for threads
   bool showProgress = false;
   bool progressShown = false;
 };
@@ -470,11 +472,12 @@ std::string Run::main() {
                 static_cast<long long>(globalMicroBatches),
                 static_cast<long long>(engine->buffer(inputs.tokens).shape[0]),
                 static_cast<long long>(engine->buffer(inputs.tokens).shape[1]),
-                cpu::numThreads() * shared.ranks);
+                shared.threadsPerRank * shared.ranks);
     std::printf("tensor parallel: %d, data parallel: %d (", shared.tensor, shared.data);
     if (shared.ranks > 1)
-      std::printf("%d ranks as threads, %d OpenMP thread%s each", shared.ranks, shared.threadsPerRank,
-                  shared.threadsPerRank == 1 ? "" : "s");
+      std::printf("%d ranks as %s, %d OpenMP thread%s each", shared.ranks,
+                  shared.launcher.empty() ? "threads" : ("processes under " + shared.launcher).c_str(),
+                  shared.threadsPerRank, shared.threadsPerRank == 1 ? "" : "s");
     else
       std::printf("1 rank");
     if (shared.data > 1)
@@ -668,33 +671,68 @@ int runAll(const TrainOptions &opts) {
   shared.data = static_cast<int>(parallel.data);
   shared.ranks = shared.tensor * shared.data;
   shared.threadsPerRank = std::max(1, threads / shared.ranks);
+
+  // Under mpirun or srun this process is one rank of the job; otherwise the ranks are threads of this process.
+  std::string launchError;
+  comm::LaunchInfo launch = comm::detectLaunch(comm::processEnvironment(), launchError);
+  if (!launchError.empty())
+    return fail(launchError);
+
+  // One rank's training on the world: Megatron's order, tensor-parallel fastest. World rank w is tensor-parallel
+  // rank w % T of data-parallel rank w / T, so a tp group is T consecutive ranks and a dp group the ranks with the
+  // same tp rank.
+  const int tensor = shared.tensor;
+  auto runRank = [&](int rank, comm::Communicator &world) -> std::string {
+    cpu::setNumThreads(shared.threadsPerRank);
+    std::string splitError;
+    std::unique_ptr<comm::Communicator> tp = world.split(rank / tensor, rank % tensor, "tp", splitError);
+    if (!tp)
+      return "creating the tensor-parallel group: " + splitError;
+    std::unique_ptr<comm::Communicator> dp = world.split(rank % tensor, rank / tensor, "dp", splitError);
+    if (!dp)
+      return "creating the data-parallel group: " + splitError;
+    Run run(shared, tp.get(), dp.get());
+    std::string failure = run.main();
+    // Threads: fail the group in its own name, so that the peers' messages read 'rank R of group "tp" ...
+    // failed' (the first failure wins). Processes: the caller reports first, then aborts the job.
+    if (!failure.empty() && !launch.multiProcess())
+      tp->abort(failure);
+    return failure;
+  };
+
+  if (launch.multiProcess()) {
+    if (launch.worldSize != shared.ranks)
+      return fail(std::string(comm::toString(launch.launcher)) + " started " + std::to_string(launch.worldSize) +
+                  " processes, but plan '" + opts.plan + "' is compiled for tensor parallel " +
+                  std::to_string(shared.tensor) + " x data parallel " + std::to_string(shared.data) + " = " +
+                  std::to_string(shared.ranks) + " ranks; the world size must be tp x dp");
+    shared.launcher = comm::toString(launch.launcher);
+    std::unique_ptr<comm::Communicator> world = comm::connectWorld(launch, error);
+    if (!world)
+      return fail(error);
+    // --cpu-threads (or every core) is the node's: each of its processes takes its share.
+    int perNode = launch.localSize > 0 ? launch.localSize : 1;
+    shared.threadsPerRank = std::max(1, (opts.threads > 0 ? opts.threads : threads) / perNode);
+    cpu::setNumThreads(shared.threadsPerRank);
+    error = runRank(launch.worldRank, *world);
+    if (!error.empty()) {
+      // The peers may be blocked in MPI calls that cannot time out: report, then stop the whole job.
+      fail("rank " + std::to_string(launch.worldRank) + ": " + error);
+      world->abort(error);
+      return 1;
+    }
+    std::fflush(stdout);
+    return 0;
+  }
+
   cpu::setNumThreads(threads);
   if (shared.ranks == 1) {
     Run run(shared, nullptr, nullptr);
     error = run.main();
   } else {
     // Ranks as threads, each with its own OpenMP team (GEMMs included: one pool, cpu/Threads.cpp). A rank's failure
-    // aborts the world; runRanks names the rank at its root. Megatron's order, tensor-parallel fastest: world rank
-    // w is tensor-parallel rank w % T of data-parallel rank w / T, so a tp group is T consecutive ranks and a dp
-    // group the ranks with the same tp rank.
-    const int tensor = shared.tensor;
-    error = comm::runRanks(shared.ranks, [&](int rank, comm::Communicator &world) {
-      cpu::setNumThreads(shared.threadsPerRank);
-      std::string splitError;
-      std::unique_ptr<comm::Communicator> tp = world.split(rank / tensor, rank % tensor, "tp", splitError);
-      if (!tp)
-        return "creating the tensor-parallel group: " + splitError;
-      std::unique_ptr<comm::Communicator> dp = world.split(rank % tensor, rank / tensor, "dp", splitError);
-      if (!dp)
-        return "creating the data-parallel group: " + splitError;
-      Run run(shared, tp.get(), dp.get());
-      std::string failure = run.main();
-      // Fail the group in its own name (runRanks would abort the world), so that the peers' messages read
-      // 'rank R of group "tp" ... failed'; the first failure wins, so a secondary error changes nothing.
-      if (!failure.empty())
-        tp->abort(failure);
-      return failure;
-    });
+    // aborts the world; runRanks names the rank at its root.
+    error = comm::runRanks(shared.ranks, runRank);
   }
   if (!error.empty())
     return fail(error);
