@@ -26,6 +26,22 @@ void MtDialect::initialize() {
 ///   mt.sequence_parallel               (unit) its norm, dropout and residual regions are split along the sequence;
 ///   mt.data_parallel = D : i64         D replicas each run 1/D of the micro-batches;
 ///   mt.distributed_optimizer           (unit) the replicas shard the optimizer (ZeRO-1).
+namespace {
+LogicalResult expectPositiveI64(Operation *op, NamedAttribute attribute) {
+  auto value = dyn_cast<IntegerAttr>(attribute.getValue());
+  if (!value || !value.getType().isSignlessInteger(64) || value.getInt() <= 0)
+    return op->emitError() << "'" << attribute.getName().strref() << "' must be a positive i64, got "
+                           << attribute.getValue();
+  return success();
+}
+LogicalResult expectUnit(Operation *op, NamedAttribute attribute) {
+  if (!isa<UnitAttr>(attribute.getValue()))
+    return op->emitError() << "'" << attribute.getName().strref() << "' is a unit attribute, got "
+                           << attribute.getValue();
+  return success();
+}
+} // namespace
+
 LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute attribute) {
   StringRef name = attribute.getName().strref();
   if (!isa<ModuleOp>(op))
@@ -35,32 +51,13 @@ LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute 
       return op->emitError() << "'mt.model' must be a string, got " << attribute.getValue();
     return success();
   }
-  if (name == "mt.num_micro_batches") {
-    auto count = dyn_cast<IntegerAttr>(attribute.getValue());
-    if (!count || !count.getType().isSignlessInteger(64) || count.getInt() <= 0)
-      return op->emitError() << "'mt.num_micro_batches' must be a positive i64, got " << attribute.getValue();
-    return success();
-  }
-  if (name == kDataParallelAttr) {
-    auto size = dyn_cast<IntegerAttr>(attribute.getValue());
-    if (!size || !size.getType().isSignlessInteger(64) || size.getInt() <= 0)
-      return op->emitError() << "'" << name << "' must be a positive i64, got " << attribute.getValue();
-    return success();
-  }
-  if (name == kDistributedOptimizerAttr) {
-    if (!isa<UnitAttr>(attribute.getValue()))
-      return op->emitError() << "'" << name << "' is a unit attribute, got " << attribute.getValue();
-    return success();
-  }
-  if (name == kTensorParallelAttr) {
-    auto size = dyn_cast<IntegerAttr>(attribute.getValue());
-    if (!size || !size.getType().isSignlessInteger(64) || size.getInt() <= 0)
-      return op->emitError() << "'" << name << "' must be a positive i64, got " << attribute.getValue();
-    return success();
-  }
+  if (name == "mt.num_micro_batches" || name == kTensorParallelAttr || name == kDataParallelAttr)
+    return expectPositiveI64(op, attribute);
+  if (name == kDistributedOptimizerAttr)
+    return expectUnit(op, attribute);
   if (name == kSequenceParallelAttr) {
-    if (!isa<UnitAttr>(attribute.getValue()))
-      return op->emitError() << "'" << name << "' is a unit attribute, got " << attribute.getValue();
+    if (failed(expectUnit(op, attribute)))
+      return failure();
     if (tensorParallelSize(op) < 2)
       return op->emitError() << "'" << name << "' needs 'mt.tensor_parallel' of at least 2";
     return success();

@@ -18,6 +18,8 @@
 
 #include "MpiCommunicator.h"
 
+#include "Reduction.h"
+
 #if MEGATRON_HAVE_MPI
 
 // The C API only: Open MPI's (deprecated) C++ bindings would need libmpi_cxx.
@@ -139,54 +141,13 @@ std::string mpiErrorText(int code) {
   return std::string(text, static_cast<size_t>(length));
 }
 
-template <typename T> T add(T a, T b) {
-  if constexpr (std::is_integral_v<T>) // wraps around instead of overflowing (undefined for signed types)
-    return static_cast<T>(static_cast<std::make_unsigned_t<T>>(a) + static_cast<std::make_unsigned_t<T>>(b));
-  else
-    return a + b;
-}
-template <typename T> T maximum(T a, T b) { return (a > b || a != a) ? a : b; } // NaN wins, as in PyTorch
-
-// dst[i] = rows[0][i] op rows[1][i] op ... op rows[n-1][i], left to right; the rows are consecutive arrays of
-// `len` elements. The same fold as the thread implementation, element by element, so the same bits.
-template <typename T, bool kMax> void reduceRowsAs(const void *rows, int n, int64_t len, void *dst) {
-  constexpr int64_t kBlock = 1024;
-  T acc[kBlock];
-  const T *in = static_cast<const T *>(rows);
-  T *out = static_cast<T *>(dst);
-  for (int64_t begin = 0; begin < len; begin += kBlock) {
-    const int64_t m = std::min(kBlock, len - begin);
-    std::memcpy(acc, in + begin, m * sizeof(T));
-    for (int k = 1; k < n; ++k) {
-      const T *s = in + k * len + begin;
-      for (int64_t i = 0; i < m; ++i)
-        acc[i] = kMax ? maximum(acc[i], s[i]) : add(acc[i], s[i]);
-    }
-    std::memcpy(out + begin, acc, m * sizeof(T));
-  }
-}
-
-template <typename T> void reduceRowsAs(ReduceOp op, const void *rows, int n, int64_t len, void *dst) {
-  if (op == ReduceOp::Max)
-    reduceRowsAs<T, true>(rows, n, len, dst);
-  else
-    reduceRowsAs<T, false>(rows, n, len, dst);
-}
-
-// The type was validated (isReducible) at the agreement.
+// dst[i] = rows[0][i] op rows[1][i] op ... op rows[n-1][i]; the rows are consecutive arrays of `len` elements. The
+// thread implementation's reduction (Reduction.h), so the same bits.
 void reduceRows(DType type, ReduceOp op, const void *rows, int n, int64_t len, void *dst) {
-  switch (type) {
-  case DType::F32:
-    return reduceRowsAs<float>(op, rows, n, len, dst);
-  case DType::F64:
-    return reduceRowsAs<double>(op, rows, n, len, dst);
-  case DType::I32:
-    return reduceRowsAs<int32_t>(op, rows, n, len, dst);
-  case DType::I64:
-    return reduceRowsAs<int64_t>(op, rows, n, len, dst);
-  default:
-    assert(false && "reduction of an unsupported type");
-  }
+  std::vector<const void *> src(static_cast<size_t>(n));
+  for (int k = 0; k < n; ++k)
+    src[static_cast<size_t>(k)] = static_cast<const char *>(rows) + k * len * plan::bytesOf(type);
+  reduceInRankOrder(type, op, src.data(), n, &dst, 1, len);
 }
 
 char *at(void *base, int64_t elements, int64_t elementBytes) {

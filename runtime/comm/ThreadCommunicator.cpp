@@ -18,6 +18,8 @@
 
 #include "ThreadCommunicator.h"
 
+#include "Reduction.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -189,58 +191,6 @@ std::string rankList(const std::vector<int> &ranks) {
   return text;
 }
 
-//===- Reductions: in rank order, through a block buffer -------------------===//
-
-template <typename T> T add(T a, T b) {
-  if constexpr (std::is_integral_v<T>) // wraps around instead of overflowing (undefined for signed types)
-    return static_cast<T>(static_cast<std::make_unsigned_t<T>>(a) + static_cast<std::make_unsigned_t<T>>(b));
-  else
-    return a + b;
-}
-template <typename T> T maximum(T a, T b) { return (a > b || a != a) ? a : b; } // NaN wins, as in PyTorch
-
-// dst[d][i] = src[0][i] op src[1][i] op ... op src[n-1][i], left to right, for every destination d. A block is
-// read completely before it is written, so a destination may be one of the sources (in-place operations).
-template <typename T, bool kMax>
-void reduceBlocks(const void *const *src, int n, void *const *dst, int numDst, int64_t len) {
-  constexpr int64_t kBlock = 1024;
-  T acc[kBlock];
-  for (int64_t begin = 0; begin < len; begin += kBlock) {
-    const int64_t m = std::min(kBlock, len - begin);
-    std::memcpy(acc, static_cast<const T *>(src[0]) + begin, m * sizeof(T));
-    for (int k = 1; k < n; ++k) {
-      const T *s = static_cast<const T *>(src[k]) + begin;
-      for (int64_t i = 0; i < m; ++i)
-        acc[i] = kMax ? maximum(acc[i], s[i]) : add(acc[i], s[i]);
-    }
-    for (int d = 0; d < numDst; ++d)
-      std::memcpy(static_cast<T *>(dst[d]) + begin, acc, m * sizeof(T));
-  }
-}
-
-template <typename T> void reduceAs(ReduceOp op, const void *const *src, int n, void *const *dst, int numDst, int64_t len) {
-  if (op == ReduceOp::Max)
-    reduceBlocks<T, true>(src, n, dst, numDst, len);
-  else
-    reduceBlocks<T, false>(src, n, dst, numDst, len);
-}
-
-// The type was validated (isReducible) before the rendezvous.
-void reduce(DType type, ReduceOp op, const void *const *src, int n, void *const *dst, int numDst, int64_t len) {
-  switch (type) {
-  case DType::F32:
-    return reduceAs<float>(op, src, n, dst, numDst, len);
-  case DType::F64:
-    return reduceAs<double>(op, src, n, dst, numDst, len);
-  case DType::I32:
-    return reduceAs<int32_t>(op, src, n, dst, numDst, len);
-  case DType::I64:
-    return reduceAs<int64_t>(op, src, n, dst, numDst, len);
-  default:
-    assert(false && "reduction of an unsupported type");
-  }
-}
-
 const char *at(const void *base, int64_t elements, int64_t elementBytes) {
   return static_cast<const char *>(base) + elements * elementBytes;
 }
@@ -270,7 +220,7 @@ public:
       std::vector<void *> dst(n);
       for (int k = 0; k < n; ++k)
         src[k] = dst[k] = at(slots[k].recv, begin, eb);
-      reduce(type, op, src.data(), n, dst.data(), n, end - begin);
+      reduceInRankOrder(type, op, src.data(), n, dst.data(), n, end - begin);
     });
   }
 
@@ -291,7 +241,7 @@ public:
       std::vector<const void *> src(n);
       for (int k = 0; k < n; ++k)
         src[k] = at(slots[k].send, myRank * countPerRank, plan::bytesOf(type));
-      reduce(type, op, src.data(), n, &recv, 1, countPerRank);
+      reduceInRankOrder(type, op, src.data(), n, &recv, 1, countPerRank);
     });
   }
 
@@ -325,7 +275,7 @@ public:
         for (int k = 0; k < n; ++k)
           src[k] = at(slots[k].send, o * n + myRank, bytes);
         void *dst = at(recv, o, bytes);
-        reduce(type, op, src.data(), n, &dst, 1, chunk);
+        reduceInRankOrder(type, op, src.data(), n, &dst, 1, chunk);
       }
     });
   }
