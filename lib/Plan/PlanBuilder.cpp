@@ -228,14 +228,19 @@ LogicalResult PlanLowering::declareParams() {
     Type stateElement = type.getElementType().isF64() ? type.getElementType() : Float32Type::get(type.getContext());
     RankedTensorType stateType = type.clone(stateElement);
     FailureOr<int> grad = newBuffer(param, stateType, plan::Arena::Grads);
-    FailureOr<int> m = newBuffer(param, stateType, plan::Arena::Optimizer);
-    FailureOr<int> v = newBuffer(param, stateType, plan::Arena::Optimizer);
-    if (failed(value) || failed(grad) || failed(m) || failed(v))
+    if (failed(value) || failed(grad))
       return failure();
     p.buffer = *value;
     p.grad = *grad;
-    p.expAvg = *m;
-    p.expAvgSq = *v;
+    // The distributed optimizer keeps only this replica's chunk of the moments, declared below.
+    if (!result.parallel.distributedOptimizer) {
+      FailureOr<int> m = newBuffer(param, stateType, plan::Arena::Optimizer);
+      FailureOr<int> v = newBuffer(param, stateType, plan::Arena::Optimizer);
+      if (failed(m) || failed(v))
+        return failure();
+      p.expAvg = *m;
+      p.expAvgSq = *v;
+    }
     InitAttr init = param.getInit();
     p.init = init.getKind() == InitKind::Zeros  ? plan::InitKind::Zeros
              : init.getKind() == InitKind::Ones ? plan::InitKind::Ones
@@ -246,6 +251,21 @@ LogicalResult PlanLowering::declareParams() {
     paramBuffers[p.name] = p.buffer;
     gradBuffers[p.name] = p.grad;
     result.params.push_back(std::move(p));
+  }
+  if (result.parallel.distributedOptimizer) {
+    // ZeRO-1: each replica updates one chunk of the flat gradients arena, and holds AdamW's moments of that chunk
+    // only: 1/D of the optimizer state.
+    plan::OptimizerShard shard;
+    shard.elements = plan::distributedOptimizerChunk(persistentBytes[static_cast<int>(plan::Arena::Grads)],
+                                                     result.parallel.data);
+    auto type = RankedTensorType::get({shard.elements}, Float32Type::get(module.getContext()));
+    FailureOr<int> m = newBuffer(module.getOperation(), type, plan::Arena::Optimizer);
+    FailureOr<int> v = newBuffer(module.getOperation(), type, plan::Arena::Optimizer);
+    if (failed(m) || failed(v))
+      return failure();
+    shard.expAvg = *m;
+    shard.expAvgSq = *v;
+    result.optimizerShard = shard;
   }
   return success();
 }

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -74,6 +75,12 @@ const Program *Plan::program(const std::string &name) const {
     if (p.name == name)
       return &p;
   return nullptr;
+}
+
+int64_t distributedOptimizerChunk(int64_t gradsArenaBytes, int64_t dataParallel) {
+  int64_t elements = gradsArenaBytes / static_cast<int64_t>(sizeof(float));
+  int64_t d = std::max<int64_t>(dataParallel, 1);
+  return (elements + d - 1) / d;
 }
 
 int64_t Plan::totalBytes() const {
@@ -165,6 +172,10 @@ json contentOf(const Plan &plan) {
             {"distributed_optimizer", plan.parallel.distributedOptimizer}}},
           {"arenas", arenas},
           {"buffers", buffers},
+          {"optimizer_shard", plan.optimizerShard ? json{{"exp_avg", plan.optimizerShard->expAvg},
+                                                         {"exp_avg_sq", plan.optimizerShard->expAvgSq},
+                                                         {"elements", plan.optimizerShard->elements}}
+                                                  : json(nullptr)},
           {"inputs", inputs},
           {"params", params},
           {"programs", programs}};
@@ -195,6 +206,7 @@ std::string toJson(const Plan &plan) {
   out += "\"model\": " + document["model"].dump() + ",\n";
   out += "\"parallel\": " + document["parallel"].dump() + ",\n";
   out += "\"arenas\": " + document["arenas"].dump() + ",\n";
+  out += "\"optimizer_shard\": " + document["optimizer_shard"].dump() + ",\n";
   auto list = [&](const char *key, const json &items, const char *indent) {
     std::string text = std::string("\"") + key + "\": [";
     for (size_t i = 0; i < items.size(); ++i)
@@ -403,8 +415,16 @@ void readModel(const json &document, Plan &plan) {
     std::string where = "parameter '" + param.name + "'";
     param.buffer = bufferId(field(p, "buffer", where), plan, where);
     param.grad = bufferId(field(p, "grad", where), plan, where + " gradient");
-    param.expAvg = bufferId(field(p, "exp_avg", where), plan, where + " exp_avg");
-    param.expAvgSq = bufferId(field(p, "exp_avg_sq", where), plan, where + " exp_avg_sq");
+    if (plan.parallel.distributedOptimizer) {
+      // The moments are the flat optimizer_shard.
+      for (const char *moment : {"exp_avg", "exp_avg_sq"})
+        if (const json &id = field(p, moment, where); !id.is_number_integer() || id.get<int64_t>() != -1)
+          fail(where + ": under the distributed optimizer its " + moment +
+               " must be -1 (the moments are the plan's optimizer_shard)");
+    } else {
+      param.expAvg = bufferId(field(p, "exp_avg", where), plan, where + " exp_avg");
+      param.expAvgSq = bufferId(field(p, "exp_avg_sq", where), plan, where + " exp_avg_sq");
+    }
     std::string init = get<std::string>(p, "init", where);
     if (init == "normal")
       param.init = InitKind::Normal;
@@ -418,11 +438,34 @@ void readModel(const json &document, Plan &plan) {
     param.weightDecay = get<bool>(p, "weight_decay", where);
     const Buffer &value = plan.buffers[param.buffer];
     for (int id : {param.grad, param.expAvg, param.expAvgSq})
-      if (plan.buffers[id].shape != value.shape)
+      if (id >= 0 && plan.buffers[id].shape != value.shape)
         fail(where + ": its gradient and optimizer state must have its shape");
     param.shape = get<std::vector<int64_t>>(p, "shape", where);
     readShard(field(p, "shard", where), plan.parallel.tensor, value.shape, param, where);
     plan.params.push_back(std::move(param));
+  }
+
+  const json &shard = field(document, "optimizer_shard", "the plan");
+  if (shard.is_null() == plan.parallel.distributedOptimizer)
+    fail(plan.parallel.distributedOptimizer
+             ? "parallel.distributed_optimizer needs an optimizer_shard (AdamW's moments of the replica's chunk)"
+             : "optimizer_shard is only for parallel.distributed_optimizer");
+  if (!shard.is_null()) {
+    OptimizerShard s;
+    s.expAvg = bufferId(field(shard, "exp_avg", "optimizer_shard"), plan, "optimizer_shard exp_avg");
+    s.expAvgSq = bufferId(field(shard, "exp_avg_sq", "optimizer_shard"), plan, "optimizer_shard exp_avg_sq");
+    s.elements = get<int64_t>(shard, "elements", "optimizer_shard");
+    int64_t chunk =
+        distributedOptimizerChunk(plan.arenaBytes[static_cast<int>(Arena::Grads)], plan.parallel.data);
+    if (s.elements != chunk)
+      fail("optimizer_shard has " + std::to_string(s.elements) + " elements, but a replica's chunk of the " +
+           "gradients arena is " + std::to_string(chunk));
+    for (int id : {s.expAvg, s.expAvgSq}) {
+      const Buffer &b = plan.buffers[id];
+      if (b.arena != Arena::Optimizer || b.dtype != DType::F32 || b.shape != std::vector<int64_t>{chunk})
+        fail("optimizer_shard's buffers must be f32 [" + std::to_string(chunk) + "] in the optimizer arena");
+    }
+    plan.optimizerShard = s;
   }
 }
 } // namespace

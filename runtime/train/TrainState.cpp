@@ -42,40 +42,57 @@ namespace {
 /// The tensors of a training checkpoint and where they live in the engine.
 struct NamedBuffer {
   std::string name;
-  int buffer;
+  float *data;                      // this rank's local tensor
+  int64_t local;                    // its elements
+  const std::vector<int64_t> *shape; // its local shape
   const plan::Param *param;
 };
 
-std::vector<NamedBuffer> checkpointTensors(const runtime::Engine &engine) {
+std::vector<NamedBuffer> checkpointTensors(runtime::Engine &engine, const FlatMoments *moments) {
   std::vector<NamedBuffer> tensors;
+  auto of = [&](const std::string &name, int buffer, const plan::Param &p) {
+    return NamedBuffer{name, engine.as<float>(buffer), engine.buffer(buffer).numElements(),
+                       &engine.buffer(buffer).shape, &p};
+  };
   for (const plan::Param &p : engine.plan().params) {
-    tensors.push_back({"model." + p.name, p.buffer, &p});
-    tensors.push_back({"optimizer.exp_avg." + p.name, p.expAvg, &p});
-    tensors.push_back({"optimizer.exp_avg_sq." + p.name, p.expAvgSq, &p});
+    tensors.push_back(of("model." + p.name, p.buffer, p));
+    if (!moments) {
+      tensors.push_back(of("optimizer.exp_avg." + p.name, p.expAvg, p));
+      tensors.push_back(of("optimizer.exp_avg_sq." + p.name, p.expAvgSq, p));
+      continue;
+    }
+    // The flat moments, at the gradient's place in the flat gradients arena.
+    NamedBuffer m = of("optimizer.exp_avg." + p.name, p.grad, p), v = m;
+    int64_t at = engine.buffer(p.grad).offset / static_cast<int64_t>(sizeof(float));
+    m.data = moments->expAvg + at;
+    v.name = "optimizer.exp_avg_sq." + p.name;
+    v.data = moments->expAvgSq + at;
+    tensors.push_back(std::move(m));
+    tensors.push_back(std::move(v));
   }
   return tensors;
 }
 
 /// The whole tensor's shape (the buffer's, for a parameter that is not sharded).
-std::vector<int64_t> wholeShape(const runtime::Engine &engine, const NamedBuffer &t) {
-  return t.param->shard.isSharded() ? t.param->shape : engine.buffer(t.buffer).shape;
+std::vector<int64_t> wholeShape(const NamedBuffer &t) {
+  return t.param->shard.isSharded() ? t.param->shape : *t.shape;
 }
 } // namespace
 
-std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &saveDir, const ResumeState &state) {
+std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &saveDir, const ResumeState &state,
+                                   const FlatMoments *moments) {
   // The data-parallel replicas hold the same tensors: the first replica's tensor-parallel group writes them.
   if (comm::Communicator *replicas = engine.dataGroup(); replicas && replicas->rank() > 0)
     return {};
   comm::Communicator *group = engine.tensorGroup();
   const int rank = group ? group->rank() : 0, size = group ? group->size() : 1;
-  std::vector<NamedBuffer> named = checkpointTensors(engine);
+  std::vector<NamedBuffer> named = checkpointTensors(engine, moments);
   // Sharded tensors are assembled whole on rank 0: every other rank sends its buffers (sends do not wait for the
   // receiver), rank 0 receives them in the same order and places each rank's spans.
   if (rank > 0) {
     for (const NamedBuffer &t : named)
       if (t.param->shard.isSharded())
-        if (std::string error = group->send(engine.data(t.buffer), engine.buffer(t.buffer).numElements(),
-                                            plan::DType::F32, 0);
+        if (std::string error = group->send(t.data, t.local, plan::DType::F32, 0);
             !error.empty())
           return "saving the checkpoint: sending the shards of '" + t.name + "' to rank 0: " + error;
     return {};
@@ -85,16 +102,16 @@ std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &s
   std::vector<ckpt::SaveTensor> tensors;
   for (size_t i = 0; i < named.size(); ++i) {
     const NamedBuffer &t = named[i];
-    std::vector<int64_t> shape = wholeShape(engine, t);
+    std::vector<int64_t> shape = wholeShape(t);
     if (!t.param->shard.isSharded()) {
-      tensors.push_back({t.name, ckpt::DType::F32, shape, engine.data(t.buffer), {}});
+      tensors.push_back({t.name, ckpt::DType::F32, shape, t.data, {}});
       continue;
     }
-    int64_t local = engine.buffer(t.buffer).numElements();
+    int64_t local = t.local;
     whole[i].resize(static_cast<size_t>(wholeElements(*t.param, local)));
     received.resize(static_cast<size_t>(local));
     for (int r = 0; r < size; ++r) {
-      const float *shard = engine.as<float>(t.buffer);
+      const float *shard = t.data;
       if (r > 0) {
         if (std::string error = group->recv(received.data(), local, plan::DType::F32, r); !error.empty())
           return "saving the checkpoint: receiving the shards of '" + t.name + "' from rank " + std::to_string(r) +
@@ -116,7 +133,7 @@ std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &s
 }
 
 std::string loadTrainingCheckpoint(runtime::Engine &engine, const std::string &loadDir, ResumeState &state,
-                                   bool &found) {
+                                   bool &found, const FlatMoments *moments) {
   found = ckpt::hasLatestCheckpoint(loadDir);
   if (!found)
     return {};
@@ -125,15 +142,15 @@ std::string loadTrainingCheckpoint(runtime::Engine &engine, const std::string &l
   // The model must match; the plan may differ (another micro-batch size, thread count or parallel layout resumes
   // the same run: the checkpoint holds whole tensors, and each rank keeps its spans of them).
   request.modelFingerprint = engine.plan().model.fingerprint;
-  for (const NamedBuffer &t : checkpointTensors(engine)) {
-    ckpt::LoadTensor tensor{t.name, ckpt::DType::F32, wholeShape(engine, t), nullptr, {}};
+  for (const NamedBuffer &t : checkpointTensors(engine, moments)) {
+    ckpt::LoadTensor tensor{t.name, ckpt::DType::F32, wholeShape(t), nullptr, {}};
     if (!t.param->shard.isSharded()) {
-      tensor.data = engine.data(t.buffer);
+      tensor.data = t.data;
     } else {
       // The whole tensor arrives in pieces; copy the bytes that fall in this rank's runs.
-      std::vector<ShardRun> runs = shardRuns(*t.param, rank, engine.buffer(t.buffer).numElements());
+      std::vector<ShardRun> runs = shardRuns(*t.param, rank, t.local);
       std::sort(runs.begin(), runs.end(), [](const ShardRun &a, const ShardRun &b) { return a.whole < b.whole; });
-      auto *local = static_cast<std::byte *>(engine.data(t.buffer));
+      auto *local = reinterpret_cast<std::byte *>(t.data);
       tensor.write = [runs, local](uint64_t offset, const void *bytes, size_t size) {
         const uint64_t element = sizeof(float), end = offset + size;
         // The first run that ends after the piece starts.

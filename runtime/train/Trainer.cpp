@@ -124,7 +124,6 @@ private:
   std::string gradientNorm(double &norm);
   std::string setUpDistributedOptimizer();
   std::string distributedOptimizerStep(int64_t iteration, double &gradNorm);
-  std::string gatherOptimizerState();
 
   const TrainOptions &opts;
   Shared &shared;
@@ -146,12 +145,14 @@ private:
   bool hasFinalizeGrads = false;
   LossCurve curve;
 
-  // The distributed optimizer (ZeRO-1, plan.parallel.distributed_optimizer, data parallelism only). The gradients
-  // and parameters arenas, laid out alike, are seen as one flat f32 buffer of flatCount elements padded to dpSize
-  // chunks: this replica reduce-scatters the gradients, updates chunk dpRank = flat [lo, hi) and all-gathers the
-  // parameters. AdamW's moments are kept whole but only the chunk's part is current (gathered before a save).
+  // The distributed optimizer (ZeRO-1, plan.parallel.distributed_optimizer). The gradients and parameters arenas,
+  // laid out alike, are seen as one flat f32 buffer of flatCount elements padded to dpSize chunks of `chunk`
+  // (plan::distributedOptimizerChunk): this replica reduce-scatters the gradients, updates chunk dpRank = flat
+  // [lo, hi) and all-gathers the parameters. AdamW's moments are the plan's optimizer_shard: the chunk's only
+  // (element i is flat element dpRank * chunk + i); a checkpoint gathers them whole and a load scatters them.
   bool distributed = false;
   int64_t flatCount = 0, chunk = 0, lo = 0, hi = 0;
+  float *shardExpAvg = nullptr, *shardExpAvgSq = nullptr; // the optimizer_shard's buffers
   std::vector<float> flat; // dpSize * chunk: the reduce-scatter's and the all-gather's buffer
   struct Piece {           // a parameter's part of this replica's chunk
     float *value, *expAvg, *expAvgSq;
@@ -160,11 +161,9 @@ private:
   };
   std::vector<Piece> pieces;
   std::vector<std::pair<int64_t, int64_t>> normRuns; // flat runs of the chunk this rank owns for the norm
-  struct Whole {                                      // every parameter's moments and where they lie in flat
-    float *expAvg, *expAvgSq;
-    int64_t flat, length;
-  };
-  std::vector<Whole> wholes;
+  std::vector<float> wholeExpAvg, wholeExpAvgSq;     // the moments whole, only while saving or loading
+  std::string gatherOptimizerState(FlatMoments &whole);
+  void scatterOptimizerState();
 };
 
 std::string Run::setUp() {
@@ -198,7 +197,7 @@ std::string Run::setUp() {
   if (leader)
     floor = train->floor();
 
-  if (engine->plan().parallel.distributedOptimizer && dpSize > 1)
+  if (engine->plan().parallel.distributedOptimizer)
     if (std::string problem = setUpDistributedOptimizer(); !problem.empty())
       return "plan '" + opts.plan + "': " + problem;
 
@@ -206,8 +205,23 @@ std::string Run::setUp() {
   if (!opts.load.empty()) {
     ResumeState state;
     bool found = false;
-    if (std::string problem = loadTrainingCheckpoint(*engine, opts.load, state, found); !problem.empty())
+    // Under the distributed optimizer the checkpoint's whole moments are read into flat arrays, and this
+    // replica keeps its chunk of them.
+    FlatMoments whole;
+    if (distributed) {
+      wholeExpAvg.assign(static_cast<size_t>(flatCount), 0.0f);
+      wholeExpAvgSq.assign(static_cast<size_t>(flatCount), 0.0f);
+      whole = {wholeExpAvg.data(), wholeExpAvgSq.data()};
+    }
+    if (std::string problem = loadTrainingCheckpoint(*engine, opts.load, state, found, distributed ? &whole : nullptr);
+        !problem.empty())
       return "--load: " + problem;
+    if (distributed) {
+      if (found)
+        scatterOptimizerState();
+      std::vector<float>().swap(wholeExpAvg);
+      std::vector<float>().swap(wholeExpAvgSq);
+    }
     if (found) {
       startIteration = state.iteration;
       train->restore(state.trainSamples);
@@ -321,21 +335,26 @@ std::string Run::setUpDistributedOptimizer() {
         value.bytes != grad.bytes || value.arena != plan::Arena::Params || grad.arena != plan::Arena::Grads)
       return refusal + ("'" + p.name + "' differs");
   }
+  const int64_t gradsBytes = plan.arenaBytes[static_cast<int>(plan::Arena::Grads)];
+  if (!plan.optimizerShard || plan.optimizerShard->elements != plan::distributedOptimizerChunk(gradsBytes, dpSize))
+    return "the distributed optimizer's moments (optimizer_shard) do not match " + std::to_string(dpSize) +
+           " data-parallel chunks of the gradients arena";
   distributed = true;
-  flatCount = plan.arenaBytes[static_cast<int>(plan::Arena::Grads)] / static_cast<int64_t>(sizeof(float));
-  chunk = (flatCount + dpSize - 1) / dpSize;
+  flatCount = gradsBytes / static_cast<int64_t>(sizeof(float));
+  chunk = plan.optimizerShard->elements;
   lo = std::min(flatCount, dpRank * chunk);
   hi = std::min(flatCount, (dpRank + 1) * chunk);
   flat.assign(static_cast<size_t>(dpSize * chunk), 0.0f);
+  shardExpAvg = engine->as<float>(plan.optimizerShard->expAvg);
+  shardExpAvgSq = engine->as<float>(plan.optimizerShard->expAvgSq);
   const int rank = group ? group->rank() : 0;
   for (const plan::Param &p : plan.params) {
     int64_t start = plan.buffers[static_cast<size_t>(p.grad)].offset / static_cast<int64_t>(sizeof(float));
     int64_t n = engine->buffer(p.grad).numElements();
-    wholes.push_back({engine->as<float>(p.expAvg), engine->as<float>(p.expAvgSq), start, n});
     int64_t from = std::max(lo, start), to = std::min(hi, start + n);
     if (from < to)
-      pieces.push_back({engine->as<float>(p.buffer) + (from - start), engine->as<float>(p.expAvg) + (from - start),
-                        engine->as<float>(p.expAvgSq) + (from - start), from, to - from, p.weightDecay});
+      pieces.push_back({engine->as<float>(p.buffer) + (from - start), shardExpAvg + (from - lo),
+                        shardExpAvgSq + (from - lo), from, to - from, p.weightDecay});
     for (const ShardRun &run : ownedRuns(p, rank, n)) {
       int64_t a = std::max(lo, start + run.local), b = std::min(hi, start + run.local + run.length);
       if (a < b)
@@ -352,10 +371,12 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
   // The replicas' gradients summed, each replica receiving its chunk (in place, at chunk dpRank).
   std::memcpy(flat.data(), engine->arenaData(plan::Arena::Grads), static_cast<size_t>(flatCount) * sizeof(float));
   std::fill(flat.begin() + flatCount, flat.end(), 0.0f);
-  if (std::string error = replicas->reduceScatter(flat.data(), flat.data() + dpRank * chunk, chunk,
-                                                  plan::DType::F32, comm::ReduceOp::Sum);
-      !error.empty())
-    return fail("reduce-scatter", error);
+  const bool several = replicas && dpSize > 1; // one replica: its chunk is the whole arena, nothing to exchange
+  if (several)
+    if (std::string error = replicas->reduceScatter(flat.data(), flat.data() + dpRank * chunk, chunk,
+                                                    plan::DType::F32, comm::ReduceOp::Sum);
+        !error.empty())
+      return fail("reduce-scatter", error);
   // The norm over the chunks: each element counted by one tensor-parallel rank of one replica.
   double sum = 0;
   for (const auto &[at, length] : normRuns)
@@ -363,8 +384,9 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
   if (group)
     if (std::string error = group->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
       return fail("gradient norm", error);
-  if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
-    return fail("gradient norm", error);
+  if (several)
+    if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+      return fail("gradient norm", error);
   gradNorm = std::sqrt(sum);
   if (opts.clipGrad > 0) {
     double coefficient = opts.clipGrad / (gradNorm + 1e-6);
@@ -382,32 +404,40 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
   // Every replica gets every chunk's new parameters.
   float *params = reinterpret_cast<float *>(engine->arenaData(plan::Arena::Params));
   std::copy(params + lo, params + hi, flat.data() + dpRank * chunk);
-  if (std::string error = replicas->allGather(flat.data() + dpRank * chunk, flat.data(), chunk, plan::DType::F32);
-      !error.empty())
-    return fail("all-gather", error);
+  if (several)
+    if (std::string error = replicas->allGather(flat.data() + dpRank * chunk, flat.data(), chunk, plan::DType::F32);
+        !error.empty())
+      return fail("all-gather", error);
   std::copy(flat.data(), flat.data() + flatCount, params);
   return {};
 }
 
-std::string Run::gatherOptimizerState() {
-  // Each replica's moments are current on its chunk only: gather both moments' chunks so that every replica
-  // holds them whole (what a checkpoint saves, and what any layout resumes from).
+std::string Run::gatherOptimizerState(FlatMoments &whole) {
+  // Each replica holds its chunk of the moments: gather both moments' chunks into whole flat arrays (what a
+  // checkpoint saves, and what any layout resumes from).
+  wholeExpAvg.assign(static_cast<size_t>(flatCount), 0.0f);
+  wholeExpAvgSq.assign(static_cast<size_t>(flatCount), 0.0f);
   for (int moment = 0; moment < 2; ++moment) {
-    std::fill(flat.begin(), flat.end(), 0.0f);
-    for (const Whole &w : wholes) {
-      const float *m = moment == 0 ? w.expAvg : w.expAvgSq;
-      int64_t from = std::max(lo, w.flat), to = std::min(hi, w.flat + w.length);
-      if (from < to)
-        std::copy(m + (from - w.flat), m + (to - w.flat), flat.data() + from);
-    }
-    if (std::string error =
-            replicas->allGather(flat.data() + dpRank * chunk, flat.data(), chunk, plan::DType::F32);
-        !error.empty())
-      return "gathering the distributed optimizer's state: " + error;
-    for (const Whole &w : wholes)
-      std::copy(flat.data() + w.flat, flat.data() + w.flat + w.length, moment == 0 ? w.expAvg : w.expAvgSq);
+    const float *shard = moment == 0 ? shardExpAvg : shardExpAvgSq;
+    std::vector<float> &out = moment == 0 ? wholeExpAvg : wholeExpAvgSq;
+    std::copy(shard, shard + chunk, flat.data() + dpRank * chunk);
+    if (replicas && dpSize > 1)
+      if (std::string error =
+              replicas->allGather(flat.data() + dpRank * chunk, flat.data(), chunk, plan::DType::F32);
+          !error.empty())
+        return "gathering the distributed optimizer's state: " + error;
+    std::copy(flat.data(), flat.data() + flatCount, out.data());
   }
+  whole = {wholeExpAvg.data(), wholeExpAvgSq.data()};
   return {};
+}
+
+void Run::scatterOptimizerState() {
+  // This replica's chunk of whole flat moments (a loaded checkpoint's); the padding past flatCount stays zero.
+  std::fill(shardExpAvg, shardExpAvg + chunk, 0.0f);
+  std::fill(shardExpAvgSq, shardExpAvgSq + chunk, 0.0f);
+  std::copy(wholeExpAvg.begin() + lo, wholeExpAvg.begin() + hi, shardExpAvg);
+  std::copy(wholeExpAvgSq.begin() + lo, wholeExpAvgSq.begin() + hi, shardExpAvgSq);
 }
 
 std::string Run::evaluate(double &loss) {
@@ -541,12 +571,16 @@ std::string Run::main() {
     bool saveNow = !opts.save.empty() && ((opts.saveInterval > 0 && iteration % opts.saveInterval == 0) ||
                                           iteration == opts.trainIters || exitNow);
     if (saveNow) {
+      FlatMoments whole;
       if (distributed)
-        if (std::string error = gatherOptimizerState(); !error.empty())
+        if (std::string error = gatherOptimizerState(whole); !error.empty())
           return error;
       ResumeState state{iteration, train->state(), {{"seed", opts.seed}, {"consumed_samples", train->state()}}};
-      if (std::string error = saveTrainingCheckpoint(*engine, opts.save, state); !error.empty())
-        return error;
+      std::string saved = saveTrainingCheckpoint(*engine, opts.save, state, distributed ? &whole : nullptr);
+      std::vector<float>().swap(wholeExpAvg);
+      std::vector<float>().swap(wholeExpAvgSq);
+      if (!saved.empty())
+        return saved;
       if (leader)
         std::printf(" saved checkpoint at iteration %lld to %s\n", static_cast<long long>(iteration),
                   opts.save.c_str());

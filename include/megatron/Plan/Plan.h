@@ -87,8 +87,8 @@ struct Param {
   InitKind init = InitKind::Normal;
   double initStd = 0.0;   // the effective standard deviation (scaled init already applied)
   bool weightDecay = true; // Megatron: no decay on biases and norm weights
-  int expAvg = -1;        // AdamW's first and second moments
-  int expAvgSq = -1;
+  int expAvg = -1;        // AdamW's first and second moments; -1 under the distributed optimizer, whose moments
+  int expAvgSq = -1;      // are the flat Plan::optimizerShard instead
 };
 
 struct Input {
@@ -113,9 +113,25 @@ struct ParallelInfo {
   bool distributedOptimizer = false; // ZeRO-1: finalize_grads leaves the data-parallel sums to the optimizer
 };
 
+/// The elements of the flat gradients arena (gradsArenaBytes / 4, f32, alignment padding included) that one of
+/// `dataParallel` replicas updates under the distributed optimizer: ceil(elements / dataParallel). The compiler
+/// sizes the sharded moments with it and the runtime chunks its reduce-scatter with it, so both agree.
+int64_t distributedOptimizerChunk(int64_t gradsArenaBytes, int64_t dataParallel);
+
+/// AdamW's moments under the distributed optimizer (ZeRO-1): two flat f32 buffers in the Optimizer arena, each of
+/// the replica's chunk of the flat gradients arena (distributedOptimizerChunk elements). Element i is the moment of
+/// flat gradient element dpRank * elements + i.
+struct OptimizerShard {
+  int expAvg = -1;
+  int expAvgSq = -1;
+  int64_t elements = 0;
+};
+
 struct Plan {
   ModelInfo model;
   ParallelInfo parallel;
+  /// Present iff parallel.distributedOptimizer; then every parameter's expAvg and expAvgSq are -1.
+  std::optional<OptimizerShard> optimizerShard;
   std::vector<Input> inputs;
   std::vector<Param> params;
   std::vector<Buffer> buffers;
