@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the built-in default: train a small GPT on the CPU on the project's own synthetic language
-# (docs/data.md), then show the loss curve and a few generated samples. About 3 minutes on 2 cores after the
+# (docs/data.md), then show the loss curve and a few generated samples. About 20 seconds on 2 cores after the
 # first build.
 #
 #   megatron-model  writes the model in the mt dialect from Megatron-LM's flags;
