@@ -14,12 +14,24 @@ def MtReport : Pass<"mt-report", "::mlir::ModuleOp"> {
       matrices (linears, attention's two batched matmuls, the logits), times the micro-batches per iteration,
       plus a backward pass of twice the forward;
     - the bytes of weights, of gradients (accumulated in f32) and of AdamW's state (two f32 moments, and an f32
-      master copy of 16-bit weights).
+      master copy of 16-bit weights);
+    - with `pipeline-parallel=P` (and `virtual-pipeline=V` for the interleaved schedule): the pipeline schedule
+      of the iteration's micro-batches per data-parallel replica, simulated with uniform stages and a backward
+      twice the forward: its bubble (idle fraction of the step) and the activations the first stage holds at
+      its peak, in micro-batches; `schedule-trace=FILE` writes it as Chrome trace JSON.
 
     The report goes to standard output, as text or, with `format=json`, as one JSON object. The IR is unchanged.
   }];
   let options = [
-    Option<"format", "format", "std::string", /*default=*/"\"text\"", "Output format: text or json">
+    Option<"format", "format", "std::string", /*default=*/"\"text\"", "Output format: text or json">,
+    Option<"pipelineParallel", "pipeline-parallel", "int64_t", /*default=*/"1",
+           "Pipeline stages to report the schedule of (Megatron's --pipeline-model-parallel-size)">,
+    Option<"virtualPipeline", "virtual-pipeline", "int64_t", /*default=*/"1",
+           "Model chunks per stage: > 1 is the interleaved schedule (--virtual-pipeline-model-parallel-size)">,
+    Option<"dataParallel", "data-parallel", "int64_t", /*default=*/"0",
+           "Data-parallel replicas sharing the micro-batches (default: the module's mt.data_parallel, or 1)">,
+    Option<"scheduleTrace", "schedule-trace", "std::string", /*default=*/"\"\"",
+           "Write the pipeline schedule as Chrome trace JSON to this file">
   ];
 }
 

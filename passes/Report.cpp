@@ -7,11 +7,16 @@
 
 #include "passes/Passes.h"
 
+#include "dialects/mt/MtOps.h"
 #include "megatron/Analysis/ModelFiguresAnalysis.h"
+#include "megatron/Schedule/PipelineSchedule.h"
+#include "megatron/Support/AtomicFile.h"
 
 #include "llvm/Support/Format.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
+
+#include <optional>
 
 namespace mlir::mt {
 #define GEN_PASS_DEF_MTREPORT
@@ -51,6 +56,22 @@ std::string withBinaryPrefix(uint64_t bytes) {
   return llvm::formatv("{0:F2} {1}", value, prefixes[i]).str();
 }
 
+/// The pipeline schedule the report describes, simulated.
+struct PipelineFigures {
+  int64_t stages = 1, virtualStages = 1, microBatches = 1;
+  megatron::schedule::Timeline timeline;
+};
+
+void printPipeline(llvm::raw_ostream &os, const PipelineFigures &p) {
+  os << "  pipeline: " << p.stages << " stages, " << p.microBatches << " micro-batches per data-parallel replica, "
+     << (p.virtualStages > 1 ? "interleaved 1F1B with " + std::to_string(p.virtualStages) + " model chunks per stage"
+                             : std::string("1F1B"))
+     << "\n";
+  os << llvm::formatv("    bubble: {0:F2}% of the step; the first stage holds the activations of {1:F2} "
+                      "micro-batches at its peak\n",
+                      100.0 * p.timeline.bubbleFraction, p.timeline.peakInFlight.front());
+}
+
 void printText(llvm::raw_ostream &os, StringRef model, const ModelFigures &f) {
   os << "mt-report: " << (model.empty() ? "model" : model) << "\n";
   os << "  parameters: " << f.parameterCount << " (" << withPrefix(f.parameterCount, "") << ") in "
@@ -69,7 +90,7 @@ void printText(llvm::raw_ostream &os, StringRef model, const ModelFigures &f) {
   os << "  model state: " << f.modelStateBytes() << " bytes (" << withBinaryPrefix(f.modelStateBytes()) << ")\n";
 }
 
-void printJson(llvm::raw_ostream &os, StringRef model, const ModelFigures &f) {
+void printJson(llvm::raw_ostream &os, StringRef model, const ModelFigures &f, const PipelineFigures *pipeline) {
   llvm::json::Object components;
   for (const auto &[component, count] : f.parametersByComponent)
     components[component] = static_cast<int64_t>(count);
@@ -91,11 +112,54 @@ void printJson(llvm::raw_ostream &os, StringRef model, const ModelFigures &f) {
       {"optimizer_state_bytes", static_cast<int64_t>(f.optimizerStateBytes)},
       {"model_state_bytes", static_cast<int64_t>(f.modelStateBytes())},
   };
+  if (pipeline)
+    report["pipeline"] = llvm::json::Object{
+        {"stages", pipeline->stages},
+        {"virtual_stages", pipeline->virtualStages},
+        {"micro_batches_per_replica", pipeline->microBatches},
+        {"bubble_fraction", pipeline->timeline.bubbleFraction},
+        {"first_stage_peak_micro_batches", pipeline->timeline.peakInFlight.front()}};
   os << llvm::formatv("{0:2}", llvm::json::Value(std::move(report))) << "\n";
 }
 
 struct MtReportPass : mt::impl::MtReportBase<MtReportPass> {
   using MtReportBase::MtReportBase;
+
+  /// The schedule of the iteration's micro-batches per replica, simulated with one time unit per stage forward.
+  FailureOr<PipelineFigures> simulatePipeline(ModuleOp module, int64_t microBatchesPerIteration) {
+    PipelineFigures p;
+    p.stages = pipelineParallel;
+    p.virtualStages = virtualPipeline;
+    int64_t replicas = dataParallel;
+    if (replicas == 0) {
+      auto attr = module->getAttrOfType<IntegerAttr>(mt::kDataParallelAttr);
+      replicas = attr ? attr.getInt() : 1;
+    }
+    if (p.stages < 1 || p.virtualStages < 1 || replicas < 1)
+      return module.emitError("mt-report: pipeline-parallel, virtual-pipeline and data-parallel must be positive");
+    if (microBatchesPerIteration % replicas != 0)
+      return module.emitError("mt-report: the ")
+             << microBatchesPerIteration << " micro-batches of an iteration do not split over " << replicas
+             << " data-parallel replicas";
+    p.microBatches = microBatchesPerIteration / replicas;
+    std::string error;
+    megatron::schedule::Schedule schedule =
+        p.virtualStages > 1
+            ? megatron::schedule::interleaved(static_cast<int>(p.stages), static_cast<int>(p.microBatches),
+                                              static_cast<int>(p.virtualStages), error)
+            : megatron::schedule::oneForwardOneBackward(static_cast<int>(p.stages), static_cast<int>(p.microBatches));
+    if (error.empty())
+      p.timeline = megatron::schedule::simulate(schedule, /*forwardTime=*/1.0, /*backwardTime=*/2.0, error);
+    if (!error.empty())
+      return module.emitError("mt-report: ") << error;
+    if (!scheduleTrace.empty()) {
+      // One time unit (a stage's forward of one micro-batch) is drawn as a millisecond.
+      std::string trace = megatron::schedule::chromeTrace(p.timeline, 1000.0);
+      if (std::string problem = megatron::writeFileAtomically(scheduleTrace, trace); !problem.empty())
+        return module.emitError("mt-report: ") << problem;
+    }
+    return p;
+  }
 
   LogicalResult initialize(MLIRContext *context) override {
     if (format != "text" && format != "json")
@@ -112,10 +176,20 @@ struct MtReportPass : mt::impl::MtReportBase<MtReportPass> {
     StringRef model;
     if (auto name = module->getAttrOfType<StringAttr>("mt.model"))
       model = name.getValue();
-    if (format == "json")
-      printJson(llvm::outs(), model, *figures);
-    else
+    std::optional<PipelineFigures> pipeline;
+    if (pipelineParallel > 1 || virtualPipeline > 1) {
+      FailureOr<PipelineFigures> simulated = simulatePipeline(module, figures->microBatchesPerIteration);
+      if (failed(simulated))
+        return signalPassFailure();
+      pipeline = std::move(*simulated);
+    }
+    if (format == "json") {
+      printJson(llvm::outs(), model, *figures, pipeline ? &*pipeline : nullptr);
+    } else {
       printText(llvm::outs(), model, *figures);
+      if (pipeline)
+        printPipeline(llvm::outs(), *pipeline);
+    }
     llvm::outs().flush();
     markAllAnalysesPreserved();
   }
