@@ -67,6 +67,33 @@ def MtShard : Pass<"mt-shard", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
+def MtPipeline : Pass<"mt-pipeline", "::mlir::ModuleOp"> {
+  let summary = "Assigns the layers of @forward to pipeline stages";
+  let description = [{
+    Splits the transformer layers of `@forward` into `stages` contiguous pipeline stages and marks every op with
+    its stage (`mt.stage = k : i64`): the embedding goes to the first stage, the final norm, output layer and loss
+    to the last, as in Megatron-LM. By default every stage gets the same number of layers, and a layer count not
+    divisible by the stages is an error unless `first-stage-layers` / `last-stage-layers` say how many layers the
+    first and last stages take (Megatron's --decoder-first-pipeline-num-layers and
+    --decoder-last-pipeline-num-layers; the rest split evenly) or `balance=cost` asks for the partition that
+    minimises the most expensive stage's forward FLOPs (the first stage carries the embedding, the last the
+    logits). A parameter used on several stages (the input embedding tied to the output layer) lists them in
+    `mt.stages`, for the runtime to keep its copies in sync as Megatron's embedding group does. Runs after
+    `--mt-shard` and before `--mt-autodiff`. Executing the stages (send/recv, schedules) is not built yet; see
+    docs/parallelism.md.
+  }];
+  let options = [
+    Option<"stages", "stages", "int64_t", /*default=*/"1",
+           "Pipeline stages (Megatron's --pipeline-model-parallel-size)">,
+    Option<"firstStageLayers", "first-stage-layers", "int64_t", /*default=*/"-1",
+           "Layers on the first stage (--decoder-first-pipeline-num-layers)">,
+    Option<"lastStageLayers", "last-stage-layers", "int64_t", /*default=*/"-1",
+           "Layers on the last stage (--decoder-last-pipeline-num-layers)">,
+    Option<"balance", "balance", "std::string", /*default=*/"\"uniform\"",
+           "uniform (Megatron's even split) or cost (minimise the largest stage's forward FLOPs)">
+  ];
+}
+
 def MtAutodiff : Pass<"mt-autodiff", "::mlir::ModuleOp"> {
   let summary = "Builds @train_step: @forward, then its backward, then every parameter's gradient";
   let description = [{

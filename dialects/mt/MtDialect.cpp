@@ -42,8 +42,31 @@ LogicalResult expectUnit(Operation *op, NamedAttribute attribute) {
 }
 } // namespace
 
+/// The pipeline stage attributes of ops and parameters: stages of the module's mt.pipeline_parallel.
+static LogicalResult verifyStages(Operation *op, NamedAttribute attribute) {
+  auto module = op->getParentOfType<ModuleOp>();
+  auto count = module ? module->getAttrOfType<IntegerAttr>(kPipelineParallelAttr) : IntegerAttr();
+  int64_t stages = count ? count.getInt() : 1;
+  SmallVector<int64_t> values;
+  if (auto one = dyn_cast<IntegerAttr>(attribute.getValue()); one && attribute.getName() == kStageAttr)
+    values.push_back(one.getInt());
+  else if (auto list = dyn_cast<DenseI64ArrayAttr>(attribute.getValue()); list && attribute.getName() == kStagesAttr)
+    values.assign(list.asArrayRef().begin(), list.asArrayRef().end());
+  else
+    return op->emitError() << "'" << attribute.getName().strref() << "' must be "
+                           << (attribute.getName() == kStageAttr ? "an integer" : "an array<i64: ...>") << ", got "
+                           << attribute.getValue();
+  for (int64_t stage : values)
+    if (stage < 0 || stage >= stages)
+      return op->emitError() << "pipeline stage " << stage << " is outside the module's " << stages
+                             << " stages ('" << kPipelineParallelAttr << "')";
+  return success();
+}
+
 LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute attribute) {
   StringRef name = attribute.getName().strref();
+  if (name == kStageAttr || (name == kStagesAttr && isa<ParamOp>(op)))
+    return verifyStages(op, attribute);
   if (!isa<ModuleOp>(op))
     return op->emitError() << "'" << name << "' belongs on the model's builtin.module";
   if (name == "mt.model") {
@@ -51,7 +74,8 @@ LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute 
       return op->emitError() << "'mt.model' must be a string, got " << attribute.getValue();
     return success();
   }
-  if (name == "mt.num_micro_batches" || name == kTensorParallelAttr || name == kDataParallelAttr)
+  if (name == "mt.num_micro_batches" || name == kTensorParallelAttr || name == kDataParallelAttr ||
+      name == kPipelineParallelAttr)
     return expectPositiveI64(op, attribute);
   if (name == kDistributedOptimizerAttr)
     return expectUnit(op, attribute);

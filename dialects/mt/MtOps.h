@@ -28,6 +28,10 @@ inline constexpr llvm::StringLiteral kSequenceParallelAttr = "mt.sequence_parall
 /// The data-parallel group's size, and whether its optimizer is sharded (ZeRO-1) instead of its gradients summed.
 inline constexpr llvm::StringLiteral kDataParallelAttr = "mt.data_parallel";
 inline constexpr llvm::StringLiteral kDistributedOptimizerAttr = "mt.distributed_optimizer";
+/// Pipeline stages (--mt-pipeline): the module's stage count, each op's stage, the stages a parameter is used on.
+inline constexpr llvm::StringLiteral kPipelineParallelAttr = "mt.pipeline_parallel";
+inline constexpr llvm::StringLiteral kStageAttr = "mt.stage";
+inline constexpr llvm::StringLiteral kStagesAttr = "mt.stages";
 /// The size of the tensor-parallel group of the module holding `op` (1 for an unsharded module).
 int64_t tensorParallelSize(Operation *op);
 } // namespace mlir::mt

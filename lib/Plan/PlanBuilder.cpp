@@ -478,6 +478,9 @@ FailureOr<plan::Plan> PlanLowering::run() {
   if (!forward || !trainStep)
     return module.emitError("mt-plan: the module needs @forward and @train_step; run mt-autodiff first");
 
+  if (auto stages = module->getAttrOfType<IntegerAttr>(kPipelineParallelAttr); stages && stages.getInt() > 1)
+    return module.emitError("mt-plan: the module is split into ")
+           << stages.getInt() << " pipeline stages, and running pipeline stages is not built yet";
   FailureOr<megatron::ModelFigures> figures = computeModelFigures(module);
   if (failed(figures))
     return failure();
