@@ -766,7 +766,9 @@ int runAll(const TrainOptions &opts) {
   } else {
     // Ranks as threads, each with its own OpenMP team (GEMMs included: one pool, cpu/Threads.cpp). A rank's failure
     // aborts the world; runRanks names the rank at its root.
-    error = comm::runRanks(shared.ranks, runRank);
+    comm::ThreadWorldOptions world;
+    world.timeout = std::chrono::milliseconds(static_cast<int64_t>(opts.distributedTimeoutMinutes * 60'000.0));
+    error = comm::runRanks(shared.ranks, runRank, world);
   }
   if (!error.empty())
     return fail(error);
@@ -787,6 +789,8 @@ std::vector<std::string> validate(const TrainOptions &o) {
         "--train-iters must be positive (0 only to --generate from a --load checkpoint), got " +
             std::to_string(o.trainIters));
   check(o.schedule.lr >= 0, "--lr must not be negative, got " + std::to_string(o.schedule.lr));
+  check(o.distributedTimeoutMinutes > 0 && o.distributedTimeoutMinutes <= 1e6,
+        "--distributed-timeout-minutes must be positive, got " + std::to_string(o.distributedTimeoutMinutes));
   check(o.schedule.minLr >= 0 && o.schedule.minLr <= o.schedule.lr,
         "--min-lr must be in [0, --lr], got " + std::to_string(o.schedule.minLr));
   check(o.schedule.warmupIters >= 0, "--lr-warmup-iters must not be negative");

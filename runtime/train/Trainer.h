@@ -30,6 +30,7 @@ struct TrainOptions {
   int64_t saveInterval = 0;
   int64_t exitInterval = 0; // stop (saving, with --save) after an iteration divisible by this
   int threads = 0;          // 0: every core
+  double distributedTimeoutMinutes = 10; // a collective's longest wait (ranks as threads; MPI has no timeout)
   std::string lossCurve;    // an SVG of the loss curve, written at the end
   std::string lossLog;      // a CSV of every iteration: loss (exact, %.17g), learning rate, gradient norm
   int progress = -1;        // live progress line: -1 when stdout is a terminal, 0 never, 1 always

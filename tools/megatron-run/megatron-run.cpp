@@ -50,6 +50,11 @@ int main(int argc, char **argv) {
   cl::opt<int> threads("cpu-threads",
                        cl::desc("CPU threads in total, shared by a tensor-parallel plan's ranks (default: every core)"),
                        cl::init(0), cl::cat(training));
+  cl::opt<double> distributedTimeout(
+      "distributed-timeout-minutes",
+      cl::desc("How long a rank waits in a collective for the others before the run stops with an error naming "
+               "the ranks that never arrived (ranks as threads; default 10, as Megatron)"),
+      cl::init(10.0), cl::cat(training));
   cl::opt<std::string> lossCurve("loss-curve", cl::desc("Write the loss curve to this SVG file"),
                                  cl::value_desc("file.svg"), cl::cat(training));
   cl::opt<std::string> lossLog("loss-log", cl::desc("Write every iteration's loss, lr and grad norm to this CSV"),
@@ -97,6 +102,7 @@ int main(int argc, char **argv) {
   o.saveInterval = saveInterval;
   o.exitInterval = exitInterval;
   o.threads = threads;
+  o.distributedTimeoutMinutes = distributedTimeout;
   o.lossCurve = lossCurve;
   o.lossLog = lossLog;
   o.progress = noProgress ? 0 : -1;
