@@ -64,8 +64,6 @@ public:
     return it == values.end() ? Layout::replicated() : it->second.second;
   }
 
-  bool isParameter(Value original) override { return original.getDefiningOp<ParamRefOp>() != nullptr; }
-
   FailureOr<Value> get(Value original, const Layout &layout, bool partialGrad) override {
     if (auto ref = original.getDefiningOp<ParamRefOp>())
       return getParam(ref, layout, partialGrad);
@@ -95,7 +93,7 @@ public:
   Operation *current = nullptr;
 
   /// Gives every used parameter its local type and shard; returns the parameters that @finalize_grads sums.
-  LogicalResult finishParams(SmallVectorImpl<ParamOp> &partialParams,
+  LogicalResult finishParams(ModuleOp module, SmallVectorImpl<ParamOp> &partialParams,
                              llvm::MapVector<std::tuple<int64_t, int64_t, int64_t>, SmallVector<ParamOp>> &shared);
 
 private:
@@ -201,11 +199,11 @@ FailureOr<std::optional<std::tuple<int64_t, int64_t, int64_t>>> sharedRows(Param
     while (block < t && layout.spans[block][i] == layout.spans[0][i])
       ++block;
     if (block > 1) {
+      // Every block of `block` consecutive ranks holds one span, and the next block another.
       bool blocks = t % block == 0;
       for (int64_t r = 0; blocks && r < t; ++r)
         blocks = layout.spans[r][i] == layout.spans[r - r % block][i] &&
-                 (r % block == 0 || layout.spans[r][i] == layout.spans[r - 1][i]) &&
-                 (r + 1 == t || (r + 1) % block == 0 || layout.spans[r + 1][i] == layout.spans[r][i]);
+                 (r % block != 0 || r == 0 || layout.spans[r][i] != layout.spans[r - 1][i]);
       if (!blocks || layout.dim != 0 || shared)
         return param.emitOpError("mt-shard: its ranks share rows in a pattern @finalize_grads cannot sum (")
                << layout.str() << ")";
@@ -217,10 +215,9 @@ FailureOr<std::optional<std::tuple<int64_t, int64_t, int64_t>>> sharedRows(Param
 }
 
 LogicalResult ShardingState::finishParams(
-    SmallVectorImpl<ParamOp> &partialParams,
+    ModuleOp module, SmallVectorImpl<ParamOp> &partialParams,
     llvm::MapVector<std::tuple<int64_t, int64_t, int64_t>, SmallVector<ParamOp>> &shared) {
   // Declaration order, so @finalize_grads and the plan list parameters as the model does.
-  ModuleOp module = params.begin()->second.decl->getParentOfType<ModuleOp>();
   for (ParamOp decl : module.getOps<ParamOp>()) {
     ParamState &param = params[decl.getSymName()];
     if (!param.layout)
@@ -400,7 +397,7 @@ struct MtShardPass : mt::impl::MtShardBase<MtShardPass> {
     old.dropAllReferences();
     old.erase();
 
-    if (failed(state.finishParams(partialParams, shared)))
+    if (failed(state.finishParams(module, partialParams, shared)))
       return failure();
     module->setAttr(kTensorParallelAttr, b.getI64IntegerAttr(tensorParallel));
     if (sequenceParallel)

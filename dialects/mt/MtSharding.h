@@ -76,8 +76,6 @@ public:
 
   /// The layout the pass has so far for an original value (for a parameter not yet used: replicated).
   virtual Layout layoutOf(Value original) = 0;
-  /// Whether `original` is a parameter (an mt.param_ref): its layout is chosen by its first use.
-  virtual bool isParameter(Value original) = 0;
   /// The local value of `original` in `layout`, inserting collectives where it changes layout. With
   /// `partialGrad`, the consumer computes only a partial sum of this operand's gradient (the input of a
   /// column-parallel linear, a norm weight applied to a block of the sequence); the pass completes it: with a

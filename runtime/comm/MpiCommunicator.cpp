@@ -252,6 +252,7 @@ private:
                     const std::string *splitName = nullptr, std::vector<Header> *headers = nullptr);
   std::string checkCounts(const CallInfo &call, int64_t largestBuffer);
   std::string reapSends(const CallInfo &call);
+  std::string beginPointToPoint(const CallInfo &call, const void *data);
   std::string gather(const void *send, void *recv, int64_t countPerRank, DType type, const CallInfo &call);
 
   std::shared_ptr<MpiSession> session;
@@ -502,15 +503,21 @@ std::string MpiCommunicator::reduceScatterDim(const void *send, void *recv, int6
   return "";
 }
 
-std::string MpiCommunicator::send(const void *data, int64_t count, DType type, int peer) {
-  const CallInfo call{CommOp::Send, type, ReduceOp::Sum, count, 1, peer};
+// What send and recv check before touching MPI: a failed process, bad arguments, counts MPI cannot take; and
+// the sends that completed since are released.
+std::string MpiCommunicator::beginPointToPoint(const CallInfo &call, const void *data) {
   if (session->failed())
     return failureMessage(call);
   if (std::string problem = call.validate(n, data, data); !problem.empty())
     return fail(call.describe(groupName) + ": " + problem);
-  if (std::string error = checkCounts(call, count); !error.empty())
+  if (std::string error = checkCounts(call, call.count); !error.empty())
     return error;
-  if (std::string error = reapSends(call); !error.empty())
+  return reapSends(call);
+}
+
+std::string MpiCommunicator::send(const void *data, int64_t count, DType type, int peer) {
+  const CallInfo call{CommOp::Send, type, ReduceOp::Sum, count, 1, peer};
+  if (std::string error = beginPointToPoint(call, data); !error.empty())
     return error;
   // The copy lets the caller reuse `data` at once, and the send not wait for the receiver (as with threads).
   const int64_t bytes = count * plan::bytesOf(type);
@@ -527,13 +534,7 @@ std::string MpiCommunicator::send(const void *data, int64_t count, DType type, i
 
 std::string MpiCommunicator::recv(void *data, int64_t count, DType type, int peer) {
   const CallInfo call{CommOp::Recv, type, ReduceOp::Sum, count, 1, peer};
-  if (session->failed())
-    return failureMessage(call);
-  if (std::string problem = call.validate(n, data, data); !problem.empty())
-    return fail(call.describe(groupName) + ": " + problem);
-  if (std::string error = checkCounts(call, count); !error.empty())
-    return error;
-  if (std::string error = reapSends(call); !error.empty())
+  if (std::string error = beginPointToPoint(call, data); !error.empty())
     return error;
   // Look at the next message from `peer` (messages between two ranks are not overtaken) before receiving it.
   MPI_Message message;

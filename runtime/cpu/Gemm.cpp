@@ -64,30 +64,39 @@ void splitOverTeam(bool transA, bool transB, Index m, Index n, Index k, const T 
   }
 }
 
+/// cblas_sgemm or cblas_dgemm, row-major.
+void blasGemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void blasGemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, double alpha, const double *a, int lda,
+              const double *b, int ldb, double beta, double *c, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template <typename T>
+void gemmOverTeam(bool transA, bool transB, Index m, Index n, Index k, T alpha, const T *a, Index lda, const T *b,
+                  Index ldb, T beta, T *c, Index ldc) {
+  assert(fitsBlas(m) && fitsBlas(n) && fitsBlas(k) && fitsBlas(lda) && fitsBlas(ldb) && fitsBlas(ldc));
+  if (handleEmpty(m, n, k, beta, c, ldc))
+    return;
+  CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
+  splitOverTeam(transA, transB, m, n, k, a, lda, b, ldb, c, ldc,
+                [&](Index mm, Index nn, const T *aa, const T *bb, T *cc) {
+                  blasGemm(ta, tb, int(mm), int(nn), int(k), alpha, aa, int(lda), bb, int(ldb), beta, cc, int(ldc));
+                });
+}
+
 } // namespace
 
 void gemm(bool transA, bool transB, Index m, Index n, Index k, float alpha, const float *a, Index lda,
           const float *b, Index ldb, float beta, float *c, Index ldc) {
-  assert(fitsBlas(m) && fitsBlas(n) && fitsBlas(k) && fitsBlas(lda) && fitsBlas(ldb) && fitsBlas(ldc));
-  if (handleEmpty(m, n, k, beta, c, ldc))
-    return;
-  splitOverTeam(transA, transB, m, n, k, a, lda, b, ldb, c, ldc,
-                [&](Index mm, Index nn, const float *aa, const float *bb, float *cc) {
-                  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                              int(mm), int(nn), int(k), alpha, aa, int(lda), bb, int(ldb), beta, cc, int(ldc));
-                });
+  gemmOverTeam(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void gemm(bool transA, bool transB, Index m, Index n, Index k, double alpha, const double *a, Index lda,
           const double *b, Index ldb, double beta, double *c, Index ldc) {
-  assert(fitsBlas(m) && fitsBlas(n) && fitsBlas(k) && fitsBlas(lda) && fitsBlas(ldb) && fitsBlas(ldc));
-  if (handleEmpty(m, n, k, beta, c, ldc))
-    return;
-  splitOverTeam(transA, transB, m, n, k, a, lda, b, ldb, c, ldc,
-                [&](Index mm, Index nn, const double *aa, const double *bb, double *cc) {
-                  cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                              int(mm), int(nn), int(k), alpha, aa, int(lda), bb, int(ldb), beta, cc, int(ldc));
-                });
+  gemmOverTeam(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 } // namespace megatron::cpu::detail

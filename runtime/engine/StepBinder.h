@@ -25,6 +25,8 @@ public:
                                         std::string &error);
 
 private:
+  /// The workspace of an all_reduce_grads step (CollectiveSteps.cpp).
+  std::int64_t collectiveWorkspaceBytes(const plan::Step &step) const;
   /// The collective steps (all_reduce, all_gather, reduce_scatter, shard_slice, all_reduce_grads) over the
   /// engine's tensor-parallel group.
   template <typename T>
