@@ -24,18 +24,6 @@ using namespace mlir::mt;
 
 namespace {
 
-/// Numbers the random ops of `body` in program order, so that a backward op can name its forward's mask.
-void assignRngStreams(Block &body) {
-  int64_t next = 0;
-  Builder b(body.getParentOp()->getContext());
-  for (Operation &op : body) {
-    if (auto dropout = dyn_cast<DropoutOp>(op))
-      dropout.setRngStreamAttr(b.getI64IntegerAttr(next++));
-    else if (auto attention = dyn_cast<AttentionOp>(op); attention && attention.getDropout().convertToDouble() > 0)
-      attention.setRngStreamAttr(b.getI64IntegerAttr(next++));
-  }
-}
-
 /// The gradients found so far, summing contributions to one value.
 class GradientMap {
 public:
@@ -63,7 +51,7 @@ struct MtAutodiffPass : mt::impl::MtAutodiffBase<MtAutodiffPass> {
       module.emitError("mt-autodiff: the module has no @forward function to differentiate");
       return signalPassFailure();
     }
-    if (module.lookupSymbol("train_step")) {
+    if (module.lookupSymbol("train_step") || module.lookupSymbol("train_step_chunk0")) {
       module.emitError("mt-autodiff: the module already has a @train_step");
       return signalPassFailure();
     }
@@ -77,16 +65,39 @@ struct MtAutodiffPass : mt::impl::MtAutodiffBase<MtAutodiffPass> {
       return signalPassFailure();
     }
 
+    // A module split into pipeline chunks trains chunk by chunk: each @forward_chunk<c> becomes
+    // @train_step_chunk<c>, its forward and backward halves separated by mt.backward_start.
+    int64_t chunks = pipelineChunks(module);
+    for (int64_t chunk = 0; chunks > 1 && chunk < chunks; ++chunk) {
+      std::string name = "forward_chunk" + std::to_string(chunk);
+      auto chunkForward = module.lookupSymbol<func::FuncOp>(name);
+      if (!chunkForward) {
+        module.emitError("mt-autodiff: the module is split into ") << chunks << " pipeline chunks but has no @"
+                                                                   << name << " (run --mt-pipeline)";
+        return signalPassFailure();
+      }
+      if (failed(differentiateFunction(module, chunkForward, "train_step_chunk" + std::to_string(chunk),
+                                       /*markBackward=*/true)))
+        return signalPassFailure();
+    }
+    if (chunks == 1 && failed(differentiateFunction(module, forward, "train_step", /*markBackward=*/false)))
+      return signalPassFailure();
+  }
+
+  /// Clones `forward` as `name` and appends its backward.
+  LogicalResult differentiateFunction(ModuleOp module, func::FuncOp forward, StringRef name, bool markBackward) {
     auto step = cast<func::FuncOp>(forward->clone());
-    step.setName("train_step");
+    step.setName(name);
     module.getBody()->getOperations().insertAfter(Block::iterator(forward), step);
     Block &body = step.getBody().front();
     assignRngStreams(body);
 
     auto ret = cast<func::ReturnOp>(body.getTerminator());
     OpBuilder b(ret);
-    if (failed(differentiate(module, body, ret.getOperand(0), b)))
-      return signalPassFailure();
+    if (markBackward)
+      b.create<BackwardStartOp>(ret.getLoc());
+    // A pipeline chunk before the last returns nothing: its gradients arrive from the next chunk.
+    return differentiate(module, body, ret.getNumOperands() ? ret.getOperand(0) : Value(), b);
   }
 
   LogicalResult differentiate(ModuleOp module, Block &body, Value loss, OpBuilder &b) {
@@ -94,7 +105,8 @@ struct MtAutodiffPass : mt::impl::MtAutodiffBase<MtAutodiffPass> {
     int64_t microBatches = 1;
     if (auto attr = module->getAttrOfType<IntegerAttr>(kNumMicroBatchesAttr))
       microBatches = attr.getInt();
-    grads.add(loss, b.create<FillOp>(loss.getLoc(), loss.getType(), b.getF64FloatAttr(1.0 / microBatches)));
+    if (loss)
+      grads.add(loss, b.create<FillOp>(loss.getLoc(), loss.getType(), b.getF64FloatAttr(1.0 / microBatches)));
 
     llvm::StringMap<Value> paramGrads;
     SmallVector<Operation *> ops;
@@ -104,7 +116,10 @@ struct MtAutodiffPass : mt::impl::MtAutodiffBase<MtAutodiffPass> {
       SmallVector<Value> resultGrads;
       for (Value result : op->getResults())
         resultGrads.push_back(grads.lookup(result));
-      if (llvm::none_of(resultGrads, [](Value g) { return static_cast<bool>(g); }))
+      // Pipeline messages are differentiated whether or not they reach this chunk's loss: their peers wait for
+      // the gradient messages.
+      bool message = isa<SendOp>(op) || (isa<RecvOp>(op) && !cast<RecvOp>(op).getGrad());
+      if (!message && llvm::none_of(resultGrads, [](Value g) { return static_cast<bool>(g); }))
         continue; // does not reach the loss
 
       if (auto ref = dyn_cast<ParamRefOp>(op)) {

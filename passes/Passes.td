@@ -68,30 +68,40 @@ def MtShard : Pass<"mt-shard", "::mlir::ModuleOp"> {
 }
 
 def MtPipeline : Pass<"mt-pipeline", "::mlir::ModuleOp"> {
-  let summary = "Assigns the layers of @forward to pipeline stages";
+  let summary = "Splits @forward into pipeline chunks that send and receive their boundary values";
   let description = [{
-    Splits the transformer layers of `@forward` into `stages` contiguous pipeline stages and marks every op with
-    its stage (`mt.stage = k : i64`): the embedding goes to the first stage, the final norm, output layer and loss
-    to the last, as in Megatron-LM. By default every stage gets the same number of layers, and a layer count not
-    divisible by the stages is an error unless `first-stage-layers` / `last-stage-layers` say how many layers the
-    first and last stages take (Megatron's --decoder-first-pipeline-num-layers and
-    --decoder-last-pipeline-num-layers; the rest split evenly) or `balance=cost` asks for the partition that
-    minimises the most expensive stage's forward FLOPs (the first stage carries the embedding, the last the
-    logits). A parameter used on several stages (the input embedding tied to the output layer) lists them in
-    `mt.stages`, for the runtime to keep its copies in sync as Megatron's embedding group does. Runs after
-    `--mt-shard` and before `--mt-autodiff`. Executing the stages (send/recv, schedules) is not built yet; see
-    docs/parallelism.md.
+    Splits the transformer layers of `@forward` into `stages` × `virtual-stages` contiguous model chunks and marks
+    every op with its chunk (`mt.stage = k : i64`): the embedding goes to the first chunk, the final norm, output
+    layer and loss to the last, as in Megatron-LM. Chunk `c` runs on pipeline rank `c mod stages` (with
+    `virtual-stages` > 1, Megatron's interleaved schedule). By default every chunk gets the same number of
+    layers, and a layer count not divisible by the chunks is an error unless `first-stage-layers` /
+    `last-stage-layers` say how many layers the first and last stages take (Megatron's
+    --decoder-first-pipeline-num-layers and --decoder-last-pipeline-num-layers; the rest split evenly; not with
+    virtual stages) or `balance=cost` asks for the partition that minimises the most expensive chunk's forward
+    FLOPs (the first chunk carries the embedding, the last the logits).
+
+    Each chunk becomes a function `@forward_chunk<c>` with `@forward`'s inputs: it receives the values that
+    earlier chunks computed and it uses (`mt.recv`), runs its ops, and sends the values later chunks use
+    (`mt.send`; a value skipping a chunk is relayed through it). Autodiff turns each into a training step whose
+    backward receives and sends the gradients. A parameter used on several chunks (the input embedding tied to
+    the output layer) lists them in `mt.stages`, and `@finalize_grads` sums its gradient over the `"embedding"`
+    group, as Megatron's embedding group does. Dropout streams are numbered over the whole model first, so the
+    chunks draw the single-rank masks. `@forward` stays whole (the figures and the report read it). Runs after
+    `--mt-shard` and before `--mt-autodiff`; see docs/parallelism.md.
   }];
   let options = [
     Option<"stages", "stages", "int64_t", /*default=*/"1",
            "Pipeline stages (Megatron's --pipeline-model-parallel-size)">,
+    Option<"virtualStages", "virtual-stages", "int64_t", /*default=*/"1",
+           "Model chunks per stage (Megatron's --virtual-pipeline-model-parallel-size): the interleaved schedule">,
     Option<"firstStageLayers", "first-stage-layers", "int64_t", /*default=*/"-1",
            "Layers on the first stage (--decoder-first-pipeline-num-layers)">,
     Option<"lastStageLayers", "last-stage-layers", "int64_t", /*default=*/"-1",
            "Layers on the last stage (--decoder-last-pipeline-num-layers)">,
     Option<"balance", "balance", "std::string", /*default=*/"\"uniform\"",
-           "uniform (Megatron's even split) or cost (minimise the largest stage's forward FLOPs)">
+           "uniform (Megatron's even split) or cost (minimise the largest chunk's forward FLOPs)">
   ];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
 def MtAutodiff : Pass<"mt-autodiff", "::mlir::ModuleOp"> {

@@ -1,6 +1,7 @@
-//===- Pipeline.cpp - Pipeline stages of @forward --------------------------===//
+//===- Pipeline.cpp - Pipeline chunks of @forward --------------------------===//
 //
-// Which stage each op of @forward runs on. A transformer layer is the unit: ops located in
+// Which model chunk (pipeline stage, or virtual stage) each op of @forward runs on, and the chunks as functions
+// that send and receive the values crossing their boundaries. A transformer layer is the unit: ops located in
 // "<stack>.layers.<N>..." (the builder names every op after its Megatron-core module) belong to layer N; ops
 // before the first layer (the embedding) go to the first stage, ops after the last (final norm, output layer,
 // loss) to the last. Layers split evenly (Megatron's default), by the user's first/last-stage counts, or by cost:
@@ -12,6 +13,7 @@
 
 #include "dialects/mt/MtOps.h"
 
+#include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SetVector.h"
@@ -64,11 +66,17 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
       return fail("the module has no one-block @forward function");
     if (module.lookupSymbol("train_step"))
       return fail("the module already has a @train_step; assign stages before --mt-autodiff");
-    if (stages < 1)
-      return fail("stages must be at least 1, got " + Twine(static_cast<int64_t>(stages)));
+    if (stages < 1 || virtualStages < 1)
+      return fail("stages and virtual-stages must be at least 1, got " + Twine(static_cast<int64_t>(stages)) +
+                  " and " + Twine(static_cast<int64_t>(virtualStages)));
+    if (virtualStages > 1 && (firstStageLayers >= 0 || lastStageLayers >= 0))
+      return fail("first-stage-layers and last-stage-layers do not combine with virtual-stages");
+    if (virtualStages > 1 && stages < 2)
+      return fail("virtual-stages needs at least 2 pipeline stages");
+    const int64_t chunks = stages * virtualStages;
     if (balance != "uniform" && balance != "cost")
       return fail("unknown balance '" + balance + "'; expected uniform or cost");
-    if (stages == 1)
+    if (chunks == 1)
       return;
 
     // The layers, their forward FLOPs, and what comes before and after them.
@@ -83,9 +91,9 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
         stack = layer->first;
         numLayers = std::max(numLayers, layer->second + 1);
       }
-    if (numLayers < stages)
-      return fail(Twine(numLayers) + " layers cannot fill " + Twine(static_cast<int64_t>(stages)) +
-                  " pipeline stages");
+    if (numLayers < chunks)
+      return fail(Twine(numLayers) + " layers cannot fill " + Twine(chunks) +
+                  (virtualStages > 1 ? " model chunks (stages x virtual-stages)" : " pipeline stages"));
     std::vector<double> layerCost(static_cast<size_t>(numLayers), 0.0);
     double before = 0.0, after = 0.0;
     bool seenLayer = false;
@@ -118,7 +126,7 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
       if (auto layer = layerOf(op.getLoc()))
         current = stageOfLayer[static_cast<size_t>(layer->second)];
       else if (index > lastLayerOp)
-        current = stages - 1;
+        current = chunks - 1;
       ++index;
       if (!isa<func::ReturnOp>(op))
         op.setAttr(kStageAttr, b.getI64IntegerAttr(current));
@@ -138,12 +146,121 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
         param->setAttr(kStagesAttr, b.getDenseI64ArrayAttr(list));
       }
     module->setAttr(kPipelineParallelAttr, b.getI64IntegerAttr(stages));
+    if (virtualStages > 1)
+      module->setAttr(kVirtualPipelineAttr, b.getI64IntegerAttr(virtualStages));
+
+    assignRngStreams(body);
+    for (int64_t chunk = 0; chunk < chunks; ++chunk)
+      if (failed(buildChunk(forward, chunk, chunks)))
+        return signalPassFailure();
+    syncTiedParameters(module);
+  }
+
+  /// The values computed on chunks before `chunk` and used on it or later: what `chunk` receives, in the order
+  /// they are defined. Parameters and inputs are not among them: every chunk reads its own.
+  static SmallVector<Value> boundaryInto(Block &body, int64_t chunk) {
+    SmallVector<Value> values;
+    for (Operation &op : body) {
+      auto stage = op.getAttrOfType<IntegerAttr>(kStageAttr);
+      if (!stage || stage.getInt() >= chunk || isa<ParamRefOp>(op))
+        continue;
+      for (Value result : op.getResults())
+        if (llvm::any_of(result.getUsers(), [&](Operation *user) {
+              auto userStage = user->getAttrOfType<IntegerAttr>(kStageAttr);
+              return !userStage || userStage.getInt() >= chunk; // the return belongs to the last chunk
+            }))
+          values.push_back(result);
+    }
+    return values;
+  }
+
+  /// @forward_chunk<chunk>: receives its boundary, runs its ops, sends the next chunk's boundary.
+  LogicalResult buildChunk(func::FuncOp forward, int64_t chunk, int64_t chunks) {
+    Block &body = forward.getBody().front();
+    bool last = chunk == chunks - 1;
+    FunctionType whole = forward.getFunctionType();
+    OpBuilder b(forward->getContext());
+    // After @forward, in chunk order.
+    Operation *previous = chunk == 0 ? forward.getOperation()
+                                     : forward->getParentOfType<ModuleOp>().lookupSymbol(
+                                           "forward_chunk" + std::to_string(chunk - 1));
+    b.setInsertionPointAfter(previous);
+    auto func = b.create<func::FuncOp>(
+        forward.getLoc(), "forward_chunk" + std::to_string(chunk),
+        FunctionType::get(forward->getContext(), whole.getInputs(), last ? whole.getResults() : TypeRange{}));
+    if (ArrayAttr args = forward.getAllArgAttrs())
+      func.setAllArgAttrs(args);
+    Block *entry = func.addEntryBlock();
+    b.setInsertionPointToStart(entry);
+
+    IRMapping mapping;
+    for (auto [from, to] : llvm::zip(body.getArguments(), entry->getArguments()))
+      mapping.map(from, to);
+    for (auto [index, value] : llvm::enumerate(boundaryInto(body, chunk))) {
+      if (!isa<FloatType>(getElementTypeOrSelf(value.getType())))
+        return value.getDefiningOp()->emitOpError("mt-pipeline: its result crosses from one pipeline chunk to a "
+                                                  "later one, and only float tensors can be sent");
+      auto recv = b.create<RecvOp>(value.getLoc(), value.getType(), b.getI64IntegerAttr(chunk - 1),
+                                   b.getI64IntegerAttr(static_cast<int64_t>(index)), UnitAttr());
+      recv->setAttr(kStageAttr, b.getI64IntegerAttr(chunk));
+      mapping.map(value, recv.getResult());
+    }
+    // The chunk's ops; a parameter read on several chunks is read again on each.
+    for (Operation &op : body.without_terminator()) {
+      auto stage = op.getAttrOfType<IntegerAttr>(kStageAttr);
+      if (!stage || stage.getInt() != chunk || isa<ParamRefOp>(op))
+        continue;
+      for (Value operand : op.getOperands())
+        if (auto ref = operand.getDefiningOp<ParamRefOp>(); ref && !mapping.contains(operand)) {
+          Operation *copy = b.clone(*ref);
+          copy->setAttr(kStageAttr, b.getI64IntegerAttr(chunk));
+          mapping.map(operand, copy->getResult(0));
+        }
+      b.clone(op, mapping);
+    }
+    if (!last) {
+      for (auto [index, value] : llvm::enumerate(boundaryInto(body, chunk + 1)))
+        b.create<SendOp>(value.getLoc(), mapping.lookup(value), b.getI64IntegerAttr(chunk + 1),
+                         b.getI64IntegerAttr(static_cast<int64_t>(index)), UnitAttr())
+            ->setAttr(kStageAttr, b.getI64IntegerAttr(chunk));
+      b.create<func::ReturnOp>(forward.getLoc());
+    } else {
+      auto ret = cast<func::ReturnOp>(body.getTerminator());
+      SmallVector<Value> results;
+      for (Value v : ret.getOperands())
+        results.push_back(mapping.lookup(v));
+      b.create<func::ReturnOp>(ret.getLoc(), results);
+    }
+    return success();
+  }
+
+  /// A parameter used on several chunks (the tied embedding) has a copy on each; their gradients are summed over
+  /// the "embedding" group once per iteration, so the copies stay equal (Megatron's embedding group).
+  void syncTiedParameters(ModuleOp module) {
+    SmallVector<Attribute> tied;
+    for (ParamOp param : module.getOps<ParamOp>())
+      if (param->hasAttr(kStagesAttr))
+        tied.push_back(FlatSymbolRefAttr::get(param.getSymNameAttr()));
+    if (tied.empty())
+      return;
+    OpBuilder b(module.getContext());
+    auto finalize = module.lookupSymbol<func::FuncOp>("finalize_grads");
+    Location loc = NameLoc::get(b.getStringAttr("finalize_grads"));
+    if (!finalize) {
+      b.setInsertionPointToEnd(module.getBody());
+      finalize = b.create<func::FuncOp>(loc, "finalize_grads", FunctionType::get(module.getContext(), {}, {}));
+      b.setInsertionPointToStart(finalize.addEntryBlock());
+      b.create<func::ReturnOp>(loc);
+    }
+    b.setInsertionPointToStart(&finalize.getBody().front());
+    b.create<AllReduceGradsOp>(loc, b.getArrayAttr(tied), b.getStringAttr("embedding"), IntegerAttr(),
+                               DenseI64ArrayAttr());
   }
 
   /// How many layers each stage runs.
   FailureOr<std::vector<int64_t>> layersPerStage(int64_t layers, ArrayRef<double> cost, double embedding,
                                                  double head) {
-    const int64_t p = stages;
+    const int64_t p = stages * virtualStages;
     ModuleOp module = getOperation();
     if (firstStageLayers >= 0 || lastStageLayers >= 0) {
       // Megatron's uneven split: the given counts on the first and last stages, the rest evenly in between.
@@ -172,7 +289,7 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
       if (layers % p != 0)
         return module.emitError("mt-pipeline: ")
                << layers << " layers are not divisible by " << p
-               << " pipeline stages; give first-stage-layers and last-stage-layers (Megatron's "
+               << (virtualStages > 1 ? " model chunks (stages x virtual-stages)" : " pipeline stages") << "; give first-stage-layers and last-stage-layers (Megatron's "
                   "--decoder-first-pipeline-num-layers, --decoder-last-pipeline-num-layers) or balance=cost";
       return std::vector<int64_t>(static_cast<size_t>(p), layers / p);
     }

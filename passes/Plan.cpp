@@ -30,16 +30,26 @@ struct MtPlanPass : mt::impl::MtPlanBase<MtPlanPass> {
   }
 
   void runOnOperation() override {
-    FailureOr<plan::Plan> built = mt::buildPlan(getOperation());
+    FailureOr<std::vector<plan::Plan>> built = mt::buildPlans(getOperation());
     if (failed(built))
       return signalPassFailure();
     if (std::string error = megatron::writeFileAtomically(output, plan::toJson(*built)); !error.empty()) {
       getOperation().emitError("mt-plan: ") << error;
       return signalPassFailure();
     }
-    const plan::Plan &p = *built;
+    for (const plan::Plan &p : *built)
+      report(p, built->size() > 1);
+    llvm::outs().flush();
+    markAllAnalysesPreserved();
+  }
+
+  /// What the plan holds and the memory one rank of it needs.
+  void report(const plan::Plan &p, bool pipelined) {
     auto arena = [&](plan::Arena a) { return p.arenaBytes[static_cast<int>(a)]; };
-    llvm::outs() << "mt-plan: wrote " << output << " (" << p.buffers.size() << " buffers";
+    llvm::outs() << "mt-plan: wrote " << output;
+    if (pipelined)
+      llvm::outs() << " stage " << p.pipeline.stage << " of " << p.pipeline.stages;
+    llvm::outs() << " (" << p.buffers.size() << " buffers";
     for (const plan::Program &program : p.programs)
       llvm::outs() << ", " << program.name << ": " << program.steps.size() << " steps";
     llvm::outs() << ")\n";
@@ -47,12 +57,14 @@ struct MtPlanPass : mt::impl::MtPlanBase<MtPlanPass> {
                  << mebibytes(arena(plan::Arena::Params)) << " + gradients " << mebibytes(arena(plan::Arena::Grads))
                  << " + optimizer state " << mebibytes(arena(plan::Arena::Optimizer)) << " + inputs "
                  << mebibytes(arena(plan::Arena::Inputs)) << " + activations "
-                 << mebibytes(arena(plan::Arena::Activations)) << "\n";
+                 << mebibytes(arena(plan::Arena::Activations));
+    if (pipelined)
+      llvm::outs() << " + " << p.pipeline.totalStashSlots() << " micro-batches in flight x "
+                   << mebibytes(arena(plan::Arena::Stash)) << " stash";
+    llvm::outs() << "\n";
     for (const plan::Program &program : p.programs)
       llvm::outs() << "  " << program.name << ": live activations peak at "
                    << mebibytes(program.peakActivationBytes) << "\n";
-    llvm::outs().flush();
-    markAllAnalysesPreserved();
   }
 };
 

@@ -45,8 +45,7 @@ LogicalResult expectUnit(Operation *op, NamedAttribute attribute) {
 /// The pipeline stage attributes of ops and parameters: stages of the module's mt.pipeline_parallel.
 static LogicalResult verifyStages(Operation *op, NamedAttribute attribute) {
   auto module = op->getParentOfType<ModuleOp>();
-  auto count = module ? module->getAttrOfType<IntegerAttr>(kPipelineParallelAttr) : IntegerAttr();
-  int64_t stages = count ? count.getInt() : 1;
+  int64_t stages = module ? pipelineChunks(module) : 1;
   SmallVector<int64_t> values;
   if (auto one = dyn_cast<IntegerAttr>(attribute.getValue()); one && attribute.getName() == kStageAttr)
     values.push_back(one.getInt());
@@ -59,7 +58,8 @@ static LogicalResult verifyStages(Operation *op, NamedAttribute attribute) {
   for (int64_t stage : values)
     if (stage < 0 || stage >= stages)
       return op->emitError() << "pipeline stage " << stage << " is outside the module's " << stages
-                             << " stages ('" << kPipelineParallelAttr << "')";
+                             << " model chunks ('" << kPipelineParallelAttr << "' x '" << kVirtualPipelineAttr
+                             << "')";
   return success();
 }
 
@@ -75,7 +75,7 @@ LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute 
     return success();
   }
   if (name == "mt.num_micro_batches" || name == kTensorParallelAttr || name == kDataParallelAttr ||
-      name == kPipelineParallelAttr)
+      name == kPipelineParallelAttr || name == kVirtualPipelineAttr)
     return expectPositiveI64(op, attribute);
   if (name == kDistributedOptimizerAttr)
     return expectUnit(op, attribute);

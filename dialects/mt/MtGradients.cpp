@@ -208,6 +208,22 @@ LogicalResult CrossEntropyOp::buildGradients(OpBuilder &b, ArrayRef<Value> resul
 // Collectives: each one's gradient is its conjugate
 //===----------------------------------------------------------------------===//
 
+// A send's gradient is received from the chunk it went to; a received value's gradient goes back to its sender.
+LogicalResult SendOp::buildGradients(OpBuilder &b, ArrayRef<Value>, SmallVectorImpl<Value> &operandGrads) {
+  operandGrads.assign({b.create<RecvOp>(getLoc(), getX().getType(), getChunkAttr(), getIndexAttr(),
+                                        b.getUnitAttr())
+                           .getResult()});
+  return success();
+}
+
+LogicalResult RecvOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads, SmallVectorImpl<Value> &) {
+  Value grad = resultGrads[0];
+  if (!grad) // the sender waits for a gradient whether or not this chunk's loss depends on the value
+    grad = b.create<FillOp>(getLoc(), getType(), b.getF64FloatAttr(0.0));
+  b.create<SendOp>(getLoc(), grad, getChunkAttr(), getIndexAttr(), b.getUnitAttr());
+  return success();
+}
+
 LogicalResult AllReduceOp::buildGradients(OpBuilder &, ArrayRef<Value> resultGrads,
                                           SmallVectorImpl<Value> &operandGrads) {
   operandGrads.assign({resultGrads[0]});

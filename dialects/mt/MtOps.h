@@ -32,6 +32,15 @@ inline constexpr llvm::StringLiteral kDistributedOptimizerAttr = "mt.distributed
 inline constexpr llvm::StringLiteral kPipelineParallelAttr = "mt.pipeline_parallel";
 inline constexpr llvm::StringLiteral kStageAttr = "mt.stage";
 inline constexpr llvm::StringLiteral kStagesAttr = "mt.stages";
+/// Model chunks per pipeline stage (Megatron's virtual pipeline stages, interleaved 1F1B). With it, mt.stage and
+/// mt.stages count model chunks, 0 .. p·v - 1, and chunk c runs on pipeline rank c mod p.
+inline constexpr llvm::StringLiteral kVirtualPipelineAttr = "mt.virtual_pipeline";
+/// The model chunks of the module holding `op`: mt.pipeline_parallel × mt.virtual_pipeline (1 when unsplit).
+int64_t pipelineChunks(Operation *op);
+/// Numbers the random ops of `body` (dropout, attention with dropout) in program order, from `first`, leaving
+/// ops that have a stream already: the backward names its forward's mask by it, and pipeline chunks keep the
+/// whole model's numbers so that they draw the single-rank masks. Returns the next free number.
+int64_t assignRngStreams(Block &body, int64_t first = 0);
 /// The size of the tensor-parallel group of the module holding `op` (1 for an unsharded module).
 int64_t tensorParallelSize(Operation *op);
 } // namespace mlir::mt

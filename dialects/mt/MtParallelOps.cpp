@@ -25,13 +25,45 @@ int64_t mlir::mt::tensorParallelSize(Operation *op) {
   return size ? size.getInt() : 1;
 }
 
+int64_t mlir::mt::pipelineChunks(Operation *op) {
+  auto module = dyn_cast<ModuleOp>(op);
+  if (!module)
+    module = op->getParentOfType<ModuleOp>();
+  if (!module)
+    return 1;
+  auto stages = module->getAttrOfType<IntegerAttr>(kPipelineParallelAttr);
+  auto virtualStages = module->getAttrOfType<IntegerAttr>(kVirtualPipelineAttr);
+  return (stages ? stages.getInt() : 1) * (virtualStages ? virtualStages.getInt() : 1);
+}
+
+int64_t mlir::mt::assignRngStreams(Block &body, int64_t first) {
+  Builder b(body.getParentOp()->getContext());
+  for (Operation &op : body) {
+    auto dropout = dyn_cast<DropoutOp>(op);
+    auto attention = dyn_cast<AttentionOp>(op);
+    bool random = dropout || (attention && attention.getDropout().convertToDouble() > 0);
+    if (random && !op.hasAttr("rng_stream"))
+      op.setAttr("rng_stream", b.getI64IntegerAttr(first++));
+  }
+  return first;
+}
+
 namespace {
 
-/// The size of `group`; fails (naming the op) for an unknown group or a module that declares none.
+/// The size of `group`; fails (naming the op) for an unknown group or a module that declares none. The
+/// "embedding" group (the pipeline stages holding a tied embedding, Megatron's embedding group) has 2 ranks, the
+/// first and the last stage, or 1 when one stage holds every use.
 FailureOr<int64_t> groupSize(Operation *op, StringRef group) {
-  if (group != "tp" && group != "dp")
+  if (group != "tp" && group != "dp" && group != "embedding")
     return op->emitOpError() << "unknown group \"" << group
-                             << "\"; the groups are: \"tp\" (tensor parallel), \"dp\" (data parallel)";
+                             << "\"; the groups are: \"tp\" (tensor parallel), \"dp\" (data parallel), "
+                                "\"embedding\" (the pipeline stages sharing a tied embedding)";
+  if (group == "embedding") {
+    if (pipelineChunks(op) < 2)
+      return op->emitOpError() << "group \"embedding\" needs a module split into pipeline stages ('"
+                               << kPipelineParallelAttr << "')";
+    return 2;
+  }
   StringRef attr = group == "tp" ? kTensorParallelAttr : kDataParallelAttr;
   auto module = op->getParentOfType<ModuleOp>();
   if (!module || !module->hasAttr(attr))
@@ -107,5 +139,28 @@ LogicalResult AllReduceGradsOp::verifySymbolUses(SymbolTableCollection &symbolTa
                              << " are outside its " << available << " rows";
     }
   }
+  return success();
+}
+
+/// The other chunk of a pipeline message: one of the module's chunks.
+static LogicalResult verifyPeerChunk(Operation *op, int64_t chunk, int64_t index) {
+  int64_t chunks = pipelineChunks(op);
+  if (chunks < 2)
+    return op->emitOpError() << "needs a module split into pipeline chunks ('" << kPipelineParallelAttr << "')";
+  if (chunk < 0 || chunk >= chunks)
+    return op->emitOpError() << "chunk " << chunk << " is outside the module's " << chunks << " pipeline chunks";
+  if (index < 0)
+    return op->emitOpError() << "index must be non-negative, got " << index;
+  return success();
+}
+
+LogicalResult SendOp::verify() { return verifyPeerChunk(*this, getChunk(), getIndex()); }
+LogicalResult RecvOp::verify() { return verifyPeerChunk(*this, getChunk(), getIndex()); }
+
+LogicalResult BackwardStartOp::verify() {
+  Block *block = (*this)->getBlock();
+  for (Operation &other : *block)
+    if (isa<BackwardStartOp>(other) && &other != getOperation())
+      return emitOpError("appears twice in one block; a training step has one forward and one backward half");
   return success();
 }

@@ -133,4 +133,61 @@ def Mt_AllReduceGradsOp : Mt_Op<"all_reduce_grads", [DeclareOpInterfaceMethods<S
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Pipeline parallelism: a model chunk's boundary values
+//===----------------------------------------------------------------------===//
+
+def Mt_SendOp : Mt_Op<"send", [MemoryEffects<[MemRead, MemWrite]>,
+    DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+  let summary = "Sends a value to another model chunk of the pipeline";
+  let description = [{
+    A pipeline chunk (`@forward_chunk<c>`, made by `--mt-pipeline`) ends by sending the values that later chunks
+    use: the residual stream, as one message per value and micro-batch. `chunk` is the receiving chunk, `index`
+    the value's place among the values crossing that boundary, and `grad` marks the backward's messages (the
+    gradient of a received value, sent back). Under `v` virtual stages chunk `c` runs on pipeline rank `c mod p`.
+    The gradient of a send is the receive of its gradient from the same chunk: the backward's messages come out
+    of autodiff.
+
+    ```mlir
+    mt.send %h to chunk 1 index 0 : tensor<8x512x1024xf32>
+    mt.send %dh to chunk 0 index 0 {grad} : tensor<8x512x1024xf32>
+    ```
+  }];
+  let arguments = (ins Mt_FloatTensor:$x, I64Attr:$chunk, I64Attr:$index, UnitAttr:$grad);
+  let assemblyFormat = "$x `to` `chunk` $chunk `index` $index attr-dict `:` type($x)";
+  let hasVerifier = 1;
+}
+
+def Mt_RecvOp : Mt_Op<"recv", [MemoryEffects<[MemRead, MemWrite]>,
+    DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
+  let summary = "Receives a value from another model chunk of the pipeline";
+  let description = [{
+    The matching half of `mt.send`: `chunk` is the sending chunk. The gradient of a received value is sent back
+    to that chunk (zeros when this chunk's loss does not depend on it, since the sender waits for a message).
+
+    ```mlir
+    %h = mt.recv from chunk 0 index 0 : tensor<8x512x1024xf32>
+    ```
+  }];
+  let arguments = (ins I64Attr:$chunk, I64Attr:$index, UnitAttr:$grad);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "`from` `chunk` $chunk `index` $index attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Mt_BackwardStartOp : Mt_Op<"backward_start", [MemoryEffects<[MemRead, MemWrite]>]> {
+  let summary = "Where a pipeline chunk's training step turns from forward to backward";
+  let description = [{
+    `--mt-autodiff` puts it between the forward and the backward half of `@train_step_chunk<c>`. A pipeline
+    schedule runs the two halves at different times, with other micro-batches' halves in between: the values
+    defined before this op and used after it are the micro-batch's stash, kept until its backward.
+
+    ```mlir
+    mt.backward_start
+    ```
+  }];
+  let assemblyFormat = "attr-dict";
+  let hasVerifier = 1;
+}
+
 #endif // MT_PARALLEL_OPS_TD

@@ -12,10 +12,12 @@
 #include "dialects/mt/MtOps.h"
 #include "megatron/Analysis/ModelFiguresAnalysis.h"
 #include "megatron/Plan/MemoryPlanner.h"
+#include "megatron/Schedule/PipelineSchedule.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -159,23 +161,32 @@ std::string modelFingerprint(ModuleOp module) {
 
 class PlanLowering {
 public:
-  explicit PlanLowering(ModuleOp module) : module(module) {}
+  /// `stage`: the pipeline stage to lower, of a module split into stages; 0 for one that is not.
+  PlanLowering(ModuleOp module, int64_t stage) : module(module), stage(stage) {}
 
   FailureOr<plan::Plan> run();
 
 private:
+  /// The pipeline schedule of this stage and its stash slots per chunk.
+  LogicalResult schedulePipeline();
+  /// Lowers @train_step_chunk<c> into its forward and backward halves, for local chunk `local`.
+  LogicalResult lowerTrainingChunk(int64_t local);
   FailureOr<int> newBuffer(Operation *where, RankedTensorType type, plan::Arena arena);
   LogicalResult declareParams();
   LogicalResult declareInputs(func::FuncOp forward);
   /// Lowers `func` as program `name`. With `stopAtLogits`, the final cross-entropy is left out and the program's
   /// output is its logits (for generation).
   FailureOr<plan::Program> lowerProgram(func::FuncOp func, StringRef name, bool stopAtLogits);
+  /// Where lowerProgram found mt.backward_start: the index of the backward's first step, or -1.
+  int backwardStart = -1;
   /// Lowers @finalize_grads: collectives over gradient buffers, in place, once per iteration.
   FailureOr<plan::Program> lowerFinalizeGrads(func::FuncOp func);
   void bindGradients(func::FuncOp func);
   void bind(Value value, StringRef param, GradAccumulateOp sink);
 
   ModuleOp module;
+  int64_t stage;
+  llvm::StringSet<> stageParams; // the parameters this pipeline stage reads (all of them without a pipeline)
   plan::Plan result;
   int64_t persistentBytes[plan::kNumArenas] = {};
   llvm::StringMap<int> paramBuffers, gradBuffers;
@@ -210,6 +221,8 @@ FailureOr<int> PlanLowering::newBuffer(Operation *where, RankedTensorType type, 
 
 LogicalResult PlanLowering::declareParams() {
   for (ParamOp param : module.getOps<ParamOp>()) {
+    if (!stageParams.contains(param.getSymName()))
+      continue;
     plan::Param p;
     p.name = param.getSymName().str();
     RankedTensorType type = param.getTensorType();
@@ -312,8 +325,10 @@ void PlanLowering::bindGradients(func::FuncOp func) {
 FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef name, bool stopAtLogits) {
   plan::Program program;
   program.name = name.str();
-  Value returned = func.getBody().front().getTerminator()->getOperand(0);
-  auto finalLoss = returned.getDefiningOp<CrossEntropyOp>();
+  Operation *terminator = func.getBody().front().getTerminator();
+  Value returned = terminator->getNumOperands() ? terminator->getOperand(0) : Value();
+  auto finalLoss = returned ? returned.getDefiningOp<CrossEntropyOp>() : CrossEntropyOp();
+  backwardStart = -1;
   buffers.clear();
   savedBuffers.clear();
   viewBase.clear();
@@ -331,8 +346,13 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
 
   for (Operation &op : func.getBody().front()) {
     if (auto ret = dyn_cast<func::ReturnOp>(op)) {
-      program.loss = gatheredLogits >= 0 ? gatheredLogits
-                                         : buffers.lookup(stopAtLogits ? finalLoss.getLogits() : ret.getOperand(0));
+      if (ret.getNumOperands())
+        program.loss = gatheredLogits >= 0 ? gatheredLogits
+                                           : buffers.lookup(stopAtLogits ? finalLoss.getLogits() : ret.getOperand(0));
+      continue;
+    }
+    if (isa<BackwardStartOp>(op)) {
+      backwardStart = static_cast<int>(program.steps.size());
       continue;
     }
     if (stopAtLogits && &op == finalLoss.getOperation()) {
@@ -422,7 +442,7 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
     }
     emit(std::move(step));
   }
-  if (program.loss < 0)
+  if (program.loss < 0 && returned)
     return func.emitError("mt-plan: @") << program.name << " must return its loss";
 
   // Lifetimes of this program's activations: from the step that writes them to the last step that touches them.
@@ -442,13 +462,45 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
             l.first = static_cast<int>(i);
           l.last = static_cast<int>(i);
         }
+  // A pipeline chunk's stash: activations its forward half writes and its backward half reads. They live in
+  // the micro-batch's stash slot, laid out on their own; the rest (the halves' temporaries) share `activations`.
+  std::vector<int> workIds;
+  if (backwardStart >= 0) {
+    std::vector<plan::Lifetime> stash;
+    std::vector<int> stashIds;
+    for (int id : activationIds) {
+      const plan::Lifetime &l = lifetimes[index[id]];
+      bool crosses = l.first >= 0 && l.first < backwardStart && l.last >= backwardStart;
+      if (!crosses) {
+        workIds.push_back(id);
+        continue;
+      }
+      stashIds.push_back(id);
+      stash.push_back({l.bytes, 0, 0}); // alive together, from the forward until the backward is done
+    }
+    plan::MemoryLayout stashLayout = plan::planMemory(stash, plan::kAlignment);
+    for (auto [i, id] : llvm::enumerate(stashIds)) {
+      result.buffers[id].arena = plan::Arena::Stash;
+      result.buffers[id].offset = stashLayout.offsets[i];
+    }
+    int64_t &slot = result.arenaBytes[static_cast<int>(plan::Arena::Stash)];
+    slot = std::max(slot, stashLayout.arenaBytes);
+  } else {
+    workIds = activationIds;
+  }
+  // The loss stays alive to the end (of the forward half, for a pipeline chunk), where the runtime reads it.
   if (auto it = index.find(baseOf(program.loss)); it != index.end())
-    lifetimes[it->second].last = static_cast<int>(program.steps.size());
-  plan::MemoryLayout layout = plan::planMemory(lifetimes, plan::kAlignment);
-  for (int id : activationIds)
-    result.buffers[id].offset = layout.offsets[index[id]];
-  for (auto [view, base] : viewBase)
+    lifetimes[it->second].last = backwardStart >= 0 ? backwardStart - 1 : static_cast<int>(program.steps.size());
+  std::vector<plan::Lifetime> work;
+  for (int id : workIds)
+    work.push_back(lifetimes[index[id]]);
+  plan::MemoryLayout layout = plan::planMemory(work, plan::kAlignment);
+  for (auto [i, id] : llvm::enumerate(workIds))
+    result.buffers[id].offset = layout.offsets[i];
+  for (auto [view, base] : viewBase) {
+    result.buffers[view].arena = result.buffers[base].arena;
     result.buffers[view].offset = result.buffers[base].offset;
+  }
   int64_t &arena = result.arenaBytes[static_cast<int>(plan::Arena::Activations)];
   arena = std::max(arena, layout.arenaBytes);
   program.peakActivationBytes = layout.peakLiveBytes;
@@ -464,23 +516,74 @@ FailureOr<plan::Program> PlanLowering::lowerFinalizeGrads(func::FuncOp func) {
       return op.emitOpError("mt-plan: @finalize_grads may only hold mt.all_reduce_grads");
     plan::Step step{"all_reduce_grads", locationName(op.getLoc()), {}, {}, {}, stepAttrs(&op)};
     for (Attribute name : sum.getParams()) {
-      step.outputs.push_back(gradBuffers.lookup(cast<FlatSymbolRefAttr>(name).getValue()));
+      auto grad = gradBuffers.find(cast<FlatSymbolRefAttr>(name).getValue());
+      if (grad == gradBuffers.end()) // another pipeline stage's parameter
+        continue;
+      step.outputs.push_back(grad->second);
       step.accumulate.push_back(false);
     }
-    program.steps.push_back(std::move(step));
+    if (!step.outputs.empty())
+      program.steps.push_back(std::move(step));
   }
   return program;
 }
 
+LogicalResult PlanLowering::schedulePipeline() {
+  plan::PipelineInfo &p = result.pipeline;
+  if (p.microBatches % result.parallel.data != 0)
+    return module.emitError("mt-plan: ") << p.microBatches << " micro-batches do not split over "
+                                         << result.parallel.data << " data-parallel replicas";
+  p.microBatches /= result.parallel.data;
+  std::string error;
+  megatron::schedule::Schedule schedule =
+      p.virtualStages > 1
+          ? megatron::schedule::interleaved(static_cast<int>(p.stages), static_cast<int>(p.microBatches),
+                                            static_cast<int>(p.virtualStages), error)
+          : megatron::schedule::oneForwardOneBackward(static_cast<int>(p.stages), static_cast<int>(p.microBatches));
+  if (!error.empty())
+    return module.emitError("mt-plan: ") << error;
+  // The stash slots a chunk needs: the most micro-batches between their forward and their backward at once.
+  p.stashSlots.assign(static_cast<size_t>(p.virtualStages), 0);
+  std::vector<int64_t> live(static_cast<size_t>(p.virtualStages), 0);
+  for (const megatron::schedule::Step &step : schedule.steps[static_cast<size_t>(p.stage)]) {
+    p.schedule.push_back({step.forward, step.microBatch, step.chunk});
+    int64_t &count = live[static_cast<size_t>(step.chunk)];
+    count += step.forward ? 1 : -1;
+    p.stashSlots[static_cast<size_t>(step.chunk)] = std::max(p.stashSlots[static_cast<size_t>(step.chunk)], count);
+  }
+  return success();
+}
+
+LogicalResult PlanLowering::lowerTrainingChunk(int64_t local) {
+  std::string chunk = std::to_string(result.pipeline.globalChunk(local));
+  auto step = module.lookupSymbol<func::FuncOp>("train_step_chunk" + chunk);
+  if (!step)
+    return module.emitError("mt-plan: the module has no @train_step_chunk") << chunk << "; run mt-autodiff first";
+  FailureOr<plan::Program> whole = lowerProgram(step, "train_step_chunk" + chunk, false);
+  if (failed(whole))
+    return failure();
+  if (backwardStart < 0)
+    return step.emitError("mt-plan: @train_step_chunk") << chunk << " has no mt.backward_start";
+  plan::Program forwardHalf, backwardHalf;
+  forwardHalf.name = "train_forward_chunk" + chunk;
+  backwardHalf.name = "train_backward_chunk" + chunk;
+  forwardHalf.chunk = backwardHalf.chunk = static_cast<int>(local);
+  forwardHalf.loss = whole->loss;
+  forwardHalf.peakActivationBytes = backwardHalf.peakActivationBytes = whole->peakActivationBytes;
+  forwardHalf.steps.assign(whole->steps.begin(), whole->steps.begin() + backwardStart);
+  backwardHalf.steps.assign(whole->steps.begin() + backwardStart, whole->steps.end());
+  result.programs.push_back(std::move(forwardHalf));
+  result.programs.push_back(std::move(backwardHalf));
+  return success();
+}
+
 FailureOr<plan::Plan> PlanLowering::run() {
   auto forward = module.lookupSymbol<func::FuncOp>("forward");
-  auto trainStep = module.lookupSymbol<func::FuncOp>("train_step");
+  int64_t chunks = pipelineChunks(module);
+  auto trainStep = module.lookupSymbol<func::FuncOp>(chunks > 1 ? "train_step_chunk0" : "train_step");
   if (!forward || !trainStep)
     return module.emitError("mt-plan: the module needs @forward and @train_step; run mt-autodiff first");
 
-  if (auto stages = module->getAttrOfType<IntegerAttr>(kPipelineParallelAttr); stages && stages.getInt() > 1)
-    return module.emitError("mt-plan: the module is split into ")
-           << stages.getInt() << " pipeline stages, and running pipeline stages is not built yet";
   FailureOr<megatron::ModelFigures> figures = computeModelFigures(module);
   if (failed(figures))
     return failure();
@@ -496,19 +599,64 @@ FailureOr<plan::Plan> PlanLowering::run() {
     result.parallel.data = data.getInt();
   result.parallel.distributedOptimizer = module->hasAttr(kDistributedOptimizerAttr);
 
+  // This stage's chunks and the parameters they read.
+  plan::PipelineInfo &pipeline = result.pipeline;
+  if (auto stages = module->getAttrOfType<IntegerAttr>(kPipelineParallelAttr))
+    pipeline.stages = stages.getInt();
+  pipeline.virtualStages = chunks / pipeline.stages;
+  pipeline.stage = stage;
+  pipeline.microBatches = result.model.numMicroBatches;
+  SmallVector<func::FuncOp> stageFunctions = {chunks > 1 ? func::FuncOp() : trainStep};
+  if (chunks > 1) {
+    stageFunctions.clear();
+    for (int64_t v = 0; v < pipeline.virtualStages; ++v)
+      stageFunctions.push_back(
+          module.lookupSymbol<func::FuncOp>("train_step_chunk" + std::to_string(pipeline.globalChunk(v))));
+  }
+  for (func::FuncOp func : stageFunctions) {
+    if (!func)
+      return module.emitError("mt-plan: a pipeline chunk of stage ") << stage << " has no training step";
+    func.walk([&](ParamRefOp ref) { stageParams.insert(ref.getName()); });
+  }
+
   if (failed(declareParams()) || failed(declareInputs(forward)))
     return failure();
-  SmallVector<std::tuple<func::FuncOp, StringRef, bool>> programs = {{trainStep, "train_step", false},
-                                                                      {forward, "forward", false}};
-  // Generation needs the logits of a language model: its forward up to its one loss, a cross-entropy.
-  Value loss = forward.getBody().front().getTerminator()->getOperand(0);
-  if (loss.getDefiningOp<CrossEntropyOp>())
-    programs.push_back({forward, "logits", true});
-  for (auto [func, name, stopAtLogits] : programs) {
-    FailureOr<plan::Program> program = lowerProgram(func, name, stopAtLogits);
-    if (failed(program))
+  if (chunks > 1) {
+    if (failed(schedulePipeline()))
       return failure();
-    result.programs.push_back(std::move(*program));
+    for (int64_t v = 0; v < pipeline.virtualStages; ++v) {
+      std::string chunk = std::to_string(pipeline.globalChunk(v));
+      if (failed(lowerTrainingChunk(v)))
+        return failure();
+      auto chunkForward = module.lookupSymbol<func::FuncOp>("forward_chunk" + chunk);
+      if (!chunkForward)
+        return module.emitError("mt-plan: the module has no @forward_chunk") << chunk;
+      bool last = pipeline.globalChunk(v) == chunks - 1;
+      for (bool stopAtLogits : {false, true}) {
+        if (stopAtLogits && last && !chunkForward.getBody().front().getTerminator()->getOperand(0)
+                                          .getDefiningOp<CrossEntropyOp>())
+          continue;
+        FailureOr<plan::Program> program =
+            lowerProgram(chunkForward, (stopAtLogits ? "logits_chunk" : "forward_chunk") + chunk, stopAtLogits && last);
+        if (failed(program))
+          return failure();
+        program->chunk = static_cast<int>(v);
+        result.programs.push_back(std::move(*program));
+      }
+    }
+  } else {
+    SmallVector<std::tuple<func::FuncOp, StringRef, bool>> programs = {{trainStep, "train_step", false},
+                                                                        {forward, "forward", false}};
+    // Generation needs the logits of a language model: its forward up to its one loss, a cross-entropy.
+    Value loss = forward.getBody().front().getTerminator()->getOperand(0);
+    if (loss.getDefiningOp<CrossEntropyOp>())
+      programs.push_back({forward, "logits", true});
+    for (auto [func, name, stopAtLogits] : programs) {
+      FailureOr<plan::Program> program = lowerProgram(func, name, stopAtLogits);
+      if (failed(program))
+        return failure();
+      result.programs.push_back(std::move(*program));
+    }
   }
   if (auto finalize = module.lookupSymbol<func::FuncOp>("finalize_grads")) {
     FailureOr<plan::Program> program = lowerFinalizeGrads(finalize);
@@ -517,11 +665,27 @@ FailureOr<plan::Plan> PlanLowering::run() {
     result.programs.push_back(std::move(*program));
   }
   for (int arena = 0; arena < plan::kNumArenas; ++arena)
-    if (arena != static_cast<int>(plan::Arena::Activations))
+    if (arena != static_cast<int>(plan::Arena::Activations) && arena != static_cast<int>(plan::Arena::Stash))
       result.arenaBytes[arena] = persistentBytes[arena];
   return std::move(result);
 }
 
 } // namespace
 
-FailureOr<plan::Plan> mt::buildPlan(ModuleOp module) { return PlanLowering(module).run(); }
+FailureOr<std::vector<plan::Plan>> mt::buildPlans(ModuleOp module) {
+  auto stages = module->getAttrOfType<IntegerAttr>(kPipelineParallelAttr);
+  std::vector<plan::Plan> plans;
+  for (int64_t stage = 0; stage < (stages ? stages.getInt() : 1); ++stage) {
+    FailureOr<plan::Plan> plan = PlanLowering(module, stage).run();
+    if (failed(plan))
+      return failure();
+    plans.push_back(std::move(*plan));
+  }
+  return plans;
+}
+
+FailureOr<plan::Plan> mt::buildPlan(ModuleOp module) {
+  if (pipelineChunks(module) > 1)
+    return module.emitError("mt-plan: a module split into pipeline stages has one plan per stage (buildPlans)");
+  return PlanLowering(module, 0).run();
+}

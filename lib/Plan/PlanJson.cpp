@@ -29,7 +29,8 @@ struct DTypeInfo {
 };
 constexpr DTypeInfo dtypes[] = {{DType::F32, "f32", 4}, {DType::F64, "f64", 8}, {DType::BF16, "bf16", 2},
                                 {DType::F16, "f16", 2}, {DType::I32, "i32", 4}, {DType::I64, "i64", 8}};
-constexpr const char *arenaNames[kNumArenas] = {"inputs", "params", "grads", "optimizer", "activations"};
+constexpr const char *arenaNames[kNumArenas] = {"inputs", "params", "grads", "optimizer", "activations",
+                                                       "stash"};
 constexpr const char *initNames[] = {"normal", "zeros", "ones"};
 } // namespace
 
@@ -83,10 +84,18 @@ int64_t distributedOptimizerChunk(int64_t gradsArenaBytes, int64_t dataParallel)
   return (elements + d - 1) / d;
 }
 
+int64_t PipelineInfo::totalStashSlots() const {
+  int64_t total = 0;
+  for (int64_t slots : stashSlots)
+    total += slots;
+  return total;
+}
+
 int64_t Plan::totalBytes() const {
   int64_t total = 0;
-  for (int64_t bytes : arenaBytes)
-    total += bytes;
+  for (int arena = 0; arena < kNumArenas; ++arena)
+    total += arena == static_cast<int>(Arena::Stash) ? arenaBytes[arena] * pipeline.totalStashSlots()
+                                                     : arenaBytes[arena];
   return total;
 }
 
@@ -97,6 +106,18 @@ int64_t Plan::totalBytes() const {
 namespace {
 json attrToJson(const AttrValue &value) {
   return std::visit([](const auto &v) { return json(v); }, value);
+}
+
+json pipelineToJson(const PipelineInfo &p) {
+  json schedule = json::array();
+  for (const PipelineStep &step : p.schedule)
+    schedule.push_back({step.forward ? "F" : "B", step.microBatch, step.chunk});
+  return {{"stages", p.stages},
+          {"virtual_stages", p.virtualStages},
+          {"stage", p.stage},
+          {"micro_batches", p.microBatches},
+          {"stash_slots", p.stashSlots},
+          {"schedule", schedule}};
 }
 
 /// Everything but the fingerprint, in a fixed key order (nlohmann sorts object keys).
@@ -153,6 +174,7 @@ json contentOf(const Plan &plan) {
                        {"attrs", attrs}});
     }
     programs.push_back({{"name", program.name},
+                        {"chunk", program.chunk},
                         {"loss", program.loss},
                         {"peak_activation_bytes", program.peakActivationBytes},
                         {"steps", steps}});
@@ -170,6 +192,7 @@ json contentOf(const Plan &plan) {
             {"sequence", plan.parallel.sequence},
             {"data", plan.parallel.data},
             {"distributed_optimizer", plan.parallel.distributedOptimizer}}},
+          {"pipeline", pipelineToJson(plan.pipeline)},
           {"arenas", arenas},
           {"buffers", buffers},
           {"optimizer_shard", plan.optimizerShard ? json{{"exp_avg", plan.optimizerShard->expAvg},
@@ -205,6 +228,7 @@ std::string toJson(const Plan &plan) {
   out += "\"fingerprint\": " + json(fingerprint).dump() + ",\n";
   out += "\"model\": " + document["model"].dump() + ",\n";
   out += "\"parallel\": " + document["parallel"].dump() + ",\n";
+  out += "\"pipeline\": " + document["pipeline"].dump() + ",\n";
   out += "\"arenas\": " + document["arenas"].dump() + ",\n";
   out += "\"optimizer_shard\": " + document["optimizer_shard"].dump() + ",\n";
   auto list = [&](const char *key, const json &items, const char *indent) {
@@ -306,6 +330,10 @@ void readPrograms(const json &document, Plan &plan) {
     program.name = get<std::string>(p, "name", "a program");
     std::string where = "program '" + program.name + "'";
     // A program without a result (finalize_grads) records -1.
+    program.chunk = get<int>(p, "chunk", where);
+    if (program.chunk < -1 || program.chunk >= plan.pipeline.virtualStages)
+      fail(where + ".chunk " + std::to_string(program.chunk) + " is not one of the stage's " +
+           std::to_string(plan.pipeline.virtualStages) + " chunks");
     const json &loss = field(p, "loss", where);
     program.loss = loss == -1 ? -1 : bufferId(loss, plan, where + ".loss");
     program.peakActivationBytes = get<int64_t>(p, "peak_activation_bytes", where);
@@ -382,6 +410,33 @@ void readShard(const json &shard, int64_t ranks, const std::vector<int64_t> &loc
       fail(where + ": a rank's spans add up to " + std::to_string(total) + ", not its buffer's " +
            std::to_string(local[dim]));
     param.shard.spans.push_back(std::move(pairs));
+  }
+}
+
+void readPipeline(const json &document, Plan &plan) {
+  const json &pipeline = field(document, "pipeline", "the plan");
+  PipelineInfo &p = plan.pipeline;
+  p.stages = get<int64_t>(pipeline, "stages", "pipeline");
+  p.virtualStages = get<int64_t>(pipeline, "virtual_stages", "pipeline");
+  p.stage = get<int64_t>(pipeline, "stage", "pipeline");
+  p.microBatches = get<int64_t>(pipeline, "micro_batches", "pipeline");
+  p.stashSlots = get<std::vector<int64_t>>(pipeline, "stash_slots", "pipeline");
+  if (p.stages < 1 || p.virtualStages < 1 || p.stage < 0 || p.stage >= p.stages || p.microBatches < 1)
+    fail("pipeline: stages, virtual_stages and micro_batches must be positive and stage one of the stages");
+  if (p.stages > 1 && static_cast<int64_t>(p.stashSlots.size()) != p.virtualStages)
+    fail("pipeline.stash_slots must have one count per chunk of the stage");
+  const json &schedule = field(pipeline, "schedule", "pipeline");
+  if (!schedule.is_array())
+    fail("pipeline.schedule is not a list");
+  for (const json &step : schedule) {
+    if (!step.is_array() || step.size() != 3 || !step[0].is_string() || !step[1].is_number_integer() ||
+        !step[2].is_number_integer())
+      fail("pipeline.schedule: a step must be [\"F\" or \"B\", micro-batch, chunk], got " + step.dump());
+    PipelineStep s{step[0] == "F", step[1].get<int64_t>(), step[2].get<int64_t>()};
+    if ((step[0] != "F" && step[0] != "B") || s.microBatch < 0 || s.microBatch >= p.microBatches || s.chunk < 0 ||
+        s.chunk >= p.virtualStages)
+      fail("pipeline.schedule: step " + step.dump() + " names no micro-batch and chunk of this stage");
+    p.schedule.push_back(s);
   }
 }
 
@@ -485,6 +540,7 @@ std::optional<Plan> parsePlan(const std::string &text, const std::string &path, 
            std::to_string(kPlanVersion) + "; compile the model again with this release's megatron-opt");
     Plan plan;
     readBuffers(document, plan);
+    readPipeline(document, plan);
     readModel(document, plan);
     readPrograms(document, plan);
     std::string recorded = get<std::string>(document, "fingerprint", "the plan");
@@ -497,7 +553,18 @@ std::optional<Plan> parsePlan(const std::string &text, const std::string &path, 
   }
 }
 
-std::optional<Plan> readPlan(const std::string &path, std::string &error) {
+std::string toJson(const std::vector<Plan> &stages) {
+  if (stages.size() == 1)
+    return toJson(stages.front());
+  std::string out = "{\"format\": " + json(kPlanFormat).dump() + ", \"version\": " + std::to_string(kPlanVersion) +
+                    ", \"pipeline_stages\": [\n";
+  for (size_t i = 0; i < stages.size(); ++i)
+    out += (i ? ",\n" : "") + toJson(stages[i]);
+  return out + "]}\n";
+}
+
+namespace {
+std::optional<std::string> readText(const std::string &path, std::string &error) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = "cannot read plan '" + path + "': no such file or not readable";
@@ -505,7 +572,57 @@ std::optional<Plan> readPlan(const std::string &path, std::string &error) {
   }
   std::stringstream text;
   text << in.rdbuf();
-  return parsePlan(text.str(), path, error);
+  return text.str();
+}
+} // namespace
+
+std::optional<Plan> readPlan(const std::string &path, std::string &error) {
+  std::optional<std::string> text = readText(path, error);
+  return text ? parsePlan(*text, path, error) : std::nullopt;
+}
+
+std::optional<std::vector<Plan>> parsePlanStages(const std::string &text, const std::string &path,
+                                                 std::string &error) {
+  json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!document.is_object() || !document.contains("pipeline_stages")) {
+    std::optional<Plan> one = parsePlan(text, path, error);
+    if (!one)
+      return std::nullopt;
+    if (one->pipeline.stages != 1) {
+      error = "plan '" + path + "': it is one stage of a " + std::to_string(one->pipeline.stages) +
+              "-stage pipeline, without the others";
+      return std::nullopt;
+    }
+    return std::vector<Plan>{std::move(*one)};
+  }
+  const json &list = document["pipeline_stages"];
+  std::vector<Plan> stages;
+  if (!list.is_array() || list.size() < 2) {
+    error = "plan '" + path + "': 'pipeline_stages' must list at least two stage plans";
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    std::optional<Plan> stage = parsePlan(list[i].dump(), path + " stage " + std::to_string(i), error);
+    if (!stage)
+      return std::nullopt;
+    const PipelineInfo &p = stage->pipeline;
+    if (p.stages != static_cast<int64_t>(list.size()) || p.stage != static_cast<int64_t>(i) ||
+        (i > 0 && (stage->model.fingerprint != stages[0].model.fingerprint ||
+                   p.virtualStages != stages[0].pipeline.virtualStages ||
+                   stage->parallel.tensor != stages[0].parallel.tensor ||
+                   stage->parallel.data != stages[0].parallel.data))) {
+      error = "plan '" + path + "': stage " + std::to_string(i) + " does not belong with the others (its stage, " +
+              "stage count, model or layout differs)";
+      return std::nullopt;
+    }
+    stages.push_back(std::move(*stage));
+  }
+  return stages;
+}
+
+std::optional<std::vector<Plan>> readPlanStages(const std::string &path, std::string &error) {
+  std::optional<std::string> text = readText(path, error);
+  return text ? parsePlanStages(*text, path, error) : std::nullopt;
 }
 
 } // namespace megatron::plan

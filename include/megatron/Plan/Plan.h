@@ -20,7 +20,7 @@
 namespace megatron::plan {
 
 /// The format written and the only one read; a plan of another version is refused with a clear message.
-inline constexpr int kPlanVersion = 2;
+inline constexpr int kPlanVersion = 3;
 inline constexpr const char *kPlanFormat = "megatron-plan";
 
 enum class DType { F32, F64, BF16, F16, I32, I64 };
@@ -29,9 +29,11 @@ std::optional<DType> parseDType(const std::string &name);
 int64_t bytesOf(DType type);
 
 /// Where a buffer lives. Persistent arenas keep their contents across steps; `activations` is reused by every
-/// program, laid out by the memory planner.
-enum class Arena { Inputs, Params, Grads, Optimizer, Activations };
-inline constexpr int kNumArenas = 5;
+/// program, laid out by the memory planner. `stash` (pipeline parallelism) holds what a chunk's forward leaves for
+/// its backward: arenaBytes[Stash] is one slot, and the runtime keeps PipelineInfo::totalStashSlots() of them, one
+/// per micro-batch in flight.
+enum class Arena { Inputs, Params, Grads, Optimizer, Activations, Stash };
+inline constexpr int kNumArenas = 6;
 const char *toString(Arena arena);
 std::optional<Arena> parseArena(const std::string &name);
 
@@ -62,7 +64,10 @@ struct Step {
 
 struct Program {
   std::string name; // "train_step" (forward + backward + gradients), "forward" (evaluation), "logits"
-                    // (generation) or "finalize_grads" (after an iteration's last micro-batch)
+                    // (generation) or "finalize_grads" (after an iteration's last micro-batch); under pipeline
+                    // parallelism "train_forward_chunk<c>" / "train_backward_chunk<c>" (the halves of a training
+                    // step), "forward_chunk<c>" and "logits_chunk<c>" for model chunk c
+  int chunk = -1;         // pipeline: this stage's local chunk whose stash slots the program reads or writes
   int loss = -1;          // the buffer holding the scalar loss after the program ran
   int64_t peakActivationBytes = 0; // the largest sum of live activation bytes at any step (a lower bound)
   std::vector<Step> steps;
@@ -127,9 +132,34 @@ struct OptimizerShard {
   int64_t elements = 0;
 };
 
+/// One pass of one micro-batch through one of the stage's model chunks (`chunk` is the local index v; the model
+/// chunk is v·stages + stage).
+struct PipelineStep {
+  bool forward = true;
+  int64_t microBatch = 0;
+  int64_t chunk = 0;
+};
+
+/// A pipeline stage's place and its schedule, which the compiler made (1F1B, or interleaved 1F1B with
+/// virtualStages > 1) and the runtime executes in order.
+struct PipelineInfo {
+  int64_t stages = 1;
+  int64_t virtualStages = 1;
+  int64_t stage = 0;        // this plan's pipeline rank
+  int64_t microBatches = 1; // per data-parallel replica and iteration
+  std::vector<PipelineStep> schedule;
+  /// Per local chunk, the most micro-batches whose stash is alive at once under the schedule.
+  std::vector<int64_t> stashSlots;
+  int64_t totalStashSlots() const;
+  /// The model chunk that local chunk v is: v·stages + stage.
+  int64_t globalChunk(int64_t v) const { return v * stages + stage; }
+  int64_t numChunks() const { return stages * virtualStages; }
+};
+
 struct Plan {
   ModelInfo model;
   ParallelInfo parallel;
+  PipelineInfo pipeline;
   /// Present iff parallel.distributedOptimizer; then every parameter's expAvg and expAvgSq are -1.
   std::optional<OptimizerShard> optimizerShard;
   std::vector<Input> inputs;
@@ -139,6 +169,8 @@ struct Plan {
   std::vector<Program> programs;
 
   const Program *program(const std::string &name) const;
+  /// The bytes the runtime allocates for the plan's arenas: the persistent ones, the activations, and every
+  /// stash slot (the activations of the micro-batches in flight).
   int64_t totalBytes() const;
 };
 
@@ -155,6 +187,14 @@ std::string fingerprintOf(const Plan &plan);
 /// dtype a step or parameter names. Returns std::nullopt and sets `error` (naming the file and the problem).
 std::optional<Plan> readPlan(const std::string &path, std::string &error);
 std::optional<Plan> parsePlan(const std::string &json, const std::string &path, std::string &error);
+
+/// The plans of a model split into pipeline stages, one per stage, in one file: {"format", "version",
+/// "pipeline_stages": [plan, ...]}. A plan of one stage is written as that plan alone (toJson).
+std::string toJson(const std::vector<Plan> &stages);
+/// Reads either form: a plan alone gives one stage. Checks that the stages agree (model, layout, count).
+std::optional<std::vector<Plan>> readPlanStages(const std::string &path, std::string &error);
+std::optional<std::vector<Plan>> parsePlanStages(const std::string &json, const std::string &path,
+                                                 std::string &error);
 
 } // namespace megatron::plan
 

@@ -15,6 +15,11 @@ namespace mlir::mt {
 /// programs share. Fails with a diagnostic on an op it cannot lower.
 FailureOr<megatron::plan::Plan> buildPlan(ModuleOp module);
 
+/// One plan per pipeline stage of a module split by mt-pipeline (one plan for a module that is not): each holds
+/// the stage's parameters, the halves of its chunks' training steps with their stash, the schedule, and the
+/// gradient sums of its own parameters.
+FailureOr<std::vector<megatron::plan::Plan>> buildPlans(ModuleOp module);
+
 } // namespace mlir::mt
 
 #endif // MEGATRON_PLAN_PLANBUILDER_H

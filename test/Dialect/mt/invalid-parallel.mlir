@@ -125,7 +125,7 @@ module attributes {mt.tensor_parallel = 0 : i64} {
 
 module attributes {mt.pipeline_parallel = 2 : i64} {
   func.func @stage(%x: tensor<2x4xf32>) -> tensor<2x4xf32> {
-    // expected-error @+1 {{pipeline stage 2 is outside the module's 2 stages ('mt.pipeline_parallel')}}
+    // expected-error @+1 {{pipeline stage 2 is outside the module's 2 model chunks ('mt.pipeline_parallel' x 'mt.virtual_pipeline')}}
     %0 = mt.gelu %x {mt.stage = 2 : i64} : tensor<2x4xf32>
     return %0 : tensor<2x4xf32>
   }
