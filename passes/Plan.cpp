@@ -59,7 +59,7 @@ struct MtPlanPass : mt::impl::MtPlanBase<MtPlanPass> {
                  << mebibytes(arena(plan::Arena::Inputs)) << " + activations "
                  << mebibytes(arena(plan::Arena::Activations));
     if (pipelined)
-      llvm::outs() << " + " << p.pipeline.totalStashSlots() << " micro-batches in flight x "
+      llvm::outs() << " + " << p.pipeline.stashSlots << " micro-batches in flight x "
                    << mebibytes(arena(plan::Arena::Stash)) << " stash";
     llvm::outs() << "\n";
     for (const plan::Program &program : p.programs)

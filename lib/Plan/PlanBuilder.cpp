@@ -220,10 +220,13 @@ FailureOr<int> PlanLowering::newBuffer(Operation *where, RankedTensorType type, 
 }
 
 LogicalResult PlanLowering::declareParams() {
+  int64_t index = -1;
   for (ParamOp param : module.getOps<ParamOp>()) {
+    ++index;
     if (!stageParams.contains(param.getSymName()))
       continue;
     plan::Param p;
+    p.index = index;
     p.name = param.getSymName().str();
     RankedTensorType type = param.getTensorType();
     RankedTensorType global = param.getGlobalType();
@@ -542,14 +545,12 @@ LogicalResult PlanLowering::schedulePipeline() {
           : megatron::schedule::oneForwardOneBackward(static_cast<int>(p.stages), static_cast<int>(p.microBatches));
   if (!error.empty())
     return module.emitError("mt-plan: ") << error;
-  // The stash slots a chunk needs: the most micro-batches between their forward and their backward at once.
-  p.stashSlots.assign(static_cast<size_t>(p.virtualStages), 0);
-  std::vector<int64_t> live(static_cast<size_t>(p.virtualStages), 0);
+  // The stash slots: the most forwards whose backward has not run yet, at any point of the stage's order.
+  int64_t live = 0;
   for (const megatron::schedule::Step &step : schedule.steps[static_cast<size_t>(p.stage)]) {
     p.schedule.push_back({step.forward, step.microBatch, step.chunk});
-    int64_t &count = live[static_cast<size_t>(step.chunk)];
-    count += step.forward ? 1 : -1;
-    p.stashSlots[static_cast<size_t>(step.chunk)] = std::max(p.stashSlots[static_cast<size_t>(step.chunk)], count);
+    live += step.forward ? 1 : -1;
+    p.stashSlots = std::max(p.stashSlots, live);
   }
   return success();
 }

@@ -84,17 +84,10 @@ int64_t distributedOptimizerChunk(int64_t gradsArenaBytes, int64_t dataParallel)
   return (elements + d - 1) / d;
 }
 
-int64_t PipelineInfo::totalStashSlots() const {
-  int64_t total = 0;
-  for (int64_t slots : stashSlots)
-    total += slots;
-  return total;
-}
-
 int64_t Plan::totalBytes() const {
   int64_t total = 0;
   for (int arena = 0; arena < kNumArenas; ++arena)
-    total += arena == static_cast<int>(Arena::Stash) ? arenaBytes[arena] * pipeline.totalStashSlots()
+    total += arena == static_cast<int>(Arena::Stash) ? arenaBytes[arena] * pipeline.stashSlots
                                                      : arenaBytes[arena];
   return total;
 }
@@ -149,6 +142,7 @@ json contentOf(const Plan &plan) {
       shard = {{"dim", p.shard.dim}, {"spans", spans}};
     }
     params.push_back({{"name", p.name},
+                      {"index", p.index},
                       {"shape", p.shape},
                       {"shard", shard},
                       {"buffer", p.buffer},
@@ -420,11 +414,11 @@ void readPipeline(const json &document, Plan &plan) {
   p.virtualStages = get<int64_t>(pipeline, "virtual_stages", "pipeline");
   p.stage = get<int64_t>(pipeline, "stage", "pipeline");
   p.microBatches = get<int64_t>(pipeline, "micro_batches", "pipeline");
-  p.stashSlots = get<std::vector<int64_t>>(pipeline, "stash_slots", "pipeline");
+  p.stashSlots = get<int64_t>(pipeline, "stash_slots", "pipeline");
   if (p.stages < 1 || p.virtualStages < 1 || p.stage < 0 || p.stage >= p.stages || p.microBatches < 1)
     fail("pipeline: stages, virtual_stages and micro_batches must be positive and stage one of the stages");
-  if (p.stages > 1 && static_cast<int64_t>(p.stashSlots.size()) != p.virtualStages)
-    fail("pipeline.stash_slots must have one count per chunk of the stage");
+  if (p.stashSlots < 0 || (p.stages > 1 && p.stashSlots < 1))
+    fail("pipeline.stash_slots must be at least 1 for a pipeline stage");
   const json &schedule = field(pipeline, "schedule", "pipeline");
   if (!schedule.is_array())
     fail("pipeline.schedule is not a list");
@@ -468,6 +462,9 @@ void readModel(const json &document, Plan &plan) {
     Param param;
     param.name = get<std::string>(p, "name", "a parameter");
     std::string where = "parameter '" + param.name + "'";
+    param.index = get<int64_t>(p, "index", where);
+    if (param.index < 0)
+      fail(where + " has a negative index");
     param.buffer = bufferId(field(p, "buffer", where), plan, where);
     param.grad = bufferId(field(p, "grad", where), plan, where + " gradient");
     if (plan.parallel.distributedOptimizer) {

@@ -154,7 +154,7 @@ std::int64_t StepBinder::collectiveWorkspaceBytes(const plan::Step &step) const 
   auto group = step.attrs.find("group");
   int64_t firstByte = 0, bytes = 0;
   if (group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
-      std::get<std::string>(group->second) == "dp" && contiguousGradients(engine, step, firstByte, bytes))
+      std::get<std::string>(group->second) != "tp" && contiguousGradients(engine, step, firstByte, bytes))
     return 0;
   int64_t total = 0;
   for (size_t i = 0; i < step.outputs.size(); ++i)
@@ -173,37 +173,38 @@ std::optional<Engine::BoundStep> StepBinder::bindCollective(const plan::Step &st
     error = where + ": " + message;
     return std::nullopt;
   };
-  bool dataParallel = false;
+  // "dp" (the replicas) and "embedding" (the pipeline stages sharing a tied embedding) only sum gradients.
+  comm::Communicator *replicaGroup = nullptr;
+  std::string groupName = "tp";
   auto it = step.attrs.find("group");
   if (it != step.attrs.end()) {
     const std::string *name = std::get_if<std::string>(&it->second);
-    dataParallel = name && *name == "dp";
-    if (!name || (*name != "tp" && *name != "dp"))
-      return fail("the engine runs collectives over the tensor-parallel group \"tp\" and the data-parallel group "
-                  "\"dp\" only");
+    if (!name || (*name != "tp" && *name != "dp" && *name != "embedding"))
+      return fail("the engine runs collectives over the groups \"tp\", \"dp\" and \"embedding\" only");
+    groupName = *name;
+    replicaGroup = groupName == "dp" ? engine.dpGroup : groupName == "embedding" ? engine.embGroup : nullptr;
   }
   // What a failed collective returns: the step, then the communicator's message (which names the group, and the
   // rank at fault).
   auto report = [where](const std::string &message) { return message.empty() ? message : where + ": " + message; };
 
-  if (dataParallel) {
-    // Data parallelism: the replicas' gradients summed in place after the last micro-batch.
+  if (groupName != "tp") {
+    // Data parallelism, tied embeddings: gradients summed in place after the last micro-batch.
     if (op != "all_reduce_grads")
-      return fail("over the data-parallel group \"dp\" the engine runs all_reduce_grads only, not " + op);
+      return fail("over the group \"" + groupName + "\" the engine runs all_reduce_grads only, not " + op);
     if (!step.inputs.empty())
       return fail("all_reduce_grads takes no inputs; its outputs are the gradients it sums in place");
     if (step.attrs.count("group_size"))
       return fail("group_size applies to the tensor-parallel group only");
-    comm::Communicator *dp = engine.dpGroup;
     std::optional<GradientRange<T>> range = gradientRange<T>(engine, step, workspace, error);
     if (!range) {
       error = where + ": " + error;
       return std::nullopt;
     }
-    if (!dp || dp->size() == 1 || range->total == 0)
+    if (!replicaGroup || replicaGroup->size() == 1 || range->total == 0)
       return Engine::BoundStep{[](const RunContext &) { return std::string(); }};
-    return Engine::BoundStep{[range = *range, dp, report, dtype](const RunContext &) {
-      return report(range.allReduce(*dp, dtype));
+    return Engine::BoundStep{[range = *range, replicaGroup, report, dtype](const RunContext &) {
+      return report(range.allReduce(*replicaGroup, dtype));
     }};
   }
 

@@ -41,7 +41,7 @@ std::string subGroupSizes(const plan::Plan &plan, int tpSize, std::vector<std::i
         continue;
       auto group = step.attrs.find("group");
       if (group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
-          std::get<std::string>(group->second) == "dp")
+          std::get<std::string>(group->second) != "tp")
         continue; // refused when the step is bound: group_size is for the tensor-parallel group
 
       const std::int64_t *k = std::get_if<std::int64_t>(&it->second);
@@ -67,7 +67,17 @@ std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, Para
 }
 
 std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, comm::Communicator *tensorGroup,
-                                       comm::Communicator *dataGroup) {
+                                       comm::Communicator *dataGroup, comm::Communicator *pipelineGroup,
+                                       comm::Communicator *embeddingGroup) {
+  int stages = pipelineGroup ? pipelineGroup->size() : 1;
+  if (plan.pipeline.stages != stages || (pipelineGroup && pipelineGroup->rank() != plan.pipeline.stage)) {
+    error = "the plan is stage " + std::to_string(plan.pipeline.stage) + " of " +
+            std::to_string(plan.pipeline.stages) + " pipeline stages, but " +
+            (pipelineGroup ? "this rank is stage " + std::to_string(pipelineGroup->rank()) + " of " +
+                                 std::to_string(stages)
+                           : std::string("no pipeline communicator was given (one stage)"));
+    return nullptr;
+  }
   int size = tensorGroup ? tensorGroup->size() : 1;
   if (plan.parallel.tensor != size) {
     error = "the plan is compiled for " + std::to_string(plan.parallel.tensor) + " tensor-parallel rank" +
@@ -87,7 +97,7 @@ std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, comm
     return nullptr;
   }
   return createImpl(std::move(plan), error, ParallelRank{tensorGroup ? tensorGroup->rank() : 0, size},
-                    tensorGroup, dataGroup);
+                    tensorGroup, dataGroup, pipelineGroup, embeddingGroup);
 }
 
 comm::Communicator *Engine::subGroup(std::int64_t groupSize) const {
@@ -100,12 +110,15 @@ comm::Communicator *Engine::subGroup(std::int64_t groupSize) const {
 }
 
 std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, ParallelRank rank,
-                                           comm::Communicator *tensorGroup, comm::Communicator *dataGroup) {
+                                           comm::Communicator *tensorGroup, comm::Communicator *dataGroup,
+                                           comm::Communicator *pipelineGroup, comm::Communicator *embeddingGroup) {
   std::unique_ptr<Engine> engine(new Engine());
   engine->planValue = std::move(plan);
   engine->rank = rank;
   engine->tpGroup = tensorGroup;
   engine->dpGroup = dataGroup;
+  engine->ppGroup = pipelineGroup;
+  engine->embGroup = embeddingGroup;
   const plan::Plan &p = engine->planValue;
   if (tensorGroup) {
     comm::Communicator *group = tensorGroup;
@@ -149,8 +162,12 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
     floatType = b.dtype;
   }
 
+  // Stash slots back to back, one of arenaBytes[Stash] each, shared by the stage's chunks.
+  const std::int64_t slots = std::max<std::int64_t>(p.pipeline.stashSlots, 1);
   for (int arena = 0; arena < plan::kNumArenas; ++arena) {
-    std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(p.arenaBytes[arena], plan::kAlignment));
+    std::int64_t planned = arena == static_cast<int>(plan::Arena::Stash) ? p.arenaBytes[arena] * slots
+                                                                          : p.arenaBytes[arena];
+    std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(planned, plan::kAlignment));
     bytes = (bytes + plan::kAlignment - 1) / plan::kAlignment * plan::kAlignment;
     void *memory = std::aligned_alloc(plan::kAlignment, bytes);
     if (!memory) {
@@ -170,40 +187,59 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
   engine->workspaceStorage.resize(static_cast<std::size_t>(workspace) + plan::kAlignment);
 
   for (const plan::Program &program : p.programs) {
-    std::vector<BoundStep> steps;
-    for (std::size_t i = 0; i < program.steps.size(); ++i) {
-      std::optional<BoundStep> bound =
-          floatType == plan::DType::F64 ? binder.bind<double>(program.steps[i], i, program.name, error)
-                                        : binder.bind<float>(program.steps[i], i, program.name, error);
-      if (!bound)
-        return nullptr;
-      steps.push_back(std::move(*bound));
+    // A program that reads or writes the stash is bound once per slot of its chunk.
+    bool stashed = false;
+    for (const plan::Step &step : program.steps)
+      for (const std::vector<int> *ids : {&step.inputs, &step.outputs})
+        for (int id : *ids)
+          stashed = stashed || p.buffers[static_cast<std::size_t>(id)].arena == plan::Arena::Stash;
+    int slotCount = stashed ? static_cast<int>(slots) : 1;
+    engine->bindingChunk = program.chunk >= 0 ? static_cast<int>(p.pipeline.globalChunk(program.chunk)) : -1;
+    for (int slot = 0; slot < slotCount; ++slot) {
+      engine->bindingSlot = slot;
+      std::vector<BoundStep> steps;
+      for (std::size_t i = 0; i < program.steps.size(); ++i) {
+        std::optional<BoundStep> bound =
+            floatType == plan::DType::F64 ? binder.bind<double>(program.steps[i], i, program.name, error)
+                                          : binder.bind<float>(program.steps[i], i, program.name, error);
+        if (!bound)
+          return nullptr;
+        steps.push_back(std::move(*bound));
+      }
+      engine->programs.push_back({program.name, slot, std::move(steps)});
     }
-    engine->programs.emplace_back(program.name, std::move(steps));
   }
+  engine->bindingSlot = 0;
+  engine->bindingChunk = -1;
   return engine;
 }
 
 void *Engine::data(int id) {
   const plan::Buffer &b = planValue.buffers[id];
-  return arenas[static_cast<int>(b.arena)].get() + b.offset;
+  std::int64_t offset = b.offset;
+  if (b.arena == plan::Arena::Stash)
+    offset += bindingSlot * stashSlotBytes();
+  return arenas[static_cast<int>(b.arena)].get() + offset;
 }
 
 std::string Engine::run(const std::string &name, const RunContext &context) {
-  for (auto &[programName, steps] : programs) {
-    if (programName != name)
+  for (BoundProgram &program : programs) {
+    if (program.name != name || program.slot != context.stashSlot)
       continue;
-    for (BoundStep &step : steps)
+    for (BoundStep &step : program.steps)
       if (std::string error = step.run(context); !error.empty()) {
         // The peers would wait for this rank in their next collective: fail the group now, so that they stop
         // at once with this error (a failed collective has failed it already; the first failure wins).
-        if (comm::Communicator *group = tpGroup ? tpGroup : dpGroup)
-          group->abort(error);
+        for (comm::Communicator *group : {tpGroup, dpGroup, ppGroup})
+          if (group) {
+            group->abort(error);
+            break;
+          }
         return error;
       }
     return {};
   }
-  return "the plan has no program '" + name + "'";
+  return "the plan has no program '" + name + "' (stash slot " + std::to_string(context.stashSlot) + ")";
 }
 
 void Engine::zero(plan::Arena arena) {
@@ -221,7 +257,12 @@ double Engine::loss(const std::string &name) {
 }
 
 std::int64_t Engine::allocatedBytes() const {
-  return planValue.totalBytes() + static_cast<std::int64_t>(workspaceStorage.size());
+  const std::int64_t slots = std::max<std::int64_t>(planValue.pipeline.stashSlots, 1);
+  std::int64_t total = static_cast<std::int64_t>(workspaceStorage.size());
+  for (int arena = 0; arena < plan::kNumArenas; ++arena)
+    total += arena == static_cast<int>(plan::Arena::Stash) ? planValue.arenaBytes[arena] * slots
+                                                           : planValue.arenaBytes[arena];
+  return total;
 }
 
 } // namespace megatron::runtime

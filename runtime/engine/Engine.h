@@ -26,6 +26,10 @@ namespace megatron::runtime {
 struct RunContext {
   bool training = true;          // dropout on (train_step) or off (evaluation)
   std::uint64_t dropoutSeed = 0; // the seed of this micro-batch's dropout masks (see dropoutSeedFor)
+  /// Pipeline parallelism: the micro-batch (within the replica's iteration) whose messages send and recv steps
+  /// exchange, and which of the stage's stash slots (0 .. pipeline.stashSlots - 1) the program uses.
+  std::int64_t microBatch = 0;
+  int stashSlot = 0;
 };
 
 /// This rank's place in the tensor-parallel group. A plan is one rank's program (SPMD): every rank of the group
@@ -55,9 +59,15 @@ public:
   /// group_size need are split off `tensorGroup` here, collectively: every rank of the group must create its
   /// engine for the same plan at the same time. Fails (with a message) on a step it cannot execute or a layout
   /// that does not match.
+  /// Under pipeline parallelism, `pipelineGroup` holds the plan's pipeline stages (rank = stage): the send and
+  /// recv steps exchange boundary values with the stage running the peer chunk. `embeddingGroup` is the stages
+  /// holding a tied parameter (first and last), over which the steps with `group: "embedding"` sum gradients;
+  /// null on the other stages.
   static std::unique_ptr<Engine> create(plan::Plan plan, std::string &error,
                                         comm::Communicator *tensorGroup = nullptr,
-                                        comm::Communicator *dataGroup = nullptr);
+                                        comm::Communicator *dataGroup = nullptr,
+                                        comm::Communicator *pipelineGroup = nullptr,
+                                        comm::Communicator *embeddingGroup = nullptr);
   /// For testing kernels on hand-written plans: rank `rank` of a group without a communicator. The steps that see
   /// a shard use the rank; the collective steps work only when tpSize is 1 (then they copy), and the
   /// vocab_parallel cross-entropy reduces through `allReduce`, which the caller sets. parallel.tensor is not
@@ -71,6 +81,8 @@ public:
   comm::Communicator *tensorGroup() const { return tpGroup; }
   /// The data-parallel group's communicator (the replicas of this tensor-parallel rank), or null (one replica).
   comm::Communicator *dataGroup() const { return dpGroup; }
+  /// The pipeline group (rank = stage), or null (one stage).
+  comm::Communicator *pipelineGroup() const { return ppGroup; }
 
   /// The tensor-parallel group's all-reduce that the vocab_parallel cross-entropy calls (looked up when the step
   /// runs). create with a communicator sets it to the communicator's allReduce; with a ParallelRank the caller
@@ -82,7 +94,8 @@ public:
   template <typename T> T *as(int id) { return static_cast<T *>(data(id)); }
   const plan::Buffer &buffer(int id) const { return planValue.buffers[id]; }
 
-  /// Runs program `name`. Returns an empty string, or an error naming the step, its module and the problem
+  /// Runs program `name` (with the stash slot `context.stashSlot` of its chunk, for the halves of a pipeline
+  /// chunk's training step). Returns an empty string, or an error naming the step, its module and the problem
   /// (a token id outside the vocabulary, a label outside the logits, a collective that failed: "step 41 of
   /// train_step (all_gather at 'decoder.layers.0.mlp.linear_fc1'): rank 1 of group "tp" ... failed (...)").
   /// With a tensor- or data-parallel group, a failed step aborts it, so that no peer waits for this rank.
@@ -96,6 +109,9 @@ public:
 
   /// The loss the last run of `name` left in its loss buffer.
   double loss(const std::string &name);
+
+  /// The bytes of one stash slot (the activations one micro-batch keeps between a chunk's forward and backward).
+  std::int64_t stashSlotBytes() const { return planValue.arenaBytes[static_cast<int>(plan::Arena::Stash)]; }
 
   /// Bytes the engine allocated: the plan's arenas plus kernel workspace.
   std::int64_t allocatedBytes() const;
@@ -112,7 +128,9 @@ public:
 private:
   Engine() = default;
   static std::unique_ptr<Engine> createImpl(plan::Plan plan, std::string &error, ParallelRank rank,
-                                            comm::Communicator *tensorGroup, comm::Communicator *dataGroup);
+                                            comm::Communicator *tensorGroup, comm::Communicator *dataGroup,
+                                            comm::Communicator *pipelineGroup = nullptr,
+                                            comm::Communicator *embeddingGroup = nullptr);
   /// The communicator over blocks of `groupSize` consecutive ranks of the tensor-parallel group (the group itself
   /// when groupSize is its size), or null when there is none.
   comm::Communicator *subGroup(std::int64_t groupSize) const;
@@ -121,11 +139,21 @@ private:
   ParallelRank rank;
   comm::Communicator *tpGroup = nullptr;
   comm::Communicator *dpGroup = nullptr;
+  comm::Communicator *ppGroup = nullptr;
+  comm::Communicator *embGroup = nullptr;
   double commSeconds = 0.0;
+  // While binding: the stash slot (over all chunks) that Stash buffers resolve to, and the program's chunk.
+  std::int64_t bindingSlot = 0;
+  int bindingChunk = -1;
   std::map<std::int64_t, std::unique_ptr<comm::Communicator>> subGroups; // by group_size
   std::vector<std::unique_ptr<std::byte, void (*)(void *)>> arenas;
   std::vector<std::byte> workspaceStorage;
-  std::vector<std::pair<std::string, std::vector<BoundStep>>> programs;
+  struct BoundProgram {
+    std::string name;
+    int slot = 0;
+    std::vector<BoundStep> steps;
+  };
+  std::vector<BoundProgram> programs;
 
   friend class StepBinder;
 };

@@ -488,8 +488,10 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
       return status.ok() ? std::string() : indexError(where, "label", status);
     };
   } else if (op == "all_reduce" || op == "all_gather" || op == "reduce_scatter" || op == "shard_slice" ||
-             op == "all_reduce_grads") {
-    std::optional<Engine::BoundStep> bound = bindCollective<T>(step, where, workspace, error);
+             op == "all_reduce_grads" || op == "send" || op == "recv") {
+    std::optional<Engine::BoundStep> bound = op == "send" || op == "recv"
+                                                 ? bindPipelineMessage<T>(step, where, error)
+                                                 : bindCollective<T>(step, where, workspace, error);
     if (!bound)
       return std::nullopt;
     double *seconds = &engine.commSeconds;

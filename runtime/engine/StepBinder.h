@@ -33,6 +33,11 @@ private:
   std::optional<Engine::BoundStep> bindCollective(const plan::Step &step, const std::string &where, T *workspace,
                                                   std::string &error);
 
+  /// The send and recv steps of a pipeline chunk (PipelineSteps.cpp), over the engine's pipeline group.
+  template <typename T>
+  std::optional<Engine::BoundStep> bindPipelineMessage(const plan::Step &step, const std::string &where,
+                                                       std::string &error);
+
   Engine &engine;
 };
 

@@ -51,9 +51,20 @@ int32_t sampleToken(const float *logits, int64_t vocab, const SamplingOptions &o
 
 std::string generate(runtime::Engine &engine, int64_t vocab, const SamplingOptions &options, uint64_t sample,
                      size_t length, std::vector<int32_t> &tokens) {
-  const plan::Program *program = engine.plan().program("logits");
+  // Under pipeline parallelism every stage runs its chunks' logits programs in chunk order (chunk c + 1 receives
+  // what c sent), the last stage samples, and the token reaches every stage by a broadcast.
+  const plan::PipelineInfo &pipeline = engine.plan().pipeline;
+  const bool pipelined = pipeline.stages > 1;
+  const bool last = pipeline.stage == pipeline.stages - 1;
+  std::vector<std::string> programs;
+  if (!pipelined)
+    programs.push_back("logits");
+  for (int64_t v = 0; pipelined && v < pipeline.virtualStages; ++v)
+    programs.push_back("logits_chunk" + std::to_string(pipeline.globalChunk(v)));
+  const plan::Program *program = engine.plan().program(programs.back());
   if (!program)
-    return "this plan has no 'logits' program (only a model whose loss is one cross-entropy, a GPT, generates)";
+    return "this plan has no '" + programs.back() +
+           "' program (only a model whose loss is one cross-entropy, a GPT, generates)";
   int tokensBuffer = -1;
   for (const plan::Input &input : engine.plan().inputs)
     if (input.name == "tokens")
@@ -62,18 +73,30 @@ std::string generate(runtime::Engine &engine, int64_t vocab, const SamplingOptio
     return "this plan has no 'tokens' input to generate from";
   const std::vector<int64_t> &shape = engine.buffer(tokensBuffer).shape;
   int64_t seq = shape[1];
-  const std::vector<int64_t> &logitsShape = engine.buffer(program->loss).shape;
-  int64_t paddedVocab = logitsShape.back();
   length = std::min(length, static_cast<size_t>(seq));
   int32_t *input = engine.as<int32_t>(tokensBuffer);
+  int64_t step = 0;
   while (tokens.size() < length) {
     // Row 0 holds the text so far; positions past it are don't-cares the causal mask keeps out of the logits read.
     std::fill(input, input + seq, tokens.back());
     std::copy(tokens.begin(), tokens.end(), input);
-    if (std::string error = engine.run("logits", runtime::RunContext{false, 0}); !error.empty())
-      return error;
-    const float *logits = engine.as<float>(program->loss) + (tokens.size() - 1) * paddedVocab;
-    tokens.push_back(sampleToken(logits, std::min(vocab, paddedVocab), options, sample * 65536 + tokens.size()));
+    runtime::RunContext context{false, 0};
+    context.microBatch = step++;
+    for (const std::string &name : programs)
+      if (std::string error = engine.run(name, context); !error.empty())
+        return error;
+    int32_t token = 0;
+    if (!pipelined || last) {
+      int64_t paddedVocab = engine.buffer(program->loss).shape.back();
+      const float *logits = engine.as<float>(program->loss) + (tokens.size() - 1) * paddedVocab;
+      token = sampleToken(logits, std::min(vocab, paddedVocab), options, sample * 65536 + tokens.size());
+    }
+    if (pipelined)
+      if (std::string error = engine.pipelineGroup()->broadcast(&token, 1, plan::DType::I32,
+                                                                static_cast<int>(pipeline.stages - 1));
+          !error.empty())
+        return "sharing the sampled token over the pipeline: " + error;
+    tokens.push_back(token);
   }
   return {};
 }

@@ -30,8 +30,8 @@ void initializeParameters(runtime::Engine &engine, uint64_t seed) {
       for (int64_t k = 0; k < run.length; ++k) {
         uint64_t i = static_cast<uint64_t>(run.whole + k);
         // Box-Muller on two uniforms of this parameter's own stream; 1 − u keeps the logarithm finite.
-        double u1 = 1.0 - cpu::randomUniform(seed, p, 2 * i);
-        double u2 = cpu::randomUniform(seed, p, 2 * i + 1);
+        double u1 = 1.0 - cpu::randomUniform(seed, static_cast<uint64_t>(param.index), 2 * i);
+        double u2 = cpu::randomUniform(seed, static_cast<uint64_t>(param.index), 2 * i + 1);
         value[run.local + k] =
             static_cast<float>(param.initStd * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
       }
@@ -71,6 +71,67 @@ std::vector<NamedBuffer> checkpointTensors(runtime::Engine &engine, const FlatMo
     tensors.push_back(std::move(v));
   }
   return tensors;
+}
+
+/// Pipeline stages after the first send their whole tensors to the first stage, which writes the checkpoint: a
+/// count, then per tensor its name (as i32 characters), shape and f32 data, on a tag no schedule uses.
+constexpr int kCheckpointTag = comm::kMaxTag;
+
+std::string sendStageTensors(comm::Communicator &stages, const std::vector<ckpt::SaveTensor> &tensors) {
+  auto send = [&](const void *data, int64_t count, plan::DType type) {
+    return stages.send(data, count, type, 0, kCheckpointTag);
+  };
+  int64_t count = static_cast<int64_t>(tensors.size());
+  if (std::string error = send(&count, 1, plan::DType::I64); !error.empty())
+    return error;
+  for (const ckpt::SaveTensor &t : tensors) {
+    std::vector<int32_t> name(t.name.begin(), t.name.end());
+    int64_t header[2] = {static_cast<int64_t>(name.size()), static_cast<int64_t>(t.shape.size())};
+    int64_t elements = 1;
+    for (int64_t d : t.shape)
+      elements *= d;
+    for (std::string error : {send(header, 2, plan::DType::I64), send(name.data(), header[0], plan::DType::I32),
+                              send(t.shape.data(), header[1], plan::DType::I64),
+                              send(t.data, elements, plan::DType::F32)})
+      if (!error.empty())
+        return error;
+  }
+  return {};
+}
+
+/// Receives stage `from`'s tensors, keeping those the checkpoint does not hold yet (a tied embedding's copy is
+/// the same tensor).
+std::string receiveStageTensors(comm::Communicator &stages, int from, std::vector<ckpt::SaveTensor> &tensors,
+                                std::vector<std::vector<float>> &storage) {
+  auto recv = [&](void *data, int64_t count, plan::DType type) {
+    return stages.recv(data, count, type, from, kCheckpointTag);
+  };
+  int64_t count = 0;
+  if (std::string error = recv(&count, 1, plan::DType::I64); !error.empty())
+    return error;
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t header[2] = {0, 0};
+    if (std::string error = recv(header, 2, plan::DType::I64); !error.empty())
+      return error;
+    std::vector<int32_t> name(static_cast<size_t>(header[0]));
+    std::vector<int64_t> shape(static_cast<size_t>(header[1]));
+    if (std::string error = recv(name.data(), header[0], plan::DType::I32); !error.empty())
+      return error;
+    if (std::string error = recv(shape.data(), header[1], plan::DType::I64); !error.empty())
+      return error;
+    int64_t elements = 1;
+    for (int64_t d : shape)
+      elements *= d;
+    std::vector<float> data(static_cast<size_t>(elements));
+    if (std::string error = recv(data.data(), elements, plan::DType::F32); !error.empty())
+      return error;
+    std::string text(name.begin(), name.end());
+    if (std::any_of(tensors.begin(), tensors.end(), [&](const ckpt::SaveTensor &t) { return t.name == text; }))
+      continue;
+    storage.push_back(std::move(data));
+    tensors.push_back({text, ckpt::DType::F32, shape, storage.back().data(), {}});
+  }
+  return {};
 }
 
 /// The whole tensor's shape (the buffer's, for a parameter that is not sharded).
@@ -122,6 +183,19 @@ std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &s
         std::copy_n(shard + run.local, run.length, whole[i].begin() + run.whole);
     }
     tensors.push_back({t.name, ckpt::DType::F32, shape, whole[i].data(), {}});
+  }
+  // Pipeline stages: the first stage's writer collects the others' tensors and writes one checkpoint.
+  std::vector<std::vector<float>> stageStorage; // the other stages' tensors
+  if (comm::Communicator *stages = engine.pipelineGroup(); stages && stages->size() > 1) {
+    if (stages->rank() > 0) {
+      if (std::string error = sendStageTensors(*stages, tensors); !error.empty())
+        return "saving the checkpoint: sending pipeline stage " + std::to_string(stages->rank()) +
+               "'s tensors to the first stage: " + error;
+      return {};
+    }
+    for (int from = 1; from < stages->size(); ++from)
+      if (std::string error = receiveStageTensors(*stages, from, tensors, stageStorage); !error.empty())
+        return "saving the checkpoint: receiving pipeline stage " + std::to_string(from) + "'s tensors: " + error;
   }
   ckpt::CheckpointInfo info;
   info.iteration = state.iteration;

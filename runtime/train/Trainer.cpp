@@ -89,11 +89,12 @@ std::string findGptInputs(const plan::Plan &plan, GptInputs &inputs) {
 /// which only rank 0 writes, and the main thread reads after the ranks are joined).
 struct Shared {
   const TrainOptions &opts;
-  plan::Plan plan;
+  std::vector<plan::Plan> plans; // one per pipeline stage
   GptInputs inputs;
   int tensor = 1;         // tensor-parallel ranks
   int data = 1;           // data-parallel ranks (replicas of each tensor-parallel rank)
-  int ranks = 1;          // all of them: tensor x data (threads, or processes under a launcher)
+  int pipeline = 1;       // pipeline stages
+  int ranks = 1;          // all of them: tensor x data x pipeline (threads, or processes under a launcher)
   int threadsPerRank = 1; // OpenMP threads of each
   std::string launcher;   // "mpirun" or "srun" when the ranks are processes; empty for threads
   bool showProgress = false;
@@ -106,17 +107,32 @@ struct Shared {
 /// keep the ranks in step.
 class Run {
 public:
-  Run(Shared &shared, comm::Communicator *group, comm::Communicator *replicas)
-      : opts(shared.opts), shared(shared), group(group), replicas(replicas),
+  Run(Shared &shared, comm::Communicator *group, comm::Communicator *replicas, comm::Communicator *stages = nullptr,
+      comm::Communicator *embedding = nullptr)
+      : opts(shared.opts), shared(shared), group(group), replicas(replicas), stages(stages), embedding(embedding),
         dpRank(replicas ? replicas->rank() : 0), dpSize(replicas ? replicas->size() : 1),
-        leader((!group || group->rank() == 0) && dpRank == 0) {}
+        stage(stages ? stages->rank() : 0), leader((!group || group->rank() == 0) && dpRank == 0 && stage == 0) {}
   /// Returns "" or the error (the caller prints it).
   std::string main();
 
 private:
   std::string setUp();
+  /// Whether an earlier pipeline stage also holds parameter `name` (the output layer's copy of a tied embedding).
+  bool heldByEarlierStage(const std::string &name) const {
+    for (int s = 0; s < stage; ++s)
+      for (const plan::Param &p : shared.plans[static_cast<size_t>(s)].params)
+        if (p.name == name)
+          return true;
+    return false;
+  }
   std::string trainIteration(int64_t iteration, double &loss, double &gradNorm);
+  /// Runs this stage's pipeline schedule over the replica's micro-batches; `sum` gets their losses (last stage).
+  std::string runPipelineSchedule(int64_t iteration, uint64_t first, double &sum);
+  /// Adds `sum` over the pipeline stages (only the last holds losses): every stage gets the total.
+  std::string shareOverStages(double &sum);
   std::string evaluate(double &loss);
+  /// This stage's line of the memory report: what the plan predicts, and the peak measured while running.
+  void reportMemory();
   void feed(const data::GptBatch &batch);
   void log(int64_t iteration, double loss, double gradNorm, double lr, double seconds, double commSeconds,
            int64_t iterations);
@@ -129,8 +145,13 @@ private:
   Shared &shared;
   comm::Communicator *group;    // the tensor-parallel group; null for one rank
   comm::Communicator *replicas; // the data-parallel group (this tp rank's replicas); null for one rank
-  int dpRank, dpSize;
+  comm::Communicator *stages;   // the pipeline group (rank = stage); null for one stage
+  comm::Communicator *embedding; // the stages holding the tied embedding, on those stages; else null
+  int dpRank, dpSize, stage;
   bool leader; // rank 0 of the world: prints, logs, writes files
+  // Pipeline: the stash slots in use per local chunk, and the most in use at once (the activations measured).
+  std::vector<bool> slotsInUse;
+  int64_t slotsHeld = 0, peakSlotsHeld = 0;
   std::unique_ptr<runtime::Engine> engine;
   GptInputs inputs;
   std::unique_ptr<data::GptBatchLoader> train, validation;
@@ -168,10 +189,13 @@ private:
 
 std::string Run::setUp() {
   std::string error;
-  inputs = shared.inputs;
-  engine = runtime::Engine::create(shared.plan, error, group, replicas);
+  engine = runtime::Engine::create(shared.plans[static_cast<size_t>(stage)], error, group, replicas, stages,
+                                   embedding);
   if (!engine)
     return "plan '" + opts.plan + "': " + error;
+  // Each pipeline stage's plan numbers its buffers its own way.
+  if (std::string problem = findGptInputs(engine->plan(), inputs); !problem.empty())
+    return "plan '" + opts.plan + "': " + problem;
   hasFinalizeGrads = engine->plan().program("finalize_grads") != nullptr;
 
   const int rank = group ? group->rank() : 0;
@@ -180,6 +204,8 @@ std::string Run::setUp() {
     cpu::Index n = engine->buffer(p.grad).numElements();
     grads.push_back(grad);
     sizes.push_back(n);
+    if (heldByEarlierStage(p.name))
+      continue; // a tied parameter's copy: the norm counts it once, on the first stage holding it
     for (const ShardRun &run : ownedRuns(p, rank, n)) {
       ownedGrads.push_back(grad + run.local);
       ownedSizes.push_back(run.length);
@@ -188,6 +214,7 @@ std::string Run::setUp() {
   const std::vector<int64_t> &shape = engine->buffer(inputs.tokens).shape;
   globalMicroBatches = engine->plan().model.numMicroBatches;
   microBatches = globalMicroBatches / dpSize;
+  slotsInUse.assign(static_cast<size_t>(std::max<int64_t>(engine->plan().pipeline.stashSlots, 1)), false);
   microBatchSize = shape[0];
   batchTokens = shape[0] * shape[1] * globalMicroBatches;
   train = std::make_unique<data::GptBatchLoader>(data::GptBatchLoaderOptions{opts.seed, data::Split::Train, shape[1],
@@ -251,7 +278,10 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
   // single-rank run does.
   const uint64_t first = train->state();
   double sum = 0;
-  for (int64_t m = 0; m < microBatches; ++m) {
+  if (stages)
+    if (std::string error = runPipelineSchedule(iteration, first, sum); !error.empty())
+      return error;
+  for (int64_t m = 0; !stages && m < microBatches; ++m) {
     int64_t g = dpRank * microBatches + m;
     feed(train->batch(first + static_cast<uint64_t>(g * microBatchSize)));
     runtime::RunContext context{true, runtime::dropoutSeedFor(opts.seed, iteration, g)};
@@ -264,6 +294,8 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
   if (replicas && dpSize > 1)
     if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
       return "iteration " + std::to_string(iteration) + ": the loss: " + error;
+  if (std::string error = shareOverStages(sum); !error.empty())
+    return "iteration " + std::to_string(iteration) + ": the loss: " + error;
   loss = sum / static_cast<double>(globalMicroBatches);
   // Every rank has the same loss (the vocab-parallel loss is all-reduced, the replicas' sums too); rank 0 judges
   // it, and the others stop at their next collective.
@@ -295,6 +327,69 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
   return {};
 }
 
+std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &sum) {
+  // The compiler's order for this stage. A forward takes a free stash slot for its micro-batch and chunk, and
+  // its backward gives it back; the inputs are fed again before each step, since other micro-batches ran between.
+  const plan::PipelineInfo &pipeline = engine->plan().pipeline;
+  const bool lastStage = stage == pipeline.stages - 1;
+  std::vector<std::vector<int>> slotOf(static_cast<size_t>(pipeline.virtualStages),
+                                       std::vector<int>(static_cast<size_t>(microBatches), -1));
+  for (const plan::PipelineStep &step : pipeline.schedule) {
+    int64_t g = dpRank * microBatches + step.microBatch;
+    std::string chunk = std::to_string(pipeline.globalChunk(step.chunk));
+    std::vector<bool> &inUse = slotsInUse;
+    int &slot = slotOf[static_cast<size_t>(step.chunk)][static_cast<size_t>(step.microBatch)];
+    auto where = [&] {
+      return "iteration " + std::to_string(iteration) + ", micro-batch " + std::to_string(g) + ", chunk " + chunk +
+             (step.forward ? " forward: " : " backward: ");
+    };
+    if (step.forward) {
+      auto free = std::find(inUse.begin(), inUse.end(), false);
+      if (free == inUse.end())
+        return where() + "no free stash slot: the schedule holds more micro-batches than the plan provides";
+      slot = static_cast<int>(free - inUse.begin());
+      *free = true;
+      peakSlotsHeld = std::max(peakSlotsHeld, ++slotsHeld);
+    } else if (slot < 0) {
+      return where() + "the schedule runs a backward before its forward";
+    }
+    feed(train->batch(first + static_cast<uint64_t>(g * microBatchSize)));
+    runtime::RunContext context{true, runtime::dropoutSeedFor(opts.seed, iteration, g)};
+    context.microBatch = step.microBatch;
+    context.stashSlot = slot;
+    std::string name = (step.forward ? "train_forward_chunk" : "train_backward_chunk") + chunk;
+    if (std::string error = engine->run(name, context); !error.empty())
+      return where() + error;
+    if (step.forward && lastStage && pipeline.globalChunk(step.chunk) == pipeline.numChunks() - 1)
+      sum += engine->loss(name);
+    if (!step.forward) {
+      inUse[static_cast<size_t>(slot)] = false;
+      --slotsHeld;
+      slot = -1;
+    }
+  }
+  return {};
+}
+
+std::string Run::shareOverStages(double &sum) {
+  if (!stages)
+    return {};
+  return stages->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum);
+}
+
+void Run::reportMemory() {
+  // The plan's figure (every stash slot the schedule needs) beside the measured one: the persistent arenas, the
+  // activations arena and kernel workspace, plus the stash slots this rank actually held at once.
+  const plan::Plan &plan = engine->plan();
+  int64_t planned = engine->allocatedBytes();
+  int64_t measured = planned - (plan.pipeline.stashSlots - peakSlotsHeld) * engine->stashSlotBytes();
+  std::printf("memory of pipeline stage %d (tensor rank 0, replica 0): planned %s with %lld micro-batches' stash "
+              "in flight, measured peak %s with %lld (%.1f%% of planned)\n",
+              stage, mebibytes(planned).c_str(), static_cast<long long>(plan.pipeline.stashSlots),
+              mebibytes(measured).c_str(), static_cast<long long>(peakSlotsHeld),
+              100.0 * static_cast<double>(measured) / static_cast<double>(planned));
+}
+
 std::string Run::gradientNorm(double &norm) {
   // Each element of the whole model once: every rank of the first replica sums the squares of the elements it
   // owns (in double; the other replicas hold the same summed gradients and count nothing), and the groups add the
@@ -309,6 +404,8 @@ std::string Run::gradientNorm(double &norm) {
   if (replicas && dpSize > 1)
     if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
       return "the gradient norm: " + error;
+  if (std::string error = shareOverStages(sum); !error.empty())
+    return "the gradient norm: " + error;
   norm = std::sqrt(sum);
   return {};
 }
@@ -387,6 +484,8 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
   if (several)
     if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
       return fail("gradient norm", error);
+  if (std::string error = shareOverStages(sum); !error.empty())
+    return fail("gradient norm", error);
   gradNorm = std::sqrt(sum);
   if (opts.clipGrad > 0) {
     double coefficient = opts.clipGrad / (gradNorm + 1e-6);
@@ -446,15 +545,29 @@ std::string Run::evaluate(double &loss) {
   int64_t batches = opts.evalIters * globalMicroBatches, size = engine->buffer(inputs.tokens).shape[0];
   int64_t share = batches / dpSize;
   double sum = 0;
+  // Under pipeline parallelism each micro-batch passes through the stage's chunks in order; the last holds the loss.
+  const plan::PipelineInfo &pipeline = engine->plan().pipeline;
+  std::vector<std::string> programs;
+  for (int64_t v = 0; stages && v < pipeline.virtualStages; ++v)
+    programs.push_back("forward_chunk" + std::to_string(pipeline.globalChunk(v)));
+  if (!stages)
+    programs.push_back("forward");
+  const bool holdsLoss = !stages || stage == pipeline.stages - 1;
   for (int64_t i = dpRank * share; i < (dpRank + 1) * share; ++i) {
     feed(validation->batch(static_cast<uint64_t>(i * size)));
-    if (std::string error = engine->run("forward", runtime::RunContext{false, 0}); !error.empty())
-      return "evaluation: " + error;
-    sum += engine->loss("forward");
+    runtime::RunContext context{false, 0};
+    context.microBatch = i;
+    for (const std::string &name : programs)
+      if (std::string error = engine->run(name, context); !error.empty())
+        return "evaluation: " + error;
+    if (holdsLoss)
+      sum += engine->loss(programs.back());
   }
   if (replicas && dpSize > 1)
     if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
       return "evaluation: " + error;
+  if (std::string error = shareOverStages(sum); !error.empty())
+    return "evaluation: " + error;
   loss = sum / static_cast<double>(batches);
   return {};
 }
@@ -515,6 +628,12 @@ std::string Run::main() {
     if (distributed)
       std::printf("; distributed optimizer");
     std::printf("), sequence parallel: %s\n", plan.parallel.sequence ? "on" : "off");
+    if (shared.pipeline > 1)
+      std::printf("pipeline parallel: %d stages%s, %lld micro-batches per replica and iteration\n", shared.pipeline,
+                  plan.pipeline.virtualStages > 1
+                      ? (" x " + std::to_string(plan.pipeline.virtualStages) + " virtual (interleaved 1F1B)").c_str()
+                      : " (1F1B)",
+                  static_cast<long long>(plan.pipeline.microBatches));
     if (std::string warning = cpu::blasCoreWarning(); !warning.empty())
       std::fprintf(stderr, "megatron-run: warning: %s\n", warning.c_str());
     std::printf("data: built-in synthetic language, vocabulary %zu, entropy floor %.4f nats/token for this "
@@ -613,6 +732,17 @@ std::string Run::main() {
                 "resident %s\n",
                 planned.c_str(), mebibytes(peakResidentBytes()).c_str());
   }
+  if (stages && trained > 0 && (!group || group->rank() == 0) && dpRank == 0) {
+    // One line per stage, in stage order (the stages take turns).
+    for (int s = 0; s < stages->size(); ++s) {
+      if (s == stage)
+        reportMemory();
+      std::fflush(stdout);
+      double none = 0;
+      if (std::string error = stages->allReduce(&none, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+        return "the memory report: " + error;
+    }
+  }
   if (leader && trained > 1)
     std::printf("\n%s", renderText(curve).c_str());
   if (leader && !opts.lossLog.empty())
@@ -668,20 +798,22 @@ int runAll(const TrainOptions &opts) {
     return 1;
   };
   std::string error;
-  std::optional<plan::Plan> loaded = plan::readPlan(opts.plan, error);
+  std::optional<std::vector<plan::Plan>> loaded = plan::readPlanStages(opts.plan, error);
   if (!loaded)
     return fail(error);
-  if (!loaded->program("train_step") || !loaded->program("forward"))
+  const bool pipelined = loaded->size() > 1;
+  if (!pipelined && (!loaded->front().program("train_step") || !loaded->front().program("forward")))
     return fail("plan '" + opts.plan + "' has no train_step and forward programs");
   Shared shared{opts, std::move(*loaded), {}};
   sharedPtr = &shared;
-  if (std::string problem = findGptInputs(shared.plan, shared.inputs); !problem.empty())
+  const plan::Plan &firstStage = shared.plans.front();
+  if (std::string problem = findGptInputs(firstStage, shared.inputs); !problem.empty())
     return fail("plan '" + opts.plan + "': " + problem);
   int64_t corpusVocab = static_cast<int64_t>(data::SyntheticLanguage::builtin().vocabulary().size());
   int64_t modelVocab = 0;
-  for (const plan::Param &p : shared.plan.params)
+  for (const plan::Param &p : firstStage.params)
     if (p.name == "embedding.word_embeddings.weight")
-      modelVocab = p.shape.empty() ? shared.plan.buffers[static_cast<size_t>(p.buffer)].shape[0] : p.shape[0];
+      modelVocab = p.shape.empty() ? firstStage.buffers[static_cast<size_t>(p.buffer)].shape[0] : p.shape[0];
   if (modelVocab < corpusVocab)
     return fail("the model's vocabulary (" + std::to_string(modelVocab) +
                 ") is smaller than the built-in corpus's (" + std::to_string(corpusVocab) +
@@ -692,18 +824,20 @@ int runAll(const TrainOptions &opts) {
   shared.showProgress = opts.progress == 1 || (opts.progress < 0 && ::isatty(STDOUT_FILENO));
 
   int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::thread::hardware_concurrency());
-  const plan::ParallelInfo &parallel = shared.plan.parallel;
-  if (parallel.tensor < 1 || parallel.data < 1 || parallel.tensor * parallel.data > 1024)
+  const plan::ParallelInfo &parallel = firstStage.parallel;
+  const int64_t stageCount = static_cast<int64_t>(shared.plans.size());
+  if (parallel.tensor < 1 || parallel.data < 1 || parallel.tensor * parallel.data * stageCount > 1024)
     return fail("plan '" + opts.plan + "' is compiled for " + std::to_string(parallel.tensor) +
-                " tensor-parallel x " + std::to_string(parallel.data) +
-                " data-parallel ranks; this runtime runs between 1 and 1024 as threads");
-  if (shared.plan.model.numMicroBatches % parallel.data != 0)
-    return fail("plan '" + opts.plan + "' has " + std::to_string(shared.plan.model.numMicroBatches) +
+                " tensor-parallel x " + std::to_string(parallel.data) + " data-parallel x " +
+                std::to_string(stageCount) + " pipeline ranks; this runtime runs between 1 and 1024");
+  if (firstStage.model.numMicroBatches % parallel.data != 0)
+    return fail("plan '" + opts.plan + "' has " + std::to_string(firstStage.model.numMicroBatches) +
                 " micro-batches per iteration, which its " + std::to_string(parallel.data) +
                 " data-parallel ranks cannot share evenly");
   shared.tensor = static_cast<int>(parallel.tensor);
   shared.data = static_cast<int>(parallel.data);
-  shared.ranks = shared.tensor * shared.data;
+  shared.pipeline = static_cast<int>(stageCount);
+  shared.ranks = shared.tensor * shared.data * shared.pipeline;
   shared.threadsPerRank = std::max(1, threads / shared.ranks);
 
   // Under mpirun or srun this process is one rank of the job; otherwise the ranks are threads of this process.
@@ -712,20 +846,42 @@ int runAll(const TrainOptions &opts) {
   if (!launchError.empty())
     return fail(launchError);
 
-  // One rank's training on the world: Megatron's order, tensor-parallel fastest. World rank w is tensor-parallel
-  // rank w % T of data-parallel rank w / T, so a tp group is T consecutive ranks and a dp group the ranks with the
-  // same tp rank.
-  const int tensor = shared.tensor;
+  // One rank's training on the world: Megatron's order, tensor-parallel fastest, pipeline slowest. World rank w
+  // is tensor-parallel rank w % T of data-parallel rank (w / T) % D of pipeline stage w / (T·D): a tp group is T
+  // consecutive ranks, a dp group the ranks of one stage with the same tp rank, a pipeline group the ranks with
+  // the same tp and dp ranks.
+  const int tensor = shared.tensor, perStage = shared.tensor * shared.data;
   auto runRank = [&](int rank, comm::Communicator &world) -> std::string {
     cpu::setNumThreads(shared.threadsPerRank);
     std::string splitError;
+    const int stage = rank / perStage, inStage = rank % perStage;
     std::unique_ptr<comm::Communicator> tp = world.split(rank / tensor, rank % tensor, "tp", splitError);
     if (!tp)
       return "creating the tensor-parallel group: " + splitError;
-    std::unique_ptr<comm::Communicator> dp = world.split(rank % tensor, rank / tensor, "dp", splitError);
+    std::unique_ptr<comm::Communicator> dp =
+        world.split(stage * tensor + inStage % tensor, inStage / tensor, "dp", splitError);
     if (!dp)
       return "creating the data-parallel group: " + splitError;
-    Run run(shared, tp.get(), dp.get());
+    std::unique_ptr<comm::Communicator> pp, embedding;
+    if (shared.pipeline > 1) {
+      pp = world.split(inStage, stage, "pp", splitError);
+      if (!pp)
+        return "creating the pipeline group: " + splitError;
+      // The stages whose plan sums a tied embedding's gradient (the first and the last).
+      auto holdsTied = [&](const plan::Plan &plan) {
+        const plan::Program *finalize = plan.program("finalize_grads");
+        return finalize && std::any_of(finalize->steps.begin(), finalize->steps.end(), [](const plan::Step &step) {
+                 auto group = step.attrs.find("group");
+                 return group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
+                        std::get<std::string>(group->second) == "embedding";
+               });
+      };
+      embedding = pp->split(holdsTied(shared.plans[static_cast<size_t>(stage)]) ? 0 : -1, stage, "embedding",
+                            splitError);
+      if (!embedding && !splitError.empty())
+        return "creating the embedding group: " + splitError;
+    }
+    Run run(shared, tp.get(), dp.get(), pp.get(), embedding.get());
     std::string failure = run.main();
     // Threads: fail the group in its own name, so that the peers' messages read 'rank R of group "tp" ...
     // failed' (the first failure wins). Processes: the caller reports first, then aborts the job.
@@ -738,8 +894,9 @@ int runAll(const TrainOptions &opts) {
     if (launch.worldSize != shared.ranks)
       return fail(std::string(comm::toString(launch.launcher)) + " started " + std::to_string(launch.worldSize) +
                   " processes, but plan '" + opts.plan + "' is compiled for tensor parallel " +
-                  std::to_string(shared.tensor) + " x data parallel " + std::to_string(shared.data) + " = " +
-                  std::to_string(shared.ranks) + " ranks; the world size must be tp x dp");
+                  std::to_string(shared.tensor) + " x data parallel " + std::to_string(shared.data) +
+                  " x pipeline parallel " + std::to_string(shared.pipeline) + " = " + std::to_string(shared.ranks) +
+                  " ranks; the world size must be tp x dp x pp");
     shared.launcher = comm::toString(launch.launcher);
     std::unique_ptr<comm::Communicator> world = comm::connectWorld(launch, error);
     if (!world)

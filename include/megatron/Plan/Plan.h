@@ -30,8 +30,8 @@ int64_t bytesOf(DType type);
 
 /// Where a buffer lives. Persistent arenas keep their contents across steps; `activations` is reused by every
 /// program, laid out by the memory planner. `stash` (pipeline parallelism) holds what a chunk's forward leaves for
-/// its backward: arenaBytes[Stash] is one slot, and the runtime keeps PipelineInfo::totalStashSlots() of them, one
-/// per micro-batch in flight.
+/// its backward: arenaBytes[Stash] is one slot, and the runtime keeps PipelineInfo::stashSlots of them, one per
+/// micro-batch (and chunk) in flight.
 enum class Arena { Inputs, Params, Grads, Optimizer, Activations, Stash };
 inline constexpr int kNumArenas = 6;
 const char *toString(Arena arena);
@@ -85,6 +85,8 @@ struct ParamShard {
 
 struct Param {
   std::string name;
+  int64_t index = 0;          // its place among the whole model's parameters (all pipeline stages): its random
+                              // stream, so that every layout initialises it alike
   std::vector<int64_t> shape; // the whole parameter's; its buffers hold this rank's shard of it
   ParamShard shard;
   int buffer = -1;
@@ -148,9 +150,9 @@ struct PipelineInfo {
   int64_t stage = 0;        // this plan's pipeline rank
   int64_t microBatches = 1; // per data-parallel replica and iteration
   std::vector<PipelineStep> schedule;
-  /// Per local chunk, the most micro-batches whose stash is alive at once under the schedule.
-  std::vector<int64_t> stashSlots;
-  int64_t totalStashSlots() const;
+  /// The most (micro-batch, chunk) stashes alive at once under the schedule: the slots, shared by the chunks, that
+  /// the runtime allocates. 1F1B holds p - stage on a stage; the interleaved schedule more (Korthikanti et al.).
+  int64_t stashSlots = 0;
   /// The model chunk that local chunk v is: v·stages + stage.
   int64_t globalChunk(int64_t v) const { return v * stages + stage; }
   int64_t numChunks() const { return stages * virtualStages; }
