@@ -158,9 +158,9 @@ LogicalResult SendOp::verify() { return verifyPeerChunk(*this, getChunk(), getIn
 LogicalResult RecvOp::verify() { return verifyPeerChunk(*this, getChunk(), getIndex()); }
 
 LogicalResult BackwardStartOp::verify() {
-  Block *block = (*this)->getBlock();
-  for (Operation &other : *block)
-    if (isa<BackwardStartOp>(other) && &other != getOperation())
+  // Reported once, by the second.
+  for (Operation *before = (*this)->getPrevNode(); before; before = before->getPrevNode())
+    if (isa<BackwardStartOp>(before))
       return emitOpError("appears twice in one block; a training step has one forward and one backward half");
   return success();
 }

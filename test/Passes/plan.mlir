@@ -12,9 +12,9 @@
 
 // Each parameter has a value, a gradient and two AdamW moments; 1-D parameters get no weight decay.
 // CHECK:      "params": [
-// CHECK-NEXT:  {"buffer":[[TABLE:[0-9]+]],"exp_avg":{{[0-9]+}},"exp_avg_sq":{{[0-9]+}},"grad":[[DTABLE:[0-9]+]],"init":"normal","init_std":0.02,"name":"table","shape":[{{[0-9, ]+}}],"shard":null,"weight_decay":true},
-// CHECK-NEXT:  {"buffer":{{[0-9]+}},"exp_avg":{{[0-9]+}},"exp_avg_sq":{{[0-9]+}},"grad":[[DGAIN:[0-9]+]],"init":"ones","init_std":0.0,"name":"gain","shape":[{{[0-9, ]+}}],"shard":null,"weight_decay":false},
-// CHECK-NEXT:  {"buffer":{{[0-9]+}},"exp_avg":{{[0-9]+}},"exp_avg_sq":{{[0-9]+}},"grad":{{[0-9]+}},"init":"normal","init_std":0.02,"name":"bias_table","shape":[{{[0-9, ]+}}],"shard":null,"weight_decay":true}],
+// CHECK-NEXT:  {"buffer":[[TABLE:[0-9]+]],"exp_avg":{{[0-9]+}},"exp_avg_sq":{{[0-9]+}},"grad":[[DTABLE:[0-9]+]],"index":0,"init":"normal","init_std":0.02,"name":"table","shape":[{{[0-9, ]+}}],"shard":null,"weight_decay":true},
+// CHECK-NEXT:  {"buffer":{{[0-9]+}},"exp_avg":{{[0-9]+}},"exp_avg_sq":{{[0-9]+}},"grad":[[DGAIN:[0-9]+]],"index":1,"init":"ones","init_std":0.0,"name":"gain","shape":[{{[0-9, ]+}}],"shard":null,"weight_decay":false},
+// CHECK-NEXT:  {"buffer":{{[0-9]+}},"exp_avg":{{[0-9]+}},"exp_avg_sq":{{[0-9]+}},"grad":{{[0-9]+}},"index":2,"init":"normal","init_std":0.02,"name":"bias_table","shape":[{{[0-9, ]+}}],"shard":null,"weight_decay":true}],
 
 // CHECK-LABEL: "name":"train_step"
 // Views are not steps: merge_heads reuses the attention output's buffer.

@@ -130,3 +130,57 @@ module attributes {mt.pipeline_parallel = 2 : i64} {
     return %0 : tensor<2x4xf32>
   }
 }
+
+// -----
+
+// Pipeline messages name a chunk of a module split into chunks.
+module {
+  func.func @unsplit(%x: tensor<2x4xf32>) {
+    // expected-error @+1 {{'mt.send' op needs a module split into pipeline chunks ('mt.pipeline_parallel')}}
+    mt.send %x to chunk 1 index 0 : tensor<2x4xf32>
+    return
+  }
+}
+
+// -----
+
+module attributes {mt.pipeline_parallel = 2 : i64, mt.virtual_pipeline = 2 : i64} {
+  func.func @far() -> tensor<2x4xf32> {
+    // expected-error @+1 {{'mt.recv' op chunk 4 is outside the module's 4 pipeline chunks}}
+    %0 = mt.recv from chunk 4 index 0 : tensor<2x4xf32>
+    return %0 : tensor<2x4xf32>
+  }
+}
+
+// -----
+
+module attributes {mt.pipeline_parallel = 2 : i64} {
+  func.func @negative(%x: tensor<2x4xf32>) {
+    // expected-error @+1 {{'mt.send' op index must be non-negative, got -1}}
+    mt.send %x to chunk 1 index -1 {grad} : tensor<2x4xf32>
+    return
+  }
+}
+
+// -----
+
+module attributes {mt.pipeline_parallel = 2 : i64} {
+  func.func @twice() {
+    mt.backward_start
+    // expected-error @+1 {{'mt.backward_start' op appears twice in one block; a training step has one forward and one backward half}}
+    mt.backward_start
+    return
+  }
+}
+
+// -----
+
+// The embedding group exists only in a module split into stages.
+module attributes {mt.tensor_parallel = 2 : i64} {
+  mt.param @w : tensor<4x4xf32> init <zeros>
+  func.func @finalize_grads() {
+    // expected-error @+1 {{'mt.all_reduce_grads' op group "embedding" needs a module split into pipeline stages ('mt.pipeline_parallel')}}
+    mt.all_reduce_grads [@w] over "embedding"
+    return
+  }
+}

@@ -35,3 +35,21 @@ module attributes {mt.tensor_parallel = 2 : i64, mt.sequence_parallel} {
     return
   }
 }
+
+// Pipeline messages and the split of a chunk's training step.
+// CHECK-LABEL: module attributes {mt.pipeline_parallel = 2 : i64, mt.virtual_pipeline = 2 : i64}
+module attributes {mt.pipeline_parallel = 2 : i64, mt.virtual_pipeline = 2 : i64} {
+  func.func @train_step_chunk1(%x: tensor<2x4xf32>) {
+    // CHECK: %[[H:.*]] = mt.recv from chunk 0 index 0 : tensor<2x4xf32>
+    %h = mt.recv from chunk 0 index 0 : tensor<2x4xf32>
+    // CHECK-NEXT: mt.send %[[H]] to chunk 2 index 0 : tensor<2x4xf32>
+    mt.send %h to chunk 2 index 0 : tensor<2x4xf32>
+    // CHECK-NEXT: mt.backward_start
+    mt.backward_start
+    // CHECK-NEXT: %[[G:.*]] = mt.recv from chunk 2 index 0 {grad} : tensor<2x4xf32>
+    %g = mt.recv from chunk 2 index 0 {grad} : tensor<2x4xf32>
+    // CHECK-NEXT: mt.send %[[G]] to chunk 0 index 0 {grad} : tensor<2x4xf32>
+    mt.send %g to chunk 0 index 0 {grad} : tensor<2x4xf32>
+    return
+  }
+}

@@ -833,8 +833,8 @@ TEST(ParallelSteps, DataParallelLayoutAndStepsAreChecked) {
   x = q.buffer({4}, plan::Arena::Inputs), y = q.buffer({4});
   q.step("all_reduce", {x}, {y}, {{"group", std::string("dp")}});
   EXPECT_FALSE(q.create({}, error));
-  EXPECT_EQ(error, "step 0 of train_step (all_reduce at 'test'): over the data-parallel group \"dp\" the engine "
-                   "runs all_reduce_grads only, not all_reduce");
+  EXPECT_EQ(error, "step 0 of train_step (all_reduce at 'test'): over the group \"dp\" the engine runs "
+                   "all_reduce_grads only, not all_reduce");
   HandPlan r;
   g = r.buffer({4}, plan::Arena::Grads);
   r.step("all_reduce_grads", {}, {g}, {{"group", std::string("dp")}, {"group_size", int64_t(2)}});
@@ -845,8 +845,7 @@ TEST(ParallelSteps, DataParallelLayoutAndStepsAreChecked) {
   x = s.buffer({4}, plan::Arena::Inputs), y = s.buffer({4});
   s.step("all_reduce", {x}, {y}, {{"group", std::string("pp")}});
   EXPECT_FALSE(s.create({}, error));
-  EXPECT_NE(error.find("the engine runs collectives over the tensor-parallel group \"tp\" and the data-parallel "
-                       "group \"dp\" only"),
+  EXPECT_NE(error.find("the engine runs collectives over the groups \"tp\", \"dp\" and \"embedding\" only"),
             std::string::npos)
       << error;
 }
