@@ -383,7 +383,7 @@ void Run::reportMemory() {
   const plan::Plan &plan = engine->plan();
   int64_t planned = engine->allocatedBytes();
   int64_t measured = planned - (plan.pipeline.stashSlots - peakSlotsHeld) * engine->stashSlotBytes();
-  std::printf("memory of pipeline stage %d (tensor rank 0, replica 0): planned %s with %lld micro-batches' stash "
+  std::printf("memory of pipeline stage %d (tensor rank 0, replica 0): planned %s with %lld micro-batch chunks' stash "
               "in flight, measured peak %s with %lld (%.1f%% of planned)\n",
               stage, mebibytes(planned).c_str(), static_cast<long long>(plan.pipeline.stashSlots),
               mebibytes(measured).c_str(), static_cast<long long>(peakSlotsHeld),
