@@ -68,6 +68,57 @@ double elements(std::initializer_list<int64_t> dims) {
 }
 } // namespace
 
+/// Megatron's checks of a pipeline split (arguments.py): the layers divide over the stages, or the first and last
+/// stages' counts leave a number that does; virtual stages divide each stage's layers.
+static void checkPipeline(const ModelConfig &c, Problems &p) {
+  int64_t stages = c.pipelineModelParallelSize, layers = c.numLayers;
+  if (stages <= 1) {
+    if (c.virtualPipelineModelParallelSize > 0 || c.numLayersPerVirtualPipelineStage > 0 ||
+        c.decoderFirstPipelineNumLayers > 0 || c.decoderLastPipelineNumLayers > 0)
+      p.add("the virtual pipeline and first/last-stage layer flags need --pipeline-model-parallel-size above 1");
+    return;
+  }
+  if (c.kind == ModelKind::T5)
+    p.add("--pipeline-model-parallel-size: splitting an encoder-decoder (T5) into stages is not supported yet");
+  if (c.numLayersPerVirtualPipelineStage > 0 && c.virtualPipelineModelParallelSize > 0)
+    p.add("give --num-layers-per-virtual-pipeline-stage or --virtual-pipeline-model-parallel-size, not both");
+  bool uneven = c.decoderFirstPipelineNumLayers > 0 || c.decoderLastPipelineNumLayers > 0;
+  bool interleaved = c.numLayersPerVirtualPipelineStage > 0 || c.virtualPipelineModelParallelSize > 0;
+  if (uneven && interleaved)
+    p.add("--decoder-first/last-pipeline-num-layers do not combine with virtual pipeline stages here");
+  if (uneven) {
+    int64_t fixed = std::max<int64_t>(c.decoderFirstPipelineNumLayers, 0) +
+                    std::max<int64_t>(c.decoderLastPipelineNumLayers, 0);
+    int64_t open = stages - (c.decoderFirstPipelineNumLayers > 0) - (c.decoderLastPipelineNumLayers > 0);
+    int64_t rest = layers - fixed;
+    if (rest < open || (open > 0 && rest % open != 0) || (open == 0 && rest != 0))
+      p.add("--num-layers (", layers, ") minus the first and last stages' ", fixed, " leave ", rest,
+            " layers, which do not split evenly over the other ", open, " pipeline stages");
+    return;
+  }
+  if (layers % stages != 0) {
+    p.add("--num-layers (", layers, ") must be divisible by --pipeline-model-parallel-size (", stages,
+          "), or give --decoder-first-pipeline-num-layers / --decoder-last-pipeline-num-layers");
+    return;
+  }
+  int64_t perStage = layers / stages;
+  if (c.numLayersPerVirtualPipelineStage > 0 && perStage % c.numLayersPerVirtualPipelineStage != 0)
+    p.add("the layers per pipeline stage (", perStage,
+          ") must be divisible by --num-layers-per-virtual-pipeline-stage (", c.numLayersPerVirtualPipelineStage, ")");
+  if (c.virtualPipelineModelParallelSize > 0 && perStage % c.virtualPipelineModelParallelSize != 0)
+    p.add("the layers per pipeline stage (", perStage,
+          ") must be divisible by --virtual-pipeline-model-parallel-size (", c.virtualPipelineModelParallelSize, ")");
+  int64_t virtualStages = 1;
+  if (c.virtualPipelineModelParallelSize > 0)
+    virtualStages = c.virtualPipelineModelParallelSize;
+  else if (c.numLayersPerVirtualPipelineStage > 0)
+    virtualStages = perStage / c.numLayersPerVirtualPipelineStage;
+  int64_t microBatches = c.globalBatchSize / c.microBatchSize;
+  if (virtualStages > 1 && microBatches % stages != 0)
+    p.add("the interleaved schedule runs micro-batches in groups of --pipeline-model-parallel-size (", stages,
+          "): --global-batch-size / --micro-batch-size (", microBatches, ") must be divisible by it");
+}
+
 std::vector<std::string> ModelConfig::validate() const {
   Problems p;
   if (kind == ModelKind::T5) {
@@ -84,6 +135,7 @@ std::vector<std::string> ModelConfig::validate() const {
   p.positive(globalBatchSize, "--global-batch-size");
   p.positive(makeVocabSizeDivisibleBy, "--make-vocab-size-divisible-by");
   p.positive(tensorModelParallelSize, "--tensor-model-parallel-size");
+  p.positive(pipelineModelParallelSize, "--pipeline-model-parallel-size");
   if (swiglu && hiddenSize > 0 && ffnHiddenSize == 0)
     p.add("with --swiglu, Megatron's default --ffn-hidden-size (4*hidden*2/3, rounded down to 64) is 0 for "
           "--hidden-size ",
@@ -129,6 +181,8 @@ std::vector<std::string> ModelConfig::validate() const {
     p.add("with --sequence-parallel the sequence length (", seqLength, kind == ModelKind::T5 ? ", decoder " : "",
           kind == ModelKind::T5 ? std::to_string(decoderSeqLength) : std::string(),
           ") must be divisible by --tensor-model-parallel-size (", t, ")");
+
+  checkPipeline(*this, p);
 
   switch (positionEmbeddingType) {
   case PositionEmbedding::LearnedAbsolute: {

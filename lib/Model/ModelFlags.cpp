@@ -68,6 +68,20 @@ struct ModelFlags::Options {
                                        cl::cat(modelCategory)};
   Opt<bool> sequenceParallel{"sequence-parallel", cl::desc("Check the model for sequence parallelism"),
                              cl::cat(modelCategory)};
+  Opt<int64_t> pipelineModelParallelSize{"pipeline-model-parallel-size",
+                                         cl::desc("The pipeline stages the model will be split into (checks that "
+                                                  "its layers split; the split is megatron-opt --mt-pipeline's)"),
+                                         cl::cat(modelCategory)};
+  Opt<int64_t> virtualPipelineModelParallelSize{"virtual-pipeline-model-parallel-size",
+                                                cl::desc("Model chunks per pipeline stage (interleaved 1F1B)"),
+                                                cl::cat(modelCategory)};
+  Opt<int64_t> numLayersPerVirtualPipelineStage{"num-layers-per-virtual-pipeline-stage",
+                                                cl::desc("Layers per model chunk (interleaved 1F1B)"),
+                                                cl::cat(modelCategory)};
+  Opt<int64_t> decoderFirstPipelineNumLayers{"decoder-first-pipeline-num-layers",
+                                             cl::desc("Layers on the first pipeline stage"), cl::cat(modelCategory)};
+  Opt<int64_t> decoderLastPipelineNumLayers{"decoder-last-pipeline-num-layers",
+                                            cl::desc("Layers on the last pipeline stage"), cl::cat(modelCategory)};
   Opt<std::string> normalization{"normalization", cl::desc("LayerNorm or RMSNorm (default LayerNorm)"),
                                  cl::cat(modelCategory)};
   Opt<double> normEpsilon{"norm-epsilon", cl::desc("Epsilon of the norms (default 1e-5)"), cl::cat(modelCategory)};
@@ -178,6 +192,11 @@ std::optional<ModelConfig> ModelFlags::resolve(std::vector<std::string> &errors)
   set(o.makeVocabSizeDivisibleBy, c.makeVocabSizeDivisibleBy);
   set(o.tensorModelParallelSize, c.tensorModelParallelSize);
   set(o.sequenceParallel, c.sequenceParallel);
+  set(o.pipelineModelParallelSize, c.pipelineModelParallelSize);
+  set(o.virtualPipelineModelParallelSize, c.virtualPipelineModelParallelSize);
+  set(o.numLayersPerVirtualPipelineStage, c.numLayersPerVirtualPipelineStage);
+  set(o.decoderFirstPipelineNumLayers, c.decoderFirstPipelineNumLayers);
+  set(o.decoderLastPipelineNumLayers, c.decoderLastPipelineNumLayers);
   set(o.normEpsilon, c.normEpsilon);
   set(o.swiglu, c.swiglu);
   set(o.untieEmbeddings, c.untieEmbeddingsAndOutputWeights);

@@ -44,6 +44,12 @@ struct ModelConfig {
   int64_t makeVocabSizeDivisibleBy = 128;
   int64_t tensorModelParallelSize = 1; // Megatron pads the vocabulary to a multiple of this times the above
   bool sequenceParallel = false;       // checked here; the layout itself is megatron-opt --mt-shard's
+  // Pipeline parallelism, checked here (Megatron's arguments.py); the split is megatron-opt --mt-pipeline's.
+  int64_t pipelineModelParallelSize = 1;
+  int64_t virtualPipelineModelParallelSize = 0;  // 0: not given
+  int64_t numLayersPerVirtualPipelineStage = 0;  // 0: not given
+  int64_t decoderFirstPipelineNumLayers = 0;     // 0: not given
+  int64_t decoderLastPipelineNumLayers = 0;      // 0: not given
 
   // Layer choices.
   Normalization normalization = Normalization::LayerNorm;
