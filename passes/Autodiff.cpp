@@ -48,11 +48,11 @@ struct MtAutodiffPass : mt::impl::MtAutodiffBase<MtAutodiffPass> {
     ModuleOp module = getOperation();
     auto forward = module.lookupSymbol<func::FuncOp>("forward");
     if (!forward) {
-      module.emitError("mt-autodiff: the module has no @forward function to differentiate");
+      emitError(module.getLoc(), "mt-autodiff: the module has no @forward function to differentiate");
       return signalPassFailure();
     }
     if (module.lookupSymbol("train_step") || module.lookupSymbol("train_step_chunk0")) {
-      module.emitError("mt-autodiff: the module already has a @train_step");
+      emitError(module.getLoc(), "mt-autodiff: the module already has a @train_step");
       return signalPassFailure();
     }
     FunctionType type = forward.getFunctionType();
@@ -72,7 +72,7 @@ struct MtAutodiffPass : mt::impl::MtAutodiffBase<MtAutodiffPass> {
       std::string name = "forward_chunk" + std::to_string(chunk);
       auto chunkForward = module.lookupSymbol<func::FuncOp>(name);
       if (!chunkForward) {
-        module.emitError("mt-autodiff: the module is split into ") << chunks << " pipeline chunks but has no @"
+        emitError(module.getLoc(), "mt-autodiff: the module is split into ") << chunks << " pipeline chunks but has no @"
                                                                    << name << " (run --mt-pipeline)";
         return signalPassFailure();
       }

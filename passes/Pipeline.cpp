@@ -59,7 +59,7 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
     ModuleOp module = getOperation();
     auto forward = module.lookupSymbol<func::FuncOp>("forward");
     auto fail = [&](const Twine &message) {
-      module.emitError("mt-pipeline: ") << message;
+      emitError(module.getLoc(), "mt-pipeline: ") << message;
       signalPassFailure();
     };
     if (!forward || !forward.getBody().hasOneBlock())
@@ -268,13 +268,13 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
       for (int64_t given : {first, last})
         if (given >= 0) {
           if (given < 1)
-            return module.emitError("mt-pipeline: a stage needs at least one layer, got ") << given;
+            return emitError(module.getLoc(), "mt-pipeline: a stage needs at least one layer, got ") << given;
           fixed += given;
           --open;
         }
       int64_t rest = layers - fixed;
       if (rest < open || (open > 0 && rest % open != 0) || (open == 0 && rest != 0))
-        return module.emitError("mt-pipeline: ")
+        return emitError(module.getLoc(), "mt-pipeline: ")
                << layers << " layers minus " << fixed << " on the first/last stage leave " << rest
                << ", which do not split evenly over the other " << open << " stages";
       int64_t each = open > 0 ? rest / open : 0;
@@ -287,7 +287,7 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
     }
     if (balance == "uniform") {
       if (layers % p != 0)
-        return module.emitError("mt-pipeline: ")
+        return emitError(module.getLoc(), "mt-pipeline: ")
                << layers << " layers are not divisible by " << p
                << (virtualStages > 1 ? " model chunks (stages x virtual-stages)" : " pipeline stages") << "; give first-stage-layers and last-stage-layers (Megatron's "
                   "--decoder-first-pipeline-num-layers, --decoder-last-pipeline-num-layers) or balance=cost";

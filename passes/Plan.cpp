@@ -34,7 +34,7 @@ struct MtPlanPass : mt::impl::MtPlanBase<MtPlanPass> {
     if (failed(built))
       return signalPassFailure();
     if (std::string error = megatron::writeFileAtomically(output, plan::toJson(*built)); !error.empty()) {
-      getOperation().emitError("mt-plan: ") << error;
+      emitError(getOperation().getLoc(), "mt-plan: ") << error;
       return signalPassFailure();
     }
     for (const plan::Plan &p : *built)

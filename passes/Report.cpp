@@ -136,9 +136,9 @@ struct MtReportPass : mt::impl::MtReportBase<MtReportPass> {
       replicas = attr ? attr.getInt() : 1;
     }
     if (p.stages < 1 || p.virtualStages < 1 || replicas < 1)
-      return module.emitError("mt-report: pipeline-parallel, virtual-pipeline and data-parallel must be positive");
+      return emitError(module.getLoc(), "mt-report: pipeline-parallel, virtual-pipeline and data-parallel must be positive");
     if (microBatchesPerIteration % replicas != 0)
-      return module.emitError("mt-report: the ")
+      return emitError(module.getLoc(), "mt-report: the ")
              << microBatchesPerIteration << " micro-batches of an iteration do not split over " << replicas
              << " data-parallel replicas";
     p.microBatches = microBatchesPerIteration / replicas;
@@ -151,12 +151,12 @@ struct MtReportPass : mt::impl::MtReportBase<MtReportPass> {
     if (error.empty())
       p.timeline = megatron::schedule::simulate(schedule, /*forwardTime=*/1.0, /*backwardTime=*/2.0, error);
     if (!error.empty())
-      return module.emitError("mt-report: ") << error;
+      return emitError(module.getLoc(), "mt-report: ") << error;
     if (!scheduleTrace.empty()) {
       // One time unit (a stage's forward of one micro-batch) is drawn as a millisecond.
       std::string trace = megatron::schedule::chromeTrace(p.timeline, 1000.0);
       if (std::string problem = megatron::writeFileAtomically(scheduleTrace, trace); !problem.empty())
-        return module.emitError("mt-report: ") << problem;
+        return emitError(module.getLoc(), "mt-report: ") << problem;
     }
     return p;
   }

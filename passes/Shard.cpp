@@ -257,16 +257,16 @@ struct MtShardPass : mt::impl::MtShardBase<MtShardPass> {
     ModuleOp module = getOperation();
     auto forward = module.lookupSymbol<func::FuncOp>("forward");
     if (!forward || !forward.getBody().hasOneBlock()) {
-      module.emitError("mt-shard: the module has no one-block @forward function to shard");
+      emitError(module.getLoc(), "mt-shard: the module has no one-block @forward function to shard");
       return signalPassFailure();
     }
     if (module.lookupSymbol("train_step")) {
-      module.emitError("mt-shard: the module already has a @train_step; shard before --mt-autodiff, which then "
+      emitError(module.getLoc(), "mt-shard: the module already has a @train_step; shard before --mt-autodiff, which then "
                        "differentiates the collectives");
       return signalPassFailure();
     }
     if (module->hasAttr(kTensorParallelAttr)) {
-      module.emitError("mt-shard: the module is already sharded (it has '") << kTensorParallelAttr << "')";
+      emitError(module.getLoc(), "mt-shard: the module is already sharded (it has '") << kTensorParallelAttr << "')";
       return signalPassFailure();
     }
     if (failed(checkConfiguration(module, forward)))
@@ -310,21 +310,21 @@ struct MtShardPass : mt::impl::MtShardBase<MtShardPass> {
   LogicalResult checkConfiguration(ModuleOp module, func::FuncOp forward) {
     int64_t t = tensorParallel;
     if (t < 1)
-      return module.emitError("mt-shard: tensor-parallel size must be at least 1, got ") << t;
+      return emitError(module.getLoc(), "mt-shard: tensor-parallel size must be at least 1, got ") << t;
     if (dataParallel < 1)
-      return module.emitError("mt-shard: data-parallel size must be at least 1, got ")
+      return emitError(module.getLoc(), "mt-shard: data-parallel size must be at least 1, got ")
              << static_cast<int64_t>(dataParallel);
     if (bucketSize < 1)
-      return module.emitError("mt-shard: dp-bucket-size must be at least 1, got ")
+      return emitError(module.getLoc(), "mt-shard: dp-bucket-size must be at least 1, got ")
              << static_cast<int64_t>(bucketSize);
     if (auto count = module->getAttrOfType<IntegerAttr>("mt.num_micro_batches");
         count && count.getInt() % dataParallel != 0)
-      return module.emitError("mt-shard: the global batch of ")
+      return emitError(module.getLoc(), "mt-shard: the global batch of ")
              << count.getInt() << " micro-batches (--global-batch-size / --micro-batch-size) is not divisible by "
              << "the data-parallel size " << static_cast<int64_t>(dataParallel)
              << "; each replica must run the same number of micro-batches";
     if (sequenceParallel && t == 1)
-      return module.emitError("mt-shard: sequence parallelism needs a tensor-parallel size above 1 (Megatron: "
+      return emitError(module.getLoc(), "mt-shard: sequence parallelism needs a tensor-parallel size above 1 (Megatron: "
                               "--sequence-parallel with --tensor-model-parallel-size 1)");
     if (sequenceParallel)
       for (BlockArgument arg : forward.getArguments()) {

@@ -81,6 +81,6 @@ FailureOr<ModelFigures> mt::computeModelFigures(ModuleOp module) {
   (void)math.add(math.add(figures.weightBytes, figures.gradientBytes), figures.optimizerStateBytes);
 
   if (math.overflowed)
-    return module.emitError("model figures overflow 64 bits: the model is too large to report on");
+    return emitError(module.getLoc(), "model figures overflow 64 bits: the model is too large to report on");
   return figures;
 }

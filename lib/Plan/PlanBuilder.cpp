@@ -534,7 +534,7 @@ FailureOr<plan::Program> PlanLowering::lowerFinalizeGrads(func::FuncOp func) {
 LogicalResult PlanLowering::schedulePipeline() {
   plan::PipelineInfo &p = result.pipeline;
   if (p.microBatches % result.parallel.data != 0)
-    return module.emitError("mt-plan: ") << p.microBatches << " micro-batches do not split over "
+    return emitError(module.getLoc(), "mt-plan: ") << p.microBatches << " micro-batches do not split over "
                                          << result.parallel.data << " data-parallel replicas";
   p.microBatches /= result.parallel.data;
   std::string error;
@@ -544,7 +544,7 @@ LogicalResult PlanLowering::schedulePipeline() {
                                             static_cast<int>(p.virtualStages), error)
           : megatron::schedule::oneForwardOneBackward(static_cast<int>(p.stages), static_cast<int>(p.microBatches));
   if (!error.empty())
-    return module.emitError("mt-plan: ") << error;
+    return emitError(module.getLoc(), "mt-plan: ") << error;
   // The stash slots: the most forwards whose backward has not run yet, at any point of the stage's order.
   int64_t live = 0;
   for (const megatron::schedule::Step &step : schedule.steps[static_cast<size_t>(p.stage)]) {
@@ -559,7 +559,7 @@ LogicalResult PlanLowering::lowerTrainingChunk(int64_t local) {
   std::string chunk = std::to_string(result.pipeline.globalChunk(local));
   auto step = module.lookupSymbol<func::FuncOp>("train_step_chunk" + chunk);
   if (!step)
-    return module.emitError("mt-plan: the module has no @train_step_chunk") << chunk << "; run mt-autodiff first";
+    return emitError(module.getLoc(), "mt-plan: the module has no @train_step_chunk") << chunk << "; run mt-autodiff first";
   FailureOr<plan::Program> whole = lowerProgram(step, "train_step_chunk" + chunk, false);
   if (failed(whole))
     return failure();
@@ -583,7 +583,7 @@ FailureOr<plan::Plan> PlanLowering::run() {
   int64_t chunks = pipelineChunks(module);
   auto trainStep = module.lookupSymbol<func::FuncOp>(chunks > 1 ? "train_step_chunk0" : "train_step");
   if (!forward || !trainStep)
-    return module.emitError("mt-plan: the module needs @forward and @train_step; run mt-autodiff first");
+    return emitError(module.getLoc(), "mt-plan: the module needs @forward and @train_step; run mt-autodiff first");
 
   FailureOr<megatron::ModelFigures> figures = computeModelFigures(module);
   if (failed(figures))
@@ -616,7 +616,7 @@ FailureOr<plan::Plan> PlanLowering::run() {
   }
   for (func::FuncOp func : stageFunctions) {
     if (!func)
-      return module.emitError("mt-plan: a pipeline chunk of stage ") << stage << " has no training step";
+      return emitError(module.getLoc(), "mt-plan: a pipeline chunk of stage ") << stage << " has no training step";
     func.walk([&](ParamRefOp ref) { stageParams.insert(ref.getName()); });
   }
 
@@ -631,7 +631,7 @@ FailureOr<plan::Plan> PlanLowering::run() {
         return failure();
       auto chunkForward = module.lookupSymbol<func::FuncOp>("forward_chunk" + chunk);
       if (!chunkForward)
-        return module.emitError("mt-plan: the module has no @forward_chunk") << chunk;
+        return emitError(module.getLoc(), "mt-plan: the module has no @forward_chunk") << chunk;
       bool last = pipeline.globalChunk(v) == chunks - 1;
       for (bool stopAtLogits : {false, true}) {
         if (stopAtLogits && last && !chunkForward.getBody().front().getTerminator()->getOperand(0)
@@ -687,6 +687,6 @@ FailureOr<std::vector<plan::Plan>> mt::buildPlans(ModuleOp module) {
 
 FailureOr<plan::Plan> mt::buildPlan(ModuleOp module) {
   if (pipelineChunks(module) > 1)
-    return module.emitError("mt-plan: a module split into pipeline stages has one plan per stage (buildPlans)");
+    return emitError(module.getLoc(), "mt-plan: a module split into pipeline stages has one plan per stage (buildPlans)");
   return PlanLowering(module, 0).run();
 }

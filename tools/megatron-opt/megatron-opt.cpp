@@ -21,9 +21,6 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include <algorithm>
-#include <vector>
-
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   mlir::DialectRegistry registry;
@@ -31,17 +28,8 @@ int main(int argc, char **argv) {
   mlir::registerTransformsPasses();
   mlir::mt::registerMtPasses();
 
-  // A pass's error names the op it is about; printing that op too (MLIR's default) would dump the whole model for
-  // the module-level errors of the parallelism passes. The user can still ask for it.
-  std::vector<char *> args(argv, argv + argc);
-  std::string quiet = "--mlir-print-op-on-diagnostic=false";
-  if (std::none_of(args.begin(), args.end(),
-                   [](const char *arg) { return llvm::StringRef(arg).contains("mlir-print-op-on-diagnostic"); }))
-    args.insert(args.begin() + 1, quiet.data());
-  int count = static_cast<int>(args.size());
-  char **values = args.data();
   auto [inputFilename, outputFilename] =
-      mlir::registerAndParseCLIOptions(count, values, "Megatron compiler driver\n", registry);
+      mlir::registerAndParseCLIOptions(argc, argv, "Megatron compiler driver\n", registry);
 
   std::string errorMessage;
   std::unique_ptr<llvm::MemoryBuffer> input = mlir::openInputFile(inputFilename, &errorMessage);
