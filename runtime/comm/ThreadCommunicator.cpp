@@ -31,7 +31,6 @@
 #include <mutex>
 #include <numeric>
 #include <thread>
-#include <tuple>
 #include <type_traits>
 
 namespace megatron::comm {
@@ -122,14 +121,10 @@ struct Message {
   std::vector<char> bytes;
 };
 
-/// The messages of one (sender, receiver, tag), in the order they were sent, and the receive waiting for the next.
 struct Channel {
   std::deque<Message> pending;
   PostedRecv *posted = nullptr;
 };
-
-/// (sender, receiver, tag), group ranks.
-using ChannelKey = std::tuple<int, int, int>;
 
 class GroupState {
 public:
@@ -156,7 +151,7 @@ public:
   std::vector<Slot> slots;
   std::string roundError; // set when the entry round that just completed found mismatched calls
   std::vector<SplitResult> splitResults;
-  std::map<ChannelKey, Channel> channels; // only the ones with pending messages or a posted receive
+  std::map<std::pair<int, int>, Channel> channels; // (sender, receiver)
 };
 
 void WorldState::wakeAll() {
@@ -285,10 +280,8 @@ public:
     });
   }
 
-  using Communicator::recv; // the transitional overloads without a tag
-  using Communicator::send;
-  std::string send(const void *data, int64_t count, DType type, int peer, int tag) override;
-  std::string recv(void *data, int64_t count, DType type, int peer, int tag) override;
+  std::string send(const void *data, int64_t count, DType type, int peer) override;
+  std::string recv(void *data, int64_t count, DType type, int peer) override;
   std::unique_ptr<Communicator> split(int color, int key, const std::string &name, std::string &error) override;
 
   void abort(const std::string &reason) override {
@@ -463,8 +456,8 @@ static std::string p2pMismatch(const std::string &group, int sender, const CallI
          std::to_string(receiver) + " called " + expected.describe(group);
 }
 
-std::string ThreadCommunicator::send(const void *data, int64_t count, DType type, int peer, int tag) {
-  const CallInfo call{CommOp::Send, type, ReduceOp::Sum, count, 1, peer, tag};
+std::string ThreadCommunicator::send(const void *data, int64_t count, DType type, int peer) {
+  const CallInfo call{CommOp::Send, type, ReduceOp::Sum, count, 1, peer};
   if (std::string problem = call.validate(size(), data, data); !problem.empty())
     return poison(call.describe(name()) + ": " + problem);
   GroupState &g = *group;
@@ -472,8 +465,7 @@ std::string ThreadCommunicator::send(const void *data, int64_t count, DType type
   std::unique_lock<std::mutex> lock(g.mutex);
   if (g.world->failed())
     return failureMessage(call, /*waited=*/false);
-  const detail::ChannelKey key{myRank, peer, tag};
-  detail::Channel &channel = g.channels[key];
+  detail::Channel &channel = g.channels[{myRank, peer}];
   if (channel.posted && channel.pending.empty()) { // the receiver waits: copy straight into its buffer
     detail::PostedRecv &post = *channel.posted;
     channel.posted = nullptr;
@@ -494,56 +486,25 @@ std::string ThreadCommunicator::send(const void *data, int64_t count, DType type
   lock.lock();
   if (g.world->failed())
     return failureMessage(call, /*waited=*/false);
-  // Looked up again: while the lock was released, the receiver may have emptied and erased the channel.
-  g.channels[key].pending.push_back(std::move(message));
+  channel.pending.push_back(std::move(message)); // std::map keeps `channel` valid
   g.cv.notify_all();
   return "";
 }
 
-// The tags of the messages from `sender` to `receiver` that wait for a receive, for a timeout's message: a
-// receive that waits for a tag nobody sends while other tags pile up is the typical pipeline schedule bug.
-static std::string waitingTags(const GroupState &g, int sender, int receiver) {
-  std::string tags;
-  int shown = 0, more = 0;
-  for (auto it = g.channels.lower_bound({sender, receiver, 0});
-       it != g.channels.end() && std::get<0>(it->first) == sender && std::get<1>(it->first) == receiver; ++it) {
-    if (it->second.pending.empty())
-      continue;
-    if (shown++ < 8)
-      tags += (tags.empty() ? "" : ", ") + std::to_string(std::get<2>(it->first));
-    else
-      ++more;
-  }
-  if (tags.empty())
-    return "";
-  if (more)
-    tags += " and " + std::to_string(more) + " more";
-  return " (its messages with " + std::string(shown > 1 ? "tags " : "tag ") + tags + " wait unreceived)";
-}
-
-std::string ThreadCommunicator::recv(void *data, int64_t count, DType type, int peer, int tag) {
-  const CallInfo call{CommOp::Recv, type, ReduceOp::Sum, count, 1, peer, tag};
+std::string ThreadCommunicator::recv(void *data, int64_t count, DType type, int peer) {
+  const CallInfo call{CommOp::Recv, type, ReduceOp::Sum, count, 1, peer};
   if (std::string problem = call.validate(size(), data, data); !problem.empty())
     return poison(call.describe(name()) + ": " + problem);
   GroupState &g = *group;
   std::unique_lock<std::mutex> lock(g.mutex);
   if (g.world->failed())
     return failureMessage(call, /*waited=*/false);
-  // Only this rank's thread receives on the channel, and only it erases the channel (below, when it leaves it
-  // with no message and no receive posted): `channel` stays valid while this call waits.
-  const detail::ChannelKey key{peer, myRank, tag};
-  detail::Channel &channel = g.channels[key];
-  auto leave = [&] { // with the lock held
-    channel.posted = nullptr;
-    if (channel.pending.empty())
-      g.channels.erase(key);
-  };
+  detail::Channel &channel = g.channels[{peer, myRank}];
   detail::PostedRecv post{data, call};
   bool posted = false;
   const Clock::time_point deadline = Clock::now() + g.world->options.timeout;
   while (true) {
     if (post.done) { // the sender copied (or found a mismatch and failed the world)
-      leave();
       lock.unlock();
       return post.error.empty() ? "" : poison(post.error);
     }
@@ -553,9 +514,9 @@ std::string ThreadCommunicator::recv(void *data, int64_t count, DType type, int 
       error = failureMessage(call, /*waited=*/true);
       poisons = false;
     } else if (!channel.pending.empty()) {
+      channel.posted = nullptr;
       detail::Message message = std::move(channel.pending.front());
       channel.pending.pop_front();
-      leave();
       lock.unlock();
       if (!matches(message.call, call))
         return poison(p2pMismatch(g.name, peer, message.call, myRank, call));
@@ -563,14 +524,13 @@ std::string ThreadCommunicator::recv(void *data, int64_t count, DType type, int 
         std::memcpy(data, message.bytes.data(), message.bytes.size());
       return "";
     } else if (g.world->isFinished(g.worldRanks[peer])) {
-      error = "gave up in " + call.describe(g.name) + ": rank " + std::to_string(peer) + " finished without sending" +
-              waitingTags(g, peer, myRank);
+      error = "gave up in " + call.describe(g.name) + ": rank " + std::to_string(peer) + " finished without sending";
     } else if (Clock::now() >= deadline) {
       error = "timed out after " + formatSeconds(g.world->options.timeout) + " in " + call.describe(g.name) +
-              ": rank " + std::to_string(peer) + " never sent" + waitingTags(g, peer, myRank);
+              ": rank " + std::to_string(peer) + " never sent";
     }
     if (!error.empty()) {
-      leave();
+      channel.posted = nullptr;
       lock.unlock();
       return poisons ? poison(error) : error;
     }
