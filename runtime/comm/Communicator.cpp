@@ -53,10 +53,11 @@ bool CallInfo::sameAs(const CallInfo &other) const {
 
 std::string CallInfo::describe(const std::string &group) const {
   std::string text = toString(op);
-  if (op == CommOp::Send)
-    text += " to rank " + std::to_string(peer);
-  else if (op == CommOp::Recv)
-    text += " from rank " + std::to_string(peer);
+  if (op == CommOp::Send || op == CommOp::Recv) {
+    text += (op == CommOp::Send ? " to rank " : " from rank ") + std::to_string(peer);
+    if (tag != 0)
+      text += " tag " + std::to_string(tag);
+  }
   text += " (group \"" + group + "\"";
   if (op != CommOp::Split) {
     text += ", ";
@@ -87,6 +88,8 @@ std::string CallInfo::validate(int groupSize, const void *send, const void *recv
   if ((op == CommOp::Broadcast || op == CommOp::Send || op == CommOp::Recv) && (peer < 0 || peer >= groupSize))
     return (op == CommOp::Broadcast ? "root " : "peer ") + std::to_string(peer) + " is not a rank of this group of " +
            std::to_string(groupSize);
+  if ((op == CommOp::Send || op == CommOp::Recv) && (tag < 0 || tag > kMaxTag))
+    return "tag " + std::to_string(tag) + " is outside 0.." + std::to_string(kMaxTag);
   // The largest buffer involved, in bytes, must fit in int64_t.
   int64_t limit = std::numeric_limits<int64_t>::max() / bytes / groupSize;
   if (outer != 0 && count > limit / outer)

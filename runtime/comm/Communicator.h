@@ -48,14 +48,23 @@ struct CallInfo {
   int64_t count = 0;               // elements: the buffer, or per rank (gathers, scatters), or `chunk` (*Dim)
   int64_t outer = 1;               // *Dim only
   int peer = -1;                   // broadcast: the root; send/recv: the other rank
+  int tag = 0;                     // send/recv only
 
+  /// Whether two ranks' calls of one collective agree (point-to-point calls are matched by their channel, see
+  /// Communicator::send; the tag is not compared here).
   bool sameAs(const CallInfo &other) const;
-  /// E.g. `all_reduce (group "tp", 4096 x f32, sum)`, `recv from rank 2 (group "pp", 10 x f32)`.
+  /// E.g. `all_reduce (group "tp", 4096 x f32, sum)`, `recv from rank 2 tag 7 (group "pp", 10 x f32)`; the tag is
+  /// left out when it is 0 (`send to rank 1 (group "pp", 10 x f32)`).
   std::string describe(const std::string &group) const;
-  /// The arguments' problem, or "": a negative count, a reduction of bf16, a root or peer outside the group, a
-  /// byte size that overflows, a null buffer with elements.
+  /// The arguments' problem, or "": a negative count, a reduction of bf16, a root or peer outside the group, a tag
+  /// outside 0..kMaxTag, a byte size that overflows, a null buffer with elements.
   std::string validate(int groupSize, const void *send, const void *recv) const;
 };
+
+/// The largest point-to-point tag every implementation accepts: tags are 0 <= tag <= kMaxTag (2^24 - 1). The MPI
+/// implementation also needs tag <= MPI_TAG_UB (Open MPI's is 2^31 - 1; the standard only promises 32767) and
+/// says so when the tag is larger.
+inline constexpr int kMaxTag = (1 << 24) - 1;
 
 class Communicator {
 public:
@@ -78,12 +87,20 @@ public:
   /// Every rank's `data` becomes a copy of rank `root`'s.
   virtual std::string broadcast(void *data, int64_t count, DType type, int root) = 0;
 
-  /// Point-to-point (pipeline parallelism). send() copies the message out and returns without waiting for the
-  /// receiver, so a rank may have several sends in flight (to one or several peers) and a pair works whichever
-  /// side arrives first. recv() waits for the next message from `peer`; messages between two ranks arrive in the
-  /// order they were sent, and the receiver's count and type must equal the sender's.
-  virtual std::string send(const void *data, int64_t count, DType type, int peer) = 0;
-  virtual std::string recv(void *data, int64_t count, DType type, int peer) = 0;
+  /// Point-to-point (pipeline parallelism). Every message has a tag, 0 <= tag <= kMaxTag, chosen by the caller
+  /// (e.g. from the micro-batch, the model chunk and forward/backward), so that two ranks can exchange several
+  /// streams of messages at once. send() copies the message out and returns without waiting for the receiver, so a
+  /// rank may have several sends in flight (to one or several peers, with one or several tags) and a pair works
+  /// whichever side arrives first. recv(peer, tag) waits for the oldest message from `peer` with tag `tag`:
+  /// messages of one (sender, receiver, tag) arrive in the order they were sent; messages with other tags wait,
+  /// in order, for the receives that ask for them. The receiver's count and type must equal those of the message
+  /// it gets (else both ranks' calls are reported as mismatched).
+  virtual std::string send(const void *data, int64_t count, DType type, int peer, int tag) = 0;
+  virtual std::string recv(void *data, int64_t count, DType type, int peer, int tag) = 0;
+  /// Tag 0. Transitional, for callers written before tags existed (runtime/train/TrainState.cpp's checkpoint
+  /// gathering); new code passes a tag. To be removed once no caller uses it.
+  std::string send(const void *data, int64_t count, DType type, int peer) { return send(data, count, type, peer, 0); }
+  std::string recv(void *data, int64_t count, DType type, int peer) { return recv(data, count, type, peer, 0); }
 
   /// A tensor split along an inner dimension. allGatherDim: `send` is [outer][chunk], `recv` is
   /// [outer][size()][chunk] (the ranks' slices concatenated along the middle dimension). reduceScatterDim: `send`

@@ -7,9 +7,11 @@
 //   movement:  MPI moves the bytes (all-gather, all-to-all, broadcast) as opaque elements of the type's size;
 //   reduction: local, over the ranks in order 0..n-1 for every element, like the thread implementation: MPI's
 //              own reductions are never used, since their order is the implementation's choice.
-// Point-to-point: send() copies the message and posts an MPI_Isend from the copy; completed sends are reaped at
-// the next call and the destructor waits for the rest. The tag carries the element type, so that recv() can
-// compare count and type with the sender's (MPI_Mprobe) before receiving.
+// Point-to-point: send() copies the message and posts two MPI_Isends from the copy, both with the caller's tag as
+// the MPI tag: an envelope (the element type and count) and the data. MPI keeps the messages of one (source, tag,
+// communicator) in order, so recv(peer, tag) gets the oldest envelope of that tag, compares type and count with
+// its own before touching the caller's buffer, then receives the data that follows it. Completed sends are reaped
+// at the next call and the destructor waits for the rest.
 //
 // Failure: the first error of the process is kept by its MpiSession (shared by all its communicators); later
 // calls return at once. abort() and the destruction of a failed process's last communicator call MPI_Abort.
@@ -64,11 +66,14 @@ std::string rankInGroup(int groupRank, const std::string &group, bool isWorld, i
 /// the process's first failure.
 class MpiSession {
 public:
-  MpiSession(bool initializedHere, int worldRank) : initializedHere(initializedHere), worldRank(worldRank) {}
+  MpiSession(bool initializedHere, int worldRank, int tagUpperBound)
+      : initializedHere(initializedHere), worldRank(worldRank), tagUpperBound(tagUpperBound) {}
   ~MpiSession();
 
   const bool initializedHere;
   const int worldRank;
+  /// MPI_TAG_UB, queried once: the largest tag this MPI carries (at least 32767; Open MPI's is 2^31 - 1).
+  const int tagUpperBound;
 
   bool failed() const { return hasFailed.load(std::memory_order_acquire); }
   Failure failure() const {
@@ -166,7 +171,12 @@ CallInfo callOf(const Header &h) {
                   h.outer, static_cast<int>(h.peer)};
 }
 
-constexpr int kTagBase = 100; // message tag = kTagBase + the element type
+/// What send() sends ahead of the data, with the same tag: the element type (DType) and the count. Two int64s.
+struct Envelope {
+  int64_t type, count;
+};
+constexpr int kEnvelopeWords = sizeof(Envelope) / sizeof(int64_t);
+static_assert(sizeof(Envelope) == kEnvelopeWords * sizeof(int64_t));
 
 const char kSomewhere = 0; // a non-null pointer, to validate a peer's arguments
 
@@ -194,7 +204,7 @@ public:
     if (!session->failed()) {
       // Sends still in flight complete when their receivers receive them; their buffers must live until then.
       for (PendingSend &p : pending)
-        MPI_Wait(&p.request, MPI_STATUS_IGNORE);
+        MPI_Waitall(2, p.requests, MPI_STATUSES_IGNORE);
       MPI_Comm_free(&comm);
     } else {
       // The job is about to be aborted (MpiSession's destructor); waiting could hang. The buffers of unfinished
@@ -215,8 +225,10 @@ public:
   std::string allGatherDim(const void *send, void *recv, int64_t outer, int64_t chunk, DType type) override;
   std::string reduceScatterDim(const void *send, void *recv, int64_t outer, int64_t chunk, DType type,
                                ReduceOp op) override;
-  std::string send(const void *data, int64_t count, DType type, int peer) override;
-  std::string recv(void *data, int64_t count, DType type, int peer) override;
+  using Communicator::recv; // the transitional overloads without a tag
+  using Communicator::send;
+  std::string send(const void *data, int64_t count, DType type, int peer, int tag) override;
+  std::string recv(void *data, int64_t count, DType type, int peer, int tag) override;
   std::unique_ptr<Communicator> split(int color, int key, const std::string &name, std::string &error) override;
 
   void abort(const std::string &reason) override {
@@ -227,8 +239,9 @@ public:
   }
 
 private:
+  /// A send in flight: the envelope and the data, both from `bytes` ([Envelope][data]).
   struct PendingSend {
-    MPI_Request request;
+    MPI_Request requests[2];
     std::vector<char> bytes;
   };
 
@@ -338,8 +351,8 @@ std::string MpiCommunicator::checkCounts(const CallInfo &call, int64_t largestBu
 std::string MpiCommunicator::reapSends(const CallInfo &call) {
   for (size_t i = 0; i < pending.size();) {
     int done = 0;
-    if (int rc = MPI_Test(&pending[i].request, &done, MPI_STATUS_IGNORE); rc != MPI_SUCCESS)
-      return mpiFailure(call, "MPI_Test (of an earlier send)", rc);
+    if (int rc = MPI_Testall(2, pending[i].requests, &done, MPI_STATUSES_IGNORE); rc != MPI_SUCCESS)
+      return mpiFailure(call, "MPI_Testall (of an earlier send)", rc);
     if (done) {
       if (spareSendBuffers.size() < kSpareSendBuffers)
         spareSendBuffers.push_back(std::move(pending[i].bytes));
@@ -503,61 +516,74 @@ std::string MpiCommunicator::reduceScatterDim(const void *send, void *recv, int6
   return "";
 }
 
-// What send and recv check before touching MPI: a failed process, bad arguments, counts MPI cannot take; and
-// the sends that completed since are released.
+// What send and recv check before touching MPI: a failed process, bad arguments, a tag or counts MPI cannot take;
+// and the sends that completed since are released.
 std::string MpiCommunicator::beginPointToPoint(const CallInfo &call, const void *data) {
   if (session->failed())
     return failureMessage(call);
   if (std::string problem = call.validate(n, data, data); !problem.empty())
     return fail(call.describe(groupName) + ": " + problem);
+  if (call.tag > session->tagUpperBound)
+    return fail(call.describe(groupName) + ": tag " + std::to_string(call.tag) +
+                " exceeds the largest tag this MPI carries (MPI_TAG_UB = " + std::to_string(session->tagUpperBound) +
+                ")");
   if (std::string error = checkCounts(call, call.count); !error.empty())
     return error;
   return reapSends(call);
 }
 
-std::string MpiCommunicator::send(const void *data, int64_t count, DType type, int peer) {
-  const CallInfo call{CommOp::Send, type, ReduceOp::Sum, count, 1, peer};
+std::string MpiCommunicator::send(const void *data, int64_t count, DType type, int peer, int tag) {
+  const CallInfo call{CommOp::Send, type, ReduceOp::Sum, count, 1, peer, tag};
   if (std::string error = beginPointToPoint(call, data); !error.empty())
     return error;
-  // The copy lets the caller reuse `data` at once, and the send not wait for the receiver (as with threads).
+  // The copy lets the caller reuse `data` at once, and the send not wait for the receiver (as with threads). The
+  // envelope goes first, from the same buffer: [Envelope][data] (the data stays 16-byte aligned).
   const int64_t bytes = count * plan::bytesOf(type);
-  PendingSend p{MPI_REQUEST_NULL, takeSendBuffer(bytes)};
+  PendingSend p{{MPI_REQUEST_NULL, MPI_REQUEST_NULL}, takeSendBuffer(int64_t(sizeof(Envelope)) + bytes)};
+  const Envelope envelope{static_cast<int64_t>(type), count};
+  std::memcpy(p.bytes.data(), &envelope, sizeof(Envelope));
   if (bytes > 0)
-    std::memcpy(p.bytes.data(), data, static_cast<size_t>(bytes));
-  if (int rc = MPI_Isend(p.bytes.data(), static_cast<int>(count), moveType(type), peer,
-                         kTagBase + static_cast<int>(type), comm, &p.request);
+    std::memcpy(p.bytes.data() + sizeof(Envelope), data, static_cast<size_t>(bytes));
+  if (int rc = MPI_Isend(p.bytes.data(), kEnvelopeWords, MPI_INT64_T, peer, tag, comm, &p.requests[0]);
       rc != MPI_SUCCESS)
     return mpiFailure(call, "MPI_Isend", rc);
+  if (int rc = MPI_Isend(p.bytes.data() + sizeof(Envelope), static_cast<int>(count), moveType(type), peer, tag, comm,
+                         &p.requests[1]);
+      rc != MPI_SUCCESS) {
+    pending.push_back(std::move(p)); // the envelope's send may be in flight: keep its buffer
+    return mpiFailure(call, "MPI_Isend", rc);
+  }
   pending.push_back(std::move(p)); // the vector's heap buffer does not move with it
   return "";
 }
 
-std::string MpiCommunicator::recv(void *data, int64_t count, DType type, int peer) {
-  const CallInfo call{CommOp::Recv, type, ReduceOp::Sum, count, 1, peer};
+std::string MpiCommunicator::recv(void *data, int64_t count, DType type, int peer, int tag) {
+  const CallInfo call{CommOp::Recv, type, ReduceOp::Sum, count, 1, peer, tag};
   if (std::string error = beginPointToPoint(call, data); !error.empty())
     return error;
-  // Look at the next message from `peer` (messages between two ranks are not overtaken) before receiving it.
-  MPI_Message message;
-  MPI_Status status;
-  if (int rc = MPI_Mprobe(peer, MPI_ANY_TAG, comm, &message, &status); rc != MPI_SUCCESS)
-    return mpiFailure(call, "MPI_Mprobe", rc);
-  int bytes = 0;
-  MPI_Get_count(&status, MPI_BYTE, &bytes);
-  const int tag = status.MPI_TAG;
-  const bool knownType = tag >= kTagBase && tag <= kTagBase + static_cast<int>(DType::I64);
-  CallInfo sent{CommOp::Send, knownType ? static_cast<DType>(tag - kTagBase) : type, ReduceOp::Sum, 0, 1, myRank};
-  const int64_t sentElementBytes = plan::bytesOf(sent.type);
-  sent.count = bytes / sentElementBytes;
-  if (!knownType || sent.type != type || sent.count != count) {
-    // Receive it anyway (as sent), so that the sender's request completes, then fail.
-    std::vector<char> scratch(static_cast<size_t>(bytes));
-    MPI_Mrecv(scratch.data(), static_cast<int>(sent.count), moveType(sent.type), &message, MPI_STATUS_IGNORE);
+  // The oldest envelope from `peer` with this tag (MPI keeps one source's messages of one tag in order; other tags
+  // wait), then the data that the sender posted right after it.
+  Envelope envelope{-1, -1};
+  if (int rc = MPI_Recv(&envelope, kEnvelopeWords, MPI_INT64_T, peer, tag, comm, MPI_STATUS_IGNORE);
+      rc != MPI_SUCCESS)
+    return mpiFailure(call, "MPI_Recv (of the envelope)", rc);
+  const bool knownType = envelope.type >= 0 && envelope.type <= static_cast<int64_t>(DType::I64);
+  if (!knownType || envelope.count < 0 || envelope.count > INT_MAX)
+    return fail(call.describe(groupName) + ": rank " + std::to_string(peer) +
+                " sent an envelope this rank cannot read (type " + std::to_string(envelope.type) + ", count " +
+                std::to_string(envelope.count) + ")");
+  CallInfo sent{CommOp::Send, static_cast<DType>(envelope.type), ReduceOp::Sum, envelope.count, 1, myRank, tag};
+  if (sent.type != type || sent.count != count) {
+    // Receive the data anyway (as sent, into scratch), so that the sender's request completes, then fail; the
+    // caller's buffer is not touched.
+    std::vector<char> scratch(static_cast<size_t>(sent.count * plan::bytesOf(sent.type)));
+    MPI_Recv(scratch.data(), static_cast<int>(sent.count), moveType(sent.type), peer, tag, comm, MPI_STATUS_IGNORE);
     return fail("mismatched calls: rank " + std::to_string(peer) + " called " + sent.describe(groupName) + ", rank " +
                 std::to_string(myRank) + " called " + call.describe(groupName));
   }
-  if (int rc = MPI_Mrecv(data, static_cast<int>(count), moveType(type), &message, MPI_STATUS_IGNORE);
+  if (int rc = MPI_Recv(data, static_cast<int>(count), moveType(type), peer, tag, comm, MPI_STATUS_IGNORE);
       rc != MPI_SUCCESS)
-    return mpiFailure(call, "MPI_Mrecv", rc);
+    return mpiFailure(call, "MPI_Recv", rc);
   return "";
 }
 
@@ -642,7 +668,11 @@ std::unique_ptr<Communicator> connectMpiWorld(std::string &error) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     int worldRank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &worldRank);
-    session = std::make_shared<MpiSession>(/*initializedHere=*/!initialized, worldRank);
+    // The largest tag, an attribute of MPI_COMM_WORLD (inherited by every communicator made from it).
+    int *tagUpperBound = nullptr, hasTagUpperBound = 0;
+    MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &tagUpperBound, &hasTagUpperBound);
+    const int tagLimit = hasTagUpperBound && tagUpperBound ? *tagUpperBound : 32767; // the standard's minimum
+    session = std::make_shared<MpiSession>(/*initializedHere=*/!initialized, worldRank, tagLimit);
     currentSession = session;
   }
   if (session->failed()) {

@@ -31,6 +31,7 @@
 #include <mutex>
 #include <numeric>
 #include <thread>
+#include <tuple>
 #include <type_traits>
 
 namespace megatron::comm {
@@ -121,10 +122,14 @@ struct Message {
   std::vector<char> bytes;
 };
 
+/// The messages of one (sender, receiver, tag), in the order they were sent, and the receive waiting for the next.
 struct Channel {
   std::deque<Message> pending;
   PostedRecv *posted = nullptr;
 };
+
+/// (sender, receiver, tag), group ranks.
+using ChannelKey = std::tuple<int, int, int>;
 
 class GroupState {
 public:
@@ -151,7 +156,7 @@ public:
   std::vector<Slot> slots;
   std::string roundError; // set when the entry round that just completed found mismatched calls
   std::vector<SplitResult> splitResults;
-  std::map<std::pair<int, int>, Channel> channels; // (sender, receiver)
+  std::map<ChannelKey, Channel> channels; // made by a send or recv; the receiver erases the ones it leaves empty
 };
 
 void WorldState::wakeAll() {
@@ -280,8 +285,10 @@ public:
     });
   }
 
-  std::string send(const void *data, int64_t count, DType type, int peer) override;
-  std::string recv(void *data, int64_t count, DType type, int peer) override;
+  using Communicator::recv; // the transitional overloads without a tag
+  using Communicator::send;
+  std::string send(const void *data, int64_t count, DType type, int peer, int tag) override;
+  std::string recv(void *data, int64_t count, DType type, int peer, int tag) override;
   std::unique_ptr<Communicator> split(int color, int key, const std::string &name, std::string &error) override;
 
   void abort(const std::string &reason) override {
@@ -456,8 +463,8 @@ static std::string p2pMismatch(const std::string &group, int sender, const CallI
          std::to_string(receiver) + " called " + expected.describe(group);
 }
 
-std::string ThreadCommunicator::send(const void *data, int64_t count, DType type, int peer) {
-  const CallInfo call{CommOp::Send, type, ReduceOp::Sum, count, 1, peer};
+std::string ThreadCommunicator::send(const void *data, int64_t count, DType type, int peer, int tag) {
+  const CallInfo call{CommOp::Send, type, ReduceOp::Sum, count, 1, peer, tag};
   if (std::string problem = call.validate(size(), data, data); !problem.empty())
     return poison(call.describe(name()) + ": " + problem);
   GroupState &g = *group;
@@ -465,7 +472,8 @@ std::string ThreadCommunicator::send(const void *data, int64_t count, DType type
   std::unique_lock<std::mutex> lock(g.mutex);
   if (g.world->failed())
     return failureMessage(call, /*waited=*/false);
-  detail::Channel &channel = g.channels[{myRank, peer}];
+  const detail::ChannelKey key{myRank, peer, tag};
+  detail::Channel &channel = g.channels[key];
   if (channel.posted && channel.pending.empty()) { // the receiver waits: copy straight into its buffer
     detail::PostedRecv &post = *channel.posted;
     channel.posted = nullptr;
@@ -486,25 +494,56 @@ std::string ThreadCommunicator::send(const void *data, int64_t count, DType type
   lock.lock();
   if (g.world->failed())
     return failureMessage(call, /*waited=*/false);
-  channel.pending.push_back(std::move(message)); // std::map keeps `channel` valid
+  // Looked up again: while the lock was released, the receiver may have emptied and erased the channel.
+  g.channels[key].pending.push_back(std::move(message));
   g.cv.notify_all();
   return "";
 }
 
-std::string ThreadCommunicator::recv(void *data, int64_t count, DType type, int peer) {
-  const CallInfo call{CommOp::Recv, type, ReduceOp::Sum, count, 1, peer};
+// The tags of the messages from `sender` to `receiver` that wait for a receive, for a timeout's message: a
+// receive that waits for a tag nobody sends while other tags pile up is the typical pipeline schedule bug.
+static std::string waitingTags(const GroupState &g, int sender, int receiver) {
+  std::string tags;
+  int shown = 0, more = 0;
+  for (auto it = g.channels.lower_bound({sender, receiver, 0});
+       it != g.channels.end() && std::get<0>(it->first) == sender && std::get<1>(it->first) == receiver; ++it) {
+    if (it->second.pending.empty())
+      continue;
+    if (shown++ < 8)
+      tags += (tags.empty() ? "" : ", ") + std::to_string(std::get<2>(it->first));
+    else
+      ++more;
+  }
+  if (tags.empty())
+    return "";
+  if (more)
+    tags += " and " + std::to_string(more) + " more";
+  return " (its messages with " + std::string(shown > 1 ? "tags " : "tag ") + tags + " wait unreceived)";
+}
+
+std::string ThreadCommunicator::recv(void *data, int64_t count, DType type, int peer, int tag) {
+  const CallInfo call{CommOp::Recv, type, ReduceOp::Sum, count, 1, peer, tag};
   if (std::string problem = call.validate(size(), data, data); !problem.empty())
     return poison(call.describe(name()) + ": " + problem);
   GroupState &g = *group;
   std::unique_lock<std::mutex> lock(g.mutex);
   if (g.world->failed())
     return failureMessage(call, /*waited=*/false);
-  detail::Channel &channel = g.channels[{peer, myRank}];
+  // Only this rank's thread receives on the channel, and only it erases the channel (below, when it leaves it
+  // with no message and no receive posted): `channel` stays valid while this call waits.
+  const detail::ChannelKey key{peer, myRank, tag};
+  detail::Channel &channel = g.channels[key];
+  auto leave = [&] { // with the lock held
+    channel.posted = nullptr;
+    if (channel.pending.empty())
+      g.channels.erase(key);
+  };
   detail::PostedRecv post{data, call};
   bool posted = false;
   const Clock::time_point deadline = Clock::now() + g.world->options.timeout;
   while (true) {
     if (post.done) { // the sender copied (or found a mismatch and failed the world)
+      leave();
       lock.unlock();
       return post.error.empty() ? "" : poison(post.error);
     }
@@ -514,9 +553,9 @@ std::string ThreadCommunicator::recv(void *data, int64_t count, DType type, int 
       error = failureMessage(call, /*waited=*/true);
       poisons = false;
     } else if (!channel.pending.empty()) {
-      channel.posted = nullptr;
       detail::Message message = std::move(channel.pending.front());
       channel.pending.pop_front();
+      leave();
       lock.unlock();
       if (!matches(message.call, call))
         return poison(p2pMismatch(g.name, peer, message.call, myRank, call));
@@ -524,13 +563,14 @@ std::string ThreadCommunicator::recv(void *data, int64_t count, DType type, int 
         std::memcpy(data, message.bytes.data(), message.bytes.size());
       return "";
     } else if (g.world->isFinished(g.worldRanks[peer])) {
-      error = "gave up in " + call.describe(g.name) + ": rank " + std::to_string(peer) + " finished without sending";
+      error = "gave up in " + call.describe(g.name) + ": rank " + std::to_string(peer) + " finished without sending" +
+              waitingTags(g, peer, myRank);
     } else if (Clock::now() >= deadline) {
       error = "timed out after " + formatSeconds(g.world->options.timeout) + " in " + call.describe(g.name) +
-              ": rank " + std::to_string(peer) + " never sent";
+              ": rank " + std::to_string(peer) + " never sent" + waitingTags(g, peer, myRank);
     }
     if (!error.empty()) {
-      channel.posted = nullptr;
+      leave();
       lock.unlock();
       return poisons ? poison(error) : error;
     }

@@ -113,7 +113,7 @@ TEST(Failure, AbortFromAnotherThread) {
   Clock::time_point start = Clock::now();
   std::thread receiver([&] {
     float x;
-    error = world.communicator(0).recv(&x, 1, DType::F32, 1);
+    error = world.communicator(0).recv(&x, 1, DType::F32, 1, 0);
   });
   sleepMs(30);
   world.communicator(1).abort("watchdog: step took too long");
@@ -155,9 +155,9 @@ TEST(Failure, RecvTimesOut) {
       [](int rank, Communicator &world) {
         double x = 0;
         if (rank == 0)
-          return world.recv(&x, 1, DType::F64, 1);
+          return world.recv(&x, 1, DType::F64, 1, 0);
         // Rank 1 waits in an unrelated recv instead of sending: both time out.
-        return world.recv(&x, 1, DType::F64, 0);
+        return world.recv(&x, 1, DType::F64, 0, 0);
       },
       timeout(100));
   EXPECT_CONTAINS(error, "timed out after 0.1 s in recv from rank ");
@@ -216,7 +216,7 @@ TEST(Failure, MismatchedCollectivesAreDetectedBeforeTouchingMemory) {
        "f32, root 1)"},
       {"send and recv sizes",
        [](int rank, Communicator &world, float *buffer) {
-         return rank == 0 ? world.send(buffer, 4, DType::F32, 1) : world.recv(buffer, 3, DType::F32, 0);
+         return rank == 0 ? world.send(buffer, 4, DType::F32, 1, 0) : world.recv(buffer, 3, DType::F32, 0, 0);
        },
        "mismatched calls: rank 0 called send to rank 1 (group \"world\", 4 x f32), rank 1 called recv from rank 0 "
        "(group \"world\", 3 x f32)"},
@@ -243,9 +243,100 @@ TEST(Failure, BadArgumentsFailTheWorld) {
       timeout(10'000));
   EXPECT_CONTAINS(error, "rank 1: broadcast (group \"world\", -1 x f32, root 0): negative element count");
   error = runRanks(
-      2, [](int rank, Communicator &world) { return rank == 0 ? world.send(nullptr, 0, DType::F32, 2) : ""; },
+      2, [](int rank, Communicator &world) { return rank == 0 ? world.send(nullptr, 0, DType::F32, 2, 0) : ""; },
       timeout(10'000));
   EXPECT_EQ(error, "rank 0: send to rank 2 (group \"world\", 0 x f32): peer 2 is not a rank of this group of 2");
+}
+
+//===- Tags --------------------------------------------------------------===//
+
+// The message of the tag asked for must match the receive's count and type; messages of other tags do not
+// matter. Found before the receiver's buffer is touched, whichever side arrives first.
+TEST(FailureTags, MismatchWithinATag) {
+  struct Case {
+    const char *name;
+    int64_t count;
+    DType type;
+    const char *expected;
+  };
+  const Case cases[] = {
+      {"count", 4, DType::F32,
+       "mismatched calls: rank 0 called send to rank 1 tag 7 (group \"world\", 3 x f32), rank 1 called recv from "
+       "rank 0 tag 7 (group \"world\", 4 x f32)"},
+      {"type", 3, DType::I32,
+       "mismatched calls: rank 0 called send to rank 1 tag 7 (group \"world\", 3 x f32), rank 1 called recv from "
+       "rank 0 tag 7 (group \"world\", 3 x i32)"},
+  };
+  for (const Case &c : cases)
+    for (bool receiverFirst : {false, true}) {
+      std::vector<float> got(8, 0.0f);
+      std::string error = runRanks(
+          2,
+          [&](int rank, Communicator &world) {
+            if (rank == 0) {
+              if (receiverFirst)
+                sleepMs(30);
+              float four[4] = {1, 2, 3, 4}, three[3] = {5, 6, 7};
+              std::string e = world.send(four, 4, DType::F32, 1, 2); // matches the receive's count, other tag
+              return e.empty() ? world.send(three, 3, DType::F32, 1, 7) : e;
+            }
+            if (!receiverFirst)
+              sleepMs(30);
+            return world.recv(got.data(), c.count, c.type, 0, 7);
+          },
+          timeout(10'000));
+      EXPECT_CONTAINS(error, c.expected);
+      EXPECT_EQ(got, std::vector<float>(8, 0.0f)) << c.name << ", receiver first: " << receiverFirst;
+    }
+}
+
+TEST(FailureTags, TagsOutsideTheRangeAreBadArguments) {
+  float x = 0;
+  std::string error = runRanks(
+      2, [&](int rank, Communicator &world) { return rank == 0 ? world.send(&x, 1, DType::F32, 1, -1) : ""; },
+      timeout(10'000));
+  EXPECT_EQ(error, "rank 0: send to rank 1 tag -1 (group \"world\", 1 x f32): tag -1 is outside 0..16777215");
+  error = runRanks(
+      2,
+      [&](int rank, Communicator &world) { return rank == 1 ? world.recv(&x, 1, DType::F32, 0, kMaxTag + 1) : ""; },
+      timeout(10'000));
+  EXPECT_EQ(error, "rank 1: recv from rank 0 tag 16777216 (group \"world\", 1 x f32): tag 16777216 is outside "
+                   "0..16777215");
+  // The largest tag is fine.
+  EXPECT_EQ(runRanks(2,
+                     [&](int rank, Communicator &world) {
+                       float y = 3;
+                       return rank == 0 ? world.send(&y, 1, DType::F32, 1, kMaxTag)
+                                        : world.recv(&x, 1, DType::F32, 0, kMaxTag);
+                     }),
+            "");
+  EXPECT_EQ(x, 3.0f);
+}
+
+// A receive for a tag that never comes names the tags that wait instead: the typical schedule bug.
+TEST(FailureTags, WaitingForATagThatNeverComesNamesTheTagsThatWait) {
+  {
+    ThreadWorld world(2, timeout(100));
+    float x = 1;
+    ASSERT_EQ(world.communicator(0).send(&x, 1, DType::F32, 1, 2), "");
+    ASSERT_EQ(world.communicator(0).send(&x, 1, DType::F32, 1, 1), "");
+    ASSERT_EQ(world.communicator(0).send(&x, 1, DType::F32, 1, 2), "");
+    EXPECT_EQ(world.communicator(1).recv(&x, 1, DType::F32, 0, 3),
+              "timed out after 0.1 s in recv from rank 0 tag 3 (group \"world\", 1 x f32): rank 0 never sent (its "
+              "messages with tags 1, 2 wait unreceived)");
+  }
+  // The sender finished instead: the receiver gives up at once.
+  Clock::time_point start = Clock::now();
+  std::string error = runRanks(
+      2,
+      [](int rank, Communicator &world) {
+        float x = 1;
+        return rank == 0 ? world.send(&x, 1, DType::F32, 1, 0) : world.recv(&x, 1, DType::F32, 0, 9);
+      },
+      timeout(10'000));
+  EXPECT_LT(secondsSince(start), 2.0);
+  EXPECT_EQ(error, "rank 1: gave up in recv from rank 0 tag 9 (group \"world\", 1 x f32): rank 0 finished without "
+                   "sending (its messages with tag 0 wait unreceived)");
 }
 
 // runRanks turns exceptions into errors naming the rank, and reports the first failure, not its consequences.
@@ -270,7 +361,7 @@ TEST(Failure, RunRanksReportsTheRootCause) {
         float x = 0;
         if (rank == 2) { // waits in recv, later, so that the all-reduce of ranks 0 and 1 times out first
           sleepMs(150);
-          std::string e = world.recv(&x, 1, DType::F32, 0);
+          std::string e = world.recv(&x, 1, DType::F32, 0, 0);
           return e.empty() ? e : "step 7: " + e;
         }
         if (rank == 1)

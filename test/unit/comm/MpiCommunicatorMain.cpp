@@ -11,7 +11,8 @@
 //   abort          world rank 3 (rank 1 of its "tp" group) calls abort() while the others wait in an all-reduce;
 //   mismatch       rank 1 all-reduces 9 elements, the others 8: every rank must return the same error;
 //   bad-argument   rank 3 broadcasts -1 elements: it gets the argument error, the others that rank 3 failed;
-//   p2p-mismatch   rank 0 sends 8 floats, rank 1 receives 12: rank 1 gets the mismatch and aborts the job.
+//   p2p-mismatch   rank 0 sends 12 floats with tag 4, then 8 with tag 0; rank 1 receives 12 with tag 0: it gets
+//                  the mismatch and aborts the job.
 // In the last two, every rank prints what it got; rank 0 then says whether all ranks agreed, and the processes
 // leave main() with their communicators failed, which aborts the job.
 //
@@ -215,19 +216,19 @@ void checkPointToPoint(Communicator &c, Results &out) {
     for (int64_t count : {int64_t(0), int64_t(10), int64_t(300000)}) {
       std::vector<float> mine = valuesOf<float>(me, count, 9), theirs(count, -1.0f);
       std::string what = "send/recv of " + std::to_string(count) + " x f32 with rank " + std::to_string(partner);
-      std::string e = me % 2 == 0 ? c.send(mine.data(), count, DType::F32, partner) : "";
+      std::string e = me % 2 == 0 ? c.send(mine.data(), count, DType::F32, partner, 0) : "";
       if (e.empty())
-        e = c.recv(theirs.data(), count, DType::F32, partner);
+        e = c.recv(theirs.data(), count, DType::F32, partner, 0);
       if (e.empty() && me % 2 == 1)
-        e = c.send(mine.data(), count, DType::F32, partner);
+        e = c.send(mine.data(), count, DType::F32, partner, 0);
       if (out.ok(e, what + ", one after the other"))
         out.expectBitwise(theirs, valuesOf<float>(partner, count, 9), what + ", one after the other");
 
       std::vector<float> again(count, -1.0f);
-      e = c.send(mine.data(), count, DType::F32, partner);
+      e = c.send(mine.data(), count, DType::F32, partner, 0);
       mine.assign(count, -2.0f); // the send copied the message: the buffer may change at once
       if (e.empty())
-        e = c.recv(again.data(), count, DType::F32, partner);
+        e = c.recv(again.data(), count, DType::F32, partner, 0);
       if (out.ok(e, what + ", both sending first"))
         out.expectBitwise(again, valuesOf<float>(partner, count, 9), what + ", both sending first");
     }
@@ -237,21 +238,69 @@ void checkPointToPoint(Communicator &c, Results &out) {
   std::string e;
   for (int m = 0; m < 3 && e.empty(); ++m) {
     std::vector<double> message = valuesOf<double>(me, 1000 * (m + 1), 10 + m);
-    e = c.send(message.data(), int64_t(message.size()), DType::F64, next);
+    e = c.send(message.data(), int64_t(message.size()), DType::F64, next, 0);
   }
   for (int m = 0; m < 3 && e.empty(); ++m) {
     std::vector<double> got(1000 * (m + 1), -1.0);
-    e = c.recv(got.data(), int64_t(got.size()), DType::F64, prev);
+    e = c.recv(got.data(), int64_t(got.size()), DType::F64, prev, 0);
     if (e.empty())
       out.expectBitwise(got, valuesOf<double>(prev, 1000 * (m + 1), 10 + m), "ring message " + std::to_string(m));
   }
   out.ok(e, "ring on group \"" + c.name() + "\"");
 
+  // Tags. Within each pair, one rank sends tags 1, 2, 3 (the second beyond the eager limit) and the other receives
+  // 3, 1, 2; then the other way round.
+  if (partner < n)
+    for (int sender : {0, 1}) {
+      const int64_t sizes[4] = {0, 10, 200000, 20};
+      e.clear();
+      if (me % 2 == sender) {
+        for (int tag : {1, 2, 3}) {
+          std::vector<float> message = valuesOf<float>(me, sizes[tag], 20 + tag);
+          if (e.empty())
+            e = c.send(message.data(), sizes[tag], DType::F32, partner, tag);
+        }
+        out.ok(e, "sends with tags 1, 2, 3");
+      } else {
+        for (int tag : {3, 1, 2}) {
+          std::vector<float> got(sizes[tag], -1.0f);
+          if (e.empty())
+            e = c.recv(got.data(), sizes[tag], DType::F32, partner, tag);
+          if (e.empty())
+            out.expectBitwise(got, valuesOf<float>(partner, sizes[tag], 20 + tag),
+                              "message of tag " + std::to_string(tag) + " received out of order");
+        }
+        out.ok(e, "receives of tags 3, 1, 2");
+      }
+    }
+
+  // FIFO within a tag: the even rank of a pair sends tags 5, 6, 5, 6, 5, 6 (a sequence number each), the odd one
+  // receives tag 6 three times, then tag 5 three times.
+  if (partner < n) {
+    e.clear();
+    if (me % 2 == 0) {
+      for (int32_t m = 0; m < 6 && e.empty(); ++m) {
+        int32_t message[2] = {5 + m % 2, m / 2};
+        e = c.send(message, 2, DType::I32, partner, 5 + m % 2);
+      }
+    } else {
+      for (int32_t m = 0; m < 6 && e.empty(); ++m) {
+        const int32_t tag = m < 3 ? 6 : 5, sequence = m % 3;
+        int32_t message[2] = {-1, -1};
+        e = c.recv(message, 2, DType::I32, partner, tag);
+        if (e.empty() && (message[0] != tag || message[1] != sequence))
+          out.fail("tag " + std::to_string(tag) + ": expected message " + std::to_string(sequence) + ", got tag " +
+                   std::to_string(message[0]) + " message " + std::to_string(message[1]));
+      }
+    }
+    out.ok(e, "FIFO within a tag");
+  }
+
   // To itself.
   int32_t self = 42 + me, back = 0;
-  e = c.send(&self, 1, DType::I32, me);
+  e = c.send(&self, 1, DType::I32, me, 0);
   if (e.empty())
-    e = c.recv(&back, 1, DType::I32, me);
+    e = c.recv(&back, 1, DType::I32, me, 0);
   if (out.ok(e, "send to itself") && back != 42 + me)
     out.fail("send to itself: got " + std::to_string(back));
 }
@@ -394,13 +443,17 @@ int runFailure(const std::string &mode, Communicator &world) {
   }
   if (mode == "p2p-mismatch") {
     // Rank 0 sends 8 floats, rank 1 expects 12: rank 1 gets the error and aborts the job, as an application
-    // should; the others wait in an all-reduce that never completes.
+    // should; the others wait in an all-reduce that never completes. Before them rank 0 sends 12 floats with tag 4,
+    // which rank 1's receive of tag 0 must not take.
     std::string error;
+    std::vector<float> other(12, 2.0f);
     if (me == 0)
-      error = world.send(data.data(), 8, DType::F32, 1);
+      error = world.send(other.data(), 12, DType::F32, 1, 4);
+    if (me == 0 && error.empty())
+      error = world.send(data.data(), 8, DType::F32, 1, 0);
     if (me == 1) {
       std::vector<float> got(12);
-      error = world.recv(got.data(), 12, DType::F32, 0);
+      error = world.recv(got.data(), 12, DType::F32, 0, 0);
       std::printf("rank 1 returned: %s\n", error.c_str());
       std::fflush(stdout);
       world.abort(error);
