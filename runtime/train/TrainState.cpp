@@ -76,6 +76,8 @@ std::vector<NamedBuffer> checkpointTensors(runtime::Engine &engine, const FlatMo
 /// Pipeline stages after the first send their whole tensors to the first stage, which writes the checkpoint: a
 /// count, then per tensor its name (as i32 characters), shape and f32 data, on a tag no schedule uses.
 constexpr int kCheckpointTag = comm::kMaxTag;
+/// Tensor-parallel ranks send their shards to rank 0 of their group on this tag.
+constexpr int kShardTag = 0;
 
 std::string sendStageTensors(comm::Communicator &stages, const std::vector<ckpt::SaveTensor> &tensors) {
   auto send = [&](const void *data, int64_t count, plan::DType type) {
@@ -153,7 +155,7 @@ std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &s
   if (rank > 0) {
     for (const NamedBuffer &t : named)
       if (t.param->shard.isSharded())
-        if (std::string error = group->send(t.data, t.local, plan::DType::F32, 0);
+        if (std::string error = group->send(t.data, t.local, plan::DType::F32, 0, kShardTag);
             !error.empty())
           return "saving the checkpoint: sending the shards of '" + t.name + "' to rank 0: " + error;
     return {};
@@ -174,7 +176,7 @@ std::string saveTrainingCheckpoint(runtime::Engine &engine, const std::string &s
     for (int r = 0; r < size; ++r) {
       const float *shard = t.data;
       if (r > 0) {
-        if (std::string error = group->recv(received.data(), local, plan::DType::F32, r); !error.empty())
+        if (std::string error = group->recv(received.data(), local, plan::DType::F32, r, kShardTag); !error.empty())
           return "saving the checkpoint: receiving the shards of '" + t.name + "' from rank " + std::to_string(r) +
                  ": " + error;
         shard = received.data();
