@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Step time of tensor parallelism on the CPU backend (docs/performance.md, "Tensor parallelism"): a tp=2 plan run
-# by 2 ranks (threads, one core each) against the tp=1 plan on 2 threads, same model, same machine, same run.
+# Step time of tensor and pipeline parallelism on the CPU backend (docs/performance.md, "Tensor parallelism",
+# "Pipeline parallelism"): a tp=2 (or pp=2) plan run by 2 ranks (threads, one core each) against the tp=1 plan on 2
+# threads, same model, same machine, same run.
 #
 #   bench/tensor-parallel.sh [BUILD_DIR]     (default: build; needs megatron-model, megatron-opt, megatron-run)
 #
 # The model is the GPT of bench/train-step-vs-pytorch.sh: 4 layers, hidden 256, 4 heads, seq 128, micro-batch 8,
-# vocab 8192, fp32, dropout off. Variants (VARIANTS, default "tp1 tp2 tp2sp"): the whole model on 2 threads;
-# --mt-shard="tensor-parallel=2" on 2 ranks; the same with sequence-parallel=1. Each round runs every variant
+# vocab 8192, fp32, dropout off, GLOBAL_BATCH sequences per iteration (default 8: one micro-batch). Variants
+# (VARIANTS, default "tp1 tp2 tp2sp"): the whole model on 2 threads; --mt-shard="tensor-parallel=2" on 2 ranks;
+# the same with sequence-parallel=1; pp2, --mt-pipeline="stages=2" on 2 ranks (1F1B over the iteration's
+# micro-batches: run it with GLOBAL_BATCH=32 or more). Each round runs every variant
 # once as a fresh megatron-run process (ITERS iterations, --log-interval 1, the first WARMUP dropped), in an order
 # that rotates from round to round; a run's figure is the median of its iterations' times (megatron-run's
 # "elapsed time per iteration"), and the time its rank 0 spent inside collectives (megatron-run's
@@ -22,6 +25,7 @@ ROUNDS=${ROUNDS:-5}
 ITERS=${ITERS:-12}
 WARMUP=${WARMUP:-2}
 VARIANTS=${VARIANTS:-"tp1 tp2 tp2sp"}
+GLOBAL_BATCH=${GLOBAL_BATCH:-8}
 for tool in megatron-model megatron-opt megatron-run; do
   [[ -x $BUILD/bin/$tool ]] || { echo "tensor-parallel.sh: $BUILD/bin/$tool is missing; build it first" >&2; exit 1; }
 done
@@ -29,11 +33,13 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 "$BUILD/bin/megatron-model" --num-layers 4 --hidden-size 256 --num-attention-heads 4 --seq-length 128 \
-  --max-position-embeddings 128 --micro-batch-size 8 --vocab-size 8192 --attention-dropout 0 --hidden-dropout 0 \
+  --max-position-embeddings 128 --micro-batch-size 8 --global-batch-size "$GLOBAL_BATCH" --vocab-size 8192 \
+  --attention-dropout 0 --hidden-dropout 0 \
   -o "$WORK/model.mlir"
-declare -A SHARD=([tp1]="tensor-parallel=1" [tp2]="tensor-parallel=2" [tp2sp]="tensor-parallel=2 sequence-parallel=1")
+declare -A LAYOUT=([tp1]="--mt-shard=tensor-parallel=1" [tp2]="--mt-shard=tensor-parallel=2"
+                   [tp2sp]="--mt-shard=tensor-parallel=2 sequence-parallel=1" [pp2]="--mt-pipeline=stages=2")
 for v in $VARIANTS; do
-  "$BUILD/bin/megatron-opt" "$WORK/model.mlir" --mt-shard="${SHARD[$v]}" --mt-autodiff \
+  "$BUILD/bin/megatron-opt" "$WORK/model.mlir" "${LAYOUT[$v]}" --mt-autodiff \
     --mt-plan=output="$WORK/$v.plan" -o /dev/null > /dev/null
 done
 

@@ -206,7 +206,7 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
           return nullptr;
         steps.push_back(std::move(*bound));
       }
-      engine->programs.push_back({program.name, slot, std::move(steps)});
+      engine->programs.push_back({program.name, stashed ? slot : -1, std::move(steps)});
     }
   }
   engine->bindingSlot = 0;
@@ -224,7 +224,7 @@ void *Engine::data(int id) {
 
 std::string Engine::run(const std::string &name, const RunContext &context) {
   for (BoundProgram &program : programs) {
-    if (program.name != name || program.slot != context.stashSlot)
+    if (program.name != name || (program.slot >= 0 && program.slot != context.stashSlot))
       continue;
     for (BoundStep &step : program.steps)
       if (std::string error = step.run(context); !error.empty()) {

@@ -150,7 +150,7 @@ private:
   std::vector<std::byte> workspaceStorage;
   struct BoundProgram {
     std::string name;
-    int slot = 0;
+    int slot = -1; // the stash slot it is bound to; -1 for a program that does not touch the stash (any slot)
     std::vector<BoundStep> steps;
   };
   std::vector<BoundProgram> programs;
