@@ -3,8 +3,11 @@
 #include "Launch.h"
 
 #include "MpiCommunicator.h"
+#include "MpiJoin.h"
 
+#include <cctype>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 
@@ -33,6 +36,8 @@ std::string LaunchInfo::describe() const {
     text += " of " + std::to_string(localSize);
   if (!masterAddr.empty())
     text += ", master " + masterAddr + ":" + std::to_string(masterPort);
+  if (rendezvousPort > 0 && rendezvousPort != masterPort)
+    text += ", rendezvous port " + std::to_string(rendezvousPort);
   return text;
 }
 
@@ -42,7 +47,8 @@ const char *const kVariables[] = {
     "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
     "SLURM_PROCID",         "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS",               "SLURM_LOCALID",
     "RANK",                 "WORLD_SIZE",           "LOCAL_RANK",                 "LOCAL_WORLD_SIZE",
-    "MASTER_ADDR",          "MASTER_PORT",
+    "MASTER_ADDR",          "MASTER_PORT",          "MEGATRON_RENDEZVOUS_TIMEOUT",
+    "MEGATRON_RENDEZVOUS_PORT", "TORCHELASTIC_USE_AGENT_STORE",
 };
 
 /// Reads one launcher's variables; the first problem goes to `error`.
@@ -169,6 +175,41 @@ std::optional<LaunchInfo> readTorchrun(Reader &in) {
     }
     info.masterPort = *port;
   }
+  // Where rank 0 serves the rendezvous: MASTER_PORT, unless torchrun's agent holds it.
+  info.rendezvousPort = info.masterPort;
+  info.rendezvousPortName = "MASTER_PORT";
+  if (in.has("MEGATRON_RENDEZVOUS_PORT")) {
+    auto port = in.integer("MEGATRON_RENDEZVOUS_PORT", "");
+    if (!port)
+      return std::nullopt;
+    if (*port < 1 || *port > 65535) {
+      in.setError("MEGATRON_RENDEZVOUS_PORT=" + std::to_string(*port) + " is not a TCP port (1 to 65535)");
+      return std::nullopt;
+    }
+    info.rendezvousPort = *port;
+    info.rendezvousPortName = "MEGATRON_RENDEZVOUS_PORT";
+  } else if (auto it = in.env.find("TORCHELASTIC_USE_AGENT_STORE"); it != in.env.end() && it->second == "True" &&
+             info.masterPort > 0) {
+    if (info.masterPort == 65535) {
+      in.setError("MASTER_PORT=65535 is torchrun's own store (TORCHELASTIC_USE_AGENT_STORE=True), and rank 0's "
+                  "rendezvous cannot take MASTER_PORT+1: set MEGATRON_RENDEZVOUS_PORT");
+      return std::nullopt;
+    }
+    info.rendezvousPort = info.masterPort + 1;
+    info.rendezvousPortName = "MASTER_PORT+1";
+  }
+  if (auto it = in.env.find("MEGATRON_RENDEZVOUS_TIMEOUT"); it != in.env.end()) {
+    const std::string &text = it->second;
+    char *end = nullptr;
+    const double secondsValue = text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))
+                                    ? -1
+                                    : std::strtod(text.c_str(), &end);
+    if (secondsValue <= 0 || secondsValue > 1e7 || !end || *end) {
+      in.setError("MEGATRON_RENDEZVOUS_TIMEOUT=\"" + text + "\" is not a positive number of seconds");
+      return std::nullopt;
+    }
+    info.rendezvousTimeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(secondsValue * 1000)));
+  }
   return info;
 }
 
@@ -240,18 +281,15 @@ std::unique_ptr<Communicator> connectWorld(const LaunchInfo &info, std::string &
   case Launcher::None:
     error = "no launcher started this process (none of OMPI_COMM_WORLD_RANK, RANK/WORLD_SIZE, or SLURM_PROCID with "
             "SLURM_STEP_NUM_TASKS is set): a single process runs its ranks as threads (ThreadWorld); start one "
-            "process per rank with mpirun or srun";
+            "process per rank with mpirun, srun or torchrun";
     return nullptr;
   case Launcher::Torchrun:
-    error = "torchrun-style variables without mpirun (" + info.describe() +
-            "): not supported by the MPI communicator (Open MPI cannot join a job from MASTER_ADDR and "
-            "MASTER_PORT); launch with mpirun or srun";
-    return nullptr;
   case Launcher::OpenMpi:
   case Launcher::Slurm:
     break;
   }
-  std::unique_ptr<Communicator> world = connectMpiWorld(error);
+  std::unique_ptr<Communicator> world =
+      info.launcher == Launcher::Torchrun ? joinMpiWorld(info, error) : connectMpiWorld(error);
   if (!world) {
     error = "connecting the world (" + info.describe() + "): " + error;
     return nullptr;

@@ -19,6 +19,7 @@
 
 #include "runtime/comm/Communicator.h"
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -44,6 +45,14 @@ struct LaunchInfo {
   /// torchrun only: where rank 0 serves the rendezvous. Empty and 0 for the other launchers.
   std::string masterAddr;
   int masterPort = 0;
+  /// torchrun only: the port that rank 0 serves for the rendezvous, and its name in messages: MASTER_PORT; or
+  /// MEGATRON_RENDEZVOUS_PORT if set; else MASTER_PORT+1 when torchrun's agent serves MASTER_PORT itself
+  /// (TORCHELASTIC_USE_AGENT_STORE=True: its c10d store, for the workers' init_process_group).
+  int rendezvousPort = 0;
+  std::string rendezvousPortName;
+  /// torchrun only: the longest the ranks wait for each other at the rendezvous, and then again to join the MPI
+  /// world. MEGATRON_RENDEZVOUS_TIMEOUT (seconds) if set, else 600 s; a caller may override it.
+  std::chrono::milliseconds rendezvousTimeout{600'000};
 
   /// One process per rank (a launcher started it), as opposed to ranks as threads.
   bool multiProcess() const { return launcher != Launcher::None; }
@@ -62,7 +71,8 @@ Environment processEnvironment();
 ///   1. Open MPI (OMPI_COMM_WORLD_*): mpirun started this very process. Inside a SLURM allocation the SLURM_*
 ///      variables describe the step that ran mpirun, not the ranks, so they are ignored.
 ///   2. torchrun (RANK, WORLD_SIZE): under `srun torchrun`, SLURM_* describe the torchrun agent (one per node),
-///      RANK and WORLD_SIZE the worker, i.e. this process.
+///      RANK and WORLD_SIZE the worker, i.e. this process. MEGATRON_RENDEZVOUS_TIMEOUT (seconds, e.g. "30" or
+///      "0.5") sets rendezvousTimeout.
 ///   3. SLURM (SLURM_PROCID, SLURM_NTASKS): srun started this process. The step's task count
 ///      (SLURM_STEP_NUM_TASKS) is preferred to SLURM_NTASKS when both are set.
 /// Open MPI's and torchrun's variables together must agree on rank and size (mpirun running torchrun, or a stale
@@ -77,8 +87,12 @@ LaunchInfo detectLaunch(const Environment &env, std::string &error);
 /// - mpirun, srun: MPI (MpiCommunicator.h) over MPI_COMM_WORLD; MPI is initialized here, once per process (a
 ///   second call returns another handle on the same world). Under srun, Open MPI must reach SLURM's PMIx
 ///   (`srun --mpi=pmix`); if MPI's world does not match the launcher's variables, this says so.
-/// - torchrun: not supported yet (Open MPI cannot join a job from MASTER_ADDR/MASTER_PORT); an error says to
-///   launch with mpirun or srun.
+/// - torchrun: MPI too, over processes that no mpirun started (MpiJoin.h): they meet at MASTER_ADDR, on the port
+///   info.rendezvousPort (rank 0 serves it; Rendezvous.h), rank 0 starts Open MPI's ompi-server, and the ranks
+///   connect into one MPI communicator, in RANK order. Errors, within info.rendezvousTimeout: the port in use, ranks
+///   that never arrive (named), a WORLD_SIZE that differs between ranks, a RANK given twice. Since MPI_Abort ends
+///   only its own process here, the rendezvous's connections stay open: a rank that ends without MPI_Finalize
+///   (failure, crash, kill) makes every other rank end with its name, instead of waiting forever in MPI.
 /// - none: an error; ranks of a single process are threads (ThreadWorld, runRanks).
 /// On failure, nullptr and `error`.
 std::unique_ptr<Communicator> connectWorld(const LaunchInfo &info, std::string &error);

@@ -71,7 +71,9 @@ public:
   ~MpiSession();
 
   const bool initializedHere;
-  const int worldRank;
+  int worldRank; // in `world`
+  /// The job's world: MPI_COMM_WORLD, or the processes joined after they started (adoptMpiWorld).
+  MPI_Comm world = MPI_COMM_WORLD;
   /// MPI_TAG_UB, queried once: the largest tag this MPI carries (at least 32767; Open MPI's is 2^31 - 1).
   const int tagUpperBound;
 
@@ -191,7 +193,7 @@ public:
     MPI_Comm_size(comm, &n);
     MPI_Group group, world;
     MPI_Comm_group(comm, &group);
-    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    MPI_Comm_group(this->session->world, &world); // (the parameter `session` was moved from)
     std::vector<int> ranks(n);
     std::iota(ranks.begin(), ranks.end(), 0);
     worldRanks.resize(n);
@@ -682,8 +684,29 @@ std::unique_ptr<Communicator> connectMpiWorld(std::string &error) {
   // Each handle has its own copy of the world (MPI_Comm_dup, collective), so that its messages never mix with
   // another handle's or with the application's own use of MPI_COMM_WORLD.
   MPI_Comm world = MPI_COMM_NULL;
-  if (int rc = MPI_Comm_dup(MPI_COMM_WORLD, &world); rc != MPI_SUCCESS) {
+  if (int rc = MPI_Comm_dup(session->world, &world); rc != MPI_SUCCESS) {
     error = "MPI_Comm_dup(MPI_COMM_WORLD) failed: " + mpiErrorText(rc);
+    return nullptr;
+  }
+  return std::make_unique<MpiCommunicator>(std::move(session), world, "world", /*isWorld=*/true);
+}
+
+std::unique_ptr<Communicator> adoptMpiWorld(void *comm, std::string &error) {
+  error.clear();
+  std::lock_guard<std::mutex> lock(sessionMutex);
+  std::shared_ptr<MpiSession> session = currentSession.lock();
+  if (!session || !session->initializedHere || session->world != MPI_COMM_WORLD || session->failed()) {
+    error = "adoptMpiWorld: this process has no MPI session of its own that connectMpiWorld started, or it already "
+            "adopted a world, or it failed";
+    return nullptr;
+  }
+  MPI_Comm joined = *static_cast<MPI_Comm *>(comm);
+  MPI_Comm_set_errhandler(joined, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(joined, &session->worldRank);
+  session->world = joined;
+  MPI_Comm world = MPI_COMM_NULL;
+  if (int rc = MPI_Comm_dup(joined, &world); rc != MPI_SUCCESS) {
+    error = "MPI_Comm_dup of the joined world failed: " + mpiErrorText(rc);
     return nullptr;
   }
   return std::make_unique<MpiCommunicator>(std::move(session), world, "world", /*isWorld=*/true);
@@ -701,6 +724,10 @@ std::unique_ptr<Communicator> connectMpiWorld(std::string &error) {
   error = "this build has no MPI communicator (MPI was not found when it was configured: install libopenmpi-dev "
           "and openmpi-bin, then reconfigure)";
   return nullptr;
+}
+
+std::unique_ptr<Communicator> adoptMpiWorld(void *, std::string &error) {
+  return connectMpiWorld(error);
 }
 
 } // namespace megatron::comm

@@ -38,6 +38,13 @@ bool mpiAvailable();
 /// Without MPI in this build, or when MPI fails to start, nullptr and `error`.
 std::unique_ptr<Communicator> connectMpiWorld(std::string &error);
 
+/// The world of processes that were not started together (a torchrun-style launch, MpiJoin.cpp): `comm` points to
+/// an MPI_Comm over all of them, ranked as the job's world. The process's MPI session must have been started by
+/// connectMpiWorld() (whose handle, a world of one, may be dropped afterwards); from then on the session's world is
+/// this one: the world ranks in messages, and what later connectMpiWorld() calls duplicate. The session keeps
+/// `comm`; the communicator returned, named "world", has its own duplicate. Without MPI, connectMpiWorld's error.
+std::unique_ptr<Communicator> adoptMpiWorld(void *comm, std::string &error);
+
 /// All-reduce switches from "all-gather every rank's buffer, reduce locally" (one MPI call, n times the data) to
 /// "all-to-all the chunks, reduce one chunk, all-gather the reduced chunks" (two calls, the ring's traffic) when
 /// n x count x element size exceeds this many bytes. Both give the same bits.
