@@ -97,10 +97,6 @@ public:
   /// it gets (else both ranks' calls are reported as mismatched).
   virtual std::string send(const void *data, int64_t count, DType type, int peer, int tag) = 0;
   virtual std::string recv(void *data, int64_t count, DType type, int peer, int tag) = 0;
-  /// Tag 0. Transitional, for callers written before tags existed (runtime/train/TrainState.cpp's checkpoint
-  /// gathering); new code passes a tag. To be removed once no caller uses it.
-  std::string send(const void *data, int64_t count, DType type, int peer) { return send(data, count, type, peer, 0); }
-  std::string recv(void *data, int64_t count, DType type, int peer) { return recv(data, count, type, peer, 0); }
 
   /// A tensor split along an inner dimension. allGatherDim: `send` is [outer][chunk], `recv` is
   /// [outer][size()][chunk] (the ranks' slices concatenated along the middle dimension). reduceScatterDim: `send`

@@ -285,8 +285,6 @@ public:
     });
   }
 
-  using Communicator::recv; // the transitional overloads without a tag
-  using Communicator::send;
   std::string send(const void *data, int64_t count, DType type, int peer, int tag) override;
   std::string recv(void *data, int64_t count, DType type, int peer, int tag) override;
   std::unique_ptr<Communicator> split(int color, int key, const std::string &name, std::string &error) override;

@@ -380,20 +380,4 @@ TEST(SendRecvTags, PipelineStagesTakeMicroBatchesInTheirOwnOrder) {
 }
 
 // Transitional: the overloads without a tag (for callers written before tags) use tag 0. Remove with them.
-TEST(SendRecvTags, CallsWithoutATagUseTagZero) {
-  int64_t got = -1;
-  ASSERT_EQ(runRanks(2,
-                     [&](int rank, Communicator &world) {
-                       int64_t value = 41;
-                       if (rank == 0) {
-                         std::string e = world.send(&value, 1, DType::I64, 1, 0);
-                         return e.empty() ? world.send(&value, 1, DType::I64, 1) : e;
-                       }
-                       std::string e = world.recv(&got, 1, DType::I64, 0);
-                       return e.empty() ? world.recv(&got, 1, DType::I64, 0, 0) : e;
-                     }),
-            "");
-  EXPECT_EQ(got, 41);
-}
-
 } // namespace
