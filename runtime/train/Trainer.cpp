@@ -842,9 +842,15 @@ int runAll(const TrainOptions &opts) {
 
   // Under mpirun or srun this process is one rank of the job; otherwise the ranks are threads of this process.
   std::string launchError;
-  comm::LaunchInfo launch = comm::detectLaunch(comm::processEnvironment(), launchError);
+  comm::Environment environment = comm::processEnvironment();
+  comm::LaunchInfo launch = comm::detectLaunch(environment, launchError);
   if (!launchError.empty())
     return fail(launchError);
+  // Megatron's --distributed-timeout-minutes bounds the torchrun-style rendezvous too, unless the environment
+  // sets MEGATRON_RENDEZVOUS_TIMEOUT for it.
+  if (!environment.count("MEGATRON_RENDEZVOUS_TIMEOUT"))
+    launch.rendezvousTimeout =
+        std::chrono::milliseconds(static_cast<int64_t>(opts.distributedTimeoutMinutes * 60'000.0));
 
   // One rank's training on the world: Megatron's order, tensor-parallel fastest, pipeline slowest. World rank w
   // is tensor-parallel rank w % T of data-parallel rank (w / T) % D of pipeline stage w / (T·D): a tp group is T
