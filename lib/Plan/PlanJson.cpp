@@ -84,11 +84,19 @@ int64_t distributedOptimizerChunk(int64_t gradsArenaBytes, int64_t dataParallel)
   return (elements + d - 1) / d;
 }
 
+int64_t Plan::allocatedBytes(Arena arena) const {
+  int64_t bytes = arenaBytes[static_cast<int>(arena)];
+  if (arena == Arena::Stash)
+    return bytes * pipeline.stashSlots;
+  if ((arena == Arena::Params || arena == Arena::Grads) && optimizerShard)
+    return std::max<int64_t>(bytes, parallel.data * optimizerShard->elements * int64_t(sizeof(float)));
+  return bytes;
+}
+
 int64_t Plan::totalBytes() const {
   int64_t total = 0;
   for (int arena = 0; arena < kNumArenas; ++arena)
-    total += arena == static_cast<int>(Arena::Stash) ? arenaBytes[arena] * pipeline.stashSlots
-                                                     : arenaBytes[arena];
+    total += allocatedBytes(static_cast<Arena>(arena));
   return total;
 }
 

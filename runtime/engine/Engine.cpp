@@ -165,8 +165,7 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
   // Stash slots back to back, one of arenaBytes[Stash] each, shared by the stage's chunks.
   const std::int64_t slots = std::max<std::int64_t>(p.pipeline.stashSlots, 1);
   for (int arena = 0; arena < plan::kNumArenas; ++arena) {
-    std::int64_t planned = arena == static_cast<int>(plan::Arena::Stash) ? p.arenaBytes[arena] * slots
-                                                                          : p.arenaBytes[arena];
+    std::int64_t planned = p.allocatedBytes(static_cast<plan::Arena>(arena));
     std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(planned, plan::kAlignment));
     bytes = (bytes + plan::kAlignment - 1) / plan::kAlignment * plan::kAlignment;
     void *memory = std::aligned_alloc(plan::kAlignment, bytes);
@@ -257,12 +256,7 @@ double Engine::loss(const std::string &name) {
 }
 
 std::int64_t Engine::allocatedBytes() const {
-  const std::int64_t slots = std::max<std::int64_t>(planValue.pipeline.stashSlots, 1);
-  std::int64_t total = static_cast<std::int64_t>(workspaceStorage.size());
-  for (int arena = 0; arena < plan::kNumArenas; ++arena)
-    total += arena == static_cast<int>(plan::Arena::Stash) ? planValue.arenaBytes[arena] * slots
-                                                           : planValue.arenaBytes[arena];
-  return total;
+  return planValue.totalBytes() + static_cast<std::int64_t>(workspaceStorage.size());
 }
 
 } // namespace megatron::runtime

@@ -168,16 +168,17 @@ private:
 
   // The distributed optimizer (ZeRO-1, plan.parallel.distributed_optimizer). The gradients and parameters arenas,
   // laid out alike, are seen as one flat f32 buffer of flatCount elements padded to dpSize chunks of `chunk`
-  // (plan::distributedOptimizerChunk): this replica reduce-scatters the gradients, updates chunk dpRank = flat
+  // (plan::distributedOptimizerChunk; the engine allocates the padding, Plan::allocatedBytes): this replica
+  // reduce-scatters the gradients in place, updates chunk dpRank = flat
   // [lo, hi) and all-gathers the parameters. AdamW's moments are the plan's optimizer_shard: the chunk's only
   // (element i is flat element dpRank * chunk + i); a checkpoint gathers them whole and a load scatters them.
   bool distributed = false;
   int64_t flatCount = 0, chunk = 0, lo = 0, hi = 0;
   float *shardExpAvg = nullptr, *shardExpAvgSq = nullptr; // the optimizer_shard's buffers
-  std::vector<float> flat; // dpSize * chunk: the reduce-scatter's and the all-gather's buffer
+  float *flatGrads = nullptr, *flatParams = nullptr; // the arenas, dpSize * chunk floats each
   struct Piece {           // a parameter's part of this replica's chunk
     float *value, *expAvg, *expAvgSq;
-    int64_t flat, length; // where its gradient lies in `flat`
+    int64_t flat, length; // where its gradient lies in the flat gradients
     bool decay;
   };
   std::vector<Piece> pieces;
@@ -236,8 +237,8 @@ std::string Run::setUp() {
     // replica keeps its chunk of them.
     FlatMoments whole;
     if (distributed) {
-      wholeExpAvg.assign(static_cast<size_t>(flatCount), 0.0f);
-      wholeExpAvgSq.assign(static_cast<size_t>(flatCount), 0.0f);
+      wholeExpAvg.assign(static_cast<size_t>(dpSize * chunk), 0.0f);
+      wholeExpAvgSq.assign(static_cast<size_t>(dpSize * chunk), 0.0f);
       whole = {wholeExpAvg.data(), wholeExpAvgSq.data()};
     }
     if (std::string problem = loadTrainingCheckpoint(*engine, opts.load, state, found, distributed ? &whole : nullptr);
@@ -441,7 +442,8 @@ std::string Run::setUpDistributedOptimizer() {
   chunk = plan.optimizerShard->elements;
   lo = std::min(flatCount, dpRank * chunk);
   hi = std::min(flatCount, (dpRank + 1) * chunk);
-  flat.assign(static_cast<size_t>(dpSize * chunk), 0.0f);
+  flatGrads = reinterpret_cast<float *>(engine->arenaData(plan::Arena::Grads));
+  flatParams = reinterpret_cast<float *>(engine->arenaData(plan::Arena::Params));
   shardExpAvg = engine->as<float>(plan.optimizerShard->expAvg);
   shardExpAvgSq = engine->as<float>(plan.optimizerShard->expAvgSq);
   const int rank = group ? group->rank() : 0;
@@ -452,6 +454,8 @@ std::string Run::setUpDistributedOptimizer() {
     if (from < to)
       pieces.push_back({engine->as<float>(p.buffer) + (from - start), shardExpAvg + (from - lo),
                         shardExpAvgSq + (from - lo), from, to - from, p.weightDecay});
+    if (heldByEarlierStage(p.name))
+      continue; // counted by the first stage holding it
     for (const ShardRun &run : ownedRuns(p, rank, n)) {
       int64_t a = std::max(lo, start + run.local), b = std::min(hi, start + run.local + run.length);
       if (a < b)
@@ -465,19 +469,18 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
   auto fail = [&](const std::string &what, const std::string &error) {
     return "iteration " + std::to_string(iteration) + ": the distributed optimizer's " + what + ": " + error;
   };
-  // The replicas' gradients summed, each replica receiving its chunk (in place, at chunk dpRank).
-  std::memcpy(flat.data(), engine->arenaData(plan::Arena::Grads), static_cast<size_t>(flatCount) * sizeof(float));
-  std::fill(flat.begin() + flatCount, flat.end(), 0.0f);
+  // The replicas' gradients summed, each replica receiving its chunk, in place in the gradients arena (whose
+  // padding past flatCount stays zero).
   const bool several = replicas && dpSize > 1; // one replica: its chunk is the whole arena, nothing to exchange
   if (several)
-    if (std::string error = replicas->reduceScatter(flat.data(), flat.data() + dpRank * chunk, chunk,
+    if (std::string error = replicas->reduceScatter(flatGrads, flatGrads + dpRank * chunk, chunk,
                                                     plan::DType::F32, comm::ReduceOp::Sum);
         !error.empty())
       return fail("reduce-scatter", error);
   // The norm over the chunks: each element counted by one tensor-parallel rank of one replica.
   double sum = 0;
   for (const auto &[at, length] : normRuns)
-    sum += cpu::sumOfSquares<float>(length, flat.data() + at);
+    sum += cpu::sumOfSquares<float>(length, flatGrads + at);
   if (group)
     if (std::string error = group->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
       return fail("gradient norm", error);
@@ -490,7 +493,7 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
   if (opts.clipGrad > 0) {
     double coefficient = opts.clipGrad / (gradNorm + 1e-6);
     if (coefficient < 1.0) {
-      float *chunkData = flat.data() + lo;
+      float *chunkData = flatGrads + lo;
       cpu::Index size = hi - lo;
       cpu::scaleTensors<float>(1, &chunkData, &size, static_cast<float>(coefficient));
     }
@@ -498,34 +501,28 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
   cpu::AdamWConfig adam{opts.schedule.at(iteration - 1), opts.adamBeta1, opts.adamBeta2, opts.adamEps,
                         opts.weightDecay, iteration};
   for (const Piece &piece : pieces)
-    cpu::adamwStep<float>(piece.length, adam, piece.decay, piece.value, flat.data() + piece.flat, piece.expAvg,
+    cpu::adamwStep<float>(piece.length, adam, piece.decay, piece.value, flatGrads + piece.flat, piece.expAvg,
                           piece.expAvgSq);
-  // Every replica gets every chunk's new parameters.
-  float *params = reinterpret_cast<float *>(engine->arenaData(plan::Arena::Params));
-  std::copy(params + lo, params + hi, flat.data() + dpRank * chunk);
+  // Every replica gets every chunk's new parameters, in place in the parameters arena.
   if (several)
-    if (std::string error = replicas->allGather(flat.data() + dpRank * chunk, flat.data(), chunk, plan::DType::F32);
+    if (std::string error = replicas->allGather(flatParams + dpRank * chunk, flatParams, chunk, plan::DType::F32);
         !error.empty())
       return fail("all-gather", error);
-  std::copy(flat.data(), flat.data() + flatCount, params);
   return {};
 }
 
 std::string Run::gatherOptimizerState(FlatMoments &whole) {
   // Each replica holds its chunk of the moments: gather both moments' chunks into whole flat arrays (what a
-  // checkpoint saves, and what any layout resumes from).
-  wholeExpAvg.assign(static_cast<size_t>(flatCount), 0.0f);
-  wholeExpAvgSq.assign(static_cast<size_t>(flatCount), 0.0f);
+  // checkpoint saves, and what any layout resumes from), in place.
   for (int moment = 0; moment < 2; ++moment) {
     const float *shard = moment == 0 ? shardExpAvg : shardExpAvgSq;
     std::vector<float> &out = moment == 0 ? wholeExpAvg : wholeExpAvgSq;
-    std::copy(shard, shard + chunk, flat.data() + dpRank * chunk);
+    out.assign(static_cast<size_t>(dpSize * chunk), 0.0f);
+    std::copy(shard, shard + chunk, out.begin() + dpRank * chunk);
     if (replicas && dpSize > 1)
-      if (std::string error =
-              replicas->allGather(flat.data() + dpRank * chunk, flat.data(), chunk, plan::DType::F32);
+      if (std::string error = replicas->allGather(out.data() + dpRank * chunk, out.data(), chunk, plan::DType::F32);
           !error.empty())
         return "gathering the distributed optimizer's state: " + error;
-    std::copy(flat.data(), flat.data() + flatCount, out.data());
   }
   whole = {wholeExpAvg.data(), wholeExpAvgSq.data()};
   return {};

@@ -171,8 +171,12 @@ struct Plan {
   std::vector<Program> programs;
 
   const Program *program(const std::string &name) const;
-  /// The bytes the runtime allocates for the plan's arenas: the persistent ones, the activations, and every
-  /// stash slot (the activations of the micro-batches in flight).
+  /// The bytes the runtime allocates for `arena`: arenaBytes, except for the stash (one slot per micro-batch in
+  /// flight, pipeline.stashSlots of them) and, under the distributed optimizer, the params and grads arenas,
+  /// padded to parallel.data chunks of optimizerShard.elements floats so that the reduce-scatter of the gradients
+  /// and the all-gather of the parameters run in place.
+  int64_t allocatedBytes(Arena arena) const;
+  /// The bytes the runtime allocates for all the arenas: one rank's memory, bar kernel workspace.
   int64_t totalBytes() const;
 };
 
