@@ -9,7 +9,8 @@
 # vocab 8192, fp32, dropout off, GLOBAL_BATCH sequences per iteration (default 8: one micro-batch). Variants
 # (VARIANTS, default "tp1 tp2 tp2sp"): the whole model on 2 threads; --mt-shard="tensor-parallel=2" on 2 ranks;
 # the same with sequence-parallel=1; pp2, --mt-pipeline="stages=2" on 2 ranks (1F1B over the iteration's
-# micro-batches: run it with GLOBAL_BATCH=32 or more). Each round runs every variant
+# micro-batches: run it with GLOBAL_BATCH=32 or more); pp2cost, the same with balance=cost (the layers split
+# by forward FLOPs, the logits counting for the last stage). Each round runs every variant
 # once as a fresh megatron-run process (ITERS iterations, --log-interval 1, the first WARMUP dropped), in an order
 # that rotates from round to round; a run's figure is the median of its iterations' times (megatron-run's
 # "elapsed time per iteration"), and the time its rank 0 spent inside collectives (megatron-run's
@@ -37,7 +38,8 @@ trap 'rm -rf "$WORK"' EXIT
   --attention-dropout 0 --hidden-dropout 0 \
   -o "$WORK/model.mlir"
 declare -A LAYOUT=([tp1]="--mt-shard=tensor-parallel=1" [tp2]="--mt-shard=tensor-parallel=2"
-                   [tp2sp]="--mt-shard=tensor-parallel=2 sequence-parallel=1" [pp2]="--mt-pipeline=stages=2")
+                   [tp2sp]="--mt-shard=tensor-parallel=2 sequence-parallel=1" [pp2]="--mt-pipeline=stages=2"
+                   [pp2cost]="--mt-pipeline=stages=2 balance=cost")
 for v in $VARIANTS; do
   "$BUILD/bin/megatron-opt" "$WORK/model.mlir" "${LAYOUT[$v]}" --mt-autodiff \
     --mt-plan=output="$WORK/$v.plan" -o /dev/null > /dev/null
