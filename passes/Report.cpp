@@ -143,11 +143,8 @@ struct MtReportPass : mt::impl::MtReportBase<MtReportPass> {
              << " data-parallel replicas";
     p.microBatches = microBatchesPerIteration / replicas;
     std::string error;
-    megatron::schedule::Schedule schedule =
-        p.virtualStages > 1
-            ? megatron::schedule::interleaved(static_cast<int>(p.stages), static_cast<int>(p.microBatches),
-                                              static_cast<int>(p.virtualStages), error)
-            : megatron::schedule::oneForwardOneBackward(static_cast<int>(p.stages), static_cast<int>(p.microBatches));
+    megatron::schedule::Schedule schedule = megatron::schedule::pipelineSchedule(
+        static_cast<int>(p.stages), static_cast<int>(p.microBatches), static_cast<int>(p.virtualStages), error);
     if (error.empty())
       p.timeline = megatron::schedule::simulate(schedule, /*forwardTime=*/1.0, /*backwardTime=*/2.0, error);
     if (!error.empty())

@@ -15,25 +15,19 @@ using namespace mlir;
 using namespace mlir::mt;
 using namespace mlir::mt::verify;
 
-int64_t mlir::mt::tensorParallelSize(Operation *op) {
+/// A positive integer attribute of the module holding `op` (or of `op`, a module), 1 where it is absent.
+static int64_t moduleCount(Operation *op, StringRef name) {
   auto module = dyn_cast<ModuleOp>(op);
   if (!module)
     module = op->getParentOfType<ModuleOp>();
-  if (!module)
-    return 1;
-  auto size = module->getAttrOfType<IntegerAttr>(kTensorParallelAttr);
-  return size ? size.getInt() : 1;
+  auto count = module ? module->getAttrOfType<IntegerAttr>(name) : IntegerAttr();
+  return count ? count.getInt() : 1;
 }
 
+int64_t mlir::mt::tensorParallelSize(Operation *op) { return moduleCount(op, kTensorParallelAttr); }
+
 int64_t mlir::mt::pipelineChunks(Operation *op) {
-  auto module = dyn_cast<ModuleOp>(op);
-  if (!module)
-    module = op->getParentOfType<ModuleOp>();
-  if (!module)
-    return 1;
-  auto stages = module->getAttrOfType<IntegerAttr>(kPipelineParallelAttr);
-  auto virtualStages = module->getAttrOfType<IntegerAttr>(kVirtualPipelineAttr);
-  return (stages ? stages.getInt() : 1) * (virtualStages ? virtualStages.getInt() : 1);
+  return moduleCount(op, kPipelineParallelAttr) * moduleCount(op, kVirtualPipelineAttr);
 }
 
 int64_t mlir::mt::assignRngStreams(Block &body, int64_t first) {

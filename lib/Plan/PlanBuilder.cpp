@@ -538,11 +538,8 @@ LogicalResult PlanLowering::schedulePipeline() {
                                          << result.parallel.data << " data-parallel replicas";
   p.microBatches /= result.parallel.data;
   std::string error;
-  megatron::schedule::Schedule schedule =
-      p.virtualStages > 1
-          ? megatron::schedule::interleaved(static_cast<int>(p.stages), static_cast<int>(p.microBatches),
-                                            static_cast<int>(p.virtualStages), error)
-          : megatron::schedule::oneForwardOneBackward(static_cast<int>(p.stages), static_cast<int>(p.microBatches));
+  megatron::schedule::Schedule schedule = megatron::schedule::pipelineSchedule(
+      static_cast<int>(p.stages), static_cast<int>(p.microBatches), static_cast<int>(p.virtualStages), error);
   if (!error.empty())
     return emitError(module.getLoc(), "mt-plan: ") << error;
   // The stash slots: the most forwards whose backward has not run yet, at any point of the stage's order.

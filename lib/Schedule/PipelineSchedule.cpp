@@ -165,4 +165,9 @@ std::string chromeTrace(const Timeline &timeline, double microsecondsPerUnit) {
   return out + "]}\n";
 }
 
+Schedule pipelineSchedule(int stages, int microBatches, int virtualStages, std::string &error) {
+  return virtualStages > 1 ? interleaved(stages, microBatches, virtualStages, error)
+                           : oneForwardOneBackward(stages, microBatches);
+}
+
 } // namespace megatron::schedule

@@ -45,6 +45,10 @@ Schedule oneForwardOneBackward(int stages, int microBatches);
 /// stages; returns an empty schedule (and sets `error`) otherwise.
 Schedule interleaved(int stages, int microBatches, int virtualStages, std::string &error);
 
+/// The schedule a pipeline of `virtualStages` chunks per stage runs: 1F1B for one, interleaved for more. Empty,
+/// with `error` set, where the interleaved schedule cannot order `microBatches`.
+Schedule pipelineSchedule(int stages, int microBatches, int virtualStages, std::string &error);
+
 /// A step placed in time.
 struct TimedStep {
   Step step;

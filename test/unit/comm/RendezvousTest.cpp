@@ -216,6 +216,15 @@ struct Reports {
   }
 };
 
+/// Three ranks meet on `port`, each watched, reporting to `reports` (a rank that failed to join is left unwatched).
+std::vector<Joined> meetWatched(int port, Reports &reports) {
+  std::vector<Joined> joined = meet({at(port, 0, 3), at(port, 1, 3), at(port, 2, 3)});
+  for (int r = 0; r < 3; ++r)
+    if (joined[r].rendezvous)
+      joined[r].rendezvous->watch(reports.of(r));
+  return joined;
+}
+
 /// Polls until `done` or 5 s.
 template <typename Done> bool eventually(Done done) {
   for (auto until = Clock::now() + 5s; Clock::now() < until; std::this_thread::sleep_for(10ms))
@@ -226,12 +235,10 @@ template <typename Done> bool eventually(Done done) {
 
 TEST(Rendezvous, AProcessThatEndsWithoutFinishingEndsTheJob) {
   const int port = pickFreePort();
-  std::vector<Joined> joined = meet({at(port, 0, 3), at(port, 1, 3), at(port, 2, 3)});
   Reports reports;
-  for (int r = 0; r < 3; ++r) {
+  std::vector<Joined> joined = meetWatched(port, reports);
+  for (int r = 0; r < 3; ++r)
     ASSERT_NE(joined[r].rendezvous, nullptr) << joined[r].error;
-    joined[r].rendezvous->watch(reports.of(r));
-  }
   joined[2].rendezvous.reset(); // rank 2's process ends (crash, kill, MPI_Abort): its connection closes
   const std::string expected = "world rank 2 ended without finishing (its process exited or was killed, and its "
                                "connection to rank 0 closed)";
@@ -252,12 +259,10 @@ TEST(Rendezvous, AProcessThatEndsWithoutFinishingEndsTheJob) {
 
 TEST(Rendezvous, FinishingIsNotAFailure) {
   const int port = pickFreePort();
-  std::vector<Joined> joined = meet({at(port, 0, 3), at(port, 1, 3), at(port, 2, 3)});
   Reports reports;
-  for (int r = 0; r < 3; ++r) {
+  std::vector<Joined> joined = meetWatched(port, reports);
+  for (int r = 0; r < 3; ++r)
     ASSERT_NE(joined[r].rendezvous, nullptr) << joined[r].error;
-    joined[r].rendezvous->watch(reports.of(r));
-  }
   // Rank 0 finishes first: it keeps watching until the others have finished.
   std::atomic<bool> rankZeroFinished{false};
   std::thread zero([&] {
