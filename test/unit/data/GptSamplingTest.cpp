@@ -13,6 +13,7 @@
 
 #include <cstdio>
 #include <sstream>
+#include <unistd.h>
 
 using namespace megatron::data;
 
@@ -206,6 +207,69 @@ TEST(Blending, FollowsTheLargestError) {
   buildBlendingIndices({0.3, 0.7}, 10, dataset, sample);
   EXPECT_EQ(dataset, (std::vector<int16_t>{1, 0, 1, 1, 0, 1, 1, 0, 1, 1}));
   EXPECT_EQ(sample, (std::vector<int64_t>{0, 0, 1, 2, 1, 3, 4, 2, 5, 6}));
+}
+
+} // namespace
+
+// GptDataset over a real .bin/.idx: every sample is the window of sequence length + 1 tokens that starts where the
+// sample index says, in the concatenation of the split's sequences in document-index order.
+#include "runtime/data/GptDataset.h"
+
+#include <filesystem>
+
+namespace {
+
+TEST(GptDataset, SamplesAreWindowsOfTheShuffledConcatenation) {
+  std::string prefix = (std::filesystem::temp_directory_path() / ("gpt-dataset-" + std::to_string(::getpid()))).string();
+  std::string error;
+  std::vector<int32_t> lengths;
+  {
+    std::unique_ptr<IndexedDatasetWriter> writer = IndexedDatasetWriter::create(prefix, DType::UInt16, error);
+    ASSERT_TRUE(writer) << error;
+    for (int d = 0; d < 30; ++d) {
+      std::vector<int32_t> tokens;
+      for (int k = 0; k < 1 + (d * 7) % 23; ++k)
+        tokens.push_back(1000 * d + k);
+      lengths.push_back(static_cast<int32_t>(tokens.size()));
+      ASSERT_EQ(writer->addSequence(tokens), "");
+      writer->endDocument();
+    }
+    ASSERT_EQ(writer->finalize(), "");
+  }
+  std::shared_ptr<const IndexedDataset> data = IndexedDataset::open(prefix, error);
+  ASSERT_TRUE(data) << error;
+  std::vector<double> split = parseSplit("80,20", error);
+  GptIndexOptions options;
+  options.sequenceLength = 8;
+  options.seed = 7;
+  std::unique_ptr<GptDataset> train = GptDataset::build(data, split, 0, options, error);
+  ASSERT_TRUE(train) << error;
+  const GptIndices &indices = train->gptIndices();
+  // The concatenation, and where each position of the document index starts in it.
+  std::vector<int32_t> stream;
+  std::vector<int64_t> startOf;
+  for (int32_t sequence : indices.document) {
+    startOf.push_back(static_cast<int64_t>(stream.size()));
+    for (int k = 0; k < lengths[static_cast<size_t>(sequence)]; ++k)
+      stream.push_back(1000 * sequence + k);
+  }
+  ASSERT_GT(train->size(), 10);
+  std::vector<int32_t> tokens(9);
+  for (int64_t i = 0; i < train->size(); ++i) {
+    EXPECT_EQ(train->sample(i, tokens.data()), 9);
+    int64_t j = indices.shuffle[static_cast<size_t>(i)];
+    int64_t at = startOf[static_cast<size_t>(indices.sample[static_cast<size_t>(2 * j)])] +
+                 indices.sample[static_cast<size_t>(2 * j + 1)];
+    EXPECT_EQ(tokens, std::vector<int32_t>(stream.begin() + at, stream.begin() + at + 9)) << "sample " << i;
+  }
+  // The train split holds sequences [0, 24) only.
+  for (int32_t sequence : indices.document)
+    EXPECT_LT(sequence, 24);
+  // An empty split is an error naming it.
+  EXPECT_FALSE(GptDataset::build(data, parseSplit("1,0,0", error), 1, options, error));
+  EXPECT_NE(error.find("the validation split is empty (30 sequences)"), std::string::npos) << error;
+  std::filesystem::remove(indexPath(prefix));
+  std::filesystem::remove(dataPath(prefix));
 }
 
 } // namespace

@@ -1,0 +1,57 @@
+//===- GptDataset.cpp - A split of an indexed dataset, sampled as Megatron -===//
+
+#include "GptDataset.h"
+
+namespace megatron::data {
+
+std::unique_ptr<GptDataset> GptDataset::build(std::shared_ptr<const IndexedDataset> dataset,
+                                              const std::vector<double> &split, int which,
+                                              const GptIndexOptions &options, std::string &error) {
+  static const char *names[] = {"train", "validation", "test"};
+  // Megatron splits the sequences (its "documents" here are the .idx's sequences).
+  const int64_t count = static_cast<int64_t>(dataset->sequenceCount());
+  auto [begin, end] = splitRange(split, which, count);
+  if (begin >= end) {
+    error = "'" + dataset->prefix() + "': the " + names[which] + " split is empty (" + std::to_string(count) +
+            " sequences)";
+    return nullptr;
+  }
+  std::vector<int32_t> lengths(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i)
+    lengths[static_cast<size_t>(i)] = dataset->sequenceLength(static_cast<uint64_t>(i));
+  std::vector<int32_t> documents;
+  for (int64_t i = begin; i < end; ++i)
+    documents.push_back(static_cast<int32_t>(i));
+  std::unique_ptr<GptDataset> built(new GptDataset());
+  std::optional<GptIndices> indices = buildGptIndices(lengths, documents, options, error);
+  if (!indices) {
+    error = "'" + dataset->prefix() + "', " + names[which] + " split: " + error;
+    return nullptr;
+  }
+  built->dataset = std::move(dataset);
+  built->options = options;
+  built->indices = std::move(*indices);
+  return built;
+}
+
+int64_t GptDataset::sample(int64_t i, int32_t *tokens, int32_t pad) const {
+  const int64_t want = options.sequenceLength + options.addExtraTokenToSequence;
+  const int64_t j = indices.shuffle[static_cast<size_t>(i)];
+  const int64_t first = indices.sample[static_cast<size_t>(2 * j)], firstOffset = indices.sample[static_cast<size_t>(2 * j + 1)];
+  const int64_t last = indices.sample[static_cast<size_t>(2 * j + 2)], lastOffset = indices.sample[static_cast<size_t>(2 * j + 3)];
+  int64_t written = 0;
+  for (int64_t at = first; at <= last && written < want; ++at) {
+    uint64_t sequence = static_cast<uint64_t>(indices.document[static_cast<size_t>(at)]);
+    int64_t from = at == first ? firstOffset : 0;
+    int64_t to = at == last ? lastOffset + options.addExtraTokenToSequence
+                            : static_cast<int64_t>(dataset->sequenceLength(sequence));
+    to = std::min<int64_t>(to, dataset->sequenceLength(sequence));
+    for (int64_t k = from; k < to && written < want; ++k)
+      tokens[written++] = static_cast<int32_t>(dataset->token(sequence, static_cast<uint64_t>(k)));
+  }
+  for (int64_t k = written; k < want; ++k)
+    tokens[k] = pad;
+  return written;
+}
+
+} // namespace megatron::data
