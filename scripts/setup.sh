@@ -13,6 +13,8 @@ packages=(
   libopenmpi-dev openmpi-bin
   # Checkpoints: JSON metadata and XXH3-64 checksums (runtime/checkpoint).
   nlohmann-json3-dev libxxhash-dev
+  # The GPT-2 tokenizer: ICU's Unicode character classes (lib/Tokenizer).
+  libicu-dev
   # Python for lit and for test references (Debian's python3, not a pyenv one): PyTorch is the independent
   # reference of the parity test and the peer of the step benchmark.
   python3 python3-numpy python3-torch
