@@ -171,15 +171,24 @@ struct PieceCache {
   std::vector<int32_t> values;
   size_t count = 0;
 
+  /// Empties the cache for `newOwner`, keeping its memory (a full cache stays at its largest size).
   void reset(uint64_t newOwner) {
     owner = newOwner;
-    if (slots.size() != kInitialSlots)
+    if (slots.empty())
       slots.assign(kInitialSlots, Slot{});
     else
       std::fill(slots.begin(), slots.end(), Slot{});
     keys.clear();
     values.clear();
     count = 0;
+  }
+
+  void release() {
+    owner = 0;
+    count = 0;
+    std::vector<Slot>().swap(slots);
+    std::vector<char>().swap(keys);
+    std::vector<int32_t>().swap(values);
   }
 
   const Slot *find(uint64_t hash, const char *p, size_t n) const {
@@ -431,6 +440,8 @@ int32_t Gpt2Bpe::tokenId(std::string_view bytes) const {
   auto it = impl->idOfBytes.find(std::string(bytes));
   return it == impl->idOfBytes.end() ? -1 : it->second;
 }
+
+void Gpt2Bpe::releaseThreadCache() { threadCache.release(); }
 
 void Gpt2Bpe::pretokenize(std::string_view text, std::vector<std::string_view> &pieces) {
   const uint8_t *table = detail::bmpClassTable();

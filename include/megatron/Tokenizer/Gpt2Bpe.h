@@ -61,6 +61,11 @@ public:
   /// The id of the token spelt `bytes` (raw bytes); -1 when there is none.
   int32_t tokenId(std::string_view bytes) const;
 
+  /// encode keeps, per thread, the ids of the pieces it has met (at most 131,072 pieces, about 10 MB; emptied
+  /// when full, and when the thread goes on with another tokenizer). This frees the calling thread's cache now,
+  /// rather than at the thread's exit.
+  static void releaseThreadCache();
+
   /// GPT-2's pre-tokenization alone: appends to `pieces` the pieces of `text` that the pattern
   /// 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ finds, as views into `text`.
   static void pretokenize(std::string_view text, std::vector<std::string_view> &pieces);
