@@ -1,6 +1,7 @@
 //===- GptBatchLoader.cpp - Megatron-style GPT micro-batches of the built-in corpus ---===//
 
 #include "runtime/data/GptBatchLoader.h"
+#include "runtime/data/BatchSource.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -77,21 +78,8 @@ GptBatch GptBatchLoader::batch(uint64_t firstSample) const {
   if (firstSample > kMaxSampleIndex + 1 - static_cast<uint64_t>(opts.microBatchSize))
     throw std::out_of_range("data loader: the micro-batch at sample " + std::to_string(firstSample) +
                             " runs past the largest sample index, " + std::to_string(kMaxSampleIndex));
-  const int64_t s = opts.seqLength, b = opts.microBatchSize;
-  GptBatch out;
-  out.microBatchSize = b;
-  out.seqLength = s;
-  out.firstSample = firstSample;
-  out.tokens.resize(static_cast<size_t>(b * s));
-  out.labels.resize(static_cast<size_t>(b * s));
-  out.lossMask.assign(static_cast<size_t>(b * s), 1.0f);
-  std::vector<int32_t> row(static_cast<size_t>(s) + 1);
-  for (int64_t i = 0; i < b; ++i) {
-    sample(firstSample + static_cast<uint64_t>(i), row.data());
-    std::copy(row.begin(), row.end() - 1, out.tokens.begin() + i * s);
-    std::copy(row.begin() + 1, row.end(), out.labels.begin() + i * s);
-  }
-  return out;
+  return batchOfSamples(opts.microBatchSize, opts.seqLength, firstSample,
+                        [this](uint64_t index, int32_t *row) { sample(index, row); });
 }
 
 GptBatch GptBatchLoader::next() {

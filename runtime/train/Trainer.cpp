@@ -12,7 +12,7 @@
 #include "runtime/comm/Launch.h"
 #include "runtime/comm/ThreadCommunicator.h"
 #include "runtime/cpu/Kernels.h"
-#include "runtime/data/GptBatchLoader.h"
+#include "runtime/data/BatchSource.h"
 #include "runtime/engine/Engine.h"
 
 #include <algorithm>
@@ -44,6 +44,13 @@ int64_t peakResidentBytes() {
     if (line.rfind("VmHWM:", 0) == 0)
       return std::stoll(line.substr(6)) * 1024;
   return 0;
+}
+
+/// `value` with 4 decimals.
+std::string fixed(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.4f", value);
+  return text;
 }
 
 std::string mebibytes(int64_t bytes) {
@@ -137,6 +144,10 @@ private:
   void log(int64_t iteration, double loss, double gradNorm, double lr, double seconds, double commSeconds,
            int64_t iterations);
   void progress(int64_t iteration, double loss);
+  /// `before` + the entropy floor + `after`, or nothing where the floor is unknown (real text).
+  std::string floorText(const char *before, const char *after) const {
+    return floor >= 0 ? before + fixed(floor) + after : std::string();
+  }
   std::string gradientNorm(double &norm);
   std::string setUpDistributedOptimizer();
   std::string distributedOptimizerStep(int64_t iteration, double &gradNorm);
@@ -154,7 +165,9 @@ private:
   int64_t slotsHeld = 0, peakSlotsHeld = 0;
   std::unique_ptr<runtime::Engine> engine;
   GptInputs inputs;
-  std::unique_ptr<data::GptBatchLoader> train, validation;
+  std::unique_ptr<data::BatchSource> train, validation;
+  /// The split's source: the built-in corpus, or Megatron's datasets (--data-path) sized for `samples`.
+  std::unique_ptr<data::BatchSource> makeSource(data::Split split, int64_t samples, std::string &error) const;
   // The iteration's micro-batches (the plan's, global) and this data-parallel rank's share of them: global
   // micro-batches [dpRank * microBatches, (dpRank + 1) * microBatches).
   int64_t globalMicroBatches = 1, microBatches = 1, microBatchSize = 1, batchTokens = 0, startIteration = 0;
@@ -188,6 +201,38 @@ private:
   void scatterOptimizerState();
 };
 
+std::unique_ptr<data::BatchSource> Run::makeSource(data::Split split, int64_t samples, std::string &error) const {
+  const std::vector<int64_t> &shape = engine->buffer(inputs.tokens).shape;
+  if (opts.dataPath.empty())
+    return data::builtinCorpus(data::GptBatchLoaderOptions{opts.seed, split, shape[1], shape[0]});
+  data::DatasetOptions options;
+  // Megatron's --data-path: one prefix, or weight and prefix pairs.
+  if (opts.dataPath.size() == 1) {
+    options.prefixes = opts.dataPath;
+  } else {
+    for (size_t i = 0; i + 1 < opts.dataPath.size(); i += 2) {
+      char *end = nullptr;
+      double weight = std::strtod(opts.dataPath[i].c_str(), &end);
+      if (opts.dataPath.size() % 2 != 0 || end == opts.dataPath[i].c_str() || *end != '\0') {
+        error = "--data-path: give one prefix, or weight and prefix pairs (e.g. 0.3 wiki_text_document 0.7 "
+                "books_text_document); '" + opts.dataPath[i] + "' is not a weight";
+        return nullptr;
+      }
+      options.weights.push_back(weight);
+      options.prefixes.push_back(opts.dataPath[i + 1]);
+    }
+  }
+  options.split = opts.split;
+  options.which = split;
+  options.seqLength = shape[1];
+  options.microBatchSize = shape[0];
+  options.seed = opts.seed;
+  options.samples = samples;
+  options.vocabFile = opts.vocabFile;
+  options.mergeFile = opts.mergeFile;
+  return data::indexedCorpus(options, error);
+}
+
 std::string Run::setUp() {
   std::string error;
   engine = runtime::Engine::create(shared.plans[static_cast<size_t>(stage)], error, group, replicas, stages,
@@ -218,12 +263,16 @@ std::string Run::setUp() {
   slotsInUse.assign(static_cast<size_t>(std::max<int64_t>(engine->plan().pipeline.stashSlots, 1)), false);
   microBatchSize = shape[0];
   batchTokens = shape[0] * shape[1] * globalMicroBatches;
-  train = std::make_unique<data::GptBatchLoader>(data::GptBatchLoaderOptions{opts.seed, data::Split::Train, shape[1],
-                                                                             shape[0]});
-  validation = std::make_unique<data::GptBatchLoader>(
-      data::GptBatchLoaderOptions{opts.seed, data::Split::Validation, shape[1], shape[0]});
+  std::string dataError;
+  // Megatron sizes the train split for every sample the run draws, the validation split for one evaluation
+  // (this loop evaluates the same samples each time).
+  train = makeSource(data::Split::Train, opts.trainIters * globalMicroBatches * microBatchSize, dataError);
+  if (train)
+    validation = makeSource(data::Split::Validation, opts.evalIters * globalMicroBatches * microBatchSize, dataError);
+  if (!train || !validation)
+    return dataError;
   if (leader)
-    floor = train->floor();
+    floor = std::isnan(train->floor()) ? -1.0 : train->floor();
 
   if (engine->plan().parallel.distributedOptimizer)
     if (std::string problem = setUpDistributedOptimizer(); !problem.empty())
@@ -260,7 +309,7 @@ std::string Run::setUp() {
       std::printf("no checkpoint in %s: starting from scratch\n", opts.load.c_str());
     }
   }
-  curve.floor = floor;
+  curve.floor = floor; // negative: unknown (real text)
   curve.title = engine->plan().model.family + ", " + std::to_string(engine->plan().model.parameters) +
                 " parameters, built-in corpus";
   return {};
@@ -574,9 +623,9 @@ void Run::progress(int64_t iteration, double loss) {
     return;
   int width = 30;
   int done = static_cast<int>(width * iteration / std::max<int64_t>(opts.trainIters, 1));
-  std::printf("\r [%s%s] %lld/%lld  loss %.4f  (floor %.4f) ", std::string(done, '#').c_str(),
+  std::printf("\r [%s%s] %lld/%lld  loss %.4f  %s", std::string(done, '#').c_str(),
               std::string(width - done, ' ').c_str(), static_cast<long long>(iteration),
-              static_cast<long long>(opts.trainIters), loss, floor);
+              static_cast<long long>(opts.trainIters), loss, floorText("(floor ", ") ").c_str());
   std::fflush(stdout);
   shared.progressShown = true;
 }
@@ -591,10 +640,10 @@ void Run::log(int64_t iteration, double loss, double gradNorm, double lr, double
   }
   double perIteration = seconds / std::max<int64_t>(iterations, 1);
   std::printf(" iteration %8lld/%8lld | consumed samples: %10lld | elapsed time per iteration (ms): %.1f | "
-              "tokens/s: %.0f | learning rate: %.3E | lm loss: %.6E | grad norm: %.3f | floor: %.4f",
+              "tokens/s: %.0f | learning rate: %.3E | lm loss: %.6E | grad norm: %.3f%s",
               static_cast<long long>(iteration), static_cast<long long>(opts.trainIters),
               static_cast<long long>(train->state()), perIteration * 1000.0, batchTokens / perIteration, lr, loss,
-              gradNorm, floor);
+              gradNorm, floorText(" | floor: ", "").c_str());
   if (shared.ranks > 1) // rank 0's time inside collectives, waiting for the other ranks included
     std::printf(" | communication (ms): %.1f", commSeconds / std::max<int64_t>(iterations, 1) * 1000.0);
   std::printf("\n");
@@ -633,9 +682,7 @@ std::string Run::main() {
                   static_cast<long long>(plan.pipeline.microBatches));
     if (std::string warning = cpu::blasCoreWarning(); !warning.empty())
       std::fprintf(stderr, "megatron-run: warning: %s\n", warning.c_str());
-    std::printf("data: built-in synthetic language, vocabulary %zu, entropy floor %.4f nats/token for this "
-                "sequence length\n",
-                static_cast<size_t>(train->language().vocabulary().size()), floor);
+    std::printf("data: %s\n", train->describe().c_str());
   }
 
   std::string lossLog = "iteration,loss,lr,grad_norm,validation_loss\n";
@@ -678,8 +725,9 @@ std::string Run::main() {
       std::snprintf(validation, sizeof validation, "%.17g", lastValidation);
       lossLog += validation;
       if (leader)
-        std::printf(" validation loss at iteration %lld: %.6E | floor %.4f | gap %.4f nats/token\n",
-                  static_cast<long long>(iteration), lastValidation, floor, lastValidation - floor);
+        std::printf(" validation loss at iteration %lld: %.6E%s\n", static_cast<long long>(iteration), lastValidation,
+                    floor >= 0 ? (floorText(" | floor ", "") + " | gap " + fixed(lastValidation - floor) + " nats/token").c_str()
+                               : "");
       intervalStart = Clock::now(); // evaluation is not training time
     }
     lossLog += "\n";
@@ -713,11 +761,13 @@ std::string Run::main() {
   if (leader && trained > 0) {
     std::printf("\nsummary: %lld iterations in %.1f s (%.0f tokens/s); final training loss %.4f, ",
                 static_cast<long long>(trained), seconds, trained * batchTokens / seconds, lastLoss);
-    if (lastValidation >= 0)
+    if (lastValidation >= 0 && floor >= 0)
       std::printf("validation loss %.4f, entropy floor %.4f (gap %.4f nats/token)\n", lastValidation, floor,
                   lastValidation - floor);
+    else if (lastValidation >= 0)
+      std::printf("validation loss %.4f\n", lastValidation);
     else
-      std::printf("entropy floor %.4f (not evaluated)\n", floor);
+      std::printf("%s\n", floor >= 0 ? ("entropy floor " + fixed(floor) + " (not evaluated)").c_str() : "not evaluated");
     std::string planned = mebibytes(engine->allocatedBytes());
     if (shared.ranks > 1)
       planned += " per rank x " + std::to_string(shared.ranks) + " ranks";
@@ -755,7 +805,8 @@ std::string Run::main() {
     // Every rank of the first replica generates (the logits program is collective over the tensor-parallel group,
     // and its last all-gather gives every rank the whole logits); all draw the same tokens from the same seed, and
     // rank 0 prints them. The other replicas hold the same weights and have nothing to add.
-    const data::Vocabulary &vocab = train->language().vocabulary();
+    if (!train->detokenize(nullptr, 0))
+      return "--generate: these data cannot be decoded into text; give the tokenizer's --vocab-file and --merge-file";
     SamplingOptions sampling{opts.greedy, opts.temperature, opts.topK, opts.topP, opts.seed};
     size_t length = opts.generateTokens > 0 ? static_cast<size_t>(opts.generateTokens) + 1
                                             : static_cast<size_t>(engine->buffer(inputs.tokens).shape[1]);
@@ -766,16 +817,16 @@ std::string Run::main() {
                                                       std::to_string(opts.topP))
                                                          .c_str());
     for (int sample = 0; sample < opts.generate; ++sample) {
-      std::vector<int32_t> tokens = {train->language().endOfDocument()};
-      if (std::string error = generate(*engine, static_cast<int64_t>(vocab.size()), sampling,
+      std::vector<int32_t> tokens = {train->endOfDocument()};
+      if (std::string error = generate(*engine, static_cast<int64_t>(train->vocabularySize()), sampling,
                                        static_cast<uint64_t>(sample), length, tokens);
           !error.empty())
         return "--generate: " + error;
       // A sample is one document: it ends at the first end-of-document token the model writes.
-      auto end = std::find(tokens.begin() + 1, tokens.end(), train->language().endOfDocument());
+      auto end = std::find(tokens.begin() + 1, tokens.end(), train->endOfDocument());
       if (leader)
         std::printf("  %d. %s\n", sample + 1,
-                    vocab.detokenize(tokens.data() + 1, end - tokens.begin() - 1).c_str());
+                    train->detokenize(tokens.data() + 1, static_cast<size_t>(end - tokens.begin() - 1))->c_str());
     }
   }
   if (leader)
@@ -811,7 +862,7 @@ int runAll(const TrainOptions &opts) {
   for (const plan::Param &p : firstStage.params)
     if (p.name == "embedding.word_embeddings.weight")
       modelVocab = p.shape.empty() ? firstStage.buffers[static_cast<size_t>(p.buffer)].shape[0] : p.shape[0];
-  if (modelVocab < corpusVocab)
+  if (opts.dataPath.empty() && modelVocab < corpusVocab)
     return fail("the model's vocabulary (" + std::to_string(modelVocab) +
                 ") is smaller than the built-in corpus's (" + std::to_string(corpusVocab) +
                 "); compile it with megatron-model --vocab-size " + std::to_string(corpusVocab));

@@ -14,11 +14,36 @@
 namespace cl = llvm::cl;
 using megatron::train::TrainOptions;
 
+namespace {
+/// Megatron's --data-path takes its values after one flag, separated by spaces ("--data-path 0.3 a 0.7 b"): those
+/// values are gathered into one comma-separated occurrence for LLVM's parser. Prefixes with commas are refused.
+std::vector<std::string> gatherDataPath(int argc, char **argv) {
+  std::vector<std::string> args;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg != "--data-path" && arg != "-data-path") {
+      args.push_back(arg);
+      continue;
+    }
+    std::string values;
+    while (i + 1 < argc && std::string(argv[i + 1]).rfind("-", 0) != 0)
+      values += (values.empty() ? "" : ",") + std::string(argv[++i]);
+    args.push_back("--data-path=" + values);
+  }
+  return args;
+}
+} // namespace
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  std::vector<std::string> gathered = gatherDataPath(argc, argv);
+  std::vector<char *> arguments;
+  for (std::string &arg : gathered)
+    arguments.push_back(arg.data());
   TrainOptions defaults;
   cl::OptionCategory training("Training (Megatron-LM's flag names)");
   cl::OptionCategory generation("Generation");
+  cl::OptionCategory data("Data (Megatron-LM's flag names)");
   cl::opt<std::string> plan("plan", cl::desc("The compiled plan to run"), cl::value_desc("file"), cl::cat(training));
   cl::opt<int64_t> trainIters("train-iters", cl::desc("Iterations to train"), cl::cat(training));
   cl::opt<double> lr("lr", cl::desc("Peak learning rate"), cl::init(defaults.schedule.lr), cl::cat(training));
@@ -71,7 +96,19 @@ int main(int argc, char **argv) {
   cl::opt<double> topP("top-p", cl::desc("Sample from the smallest set of tokens with this probability"),
                        cl::init(1.0), cl::cat(generation));
   cl::HideUnrelatedOptions({&training, &generation});
-  cl::ParseCommandLineOptions(argc, argv,
+  cl::list<std::string> dataPath("data-path",
+                                 cl::desc("Megatron's preprocessed data: a .bin/.idx prefix, or weight prefix pairs "
+                                          "to blend (default: the built-in corpus)"),
+                                 cl::CommaSeparated, cl::cat(data));
+  cl::opt<std::string> split("split", cl::desc("Train, validation and test weights of the documents"),
+                             cl::init(defaults.split), cl::cat(data));
+  cl::opt<std::string> vocabFile("vocab-file", cl::desc("GPT-2's vocab.json, to decode generated text"),
+                                 cl::cat(data));
+  cl::opt<std::string> mergeFile("merge-file", cl::desc("GPT-2's merges.txt, to decode generated text"),
+                                 cl::cat(data));
+  cl::opt<std::string> tokenizerType("tokenizer-type", cl::desc("GPT2BPETokenizer (the only one)"),
+                                     cl::init("GPT2BPETokenizer"), cl::cat(data));
+  cl::ParseCommandLineOptions(static_cast<int>(arguments.size()), arguments.data(),
                               "megatron-run: trains a compiled plan on the CPU\n\n"
                               "  megatron-run --plan gpt.plan --train-iters 200 --lr 3e-3 --loss-curve loss.svg "
                               "--generate 3\n");
@@ -103,6 +140,12 @@ int main(int argc, char **argv) {
   o.exitInterval = exitInterval;
   o.threads = threads;
   o.distributedTimeoutMinutes = distributedTimeout;
+  o.dataPath.assign(dataPath.begin(), dataPath.end());
+  o.split = split;
+  o.vocabFile = vocabFile;
+  o.mergeFile = mergeFile;
+  if (tokenizerType != "GPT2BPETokenizer")
+    problems.push_back("--tokenizer-type: only GPT2BPETokenizer is supported, got '" + tokenizerType + "'");
   o.lossCurve = lossCurve;
   o.lossLog = lossLog;
   o.progress = noProgress ? 0 : -1;
