@@ -256,34 +256,58 @@ struct Gpt2Bpe::Impl {
     return std::string_view(tokenData).substr(tokenOffsets[id], tokenOffsets[id + 1] - tokenOffsets[id]);
   }
 
-  /// GPT-2's bpe() on the symbols word[0, n): returns the new count. Short words: rounds over the array; long
+  static constexpr size_t kShortWord = 96;
+
+  /// GPT-2's bpe() on the symbols word[0, n): returns the new count. Short words: rounds over the array, the
+  /// rank of each adjacent pair kept between rounds (only the pairs beside a merge are looked up again); long
   /// ones: a heap of candidate pairs, one rank at a time, so that a paragraph of CJK is not quadratic.
   size_t bpe(int32_t *word, size_t n) const {
-    if (n > 96)
+    if (n > kShortWord)
       return bpeLong(word, n);
+    // rank[i], result[i]: the merge of (word[i], word[i + 1]); UINT32_MAX when there is none.
+    uint32_t rank[kShortWord], newRank[kShortWord];
+    int32_t result[kShortWord], newResult[kShortWord];
+    // Of each symbol after a round: the index it had before, or -1 when a merge made it.
+    int32_t from[kShortWord];
+    auto lookup = [&](size_t i, uint32_t *r, int32_t *res, const int32_t *w) {
+      const MergeTable::Entry *e = merges.find(w[i], w[i + 1]);
+      r[i] = e ? e->rank : UINT32_MAX;
+      res[i] = e ? e->result : 0;
+    };
+    for (size_t i = 0; i + 1 < n; ++i)
+      lookup(i, rank, result, word);
     while (n > 1) {
-      uint32_t bestRank = UINT32_MAX;
-      int32_t left = 0, right = 0, result = 0;
-      for (size_t i = 0; i + 1 < n; ++i) {
-        const MergeTable::Entry *e = merges.find(word[i], word[i + 1]);
-        if (e && e->rank < bestRank) {
-          bestRank = e->rank;
-          left = word[i];
-          right = word[i + 1];
-          result = e->result;
+      uint32_t best = UINT32_MAX;
+      int32_t merged = 0;
+      for (size_t i = 0; i + 1 < n; ++i)
+        if (rank[i] < best) {
+          best = rank[i];
+          merged = result[i];
         }
-      }
-      if (bestRank == UINT32_MAX)
+      if (best == UINT32_MAX)
         break;
+      // Every occurrence of the pair, left to right (a rank names one pair: (a, a) in "aaa" merges once).
       size_t w = 0;
       for (size_t i = 0; i < n;) {
-        if (i + 1 < n && word[i] == left && word[i + 1] == right) {
-          word[w++] = result;
+        if (i + 1 < n && rank[i] == best) {
+          word[w] = merged;
+          from[w++] = -1;
           i += 2;
         } else {
-          word[w++] = word[i++];
+          word[w] = word[i];
+          from[w++] = int32_t(i++);
         }
       }
+      for (size_t i = 0; i + 1 < w; ++i) {
+        if (from[i] >= 0 && from[i + 1] >= 0) {
+          newRank[i] = rank[from[i]];
+          newResult[i] = result[from[i]];
+        } else {
+          lookup(i, newRank, newResult, word);
+        }
+      }
+      std::copy(newRank, newRank + (w ? w - 1 : 0), rank);
+      std::copy(newResult, newResult + (w ? w - 1 : 0), result);
       n = w;
     }
     return n;
