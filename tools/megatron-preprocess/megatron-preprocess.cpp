@@ -230,6 +230,88 @@ const char *typeName(const nlohmann::json &value) {
   }
 }
 
+/// nlohmann's parse error without its "[json.exception.parse_error.101] parse error at line 1, " preamble, as
+/// "column N: ...", with any byte that is not printable ASCII written as \xNN (the input may not be UTF-8).
+std::string describeParseError(const std::string &what) {
+  std::string message = what;
+  if (size_t bracket = message.find("] "); message.rfind("[json.exception", 0) == 0 && bracket != std::string::npos)
+    message = message.substr(bracket + 2);
+  const std::string preamble = "parse error at line 1, ";
+  if (message.rfind(preamble, 0) == 0)
+    message = message.substr(preamble.size());
+  if (size_t colon = message.find(": "); message.rfind("column ", 0) == 0 && colon != std::string::npos)
+    message = message.substr(0, colon) + ": malformed JSON: " + message.substr(colon + 2);
+  else
+    message = "malformed JSON: " + message;
+  std::string out;
+  for (unsigned char c : message) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      out += escaped;
+    }
+  }
+  return out;
+}
+
+/// Python's json module reads NaN, Infinity and -Infinity (and json.dumps writes them for float NaN and
+/// infinities), so Megatron accepts lines that hold them. Here they become null, outside strings only; nullopt
+/// when the line has none.
+std::optional<std::string> replacePythonConstants(std::string_view line) {
+  std::string out;
+  bool inString = false, changed = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (inString) {
+      out += c;
+      if (c == '\\' && i + 1 < line.size())
+        out += line[++i];
+      else if (c == '"')
+        inString = false;
+      continue;
+    }
+    if (c == '"') {
+      inString = true;
+    } else {
+      for (std::string_view constant : {"NaN", "Infinity", "-Infinity"}) {
+        if (line.substr(i, constant.size()) == constant) {
+          out += "null";
+          i += constant.size() - 1;
+          changed = true;
+          c = 0;
+          break;
+        }
+      }
+      if (c == 0)
+        continue;
+    }
+    out += c;
+  }
+  if (!changed)
+    return std::nullopt;
+  return out;
+}
+
+/// Parses one line as Python's json.loads would; an error message when it is not JSON.
+std::string parseLine(std::string_view line, nlohmann::json &data) {
+  try {
+    data = nlohmann::json::parse(line.begin(), line.end());
+    return {};
+  } catch (const nlohmann::json::parse_error &e) {
+    std::string error = describeParseError(e.what());
+    if (std::optional<std::string> replaced = replacePythonConstants(line)) {
+      try {
+        data = nlohmann::json::parse(*replaced);
+        return {};
+      } catch (const nlohmann::json::parse_error &) {
+      }
+    }
+    return error;
+  }
+}
+
 class Encoder {
 public:
   Encoder(const Gpt2Bpe &tokenizer, const Options &options) : tokenizer_(tokenizer), options_(options) {}
@@ -244,7 +326,7 @@ public:
       start = batch.lineEnds[l];
       std::string error = encodeLine(line, result, ids);
       if (!error.empty()) {
-        result.error = "line " + std::to_string(batch.firstLine + l) + ": " + error;
+        result.error = "line " + std::to_string(batch.firstLine + l) + (error.rfind("column ", 0) == 0 ? ", " : ": ") + error;
         return result;
       }
       ++result.documents;
@@ -256,18 +338,14 @@ public:
 private:
   /// preprocess_data.py's Encoder.encode for one line. On error nothing of the line is kept.
   std::string encodeLine(std::string_view line, BatchResult &result, std::vector<int32_t> &ids) const {
-    if (line.find_first_not_of(" \t\r\n") == std::string_view::npos)
+    if (!line.empty() && line.back() == '\n')
+      line.remove_suffix(1);
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos)
       return "empty line (each line must be one JSON object)";
     nlohmann::json data;
-    try {
-      data = nlohmann::json::parse(line.begin(), line.end());
-    } catch (const nlohmann::json::parse_error &e) {
-      std::string what = e.what();
-      size_t bracket = what.find("] ");
-      if (what.rfind("[json.exception", 0) == 0 && bracket != std::string::npos)
-        what = what.substr(bracket + 2);
-      return "malformed JSON: " + what;
-    }
+    std::string error = parseLine(line, data);
+    if (!error.empty())
+      return error;
     if (!data.is_object())
       return std::string("expected a JSON object, found ") + typeName(data);
     // Check every key before keeping anything, so that a bad line leaves no partial document.
