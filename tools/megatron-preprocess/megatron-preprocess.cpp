@@ -409,25 +409,29 @@ public:
     batch.firstLine = nextLine_;
     while (true) {
       // Take the complete lines already read.
-      size_t newline;
-      while (batch.text.size() < kBatchBytes && (newline = pending_.find('\n', scan_)) != std::string::npos) {
-        batch.text.append(pending_, 0, newline + 1);
+      while (batch.text.size() < kBatchBytes) {
+        size_t newline = pending_.find('\n', std::max(start_, scan_));
+        if (newline == std::string::npos)
+          break;
+        batch.text.append(pending_, start_, newline + 1 - start_);
         batch.lineEnds.push_back(batch.text.size());
-        pending_.erase(0, newline + 1);
-        scan_ = 0;
+        start_ = newline + 1;
       }
       if (batch.text.size() >= kBatchBytes)
         break;
-      scan_ = pending_.size();
+      scan_ = pending_.size(); // pending_[start_, scan_) holds no '\n'
       if (eof_) {
-        if (!pending_.empty()) { // a last line without '\n'
-          batch.text += pending_;
+        if (start_ < pending_.size()) { // a last line without '\n'
+          batch.text.append(pending_, start_, std::string::npos);
           batch.lineEnds.push_back(batch.text.size());
-          pending_.clear();
-          scan_ = 0;
+          start_ = scan_ = pending_.size();
         }
         break;
       }
+      // Drop what was taken, then read more after the unfinished line.
+      pending_.erase(0, start_);
+      scan_ -= start_;
+      start_ = 0;
       size_t old = pending_.size();
       pending_.resize(old + kReadBytes);
       ssize_t got;
@@ -451,8 +455,9 @@ private:
   static constexpr size_t kBatchBytes = size_t(1) << 20;
   static constexpr size_t kReadBytes = size_t(1) << 20;
   int fd_;
-  std::string pending_;
-  size_t scan_ = 0; // pending_[0, scan_) has no '\n'
+  std::string pending_; // read but not yet taken: pending_[start_, end)
+  size_t start_ = 0;
+  size_t scan_ = 0;
   bool eof_ = false;
   uint64_t nextLine_ = 1;
 };
