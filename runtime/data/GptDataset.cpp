@@ -2,6 +2,8 @@
 
 #include "GptDataset.h"
 
+#include <algorithm>
+
 namespace megatron::data {
 
 std::unique_ptr<GptDataset> GptDataset::build(std::shared_ptr<const IndexedDataset> dataset,
@@ -46,8 +48,18 @@ int64_t GptDataset::sample(int64_t i, int32_t *tokens, int32_t pad) const {
     int64_t to = at == last ? lastOffset + options.addExtraTokenToSequence
                             : static_cast<int64_t>(dataset->sequenceLength(sequence));
     to = std::min<int64_t>(to, dataset->sequenceLength(sequence));
-    for (int64_t k = from; k < to && written < want; ++k)
-      tokens[written++] = static_cast<int32_t>(dataset->token(sequence, static_cast<uint64_t>(k)));
+    int64_t count = std::min(to - from, want - written);
+    if (count <= 0)
+      continue;
+    // In place for the dtypes preprocessing writes (uint16 below 65500 tokens, int32 above); widened otherwise.
+    if (const uint16_t *data = dataset->sequenceAs<uint16_t>(sequence))
+      std::copy(data + from, data + from + count, tokens + written);
+    else if (const int32_t *wide = dataset->sequenceAs<int32_t>(sequence))
+      std::copy(wide + from, wide + from + count, tokens + written);
+    else
+      for (int64_t k = 0; k < count; ++k)
+        tokens[written + k] = static_cast<int32_t>(dataset->token(sequence, static_cast<uint64_t>(from + k)));
+    written += count;
   }
   for (int64_t k = written; k < want; ++k)
     tokens[k] = pad;
