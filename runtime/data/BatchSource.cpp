@@ -6,6 +6,7 @@
 #include "runtime/data/GptDataset.h"
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 namespace megatron::data {
@@ -110,6 +111,7 @@ std::unique_ptr<BatchSource> indexedCorpus(const DatasetOptions &options, std::s
     w /= total;
   const int64_t samples = std::max<int64_t>(options.samples, 1);
   int64_t sequences = 0;
+  std::string cacheNotes;
   for (size_t d = 0; d < options.prefixes.size(); ++d) {
     std::shared_ptr<const IndexedDataset> data = IndexedDataset::open(options.prefixes[d], error);
     if (!data)
@@ -122,10 +124,15 @@ std::unique_ptr<BatchSource> indexedCorpus(const DatasetOptions &options, std::s
                            ? samples
                            : static_cast<int64_t>(std::ceil(std::ceil(samples * weights[d]) * 1.005));
     index.dropLastPartialSequence = options.which == Split::Train;
-    std::unique_ptr<GptDataset> dataset =
-        GptDataset::build(std::move(data), split, static_cast<int>(options.which), index, error);
+    std::string cache = options.cachePath;
+    if (cache.empty())
+      cache = (std::filesystem::path(options.prefixes[d]).parent_path() / "cache" / "GPTDataset_indices").string();
+    std::unique_ptr<GptDataset> dataset = GptDataset::build(std::move(data), split, static_cast<int>(options.which),
+                                                            index, error, cache == "none" ? "" : cache);
     if (!dataset)
       return nullptr;
+    if (!dataset->cacheNote().empty())
+      cacheNotes += (cacheNotes.empty() ? "" : "; ") + dataset->cacheNote();
     corpus->datasets.push_back(std::move(dataset));
   }
   if (corpus->datasets.size() == 1) {
@@ -138,7 +145,8 @@ std::unique_ptr<BatchSource> indexedCorpus(const DatasetOptions &options, std::s
   corpus->description = std::to_string(options.prefixes.size()) + " Megatron dataset" +
                         (options.prefixes.size() == 1 ? " (" + options.prefixes[0] + ")" : "s, blended") + ", " +
                         std::to_string(sequences) + " sequences, split " + options.split + ": " +
-                        std::to_string(corpus->size) + " " + toString(options.which) + " samples";
+                        std::to_string(corpus->size) + " " + toString(options.which) + " samples" +
+                        (cacheNotes.empty() ? "" : " (indices " + cacheNotes + ")");
   return corpus;
 }
 

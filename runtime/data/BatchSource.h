@@ -78,6 +78,9 @@ struct DatasetOptions {
   uint64_t seed = 1234;
   int64_t samples = 0; // how many samples the run draws from this split
   std::string vocabFile, mergeFile; // GPT-2's, to decode generated text (optional)
+  /// Where the indices are cached: Megatron's --data-cache-path; empty: <prefix's directory>/cache/
+  /// GPTDataset_indices, as Megatron; "none": no cache.
+  std::string cachePath;
 };
 
 /// The split of one dataset, or the blend of several (Megatron's weights, normalized; each dataset sized to its

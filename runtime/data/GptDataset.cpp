@@ -2,13 +2,18 @@
 
 #include "GptDataset.h"
 
+#include "IndexCache.h"
+
+#include <filesystem>
+
 #include <algorithm>
 
 namespace megatron::data {
 
 std::unique_ptr<GptDataset> GptDataset::build(std::shared_ptr<const IndexedDataset> dataset,
                                               const std::vector<double> &split, int which,
-                                              const GptIndexOptions &options, std::string &error) {
+                                              const GptIndexOptions &options, std::string &error,
+                                              const std::string &cacheDirectory) {
   static const char *names[] = {"train", "validation", "test"};
   // Megatron splits the sequences (its "documents" here are the .idx's sequences).
   const int64_t count = static_cast<int64_t>(dataset->sequenceCount());
@@ -25,10 +30,38 @@ std::unique_ptr<GptDataset> GptDataset::build(std::shared_ptr<const IndexedDatas
   for (int64_t i = begin; i < end; ++i)
     documents.push_back(static_cast<int32_t>(i));
   std::unique_ptr<GptDataset> built(new GptDataset());
-  std::optional<GptIndices> indices = buildGptIndices(lengths, documents, options, error);
+  // What the indices are a function of: the data (by path and sizes), the split and the sampling options.
+  std::error_code ec;
+  std::string description =
+      "GPTDataset indices\ndataset: " + std::filesystem::absolute(dataset->prefix(), ec).string() +
+      "\nsequences: " + std::to_string(count) + "\n.idx bytes: " + std::to_string(dataset->indexFile().size()) +
+      "\n.bin bytes: " + std::to_string(dataset->dataFile().size()) + "\nsplit: " + names[which] + " [" +
+      std::to_string(begin) + ", " + std::to_string(end) + ")\nsequence length: " +
+      std::to_string(options.sequenceLength) + "\nseed: " + std::to_string(options.seed) +
+      "\nsamples: " + std::to_string(options.numSamples) + "\ndrop last partial sequence: " +
+      std::to_string(options.dropLastPartialSequence) + "\nextra token: " +
+      std::to_string(options.addExtraTokenToSequence) + "\n";
+  std::optional<GptIndices> indices;
+  std::string path, why;
+  if (!cacheDirectory.empty()) {
+    path = indexCachePath(cacheDirectory, description);
+    indices = readIndexCache(path, description, why);
+    for (size_t k = 0; indices && k < indices->document.size(); ++k)
+      if (indices->document[k] < begin || indices->document[k] >= end)
+        indices.reset(); // damaged: rebuilt below
+    if (indices)
+      built->cache = "read from " + cacheDirectory;
+  }
   if (!indices) {
-    error = "'" + dataset->prefix() + "', " + names[which] + " split: " + error;
-    return nullptr;
+    indices = buildGptIndices(lengths, documents, options, error);
+    if (!indices) {
+      error = "'" + dataset->prefix() + "', " + names[which] + " split: " + error;
+      return nullptr;
+    }
+    if (!cacheDirectory.empty()) {
+      std::string saved = writeIndexCache(path, description, *indices);
+      built->cache = saved.empty() ? "saved to " + cacheDirectory : "not saved: " + saved;
+    }
   }
   built->dataset = std::move(dataset);
   built->options = options;

@@ -230,6 +230,7 @@ std::unique_ptr<data::BatchSource> Run::makeSource(data::Split split, int64_t sa
   options.samples = samples;
   options.vocabFile = opts.vocabFile;
   options.mergeFile = opts.mergeFile;
+  options.cachePath = opts.dataCachePath;
   return data::indexedCorpus(options, error);
 }
 

@@ -34,6 +34,7 @@ struct TrainOptions {
   std::vector<std::string> dataPath; // Megatron's --data-path: a prefix, or weight prefix pairs; empty: built-in
   std::string split = "969, 30, 1"; // --split: train, validation, test weights
   std::string vocabFile, mergeFile; // GPT-2's tokenizer files, to decode generated text from --data-path data
+  std::string dataCachePath;        // --data-cache-path: where the sample indices are cached ("none": nowhere)
   std::string lossCurve;    // an SVG of the loss curve, written at the end
   std::string lossLog;      // a CSV of every iteration: loss (exact, %.17g), learning rate, gradient norm
   int progress = -1;        // live progress line: -1 when stdout is a terminal, 0 never, 1 always

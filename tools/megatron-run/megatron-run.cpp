@@ -106,6 +106,10 @@ int main(int argc, char **argv) {
                                  cl::cat(data));
   cl::opt<std::string> mergeFile("merge-file", cl::desc("GPT-2's merges.txt, to decode generated text"),
                                  cl::cat(data));
+  cl::opt<std::string> dataCachePath("data-cache-path",
+                                     cl::desc("Where to cache the sample indices (default: beside each dataset, "
+                                              "in cache/GPTDataset_indices; none: nowhere)"),
+                                     cl::cat(data));
   cl::opt<std::string> tokenizerType("tokenizer-type", cl::desc("GPT2BPETokenizer (the only one)"),
                                      cl::init("GPT2BPETokenizer"), cl::cat(data));
   cl::ParseCommandLineOptions(static_cast<int>(arguments.size()), arguments.data(),
@@ -144,6 +148,7 @@ int main(int argc, char **argv) {
   o.split = split;
   o.vocabFile = vocabFile;
   o.mergeFile = mergeFile;
+  o.dataCachePath = dataCachePath;
   if (tokenizerType != "GPT2BPETokenizer")
     problems.push_back("--tokenizer-type: only GPT2BPETokenizer is supported, got '" + tokenizerType + "'");
   o.lossCurve = lossCurve;

@@ -273,3 +273,68 @@ TEST(GptDataset, SamplesAreWindowsOfTheShuffledConcatenation) {
 }
 
 } // namespace
+
+// The index cache: a second build reads what the first saved, equal to building afresh; a damaged or foreign
+// file is rebuilt, never trusted.
+#include "runtime/data/IndexCache.h"
+
+#include <fstream>
+
+namespace {
+
+TEST(IndexCache, ReusedWhenTheSameAndRebuiltWhenDamaged) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("index-cache-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string prefix = (dir / "corpus").string(), error;
+  {
+    std::unique_ptr<IndexedDatasetWriter> writer = IndexedDatasetWriter::create(prefix, DType::UInt16, error);
+    ASSERT_TRUE(writer) << error;
+    for (int d = 0; d < 20; ++d) {
+      ASSERT_EQ(writer->addSequence(std::vector<int32_t>(static_cast<size_t>(3 + d % 9), d)), "");
+      writer->endDocument();
+    }
+    ASSERT_EQ(writer->finalize(), "");
+  }
+  std::shared_ptr<const IndexedDataset> data = IndexedDataset::open(prefix, error);
+  ASSERT_TRUE(data) << error;
+  std::vector<double> split = parseSplit("1", error);
+  GptIndexOptions options;
+  options.sequenceLength = 5;
+  options.numSamples = 40; // several epochs
+  std::string cache = (dir / "cache").string();
+  std::unique_ptr<GptDataset> fresh = GptDataset::build(data, split, 0, options, error);
+  std::unique_ptr<GptDataset> first = GptDataset::build(data, split, 0, options, error, cache);
+  std::unique_ptr<GptDataset> second = GptDataset::build(data, split, 0, options, error, cache);
+  ASSERT_TRUE(fresh && first && second) << error;
+  EXPECT_EQ(first->cacheNote(), "saved to " + cache);
+  EXPECT_EQ(second->cacheNote(), "read from " + cache);
+  for (const GptDataset *d : {first.get(), second.get()}) {
+    EXPECT_EQ(d->gptIndices().document, fresh->gptIndices().document);
+    EXPECT_EQ(d->gptIndices().sample, fresh->gptIndices().sample);
+    EXPECT_EQ(d->gptIndices().shuffle, fresh->gptIndices().shuffle);
+  }
+  // Other options: another file, not this one.
+  options.seed = 99;
+  std::unique_ptr<GptDataset> other = GptDataset::build(data, split, 0, options, error, cache);
+  ASSERT_TRUE(other) << error;
+  EXPECT_EQ(other->cacheNote(), "saved to " + cache);
+  options.seed = 1234;
+  // Damage the first file: it is rebuilt (and saved again), with the same indices.
+  for (const fs::directory_entry &entry : fs::directory_iterator(cache)) {
+    std::fstream file(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(-3, std::ios::end);
+    file.write("\xff\xff\xff", 3);
+  }
+  std::unique_ptr<GptDataset> repaired = GptDataset::build(data, split, 0, options, error, cache);
+  ASSERT_TRUE(repaired) << error;
+  EXPECT_EQ(repaired->cacheNote(), "saved to " + cache);
+  EXPECT_EQ(repaired->gptIndices().shuffle, fresh->gptIndices().shuffle);
+  std::string why;
+  EXPECT_FALSE(readIndexCache((dir / "missing.bin").string(), "x", why));
+  EXPECT_EQ(why, "no cache yet");
+  fs::remove_all(dir);
+}
+
+} // namespace
