@@ -150,8 +150,13 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
       module->setAttr(kVirtualPipelineAttr, b.getI64IntegerAttr(virtualStages));
 
     assignRngStreams(body);
+    // boundaries[c]: what chunk c receives (and chunk c - 1 sends); none into the first chunk or past the last.
+    std::vector<SmallVector<Value>> boundaries(static_cast<size_t>(chunks) + 1);
+    for (int64_t chunk = 1; chunk < chunks; ++chunk)
+      boundaries[static_cast<size_t>(chunk)] = boundaryInto(body, chunk);
     for (int64_t chunk = 0; chunk < chunks; ++chunk)
-      if (failed(buildChunk(forward, chunk, chunks)))
+      if (failed(buildChunk(forward, chunk, chunks, boundaries[static_cast<size_t>(chunk)],
+                            boundaries[static_cast<size_t>(chunk) + 1])))
         return signalPassFailure();
     syncTiedParameters(module);
   }
@@ -175,7 +180,8 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
   }
 
   /// @forward_chunk<chunk>: receives its boundary, runs its ops, sends the next chunk's boundary.
-  LogicalResult buildChunk(func::FuncOp forward, int64_t chunk, int64_t chunks) {
+  LogicalResult buildChunk(func::FuncOp forward, int64_t chunk, int64_t chunks, ArrayRef<Value> incoming,
+                           ArrayRef<Value> outgoing) {
     Block &body = forward.getBody().front();
     bool last = chunk == chunks - 1;
     FunctionType whole = forward.getFunctionType();
@@ -196,7 +202,7 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
     IRMapping mapping;
     for (auto [from, to] : llvm::zip(body.getArguments(), entry->getArguments()))
       mapping.map(from, to);
-    for (auto [index, value] : llvm::enumerate(boundaryInto(body, chunk))) {
+    for (auto [index, value] : llvm::enumerate(incoming)) {
       if (!isa<FloatType>(getElementTypeOrSelf(value.getType())))
         return value.getDefiningOp()->emitOpError("mt-pipeline: its result crosses from one pipeline chunk to a "
                                                   "later one, and only float tensors can be sent");
@@ -219,7 +225,7 @@ struct MtPipelinePass : mt::impl::MtPipelineBase<MtPipelinePass> {
       b.clone(op, mapping);
     }
     if (!last) {
-      for (auto [index, value] : llvm::enumerate(boundaryInto(body, chunk + 1)))
+      for (auto [index, value] : llvm::enumerate(outgoing))
         b.create<SendOp>(value.getLoc(), mapping.lookup(value), b.getI64IntegerAttr(chunk + 1),
                          b.getI64IntegerAttr(static_cast<int64_t>(index)), UnitAttr())
             ->setAttr(kStageAttr, b.getI64IntegerAttr(chunk));

@@ -604,13 +604,12 @@ FailureOr<plan::Plan> PlanLowering::run() {
   pipeline.virtualStages = chunks / pipeline.stages;
   pipeline.stage = stage;
   pipeline.microBatches = result.model.numMicroBatches;
-  SmallVector<func::FuncOp> stageFunctions = {chunks > 1 ? func::FuncOp() : trainStep};
-  if (chunks > 1) {
-    stageFunctions.clear();
-    for (int64_t v = 0; v < pipeline.virtualStages; ++v)
-      stageFunctions.push_back(
-          module.lookupSymbol<func::FuncOp>("train_step_chunk" + std::to_string(pipeline.globalChunk(v))));
-  }
+  SmallVector<func::FuncOp> stageFunctions;
+  if (chunks == 1)
+    stageFunctions.push_back(trainStep);
+  for (int64_t v = 0; chunks > 1 && v < pipeline.virtualStages; ++v)
+    stageFunctions.push_back(
+        module.lookupSymbol<func::FuncOp>("train_step_chunk" + std::to_string(pipeline.globalChunk(v))));
   for (func::FuncOp func : stageFunctions) {
     if (!func)
       return emitError(module.getLoc(), "mt-plan: a pipeline chunk of stage ") << stage << " has no training step";

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "megatron/Plan/Plan.h"
+#include "megatron/Support/Fnv.h"
 
 #include <nlohmann/json.hpp>
 
@@ -209,13 +210,8 @@ json contentOf(const Plan &plan) {
 } // namespace
 
 std::string fingerprintText(const std::string &text) {
-  uint64_t hash = 1469598103934665603ull;
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
   char out[17];
-  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(hash));
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(fnv1a(text)));
   return out;
 }
 

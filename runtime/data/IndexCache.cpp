@@ -9,6 +9,7 @@
 #include "runtime/data/IndexCache.h"
 
 #include "megatron/Support/AtomicFile.h"
+#include "megatron/Support/Fnv.h"
 
 #include <cstring>
 #include <filesystem>
@@ -21,15 +22,6 @@ namespace {
 
 constexpr char kMagic[8] = {'M', 'T', 'G', 'P', 'T', 'I', 'D', 'X'};
 constexpr uint32_t kVersion = 1;
-
-uint64_t fnv1a(std::string_view text) {
-  uint64_t hash = 1469598103934665603ull;
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
 
 template <typename T> void put(std::string &out, const T &value) {
   out.append(reinterpret_cast<const char *>(&value), sizeof(T));

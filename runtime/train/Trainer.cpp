@@ -16,6 +16,8 @@
 #include "runtime/engine/Engine.h"
 
 #include <algorithm>
+#include <optional>
+#include <set>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -125,13 +127,8 @@ public:
 private:
   std::string setUp();
   /// Whether an earlier pipeline stage also holds parameter `name` (the output layer's copy of a tied embedding).
-  bool heldByEarlierStage(const std::string &name) const {
-    for (int s = 0; s < stage; ++s)
-      for (const plan::Param &p : shared.plans[static_cast<size_t>(s)].params)
-        if (p.name == name)
-          return true;
-    return false;
-  }
+  bool heldByEarlierStage(const std::string &name) const { return earlierStageParams.count(name) != 0; }
+  std::set<std::string> earlierStageParams; // the parameters of the stages before this one
   std::string trainIteration(int64_t iteration, double &loss, double &gradNorm);
   /// Runs this stage's pipeline schedule over the replica's micro-batches; `sum` gets their losses (last stage).
   std::string runPipelineSchedule(int64_t iteration, uint64_t first, double &sum);
@@ -236,6 +233,9 @@ std::unique_ptr<data::BatchSource> Run::makeSource(data::Split split, int64_t sa
 
 std::string Run::setUp() {
   std::string error;
+  for (int s = 0; s < stage; ++s)
+    for (const plan::Param &p : shared.plans[static_cast<size_t>(s)].params)
+      earlierStageParams.insert(p.name);
   engine = runtime::Engine::create(shared.plans[static_cast<size_t>(stage)], error, group, replicas, stages,
                                    embedding);
   if (!engine)
@@ -380,11 +380,13 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
 
 std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &sum) {
   // The compiler's order for this stage. A forward takes a free stash slot for its micro-batch and chunk, and
-  // its backward gives it back; the inputs are fed again before each step, since other micro-batches ran between.
+  // its backward gives it back; the inputs are fed again before each step, since other micro-batches ran between
+  // (each micro-batch is read once per iteration, at its first step).
   const plan::PipelineInfo &pipeline = engine->plan().pipeline;
   const bool lastStage = stage == pipeline.stages - 1;
   std::vector<std::vector<int>> slotOf(static_cast<size_t>(pipeline.virtualStages),
                                        std::vector<int>(static_cast<size_t>(microBatches), -1));
+  std::vector<std::optional<data::GptBatch>> batches(static_cast<size_t>(microBatches));
   for (const plan::PipelineStep &step : pipeline.schedule) {
     int64_t g = dpRank * microBatches + step.microBatch;
     std::string chunk = std::to_string(pipeline.globalChunk(step.chunk));
@@ -404,7 +406,10 @@ std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &
     } else if (slot < 0) {
       return where() + "the schedule runs a backward before its forward";
     }
-    feed(train->batch(first + static_cast<uint64_t>(g * microBatchSize)));
+    std::optional<data::GptBatch> &batch = batches[static_cast<size_t>(step.microBatch)];
+    if (!batch)
+      batch = train->batch(first + static_cast<uint64_t>(g * microBatchSize));
+    feed(*batch);
     runtime::RunContext context{true, runtime::dropoutSeedFor(opts.seed, iteration, g)};
     context.microBatch = step.microBatch;
     context.stashSlot = slot;
