@@ -118,7 +118,8 @@ std::string renderText(const LossCurve &curve, int columns, int rows) {
   text += "         +" + std::string(static_cast<size_t>(columns), '-') + "\n";
   text += "          iteration 1" + std::string(static_cast<size_t>(std::max(0, columns - 11 - 6)), ' ') +
           number(static_cast<double>(last), "%6.0f") + "\n";
-  text += "          * training loss   o validation loss   - entropy floor " + number(curve.floor, "%.3f") + "\n";
+  text += "          * training loss   o validation loss" +
+          (curve.floor >= 0 ? "   - entropy floor " + number(curve.floor, "%.3f") : std::string()) + "\n";
   return text;
 }
 

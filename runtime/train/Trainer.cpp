@@ -273,7 +273,7 @@ std::string Run::setUp() {
   if (!train || !validation)
     return dataError;
   if (leader)
-    floor = std::isnan(train->floor()) ? -1.0 : train->floor();
+    floor = opts.lossFloor >= 0 ? opts.lossFloor : std::isnan(train->floor()) ? -1.0 : train->floor();
 
   if (engine->plan().parallel.distributedOptimizer)
     if (std::string problem = setUpDistributedOptimizer(); !problem.empty())

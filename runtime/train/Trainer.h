@@ -35,6 +35,7 @@ struct TrainOptions {
   std::string split = "969, 30, 1"; // --split: train, validation, test weights
   std::string vocabFile, mergeFile; // GPT-2's tokenizer files, to decode generated text from --data-path data
   std::string dataCachePath;        // --data-cache-path: where the sample indices are cached ("none": nowhere)
+  double lossFloor = -1;            // --loss-floor: a known lower bound on --data-path data's loss; < 0: unknown
   std::string lossCurve;    // an SVG of the loss curve, written at the end
   std::string lossLog;      // a CSV of every iteration: loss (exact, %.17g), learning rate, gradient norm
   int progress = -1;        // live progress line: -1 when stdout is a terminal, 0 never, 1 always

@@ -4,12 +4,19 @@
 //   megatron-corpus --print 3 --seed 1   and documents 0, 1, 2 of seed 1
 //   megatron-corpus --sample 5 --split valid --seq-length 64   and the 65 tokens of validation sample 5
 //   megatron-corpus --stats 200000       and empirical unigram/bigram entropies of 200000 tokens
+//   megatron-corpus --jsonl c.jsonl --documents 10000    documents 0..9999 as JSON lines, for megatron-train-bpe
+//                                        and megatron-preprocess (Megatron's data path)
+//   megatron-corpus --vocab-file v.json --merge-file m.txt   and the entropy rate per token of that BPE
 //
 // docs/data.md describes the language and the loader.
 //
 //===----------------------------------------------------------------------===//
 
+#include "megatron/Support/AtomicFile.h"
+#include "megatron/Tokenizer/Gpt2Bpe.h"
+#include "runtime/data/CorpusText.h"
 #include "runtime/data/GptBatchLoader.h"
+#include "runtime/data/JsonLines.h"
 #include "runtime/data/SyntheticLanguage.h"
 
 #include <cerrno>
@@ -29,7 +36,8 @@ namespace {
 
 const char *const kUsage =
     "usage: megatron-corpus [--seed N] [--print N] [--first N] [--sample I] [--split train|valid|test]\n"
-    "                       [--seq-length N] [--stats TOKENS]\n";
+    "                       [--seq-length N] [--stats TOKENS] [--jsonl FILE --documents N]\n"
+    "                       [--vocab-file VOCAB.json --merge-file MERGES.txt]\n";
 
 [[noreturn]] void fail(const std::string &message) {
   std::fprintf(stderr, "megatron-corpus: %s\n", message.c_str());
@@ -74,10 +82,44 @@ void printStats(const SyntheticLanguage &lang, uint64_t seed, uint64_t count) {
               static_cast<unsigned long long>(tokens.size()), static_cast<unsigned long long>(seed), h1, h2);
 }
 
+/// The entropy rate per token of the language tokenized with a GPT-2-format BPE, exact (CorpusText.h).
+void printSubwordRate(const SyntheticLanguage &lang, const std::string &vocabFile, const std::string &mergeFile) {
+  std::string error;
+  std::unique_ptr<megatron::tokenizer::Gpt2Bpe> bpe = megatron::tokenizer::Gpt2Bpe::load(vocabFile, mergeFile, error);
+  if (!bpe)
+    fail(error);
+  std::vector<int32_t> ids;
+  double perWord = tokensPerWord(lang, [&](std::string_view text) {
+    ids.clear();
+    bpe->encode(text, ids);
+    return ids.size();
+  });
+  std::printf("with %s (%zu tokens): %.6f tokens per word; entropy rate %.6f nats/token (exact; a lower bound on "
+              "the expected loss of any model)\n",
+              vocabFile.c_str(), bpe->vocabSize(), perWord, lang.entropyRate() / perWord);
+}
+
+/// Documents first .. first + count - 1 as JSON lines {"text": ...}.
+void writeJsonLines(const SyntheticLanguage &lang, uint64_t seed, uint64_t first, uint64_t count,
+                    const std::string &path) {
+  std::string out;
+  for (uint64_t d = first; d < first + count; ++d) {
+    out += megatron::data::jsonTextLine(documentText(lang, seed, d));
+    out += '\n';
+  }
+  if (std::string failure = megatron::writeOutput(path, out); !failure.empty())
+    fail(failure);
+  if (path != "-")
+    std::printf("wrote documents %llu..%llu of seed %llu to %s (%zu bytes)\n", static_cast<unsigned long long>(first),
+                static_cast<unsigned long long>(first + count - 1), static_cast<unsigned long long>(seed), path.c_str(),
+                out.size());
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
-  uint64_t seed = 1234, print = 0, first = 0, seqLength = 128, stats = 0;
+  uint64_t seed = 1234, print = 0, first = 0, seqLength = 128, stats = 0, documents = 0;
+  std::string jsonl, vocabFile, mergeFile;
   std::optional<uint64_t> sampleIndex;
   Split split = Split::Train;
   for (int i = 1; i < argc; ++i) {
@@ -99,6 +141,13 @@ int main(int argc, char **argv) {
       seqLength = parseUnsigned(flag, value);
     else if (!std::strcmp(flag, "--stats"))
       stats = parseUnsigned(flag, value);
+    else if (!std::strcmp(flag, "--documents"))
+      documents = parseUnsigned(flag, value);
+    else if (!std::strcmp(flag, "--jsonl") || !std::strcmp(flag, "--vocab-file") || !std::strcmp(flag, "--merge-file")) {
+      if (!value)
+        fail(std::string(flag) + " needs a value");
+      (!std::strcmp(flag, "--jsonl") ? jsonl : !std::strcmp(flag, "--vocab-file") ? vocabFile : mergeFile) = value;
+    }
     else if (!std::strcmp(flag, "--split")) {
       if (!value)
         fail("--split needs a value");
@@ -116,8 +165,20 @@ int main(int argc, char **argv) {
   }
   if (seqLength < 1 || seqLength > 65536)
     fail("--seq-length must be in [1, 65536]");
+  if (!jsonl.empty() && documents == 0)
+    fail("--jsonl needs --documents N (N > 0)");
+  if (jsonl.empty() && documents != 0)
+    fail("--documents is for --jsonl");
+  if (vocabFile.empty() != mergeFile.empty())
+    fail("--vocab-file and --merge-file go together");
 
-  const SyntheticLanguage &lang = SyntheticLanguage::builtin();
+  const SyntheticLanguage &language = SyntheticLanguage::builtin();
+  if (jsonl == "-") { // the documents alone on standard output, to pipe
+    writeJsonLines(language, seed, first, documents, jsonl);
+    return 0;
+  }
+
+  const SyntheticLanguage &lang = language;
   const UnifilarProcess &p = lang.process();
   std::printf("built-in language: %d words, %d states\n", lang.vocabulary().size(), p.numStates());
   std::printf("entropy rate: %.6f nats/token = %.6f bits/token (exact; stationary residual %.1e after %lld power "
@@ -133,6 +194,12 @@ int main(int argc, char **argv) {
               lang.sampleFloor(static_cast<int64_t>(seqLength)));
   if (stats)
     printStats(lang, seed, stats);
+  if (!vocabFile.empty())
+    printSubwordRate(lang, vocabFile, mergeFile);
+  if (!jsonl.empty()) {
+    writeJsonLines(lang, seed, first, documents, jsonl);
+    return 0;
+  }
 
   for (uint64_t d = first; d < first + print; ++d) {
     std::vector<int32_t> doc = lang.document(seed, d);

@@ -17,8 +17,7 @@
 
 #include "megatron/Tokenizer/Gpt2Bpe.h"
 #include "runtime/data/IndexedDataset.h"
-
-#include <nlohmann/json.hpp>
+#include "runtime/data/JsonLines.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -40,6 +39,7 @@
 
 using megatron::data::DType;
 using megatron::data::IndexedDatasetWriter;
+using megatron::data::JsonLine;
 using megatron::tokenizer::Gpt2Bpe;
 
 namespace {
@@ -209,109 +209,6 @@ struct BatchResult {
   std::string error; // "line N: ..." for the first bad line
 };
 
-const char *typeName(const nlohmann::json &value) {
-  switch (value.type()) {
-  case nlohmann::json::value_t::null:
-    return "null";
-  case nlohmann::json::value_t::boolean:
-    return "a boolean";
-  case nlohmann::json::value_t::number_integer:
-  case nlohmann::json::value_t::number_unsigned:
-  case nlohmann::json::value_t::number_float:
-    return "a number";
-  case nlohmann::json::value_t::object:
-    return "an object";
-  case nlohmann::json::value_t::array:
-    return "a list";
-  case nlohmann::json::value_t::string:
-    return "a string";
-  default:
-    return "not text";
-  }
-}
-
-/// nlohmann's parse error without its "[json.exception.parse_error.101] parse error at line 1, " preamble, as
-/// "column N: ...", with any byte that is not printable ASCII written as \xNN (the input may not be UTF-8).
-std::string describeParseError(const std::string &what) {
-  std::string message = what;
-  if (size_t bracket = message.find("] "); message.rfind("[json.exception", 0) == 0 && bracket != std::string::npos)
-    message = message.substr(bracket + 2);
-  const std::string preamble = "parse error at line 1, ";
-  if (message.rfind(preamble, 0) == 0)
-    message = message.substr(preamble.size());
-  if (size_t colon = message.find(": "); message.rfind("column ", 0) == 0 && colon != std::string::npos)
-    message = message.substr(0, colon) + ": malformed JSON: " + message.substr(colon + 2);
-  else
-    message = "malformed JSON: " + message;
-  std::string out;
-  for (unsigned char c : message) {
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
-      out += escaped;
-    }
-  }
-  return out;
-}
-
-/// Python's json module reads NaN, Infinity and -Infinity (and json.dumps writes them for float NaN and
-/// infinities), so Megatron accepts lines that hold them. Here they become null, outside strings only; nullopt
-/// when the line has none.
-std::optional<std::string> replacePythonConstants(std::string_view line) {
-  std::string out;
-  bool inString = false, changed = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (inString) {
-      out += c;
-      if (c == '\\' && i + 1 < line.size())
-        out += line[++i];
-      else if (c == '"')
-        inString = false;
-      continue;
-    }
-    if (c == '"') {
-      inString = true;
-    } else {
-      for (std::string_view constant : {"NaN", "Infinity", "-Infinity"}) {
-        if (line.substr(i, constant.size()) == constant) {
-          out += "null";
-          i += constant.size() - 1;
-          changed = true;
-          c = 0;
-          break;
-        }
-      }
-      if (c == 0)
-        continue;
-    }
-    out += c;
-  }
-  if (!changed)
-    return std::nullopt;
-  return out;
-}
-
-/// Parses one line as Python's json.loads would; an error message when it is not JSON.
-std::string parseLine(std::string_view line, nlohmann::json &data) {
-  try {
-    data = nlohmann::json::parse(line.begin(), line.end());
-    return {};
-  } catch (const nlohmann::json::parse_error &e) {
-    std::string error = describeParseError(e.what());
-    if (std::optional<std::string> replaced = replacePythonConstants(line)) {
-      try {
-        data = nlohmann::json::parse(*replaced);
-        return {};
-      } catch (const nlohmann::json::parse_error &) {
-      }
-    }
-    return error;
-  }
-}
-
 class Encoder {
 public:
   Encoder(const Gpt2Bpe &tokenizer, const Options &options) : tokenizer_(tokenizer), options_(options) {}
@@ -320,13 +217,14 @@ public:
     BatchResult result;
     result.keys.resize(options_.jsonKeys.size());
     std::vector<int32_t> ids;
+    JsonLine parsed;
     size_t start = 0;
     for (size_t l = 0; l < batch.lineEnds.size(); ++l) {
       std::string_view line(batch.text.data() + start, batch.lineEnds[l] - start);
       start = batch.lineEnds[l];
-      std::string error = encodeLine(line, result, ids);
+      std::string error = encodeLine(line, parsed, result, ids);
       if (!error.empty()) {
-        result.error = "line " + std::to_string(batch.firstLine + l) + (error.rfind("column ", 0) == 0 ? ", " : ": ") + error;
+        result.error = JsonLine::atLine(batch.firstLine + l, error);
         return result;
       }
       ++result.documents;
@@ -337,48 +235,20 @@ public:
 
 private:
   /// preprocess_data.py's Encoder.encode for one line. On error nothing of the line is kept.
-  std::string encodeLine(std::string_view line, BatchResult &result, std::vector<int32_t> &ids) const {
-    if (!line.empty() && line.back() == '\n')
-      line.remove_suffix(1);
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos)
-      return "empty line (each line must be one JSON object)";
-    nlohmann::json data;
-    std::string error = parseLine(line, data);
-    if (!error.empty())
+  std::string encodeLine(std::string_view text, JsonLine &line, BatchResult &result, std::vector<int32_t> &ids) const {
+    // Every key is checked before anything is kept, so that a bad line leaves no partial document.
+    if (std::string error = line.parse(text, options_.jsonKeys); !error.empty())
       return error;
-    if (!data.is_object())
-      return std::string("expected a JSON object, found ") + typeName(data);
-    // Check every key before keeping anything, so that a bad line leaves no partial document.
-    for (const std::string &key : options_.jsonKeys) {
-      auto it = data.find(key);
-      if (it == data.end())
-        return "no key \"" + key + "\"";
-      if (it->is_array()) {
-        for (size_t s = 0; s < it->size(); ++s)
-          if (!(*it)[s].is_string())
-            return "\"" + key + "\" element " + std::to_string(s) + " is " + typeName((*it)[s]) +
-                   ", expected a string";
-      } else if (!it->is_string()) {
-        return "\"" + key + "\" is " + typeName(*it) + ", expected a string or a list of strings";
-      }
-    }
     for (size_t k = 0; k < options_.jsonKeys.size(); ++k) {
-      const nlohmann::json &value = *data.find(options_.jsonKeys[k]);
       KeyResult &out = result.keys[k];
       size_t tokensBefore = out.tokens.size(), lengthsBefore = out.lengths.size();
-      auto addSentence = [&](const std::string &sentence) {
+      for (size_t s = 0, n = line.numSentences(k); s < n; ++s) {
         ids.clear();
-        tokenizer_.encode(sentence, ids);
+        tokenizer_.encode(line.sentence(k, s), ids);
         if (!ids.empty()) { // an empty sentence adds no sequence
           out.tokens.insert(out.tokens.end(), ids.begin(), ids.end());
           out.lengths.push_back(static_cast<int32_t>(ids.size()));
         }
-      };
-      if (value.is_array()) {
-        for (const nlohmann::json &sentence : value)
-          addSentence(sentence.get_ref<const std::string &>());
-      } else {
-        addSentence(value.get_ref<const std::string &>());
       }
       // The end-of-document token goes on the last sequence of a non-empty document only.
       if (options_.appendEod && out.tokens.size() > tokensBefore) {

@@ -110,6 +110,10 @@ int main(int argc, char **argv) {
                                      cl::desc("Where to cache the sample indices (default: beside each dataset, "
                                               "in cache/GPTDataset_indices; none: nowhere)"),
                                      cl::cat(data));
+  cl::opt<double> lossFloor("loss-floor",
+                            cl::desc("A known lower bound on the loss of the --data-path data, in nats per token, "
+                                     "printed and drawn beside the loss (e.g. megatron-corpus --vocab-file)"),
+                            cl::init(-1.0), cl::cat(data));
   cl::opt<std::string> tokenizerType("tokenizer-type", cl::desc("GPT2BPETokenizer (the only one)"),
                                      cl::init("GPT2BPETokenizer"), cl::cat(data));
   cl::ParseCommandLineOptions(static_cast<int>(arguments.size()), arguments.data(),
@@ -149,6 +153,13 @@ int main(int argc, char **argv) {
   o.vocabFile = vocabFile;
   o.mergeFile = mergeFile;
   o.dataCachePath = dataCachePath;
+  if (lossFloor.getNumOccurrences()) {
+    if (!(lossFloor >= 0 && lossFloor < 1e6))
+      problems.push_back("--loss-floor: " + std::to_string(lossFloor) + " is not a loss in nats (a number >= 0)");
+    else if (dataPath.empty())
+      problems.push_back("--loss-floor is for --data-path data: the built-in corpus knows its own floor");
+    o.lossFloor = lossFloor;
+  }
   if (tokenizerType != "GPT2BPETokenizer")
     problems.push_back("--tokenizer-type: only GPT2BPETokenizer is supported, got '" + tokenizerType + "'");
   o.lossCurve = lossCurve;
