@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "megatron/Support/ToolErrors.h"
 #include "runtime/data/IndexedDataset.h"
 
 #include <cstdio>
@@ -21,6 +22,8 @@
 
 using namespace megatron::data;
 
+using megatron::fail;
+
 namespace {
 
 const char *const kUsage =
@@ -30,11 +33,6 @@ const char *const kUsage =
     "Merges the .bin/.idx datasets in DIR (sorted by name), or the ones named (in order), into PREFIX.bin/.idx,\n"
     "as Megatron-LM's tools/merge_datasets.py. See docs/datasets.md.\n";
 
-[[noreturn]] void fail(const std::string &message) {
-  std::fprintf(stderr, "megatron-merge-datasets: %s\n", message.c_str());
-  std::exit(1);
-}
-
 bool isDirectory(const std::string &path) {
   struct stat info;
   return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
@@ -43,6 +41,7 @@ bool isDirectory(const std::string &path) {
 } // namespace
 
 int main(int argc, char **argv) {
+  megatron::setToolName("megatron-merge-datasets");
   std::vector<std::string> inputs;
   std::string outputPrefix;
   std::vector<std::string> args(argv + 1, argv + argc);

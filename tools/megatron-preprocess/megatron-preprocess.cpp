@@ -15,6 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "megatron/Support/ToolErrors.h"
 #include "megatron/Tokenizer/Gpt2Bpe.h"
 #include "runtime/data/IndexedDataset.h"
 #include "runtime/data/JsonLines.h"
@@ -42,6 +43,8 @@ using megatron::data::IndexedDatasetWriter;
 using megatron::data::JsonLine;
 using megatron::tokenizer::Gpt2Bpe;
 
+using megatron::fail;
+
 namespace {
 
 const char *const kUsage =
@@ -51,11 +54,6 @@ const char *const kUsage =
     "\n"
     "Writes PREFIX_KEY_document.bin and .idx for each key (default: text), as Megatron-LM's\n"
     "tools/preprocess_data.py does. See docs/datasets.md.\n";
-
-[[noreturn]] void fail(const std::string &message) {
-  std::fprintf(stderr, "megatron-preprocess: %s\n", message.c_str());
-  std::exit(1);
-}
 
 struct Options {
   std::string input;
@@ -69,15 +67,6 @@ struct Options {
   uint64_t logInterval = 1000;
   bool progress = false;
 };
-
-uint64_t parsePositive(const std::string &flag, const std::string &text) {
-  char *end = nullptr;
-  errno = 0;
-  unsigned long long value = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || text[0] == '-' || *end != '\0' || errno == ERANGE || value == 0)
-    fail(flag + ": '" + text + "' is not a positive integer");
-  return value;
-}
 
 Options parseOptions(int argc, char **argv) {
   Options options;
@@ -132,18 +121,18 @@ Options parseOptions(int argc, char **argv) {
       noValue();
       options.appendEod = true;
     } else if (flag == "--workers") {
-      uint64_t workers = parsePositive(flag, value());
+      uint64_t workers = megatron::parsePositiveFlag(flag, value());
       if (workers > 1024)
         fail("--workers: " + std::to_string(workers) + " is more than 1024");
       options.workers = static_cast<unsigned>(workers);
     } else if (flag == "--log-interval") {
-      options.logInterval = parsePositive(flag, value());
+      options.logInterval = megatron::parsePositiveFlag(flag, value());
     } else if (flag == "--progress") {
       noValue();
       options.progress = true;
     } else if (flag == "--partitions") {
       std::string text = value();
-      if (parsePositive(flag, text) != 1)
+      if (megatron::parsePositiveFlag(flag, text) != 1)
         fail("--partitions " + text +
              " is not supported: this tool reads the input in one pass with --workers threads (merge separately "
              "preprocessed parts with megatron-merge-datasets)");
@@ -521,6 +510,7 @@ void run(const Options &options) {
 } // namespace
 
 int main(int argc, char **argv) {
+  megatron::setToolName("megatron-preprocess");
   Options options = parseOptions(argc, argv);
   try {
     run(options);

@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "megatron/Support/ToolErrors.h"
 #include "megatron/Support/AtomicFile.h"
 #include "megatron/Tokenizer/BpeTrainer.h"
 #include "megatron/Tokenizer/Gpt2Bpe.h"
@@ -25,6 +26,8 @@
 #include <string>
 #include <vector>
 
+using megatron::fail;
+
 namespace {
 
 const char *const kUsage =
@@ -33,20 +36,6 @@ const char *const kUsage =
     "\n"
     "Learns GPT-2's byte-level BPE from the texts and writes PREFIX-vocab.json and PREFIX-merges.txt.\n"
     "See docs/tokenizer.md.\n";
-
-[[noreturn]] void fail(const std::string &message) {
-  std::fprintf(stderr, "megatron-train-bpe: %s\n", message.c_str());
-  std::exit(1);
-}
-
-uint64_t positiveInteger(const std::string &flag, const std::string &text) {
-  char *end = nullptr;
-  errno = 0;
-  unsigned long long value = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || text[0] == '-' || *end != '\0' || errno == ERANGE || value == 0)
-    fail(flag + ": '" + text + "' is not a positive integer");
-  return value;
-}
 
 struct Options {
   std::vector<std::string> inputs;
@@ -87,9 +76,9 @@ Options parseOptions(int argc, char **argv) {
     } else if (flag == "--output-prefix") {
       options.outputPrefix = value(i);
     } else if (flag == "--vocab-size") {
-      options.vocabSize = positiveInteger(flag, value(i));
+      options.vocabSize = megatron::parsePositiveFlag(flag, value(i));
     } else if (flag == "--min-frequency") {
-      options.minFrequency = positiveInteger(flag, value(i));
+      options.minFrequency = megatron::parsePositiveFlag(flag, value(i));
     } else if (flag == "--no-endoftext") {
       options.endOfText = false;
     } else {
@@ -133,6 +122,7 @@ uint64_t countInput(const std::string &path, const Options &options, megatron::t
 } // namespace
 
 int main(int argc, char **argv) {
+  megatron::setToolName("megatron-train-bpe");
   Options options = parseOptions(argc, argv);
   auto start = std::chrono::steady_clock::now();
   megatron::tokenizer::BpeTrainer trainer;
