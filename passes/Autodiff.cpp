@@ -106,7 +106,7 @@ struct MtAutodiffPass : mt::impl::MtAutodiffBase<MtAutodiffPass> {
     if (auto attr = module->getAttrOfType<IntegerAttr>(kNumMicroBatchesAttr))
       microBatches = attr.getInt();
     if (loss)
-      grads.add(loss, b.create<FillOp>(loss.getLoc(), loss.getType(), b.getF64FloatAttr(1.0 / microBatches)));
+      grads.add(loss, b.create<FillOp>(loss.getLoc(), loss.getType(), b.getF64FloatAttr(1.0 / microBatches), b.getUnitAttr()));
 
     llvm::StringMap<Value> paramGrads;
     SmallVector<Operation *> ops;

@@ -104,6 +104,28 @@ def MtPipeline : Pass<"mt-pipeline", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
+def MtMixedPrecision : Pass<"mt-mixed-precision", "::mlir::ModuleOp"> {
+  let summary = "Runs the model's compute in bf16 or fp16 with f32 master weights (Megatron's --bf16, --fp16)";
+  let description = [{
+    Rewrites every forward function (`@forward`, and the chunks of `--mt-pipeline`) so that activations are
+    16-bit: each f32 parameter read (`mt.param_ref`) is followed by an `mt.cast` to the 16-bit type, f32 inputs
+    other than the loss mask are cast likewise, and every op's f32 results become 16-bit. Parameters stay f32:
+    they are the master weights that AdamW updates, and their gradients, which autodiff returns through the
+    casts, accumulate in f32. The loss stays f32: `mt.cross_entropy` reads 16-bit logits and computes in f32,
+    as Megatron's loss does. Kernels compute in f32 and round their 16-bit outputs; saved norm and softmax
+    statistics stay f32 (`--mt-plan`). With fp16, megatron-run scales the loss dynamically (docs/precision.md).
+
+    `dtype` is `bf16` or `fp16`; without it, the module's `mt.precision` attribute (written by megatron-model's
+    --bf16 / --fp16) decides, and a module without either is left as it is. Runs before `--mt-autodiff`, in
+    any order with `--mt-shard` and `--mt-pipeline`.
+  }];
+  let options = [
+    Option<"dtype", "dtype", "std::string", /*default=*/"\"\"",
+           "bf16 or fp16 (default: the module's mt.precision)">
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+}
+
 def MtAutodiff : Pass<"mt-autodiff", "::mlir::ModuleOp"> {
   let summary = "Builds @train_step: @forward, then its backward, then every parameter's gradient";
   let description = [{

@@ -74,6 +74,13 @@ LogicalResult MtDialect::verifyOperationAttribute(Operation *op, NamedAttribute 
       return op->emitError() << "'mt.model' must be a string, got " << attribute.getValue();
     return success();
   }
+  if (name == "mt.precision") {
+    // The compute type megatron-model's --bf16 / --fp16 ask for, which --mt-mixed-precision applies.
+    auto value = dyn_cast<StringAttr>(attribute.getValue());
+    if (!value || !llvm::is_contained({"fp32", "bf16", "fp16"}, value.getValue()))
+      return op->emitError() << "'mt.precision' must be \"fp32\", \"bf16\" or \"fp16\", got " << attribute.getValue();
+    return success();
+  }
   if (name == "mt.num_micro_batches" || name == kTensorParallelAttr || name == kDataParallelAttr ||
       name == kPipelineParallelAttr || name == kVirtualPipelineAttr)
     return expectPositiveI64(op, attribute);

@@ -187,7 +187,11 @@ def Mt_MergeKvOp : Mt_PureOp<"merge_kv"> {
 
 def Mt_FillOp : Mt_PureOp<"fill"> {
   let summary = "A tensor with every element equal to `value` (the loss seed, zero gradients)";
-  let arguments = (ins F64Attr:$value);
+  let description = [{
+    `loss_seed` marks the seed of the backward (autodiff's 1 / micro-batches): with fp16 the runtime multiplies
+    it by the dynamic loss scale, so that every gradient of the step is scaled alike (docs/precision.md).
+  }];
+  let arguments = (ins F64Attr:$value, UnitAttr:$loss_seed);
   let results = (outs Mt_FloatTensor:$result);
   let assemblyFormat = "attr-dict `:` type($result)";
 }

@@ -18,7 +18,7 @@ namespace {
 Value gradOrZeros(OpBuilder &b, Location loc, Value grad, Value result) {
   if (grad)
     return grad;
-  return b.create<FillOp>(loc, result.getType(), b.getF64FloatAttr(0.0));
+  return b.create<FillOp>(loc, result.getType(), b.getF64FloatAttr(0.0), /*loss_seed=*/nullptr);
 }
 
 /// The attributes that say how a sharded op sits in its tensor-parallel group (set by --mt-shard). Its gradient op
@@ -219,7 +219,7 @@ LogicalResult SendOp::buildGradients(OpBuilder &b, ArrayRef<Value>, SmallVectorI
 LogicalResult RecvOp::buildGradients(OpBuilder &b, ArrayRef<Value> resultGrads, SmallVectorImpl<Value> &) {
   Value grad = resultGrads[0];
   if (!grad) // the sender waits for a gradient whether or not this chunk's loss depends on the value
-    grad = b.create<FillOp>(getLoc(), getType(), b.getF64FloatAttr(0.0));
+    grad = b.create<FillOp>(getLoc(), getType(), b.getF64FloatAttr(0.0), /*loss_seed=*/nullptr);
   b.create<SendOp>(getLoc(), grad, getChunkAttr(), getIndexAttr(), b.getUnitAttr());
   return success();
 }

@@ -433,7 +433,10 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
       step.outputs.push_back(*buffer);
       step.accumulate.push_back(accumulating);
     }
+    // Saved statistics are at least f32: a 16-bit mean or log-sum-exp would cost the backward its accuracy.
     auto elementType = op.getNumOperands() ? getElementTypeOrSelf(op.getOperand(0).getType()) : Type();
+    if (elementType && (elementType.isBF16() || elementType.isF16()))
+      elementType = Float32Type::get(op.getContext());
     for (const SmallVector<int64_t> &shape : savedShapes(&op)) {
       FailureOr<int> buffer = newBuffer(&op, RankedTensorType::get(shape, elementType), plan::Arena::Activations);
       if (failed(buffer))

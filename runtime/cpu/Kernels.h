@@ -77,6 +77,12 @@ template <typename T> void add(Index n, const T *a, const T *b, T *out);
 template <typename T> void accumulate(Index n, const T *src, T *dst);
 /// x *= factor (gradient clipping, loss scaling).
 template <typename T> void scale(Index n, T factor, T *x);
+/// Mixed precision on f32 storage (Precision.cpp): x rounded to the nearest bf16 / IEEE fp16 value, ties to
+/// even, as a GPU's 16-bit store rounds; fp16 overflows to infinity above 65504 and has subnormals down to 2^-24.
+float roundToBf16(float x);
+float roundToF16(float x);
+void roundToBf16(Index n, float *x);
+void roundToF16(Index n, float *x);
 /// dst = src (split_heads / merge_heads are views; a copy when the plan needs one). No overlap.
 template <typename T> void copy(Index n, const T *src, T *dst);
 /// x = 0 (clearing gradient buffers before a step's first micro-batch).

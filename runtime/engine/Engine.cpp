@@ -145,27 +145,34 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
     }
   }
 
-  // One float type per plan: f32 for training, f64 for gradient checks.
+  // One float type per plan: f32 for training (with bf16/f16 buffers emulated on f32 storage), f64 for gradient
+  // checks.
   std::optional<plan::DType> floatType;
+  for (int arena = 0; arena < plan::kNumArenas; ++arena)
+    engine->storageScale[arena] = 1;
   for (const plan::Buffer &b : p.buffers) {
     if (b.dtype == plan::DType::I32)
       continue;
-    if (b.dtype != plan::DType::F32 && b.dtype != plan::DType::F64) {
-      error = std::string("the CPU backend runs f32 and f64 plans; this plan has ") + plan::toString(b.dtype) +
-              " buffers";
+    if (b.dtype != plan::DType::F32 && b.dtype != plan::DType::F64 && b.dtype != plan::DType::BF16 &&
+        b.dtype != plan::DType::F16) {
+      error = std::string("the CPU backend runs f32, f64, bf16 and f16 plans; this plan has ") +
+              plan::toString(b.dtype) + " buffers";
       return nullptr;
     }
-    if (floatType && *floatType != b.dtype) {
-      error = "the CPU backend needs one float type per plan; this plan mixes f32 and f64";
+    if (b.dtype == plan::DType::BF16 || b.dtype == plan::DType::F16)
+      engine->storageScale[static_cast<int>(b.arena)] = 2;
+    plan::DType stored = storageType(b.dtype);
+    if (floatType && *floatType != stored) {
+      error = "the CPU backend needs one float type per plan; this plan mixes f64 with f32 or 16-bit buffers";
       return nullptr;
     }
-    floatType = b.dtype;
+    floatType = stored;
   }
 
   // Stash slots back to back, one of arenaBytes[Stash] each, shared by the stage's chunks.
   const std::int64_t slots = std::max<std::int64_t>(p.pipeline.stashSlots, 1);
   for (int arena = 0; arena < plan::kNumArenas; ++arena) {
-    std::int64_t planned = p.allocatedBytes(static_cast<plan::Arena>(arena));
+    std::int64_t planned = p.allocatedBytes(static_cast<plan::Arena>(arena)) * engine->storageScale[arena];
     std::size_t bytes = static_cast<std::size_t>(std::max<std::int64_t>(planned, plan::kAlignment));
     bytes = (bytes + plan::kAlignment - 1) / plan::kAlignment * plan::kAlignment;
     void *memory = std::aligned_alloc(plan::kAlignment, bytes);
@@ -203,6 +210,7 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
                                           : binder.bind<float>(program.steps[i], i, program.name, error);
         if (!bound)
           return nullptr;
+        engine->roundSixteenBitOutputs(program.steps[i], *bound);
         steps.push_back(std::move(*bound));
       }
       engine->programs.push_back({program.name, stashed ? slot : -1, std::move(steps)});
@@ -215,10 +223,32 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
 
 void *Engine::data(int id) {
   const plan::Buffer &b = planValue.buffers[id];
-  std::int64_t offset = b.offset;
+  std::int64_t offset = b.offset * storageScale[static_cast<int>(b.arena)];
   if (b.arena == plan::Arena::Stash)
     offset += bindingSlot * stashSlotBytes();
   return arenas[static_cast<int>(b.arena)].get() + offset;
+}
+
+void Engine::roundSixteenBitOutputs(const plan::Step &step, BoundStep &bound) {
+  // Each 16-bit output is rounded after the kernel wrote it in f32, as a GPU kernel rounds when it stores.
+  std::vector<std::pair<float *, cpu::Index>> bf16, f16;
+  for (int id : step.outputs) {
+    const plan::Buffer &b = buffer(id);
+    if (b.dtype == plan::DType::BF16)
+      bf16.emplace_back(as<float>(id), b.numElements());
+    else if (b.dtype == plan::DType::F16)
+      f16.emplace_back(as<float>(id), b.numElements());
+  }
+  if (bf16.empty() && f16.empty())
+    return;
+  bound.run = [run = std::move(bound.run), bf16, f16](const RunContext &context) {
+    std::string error = run(context);
+    for (auto [data, n] : bf16)
+      cpu::roundToBf16(n, data);
+    for (auto [data, n] : f16)
+      cpu::roundToF16(n, data);
+    return error;
+  };
 }
 
 std::string Engine::run(const std::string &name, const RunContext &context) {
@@ -243,7 +273,8 @@ std::string Engine::run(const std::string &name, const RunContext &context) {
 
 void Engine::zero(plan::Arena arena) {
   std::memset(arenas[static_cast<int>(arena)].get(), 0,
-              static_cast<std::size_t>(planValue.arenaBytes[static_cast<int>(arena)]));
+              static_cast<std::size_t>(planValue.arenaBytes[static_cast<int>(arena)] *
+                                       storageScale[static_cast<int>(arena)]));
 }
 
 double Engine::loss(const std::string &name) {

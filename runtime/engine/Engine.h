@@ -30,6 +30,9 @@ struct RunContext {
   /// exchange, and which of the stage's stash slots (0 .. pipeline.stashSlots - 1) the program uses.
   std::int64_t microBatch = 0;
   int stashSlot = 0;
+  /// fp16 training: the loss seed (the fill marked loss_seed) is multiplied by this, so that small gradients
+  /// stay above fp16's smallest values; the trainer divides the gradients by it again (docs/precision.md).
+  double lossScale = 1.0;
 };
 
 /// This rank's place in the tensor-parallel group. A plan is one rank's program (SPMD): every rank of the group
@@ -111,7 +114,15 @@ public:
   double loss(const std::string &name);
 
   /// The bytes of one stash slot (the activations one micro-batch keeps between a chunk's forward and backward).
-  std::int64_t stashSlotBytes() const { return planValue.arenaBytes[static_cast<int>(plan::Arena::Stash)]; }
+  std::int64_t stashSlotBytes() const {
+    return planValue.arenaBytes[static_cast<int>(plan::Arena::Stash)] * storageScale[static_cast<int>(plan::Arena::Stash)];
+  }
+
+  /// How a buffer is stored here: the CPU backend keeps bf16 and f16 buffers as f32 holding values rounded to the
+  /// 16-bit format (mixed-precision emulation), so their storage type is f32; other buffers are stored as planned.
+  static plan::DType storageType(plan::DType planned) {
+    return planned == plan::DType::BF16 || planned == plan::DType::F16 ? plan::DType::F32 : planned;
+  }
 
   /// Bytes the engine allocated: the plan's arenas plus kernel workspace.
   std::int64_t allocatedBytes() const;
@@ -134,6 +145,8 @@ private:
   /// The communicator over blocks of `groupSize` consecutive ranks of the tensor-parallel group (the group itself
   /// when groupSize is its size), or null when there is none.
   comm::Communicator *subGroup(std::int64_t groupSize) const;
+  /// Makes `bound` round the step's bf16 and f16 outputs after it runs (the emulation of 16-bit storage).
+  void roundSixteenBitOutputs(const plan::Step &step, BoundStep &bound);
 
   plan::Plan planValue;
   ParallelRank rank;
@@ -147,6 +160,9 @@ private:
   int bindingChunk = -1;
   std::map<std::int64_t, std::unique_ptr<comm::Communicator>> subGroups; // by group_size
   std::vector<std::unique_ptr<std::byte, void (*)(void *)>> arenas;
+  /// Per arena, 2 where it holds 16-bit buffers stored as f32 (every offset and size doubles, which keeps the
+  /// planned layout's disjointness), else 1.
+  std::int64_t storageScale[plan::kNumArenas] = {};
   std::vector<std::byte> workspaceStorage;
   struct BoundProgram {
     std::string name;

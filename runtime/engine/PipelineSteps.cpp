@@ -61,7 +61,7 @@ std::optional<Engine::BoundStep> StepBinder::bindPipelineMessage(const plan::Ste
   const std::int64_t boundary = std::min<std::int64_t>(ownChunk, peerChunk);
   const plan::Buffer &buffer = engine.buffer(send ? step.inputs[0] : step.outputs[0]);
   const std::int64_t count = buffer.numElements();
-  const plan::DType dtype = buffer.dtype;
+  const plan::DType dtype = Engine::storageType(buffer.dtype);
   void *data = engine.data(send ? step.inputs[0] : step.outputs[0]);
   auto report = [where](const std::string &message) { return message.empty() ? message : where + ": " + message; };
   return Engine::BoundStep{[=](const RunContext &context) {

@@ -139,9 +139,20 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
   if (op == "fill") {
     T *y = s.out(0);
     Index n = s.outCount(0);
-    T value = static_cast<T>(s.template required<double>("value"));
+    double value = s.template required<double>("value");
+    // The loss seed carries fp16's loss scale (RunContext::lossScale); every other fill is a constant.
+    bool lossSeed = s.flag("loss_seed");
+    run = [=](const RunContext &context) {
+      std::fill(y, y + n, static_cast<T>(lossSeed ? value * context.lossScale : value));
+      return std::string();
+    };
+  } else if (op == "cast") {
+    // Storage is f32 either way on the CPU: a widening cast copies, a narrowing one copies and the engine rounds
+    // the 16-bit output (Engine::roundSixteenBitOutputs).
+    T *x = s.in(0), *y = s.out(0);
+    Index n = s.outCount(0);
     run = [=](const RunContext &) {
-      std::fill(y, y + n, value);
+      cpu::copy(n, x, y);
       return std::string();
     };
   } else if (op == "zero") {
