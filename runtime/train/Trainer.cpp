@@ -16,6 +16,7 @@
 #include "runtime/engine/Engine.h"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <set>
 #include <chrono>
@@ -175,6 +176,15 @@ private:
   std::vector<cpu::Index> ownedSizes;
   bool hasFinalizeGrads = false;
   LossCurve curve;
+  // Mixed precision: the loss scaler of an fp16 plan (or of --loss-scale), and the steps it skipped, whose
+  // iterations advance neither AdamW's step count nor the learning rate (as in Megatron).
+  std::unique_ptr<LossScaler> scaler;
+  int64_t skippedIterations = 0, intervalSkipped = 0;
+  /// The learning rate of `iteration` (1-based): the schedule at the number of steps taken before it.
+  double lrAt(int64_t iteration) const { return opts.schedule.at(iteration - 1 - skippedIterations); }
+  /// Whether any rank's gradients hold inf or NaN, after dividing them by the loss scale (every rank gets the
+  /// same answer).
+  std::string unscaleAndCheck(bool &nonFinite);
 
   // The distributed optimizer (ZeRO-1, plan.parallel.distributed_optimizer). The gradients and parameters arenas,
   // laid out alike, are seen as one flat f32 buffer of flatCount elements padded to dpSize chunks of `chunk`
@@ -244,6 +254,17 @@ std::string Run::setUp() {
   if (std::string problem = findGptInputs(engine->plan(), inputs); !problem.empty())
     return "plan '" + opts.plan + "': " + problem;
   hasFinalizeGrads = engine->plan().program("finalize_grads") != nullptr;
+  bool sixteenBit = false, fp16 = false;
+  for (const plan::Buffer &b : engine->plan().buffers) {
+    sixteenBit = sixteenBit || b.dtype == plan::DType::BF16 || b.dtype == plan::DType::F16;
+    fp16 = fp16 || b.dtype == plan::DType::F16;
+  }
+  if (opts.lossScale.anyGiven && !sixteenBit)
+    return "--loss-scale, --initial-loss-scale, --min-loss-scale, --loss-scale-window and --hysteresis are for "
+           "fp16 and bf16 plans; plan '" + opts.plan + "' computes in f32 (compile it with --mt-mixed-precision)";
+  // Megatron: dynamic scaling for fp16, a constant scale wherever --loss-scale is given, none for bf16.
+  if (fp16 || opts.lossScale.constant)
+    scaler = std::make_unique<LossScaler>(opts.lossScale);
 
   const int rank = group ? group->rank() : 0;
   for (const plan::Param &p : engine->plan().params) {
@@ -303,6 +324,10 @@ std::string Run::setUp() {
     if (found) {
       startIteration = state.iteration;
       train->restore(state.trainSamples);
+      skippedIterations = state.runState.value("skipped_iterations", int64_t(0));
+      if (scaler && state.runState.contains("grad_scaler"))
+        if (std::string problem = scaler->restore(state.runState["grad_scaler"]); !problem.empty())
+          return "--load: " + opts.load + ": " + problem;
       if (leader)
         std::printf("loaded checkpoint iteration %lld from %s\n", static_cast<long long>(startIteration),
                     opts.load.c_str());
@@ -336,6 +361,7 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
     int64_t g = dpRank * microBatches + m;
     feed(train->batch(first + static_cast<uint64_t>(g * microBatchSize)));
     runtime::RunContext context{true, runtime::dropoutSeedFor(opts.seed, iteration, g)};
+    context.lossScale = scaler ? scaler->scale() : 1.0;
     if (std::string error = engine->run("train_step", context); !error.empty())
       return "iteration " + std::to_string(iteration) + ", micro-batch " + std::to_string(g) + ": " + error;
     sum += engine->loss("train_step");
@@ -350,7 +376,7 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
   loss = sum / static_cast<double>(globalMicroBatches);
   // Every rank has the same loss (the vocab-parallel loss is all-reduced, the replicas' sums too); rank 0 judges
   // it, and the others stop at their next collective.
-  if (leader && !std::isfinite(loss))
+  if (leader && !std::isfinite(loss) && !scaler) // with a loss scaler the step is skipped instead (below)
     return "iteration " + std::to_string(iteration) + ": the loss is " + std::to_string(loss) +
            "; lower --lr or raise --lr-warmup-iters";
   // Gradients that are partial sums over the ranks (norms under sequence parallelism, shared key/value heads), and
@@ -359,6 +385,18 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
     if (std::string error = engine->run("finalize_grads", runtime::RunContext{true, 0}); !error.empty())
       return "iteration " + std::to_string(iteration) + ": " + error;
 
+  if (scaler) {
+    bool nonFinite = false;
+    if (std::string error = unscaleAndCheck(nonFinite); !error.empty())
+      return "iteration " + std::to_string(iteration) + ": " + error;
+    scaler->update(nonFinite);
+    if (nonFinite) { // Megatron skips the step: no update, and the next iteration tries a smaller scale
+      ++skippedIterations;
+      ++intervalSkipped;
+      gradNorm = std::numeric_limits<double>::quiet_NaN();
+      return {};
+    }
+  }
   if (distributed)
     return distributedOptimizerStep(iteration, gradNorm);
   // Clipping by the global norm, as Megatron: scale by clip / (norm + 1e-6) when that is below 1.
@@ -370,8 +408,8 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
       cpu::scaleTensors<float>(static_cast<int>(grads.size()), grads.data(), sizes.data(),
                                static_cast<float>(coefficient));
   }
-  cpu::AdamWConfig adam{opts.schedule.at(iteration - 1), opts.adamBeta1, opts.adamBeta2, opts.adamEps,
-                        opts.weightDecay, iteration};
+  cpu::AdamWConfig adam{lrAt(iteration), opts.adamBeta1, opts.adamBeta2, opts.adamEps, opts.weightDecay,
+                        iteration - skippedIterations};
   for (const plan::Param &p : engine->plan().params)
     cpu::adamwStep<float>(engine->buffer(p.buffer).numElements(), adam, p.weightDecay, engine->as<float>(p.buffer),
                           engine->as<float>(p.grad), engine->as<float>(p.expAvg), engine->as<float>(p.expAvgSq));
@@ -413,6 +451,7 @@ std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &
     runtime::RunContext context{true, runtime::dropoutSeedFor(opts.seed, iteration, g)};
     context.microBatch = step.microBatch;
     context.stashSlot = slot;
+    context.lossScale = scaler ? scaler->scale() : 1.0;
     std::string name = (step.forward ? "train_forward_chunk" : "train_backward_chunk") + chunk;
     if (std::string error = engine->run(name, context); !error.empty())
       return where() + error;
@@ -444,6 +483,29 @@ void Run::reportMemory() {
               stage, mebibytes(planned).c_str(), static_cast<long long>(plan.pipeline.stashSlots),
               mebibytes(measured).c_str(), static_cast<long long>(peakSlotsHeld),
               100.0 * static_cast<double>(measured) / static_cast<double>(planned));
+}
+
+std::string Run::unscaleAndCheck(bool &nonFinite) {
+  // Every rank divides all of its gradients by the scale and counts the non-finite ones; the counts are summed
+  // over the tensor-parallel group, the replicas (whose gradients differ before the distributed optimizer's
+  // reduce-scatter) and the stages.
+  cpu::scaleTensors<float>(static_cast<int>(grads.size()), grads.data(), sizes.data(),
+                           static_cast<float>(1.0 / scaler->scale()));
+  double found = 0;
+  for (size_t i = 0; i < grads.size() && found == 0; ++i)
+    for (cpu::Index k = 0; k < sizes[i]; ++k)
+      if (!std::isfinite(grads[i][k])) {
+        found = 1;
+        break;
+      }
+  for (comm::Communicator *g : {group, replicas})
+    if (g && g->size() > 1)
+      if (std::string error = g->allReduce(&found, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+        return "the gradients' inf/NaN check: " + error;
+  if (std::string error = shareOverStages(found); !error.empty())
+    return "the gradients' inf/NaN check: " + error;
+  nonFinite = found > 0;
+  return {};
 }
 
 std::string Run::gradientNorm(double &norm) {
@@ -553,8 +615,8 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
       cpu::scaleTensors<float>(1, &chunkData, &size, static_cast<float>(coefficient));
     }
   }
-  cpu::AdamWConfig adam{opts.schedule.at(iteration - 1), opts.adamBeta1, opts.adamBeta2, opts.adamEps,
-                        opts.weightDecay, iteration};
+  cpu::AdamWConfig adam{lrAt(iteration), opts.adamBeta1, opts.adamBeta2, opts.adamEps, opts.weightDecay,
+                        iteration - skippedIterations};
   for (const Piece &piece : pieces)
     cpu::adamwStep<float>(piece.length, adam, piece.decay, piece.value, flatGrads + piece.flat, piece.expAvg,
                           piece.expAvgSq);
@@ -650,6 +712,11 @@ void Run::log(int64_t iteration, double loss, double gradNorm, double lr, double
               static_cast<long long>(iteration), static_cast<long long>(opts.trainIters),
               static_cast<long long>(train->state()), perIteration * 1000.0, batchTokens / perIteration, lr, loss,
               gradNorm, floorText(" | floor: ", "").c_str());
+  if (scaler) { // Megatron's fields
+    std::printf(" | loss scale: %.1f | number of skipped iterations: %3lld", scaler->scale(),
+                static_cast<long long>(intervalSkipped));
+    intervalSkipped = 0;
+  }
   if (shared.ranks > 1) // rank 0's time inside collectives, waiting for the other ranks included
     std::printf(" | communication (ms): %.1f", commSeconds / std::max<int64_t>(iterations, 1) * 1000.0);
   std::printf("\n");
@@ -712,11 +779,11 @@ std::string Run::main() {
     curve.train.push_back({iteration, loss});
     char row[160];
     std::snprintf(row, sizeof row, "%lld,%.17g,%.17g,%.17g,", static_cast<long long>(iteration), loss,
-                  opts.schedule.at(iteration - 1), gradNorm);
+                  lrAt(iteration), gradNorm);
     lossLog += row;
     progress(iteration, loss);
     if (iteration % opts.logInterval == 0 || iteration == opts.trainIters) {
-      log(iteration, intervalLoss / intervalIterations, gradNorm, opts.schedule.at(iteration - 1),
+      log(iteration, intervalLoss / intervalIterations, gradNorm, lrAt(iteration),
           secondsSince(intervalStart), intervalComm, intervalIterations);
       intervalComm = 0;
       intervalLoss = 0;
@@ -746,6 +813,10 @@ std::string Run::main() {
         if (std::string error = gatherOptimizerState(whole); !error.empty())
           return error;
       ResumeState state{iteration, train->state(), {{"seed", opts.seed}, {"consumed_samples", train->state()}}};
+      if (scaler) {
+        state.runState["grad_scaler"] = scaler->state();
+        state.runState["skipped_iterations"] = skippedIterations;
+      }
       std::string saved = saveTrainingCheckpoint(*engine, opts.save, state, distributed ? &whole : nullptr);
       std::vector<float>().swap(wholeExpAvg);
       std::vector<float>().swap(wholeExpAvgSq);
@@ -1020,6 +1091,15 @@ std::vector<std::string> validate(const TrainOptions &o) {
   check(o.adamEps > 0, "--adam-eps must be positive");
   check(o.weightDecay >= 0, "--weight-decay must not be negative");
   check(o.clipGrad >= 0, "--clip-grad must not be negative (0 disables clipping)");
+  const LossScaleOptions &scale = o.lossScale;
+  check(!scale.constant || (*scale.constant > 0 && std::isfinite(*scale.constant)),
+        "--loss-scale must be a positive number, got " + std::to_string(scale.constant.value_or(0)));
+  check(scale.initial > 0 && std::isfinite(scale.initial),
+        "--initial-loss-scale must be a positive number, got " + std::to_string(scale.initial));
+  check(scale.minimum > 0 && scale.minimum <= scale.initial,
+        "--min-loss-scale must be in (0, --initial-loss-scale], got " + std::to_string(scale.minimum));
+  check(scale.window > 0, "--loss-scale-window must be positive, got " + std::to_string(scale.window));
+  check(scale.hysteresis > 0, "--hysteresis must be positive, got " + std::to_string(scale.hysteresis));
   check(o.logInterval > 0, "--log-interval must be positive");
   check(o.evalInterval > 0, "--eval-interval must be positive");
   check(o.evalIters > 0, "--eval-iters must be positive");

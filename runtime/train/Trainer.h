@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <memory>
+#include "runtime/train/LossScaler.h"
+
 #include <string>
 #include <vector>
 
@@ -36,6 +38,7 @@ struct TrainOptions {
   std::string vocabFile, mergeFile; // GPT-2's tokenizer files, to decode generated text from --data-path data
   std::string dataCachePath;        // --data-cache-path: where the sample indices are cached ("none": nowhere)
   double lossFloor = -1;            // --loss-floor: a known lower bound on --data-path data's loss; < 0: unknown
+  LossScaleOptions lossScale;       // fp16's loss scaling (--loss-scale, --initial-loss-scale, ...)
   std::string lossCurve;    // an SVG of the loss curve, written at the end
   std::string lossLog;      // a CSV of every iteration: loss (exact, %.17g), learning rate, gradient norm
   int progress = -1;        // live progress line: -1 when stdout is a terminal, 0 never, 1 always

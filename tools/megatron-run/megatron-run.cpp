@@ -44,6 +44,7 @@ int main(int argc, char **argv) {
   cl::OptionCategory training("Training (Megatron-LM's flag names)");
   cl::OptionCategory generation("Generation");
   cl::OptionCategory data("Data (Megatron-LM's flag names)");
+  cl::OptionCategory precision("Mixed precision (fp16 and bf16 plans, docs/precision.md)");
   cl::opt<std::string> plan("plan", cl::desc("The compiled plan to run"), cl::value_desc("file"), cl::cat(training));
   cl::opt<int64_t> trainIters("train-iters", cl::desc("Iterations to train"), cl::cat(training));
   cl::opt<double> lr("lr", cl::desc("Peak learning rate"), cl::init(defaults.schedule.lr), cl::cat(training));
@@ -95,7 +96,7 @@ int main(int argc, char **argv) {
                     cl::cat(generation));
   cl::opt<double> topP("top-p", cl::desc("Sample from the smallest set of tokens with this probability"),
                        cl::init(1.0), cl::cat(generation));
-  cl::HideUnrelatedOptions({&training, &generation});
+  cl::HideUnrelatedOptions({&training, &generation, &precision});
   cl::list<std::string> dataPath("data-path",
                                  cl::desc("Megatron's preprocessed data: a .bin/.idx prefix, or weight prefix pairs "
                                           "to blend (default: the built-in corpus)"),
@@ -110,6 +111,16 @@ int main(int argc, char **argv) {
                                      cl::desc("Where to cache the sample indices (default: beside each dataset, "
                                               "in cache/GPTDataset_indices; none: nowhere)"),
                                      cl::cat(data));
+  cl::opt<double> lossScale("loss-scale", cl::desc("A constant loss scale (default for fp16: dynamic)"),
+                            cl::cat(precision));
+  cl::opt<double> initialLossScale("initial-loss-scale", cl::desc("fp16's first dynamic loss scale"),
+                                   cl::init(defaults.lossScale.initial), cl::cat(precision));
+  cl::opt<double> minLossScale("min-loss-scale", cl::desc("The smallest dynamic loss scale"),
+                               cl::init(defaults.lossScale.minimum), cl::cat(precision));
+  cl::opt<int64_t> lossScaleWindow("loss-scale-window", cl::desc("Clean steps before the loss scale doubles"),
+                                   cl::init(defaults.lossScale.window), cl::cat(precision));
+  cl::opt<int64_t> hysteresis("hysteresis", cl::desc("Overflowing steps before the loss scale halves"),
+                              cl::init(defaults.lossScale.hysteresis), cl::cat(precision));
   cl::opt<double> lossFloor("loss-floor",
                             cl::desc("A known lower bound on the loss of the --data-path data, in nats per token, "
                                      "printed and drawn beside the loss (e.g. megatron-corpus --vocab-file)"),
@@ -153,6 +164,15 @@ int main(int argc, char **argv) {
   o.vocabFile = vocabFile;
   o.mergeFile = mergeFile;
   o.dataCachePath = dataCachePath;
+  o.lossScale.anyGiven = lossScale.getNumOccurrences() || initialLossScale.getNumOccurrences() ||
+                         minLossScale.getNumOccurrences() || lossScaleWindow.getNumOccurrences() ||
+                         hysteresis.getNumOccurrences();
+  if (lossScale.getNumOccurrences())
+    o.lossScale.constant = lossScale;
+  o.lossScale.initial = initialLossScale;
+  o.lossScale.minimum = minLossScale;
+  o.lossScale.window = lossScaleWindow;
+  o.lossScale.hysteresis = hysteresis;
   if (lossFloor.getNumOccurrences()) {
     if (!(lossFloor >= 0 && lossFloor < 1e6))
       problems.push_back("--loss-floor: " + std::to_string(lossFloor) + " is not a loss in nats (a number >= 0)");

@@ -69,6 +69,16 @@ TEST(PrecisionTest, Fp16MatchesTheCompilersConversion) {
   }
 }
 
+TEST(PrecisionTest, ArraysRoundAsTheScalarFunctions) {
+  std::vector<float> values = testValues(), f16 = values, bf16 = values;
+  roundToF16(static_cast<Index>(f16.size()), f16.data());
+  roundToBf16(static_cast<Index>(bf16.size()), bf16.data());
+  for (size_t i = 0; i < values.size(); ++i) {
+    ASSERT_EQ(bitsOf(f16[i]), bitsOf(roundToF16(values[i]))) << "x = " << values[i];
+    ASSERT_EQ(bitsOf(bf16[i]), bitsOf(roundToBf16(values[i]))) << "x = " << values[i];
+  }
+}
+
 TEST(PrecisionTest, Bf16IsTheNearestWithTiesToEven) {
   for (float x : testValues()) {
     float got = roundToBf16(x);
