@@ -55,6 +55,18 @@ struct MtAutodiffPass : mt::impl::MtAutodiffBase<MtAutodiffPass> {
       emitError(module.getLoc(), "mt-autodiff: the module already has a @train_step");
       return signalPassFailure();
     }
+    // megatron-model --bf16/--fp16 asks for 16-bit compute; differentiating the f32 model would train in f32
+    // without a word, so the missing pass is named here.
+    if (auto precision = module->getAttrOfType<StringAttr>("mt.precision"); precision && precision.getValue() != "fp32") {
+      bool sixteenBit = false;
+      forward.walk([&](mt::CastOp) { sixteenBit = true; });
+      if (!sixteenBit) {
+        emitError(module.getLoc(), "mt-autodiff: the module asks for ")
+            << precision.getValue() << " (mt.precision) but @forward computes in f32: run --mt-mixed-precision "
+            << "before --mt-autodiff";
+        return signalPassFailure();
+      }
+    }
     FunctionType type = forward.getFunctionType();
     auto lossType = type.getNumResults() == 1 ? dyn_cast<RankedTensorType>(type.getResult(0)) : RankedTensorType();
     bool scalarLoss = lossType && lossType.getRank() == 0 &&

@@ -111,6 +111,9 @@ OwningOpRef<ModuleOp> mt::buildModel(MLIRContext &context, const ModelConfig &co
   Builder attrs(&context);
   (*module)->setAttr("mt.model", attrs.getStringAttr(megatron::toString(config.kind)));
   (*module)->setAttr(kNumMicroBatchesAttr, attrs.getI64IntegerAttr(config.numMicroBatches()));
+  // The weights stay f32 here; --mt-mixed-precision reads this and makes the compute 16-bit.
+  if (config.bf16 || config.fp16)
+    (*module)->setAttr("mt.precision", attrs.getStringAttr(config.bf16 ? "bf16" : "fp16"));
 
   TransformerBuilder t(*module, config);
   switch (config.kind) {

@@ -129,6 +129,8 @@ std::vector<std::string> ModelConfig::validate() const {
     p.positive(numLayers, "--num-layers");
   }
   p.positive(hiddenSize, "--hidden-size");
+  if (bf16 && fp16)
+    p.add("--bf16 and --fp16 exclude each other (Megatron: 'cannot specify both fp16 and bf16')");
   p.positive(numAttentionHeads, "--num-attention-heads");
   p.positive(seqLength, "--seq-length");
   p.positive(microBatchSize, "--micro-batch-size");

@@ -88,6 +88,10 @@ struct ModelFlags::Options {
   Opt<bool> swiglu{"swiglu", cl::desc("SwiGLU MLP instead of GeLU"), cl::cat(modelCategory)};
   Opt<bool> untieEmbeddings{"untie-embeddings-and-output-weights",
                             cl::desc("Give the output layer its own weight"), cl::cat(modelCategory)};
+  Opt<bool> bf16{"bf16", cl::desc("Compute in bf16 with f32 master weights (megatron-opt --mt-mixed-precision)"),
+                 cl::cat(modelCategory)};
+  Opt<bool> fp16{"fp16", cl::desc("Compute in fp16 with f32 master weights and loss scaling"),
+                 cl::cat(modelCategory)};
   Opt<bool> disableBiasLinear{"disable-bias-linear", cl::desc("No biases in linear layers"), cl::cat(modelCategory)};
   Opt<std::string> positionEmbeddingType{"position-embedding-type",
                                          cl::desc("learned_absolute, rope, or relative (T5) (default "
@@ -200,6 +204,8 @@ std::optional<ModelConfig> ModelFlags::resolve(std::vector<std::string> &errors)
   set(o.normEpsilon, c.normEpsilon);
   set(o.swiglu, c.swiglu);
   set(o.untieEmbeddings, c.untieEmbeddingsAndOutputWeights);
+  set(o.bf16, c.bf16);
+  set(o.fp16, c.fp16);
   set(o.rotaryBase, c.rotaryBase);
   set(o.rotaryPercent, c.rotaryPercent);
   set(o.relativeBuckets, c.relativeAttentionNumBuckets);

@@ -67,6 +67,11 @@ struct ModelConfig {
   double initMethodStd = 0.02;
   bool bertBinaryHead = true; // --bert-no-binary-head clears it
 
+  // Precision: Megatron's --bf16 / --fp16 (recorded as the module's mt.precision; megatron-opt
+  // --mt-mixed-precision applies it).
+  bool bf16 = false;
+  bool fp16 = false;
+
   /// Fills every 0 ("derive") field as Megatron-LM's argument validation does. Idempotent.
   void resolveDefaults();
 
