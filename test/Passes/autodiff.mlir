@@ -11,8 +11,9 @@
 // CHECK:         %[[B:.*]] = mt.param_ref @b
 // CHECK:         %[[LOGITS:.*]] = mt.linear %[[X]], %[[W]], %[[B]]
 // CHECK:         %[[LOSS:.*]] = mt.cross_entropy %[[LOGITS]], %[[LABELS]], %[[MASK]]
-// The seed is 1 / micro-batches: an iteration's loss is the mean over its micro-batches.
-// CHECK-NEXT:    %[[SEED:.*]] = mt.fill {value = 5.000000e-01 : f64} : tensor<f32>
+// The seed is 1 / micro-batches: an iteration's loss is the mean over its micro-batches. It is marked loss_seed:
+// fp16 training multiplies it by the loss scale.
+// CHECK-NEXT:    %[[SEED:.*]] = mt.fill {loss_seed, value = 5.000000e-01 : f64} : tensor<f32>
 // CHECK-NEXT:    %[[DLOGITS:.*]] = mt.cross_entropy_grad %[[SEED]], %[[LOGITS]], %[[LABELS]], %[[MASK]]
 // The linear's three gradients are separate ops; dx is not needed (x is an input) but is built all the same.
 // CHECK-NEXT:    mt.linear_grad_input %[[DLOGITS]], %[[W]]
@@ -44,7 +45,7 @@ module attributes {mt.num_micro_batches = 2 : i64} {
 // CHECK:         %[[R:.*]] = mt.add %[[H]], %[[D]]
 // CHECK:         %[[TABLE2:.*]] = mt.param_ref @table
 // CHECK:         %[[LOGITS:.*]] = mt.linear %[[R]], %[[TABLE2]]
-// CHECK:         %[[SEED:.*]] = mt.fill {value = 1.000000e+00 : f64}
+// CHECK:         %[[SEED:.*]] = mt.fill {loss_seed, value = 1.000000e+00 : f64}
 // CHECK:         %[[DLOGITS:.*]] = mt.cross_entropy_grad %[[SEED]], %[[LOGITS]]
 // CHECK:         %[[DR:.*]] = mt.linear_grad_input %[[DLOGITS]], %[[TABLE2]]
 // CHECK:         %[[DOUT:.*]] = mt.linear_grad_weight %[[DLOGITS]], %[[R]]
