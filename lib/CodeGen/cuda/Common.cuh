@@ -49,49 +49,33 @@ template <> MT_DEVICE double infinity<double>() { return __longlong_as_double(0x
 MT_DEVICE i64 globalThread() { return i64(blockIdx.x) * blockDim.x + threadIdx.x; }
 MT_DEVICE i64 gridStride() { return i64(gridDim.x) * blockDim.x; }
 
-template <typename C> MT_DEVICE C warpSum(C v) {
+struct Sum {
+  template <typename C> MT_DEVICE C operator()(C a, C b) const { return a + b; }
+};
+struct Max {
+  template <typename C> MT_DEVICE C operator()(C a, C b) const { return b > a ? b : a; }
+};
+
+/// op over the block's values of v, returned to every thread: a butterfly within each warp, then the warps in
+/// order. The order of operations is fixed by the block size, so a kernel's result does not depend on scheduling.
+/// Begins with a barrier, so that calls may follow one another.
+template <int BLOCK, typename C, typename Op> MT_DEVICE C blockReduce(C v, Op op) {
+  static_assert(BLOCK % 32 == 0 && BLOCK <= 1024, "whole warps");
+  __shared__ C partial[BLOCK / 32];
   for (int offset = 16; offset > 0; offset >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-template <typename C> MT_DEVICE C warpMax(C v) {
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    C other = __shfl_xor_sync(0xffffffffu, v, offset);
-    v = other > v ? other : v;
-  }
-  return v;
-}
-
-/// The sum of v over the block, returned to every thread. The order of additions is fixed by the block size, so
-/// a kernel's result does not depend on scheduling. Begins with a barrier, so calls may follow one another.
-template <int BLOCK, typename C> MT_DEVICE C blockSum(C v) {
-  static_assert(BLOCK % 32 == 0 && BLOCK <= 1024, "whole warps");
-  __shared__ C partial[BLOCK / 32];
-  v = warpSum(v);
-  __syncthreads();
-  if (threadIdx.x % 32 == 0)
-    partial[threadIdx.x / 32] = v;
-  __syncthreads();
-  C total = 0;
-  for (int w = 0; w < BLOCK / 32; ++w)
-    total += partial[w];
-  return total;
-}
-
-template <int BLOCK, typename C> MT_DEVICE C blockMax(C v) {
-  static_assert(BLOCK % 32 == 0 && BLOCK <= 1024, "whole warps");
-  __shared__ C partial[BLOCK / 32];
-  v = warpMax(v);
+    v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
   __syncthreads();
   if (threadIdx.x % 32 == 0)
     partial[threadIdx.x / 32] = v;
   __syncthreads();
   C total = partial[0];
   for (int w = 1; w < BLOCK / 32; ++w)
-    total = partial[w] > total ? partial[w] : total;
+    total = op(total, partial[w]);
   return total;
 }
+
+template <int BLOCK, typename C> MT_DEVICE C blockSum(C v) { return blockReduce<BLOCK>(v, Sum()); }
+template <int BLOCK, typename C> MT_DEVICE C blockMax(C v) { return blockReduce<BLOCK>(v, Max()); }
 
 /// Records a bad index (a token id or label outside its range): the smallest position wins, so the host reports
 /// the first one as the CPU kernels do. *status starts at ~0ull; the host reads it after the step.
