@@ -1,0 +1,46 @@
+//===- ElementwiseKernels.cpp - fill, zero, accumulate, add, add_bias, sum_rows ===//
+
+#include "KernelEmitter.h"
+#include "StepEmitters.h"
+
+namespace megatron::codegen::detail {
+
+std::vector<CudaKernel> single(const KernelEmitter &emitter, std::string &error) {
+  CudaKernel kernel = emitter.finish(error);
+  if (!error.empty())
+    return {};
+  return {std::move(kernel)};
+}
+
+std::vector<CudaKernel> emitElementwise(const plan::Plan &plan, const plan::Step &step, std::string &error) {
+  const std::string &op = step.op;
+  KernelEmitter e(plan, step, "", {"Elementwise.cuh"});
+  if (op == "fill" || op == "zero") {
+    const int64_t n = e.outBuffer(0).numElements();
+    const double value = op == "fill" ? e.requiredDouble("value") : 0.0;
+    e.body(deviceCall("fill", {e.outType(0), num(n)}, {e.out(0), literal(value)}));
+    e.launch = gridStride(n);
+  } else if (op == "accumulate") {
+    const int64_t n = e.inBuffer(0).numElements();
+    e.body(deviceCall("accumulate", {e.inType(0), e.outType(0), num(n)}, {e.in(0), e.out(0)}));
+    e.launch = gridStride(n);
+  } else if (op == "add") {
+    const int64_t n = e.outBuffer(0).numElements();
+    e.body(deviceCall("add", {e.inType(0), e.inType(1), e.outType(0), num(n)}, {e.in(0), e.in(1), e.out(0)}));
+    e.launch = gridStride(n);
+  } else if (op == "add_bias") {
+    const int64_t cols = e.inBuffer(1).numElements();
+    const int64_t rows = cols > 0 ? e.inBuffer(0).numElements() / cols : 0;
+    e.body(deviceCall("addBias", {e.inType(0), e.inType(1), e.outType(0), num(rows), num(cols)},
+                      {e.in(0), e.in(1), e.out(0)}));
+    e.launch = gridStride(rows * cols);
+  } else { // sum_rows: a bias gradient, db[c] += Σ_r dy[r, c]
+    const int64_t cols = e.outBuffer(0).numElements();
+    const int64_t rows = cols > 0 ? e.inBuffer(0).numElements() / cols : 0;
+    e.body(deviceCall("sumRows", {e.inType(0), e.outType(0), num(rows), num(cols)}, {e.in(0), e.out(0)}));
+    e.launch = perColumn(cols);
+  }
+  return single(e, error);
+}
+
+} // namespace megatron::codegen::detail

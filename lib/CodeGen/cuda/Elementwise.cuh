@@ -1,0 +1,54 @@
+//===- Elementwise.cuh - Fill, residual add, fan-in, bias, scaling ----------===//
+//
+// Memory-bound grid-stride loops; every element is written by one thread, so results never depend on the launch.
+// The counterparts of runtime/cpu/Elementwise.cpp and addBias / sumRows of runtime/cpu/Linear.cpp.
+//
+//===----------------------------------------------------------------------===//
+
+namespace mt {
+
+template <typename T, i64 N> MT_DEVICE void fill(T *y, double value) {
+  typedef typename Compute<T>::type C;
+  for (i64 i = globalThread(); i < N; i += gridStride())
+    store(y + i, C(value));
+}
+
+/// out = a + b; out may alias a or b.
+template <typename A, typename B, typename Y, i64 N> MT_DEVICE void add(const A *a, const B *b, Y *out) {
+  for (i64 i = globalThread(); i < N; i += gridStride())
+    store(out + i, load(a + i) + load(b + i));
+}
+
+/// dst += src: a gradient fan-in.
+template <typename S, typename D, i64 N> MT_DEVICE void accumulate(const S *src, D *dst) {
+  for (i64 i = globalThread(); i < N; i += gridStride())
+    store(dst + i, load(dst + i) + load(src + i));
+}
+
+/// y[r, c] = x[r, c] + bias[c] over ROWS·COLS elements; y may alias x.
+template <typename X, typename B, typename Y, i64 ROWS, i64 COLS>
+MT_DEVICE void addBias(const X *x, const B *bias, Y *y) {
+  for (i64 i = globalThread(); i < ROWS * COLS; i += gridStride())
+    store(y + i, load(x + i) + load(bias + i % COLS));
+}
+
+/// dst[c] += Σ_r src[r, c], each column summed by one thread in row order, as the CPU's column blocks do: the
+/// same sum in the same order, whatever the launch.
+template <typename S, typename D, i64 ROWS, i64 COLS> MT_DEVICE void sumRows(const S *src, D *dst) {
+  typedef typename Compute<D>::type C;
+  const i64 c = globalThread();
+  if (c >= COLS)
+    return;
+  C acc = 0;
+  for (i64 r = 0; r < ROWS; ++r)
+    acc += load(src + r * COLS + c);
+  store(dst + c, load(dst + c) + acc);
+}
+
+/// x *= factor over n elements (gradient clipping; n and factor known only at run time).
+template <typename T> MT_DEVICE void scale(T *x, i64 n, float factor) {
+  for (i64 i = globalThread(); i < n; i += gridStride())
+    store(x + i, load(x + i) * factor);
+}
+
+} // namespace mt

@@ -1,0 +1,178 @@
+//===- CodeGenTest.cpp - The CUDA code generator on the test models' plans ===//
+//
+// What the generator promises without compiling anything: every step of the two test models goes to a backend,
+// every non-GEMM, non-attention op gets kernels, equal steps share kernels, names and sources are stable, and the
+// storage types of the plan's buffers become the kernels' parameter types.
+//
+//===----------------------------------------------------------------------===//
+
+#include "TestModels.h"
+
+#include "megatron/CodeGen/CudaKernels.h"
+
+#include <gtest/gtest.h>
+#include <set>
+
+using namespace megatron;
+using namespace megatron::codegen;
+
+namespace {
+
+std::set<std::string> opsWith(const KernelSet &set, StepBackend backend) {
+  std::set<std::string> ops;
+  for (const StepPlan &step : set.steps)
+    if (step.backend == backend)
+      ops.insert(step.op);
+  return ops;
+}
+
+// Every step of every program is planned; generated steps have kernels whose recorded steps include them.
+void expectEveryStepPlanned(const plan::Plan &plan, const KernelSet &set) {
+  size_t steps = 0;
+  for (const plan::Program &program : plan.programs)
+    steps += program.steps.size();
+  ASSERT_EQ(set.steps.size(), steps);
+  for (const StepPlan &step : set.steps) {
+    if (step.backend != StepBackend::Generated) {
+      EXPECT_TRUE(step.kernels.empty()) << step.op;
+      continue;
+    }
+    ASSERT_FALSE(step.kernels.empty()) << step.op;
+    for (int k : step.kernels) {
+      const std::vector<StepRef> &refs = set.kernels.at(k).steps;
+      EXPECT_NE(std::find(refs.begin(), refs.end(), step.ref), refs.end()) << set.kernels[k].name;
+    }
+  }
+}
+
+void expectWellFormed(const plan::Plan &plan, const KernelSet &set) {
+  std::set<std::string> names;
+  for (const CudaKernel &kernel : set.kernels) {
+    EXPECT_TRUE(names.insert(kernel.name).second) << "two kernels named " << kernel.name;
+    EXPECT_EQ(kernel.name.rfind("mt_" + kernel.op, 0), 0u) << kernel.name;
+    EXPECT_NE(kernel.source.find("extern \"C\" __global__ void __launch_bounds__"), std::string::npos);
+    EXPECT_NE(kernel.source.find(kernel.name + "("), std::string::npos) << kernel.name;
+    int threads = kernel.launch.block[0] * kernel.launch.block[1] * kernel.launch.block[2];
+    EXPECT_GE(threads, 1);
+    EXPECT_LE(threads, 1024);
+    for (int64_t g : kernel.launch.grid)
+      EXPECT_GE(g, 1) << kernel.name;
+    // Every operand a kernel takes exists in each step it implements.
+    for (const StepRef &ref : kernel.steps) {
+      const plan::Step &step = plan.program(ref.program)->steps.at(ref.step);
+      for (const KernelArg &arg : kernel.args) {
+        if (arg.source != ArgSource::Input && arg.source != ArgSource::Output)
+          continue;
+        size_t operands = arg.source == ArgSource::Input ? step.inputs.size() : step.outputs.size();
+        EXPECT_LT(size_t(arg.index), operands) << kernel.name << " " << arg.name;
+      }
+    }
+  }
+}
+
+TEST(CudaCodeGen, GptStepsAllHaveABackend) {
+  const plan::Plan &plan = test::gptPlan();
+  KernelSet set = generateKernels(plan);
+  expectEveryStepPlanned(plan, set);
+  expectWellFormed(plan, set);
+  EXPECT_EQ(opsWith(set, StepBackend::Generated),
+            (std::set<std::string>{"add", "add_position_embedding", "cross_entropy", "cross_entropy_grad", "dropout",
+                                   "embedding", "embedding_grad", "fill", "gelu", "gelu_grad", "layer_norm",
+                                   "layer_norm_grad", "merge_qkv", "position_embedding_grad", "split_qkv",
+                                   "sum_rows"}));
+  EXPECT_EQ(opsWith(set, StepBackend::CublasLt),
+            (std::set<std::string>{"linear", "linear_grad_input", "linear_grad_weight"}));
+  EXPECT_EQ(opsWith(set, StepBackend::Missing), (std::set<std::string>{"attention", "attention_grad"}));
+}
+
+TEST(CudaCodeGen, LlamaStepsAllHaveABackend) {
+  const plan::Plan &plan = test::llamaPlan();
+  KernelSet set = generateKernels(plan);
+  expectEveryStepPlanned(plan, set);
+  expectWellFormed(plan, set);
+  std::set<std::string> generated = opsWith(set, StepBackend::Generated);
+  for (const char *op : {"rms_norm", "rms_norm_grad", "swiglu", "swiglu_grad", "rope", "rope_grad", "split_qkv",
+                         "merge_qkv", "embedding", "embedding_grad", "cross_entropy", "cross_entropy_grad"})
+    EXPECT_TRUE(generated.count(op)) << op;
+  EXPECT_EQ(opsWith(set, StepBackend::Missing), (std::set<std::string>{"attention", "attention_grad"}));
+}
+
+TEST(CudaCodeGen, EqualStepsShareAKernelAndNamesAreStable) {
+  const plan::Plan &plan = test::gptPlan();
+  KernelSet first = generateKernels(plan), second = generateKernels(plan);
+  ASSERT_EQ(first.kernels.size(), second.kernels.size());
+  for (size_t i = 0; i < first.kernels.size(); ++i) {
+    EXPECT_EQ(first.kernels[i].name, second.kernels[i].name);
+    EXPECT_EQ(first.kernels[i].source, second.kernels[i].source);
+  }
+  // Both layers' forward layer norms (and the final one) have the same shape: one kernel serves them all.
+  size_t layerNormSteps = 0;
+  std::set<int> layerNormKernels;
+  for (const StepPlan &step : first.steps)
+    if (step.op == "layer_norm" && step.ref.program == "train_step") {
+      ++layerNormSteps;
+      layerNormKernels.insert(step.kernels.begin(), step.kernels.end());
+    }
+  EXPECT_GE(layerNormSteps, 5u);
+  EXPECT_EQ(layerNormKernels.size(), 1u);
+  EXPECT_LT(first.kernels.size(), first.steps.size() / 2);
+}
+
+TEST(CudaCodeGen, DropoutStreamIsAnArgumentAndTheShapeAConstant) {
+  KernelSet set = generateKernels(test::gptPlan());
+  bool found = false;
+  for (const CudaKernel &kernel : set.kernels) {
+    if (kernel.op != "dropout")
+      continue;
+    found = true;
+    std::vector<std::string> runtime;
+    for (const KernelArg &arg : kernel.args)
+      if (arg.source != ArgSource::Input && arg.source != ArgSource::Output)
+        runtime.push_back(arg.name);
+    EXPECT_EQ(runtime, (std::vector<std::string>{"dropout_seed", "training", "rng_stream"}));
+    // The threshold of rate 0.1: ceil(0.1·2^32).
+    EXPECT_NE(kernel.source.find("429496730ull"), std::string::npos) << kernel.source;
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(CudaCodeGen, StorageTypesBecomeParameterTypes) {
+  for (auto [type, cType] : {std::pair{plan::DType::BF16, "__nv_bfloat16"}, std::pair{plan::DType::F16, "__half"}}) {
+    plan::Plan plan = test::withStorage(test::llamaPlan(), type);
+    KernelSet set = generateKernels(plan);
+    expectEveryStepPlanned(plan, set);
+    for (const CudaKernel &kernel : set.kernels)
+      if (kernel.op == "rms_norm") {
+        EXPECT_NE(kernel.name.find(type == plan::DType::BF16 ? "_bf16_" : "_f16_"), std::string::npos);
+        EXPECT_NE(kernel.source.find(std::string("const ") + cType + " *in0"), std::string::npos);
+      }
+  }
+}
+
+TEST(CudaCodeGen, OptimizerKernelsPerStorageType) {
+  std::vector<CudaKernel> kernels = optimizerKernels(test::gptPlan());
+  std::vector<std::string> ops;
+  for (const CudaKernel &kernel : kernels)
+    ops.push_back(kernel.op);
+  EXPECT_EQ(ops, (std::vector<std::string>{"adamw", "sum_squares_partial", "scale", "sum_squares_finish"}));
+  plan::Plan mixed = test::withStorage(test::gptPlan(), plan::DType::BF16);
+  kernels = optimizerKernels(mixed);
+  ASSERT_FALSE(kernels.empty());
+  EXPECT_NE(kernels.front().source.find("mt::adamw<__nv_bfloat16, float, float>"), std::string::npos);
+}
+
+TEST(CudaCodeGen, AStepWithoutItsAttributeIsMissingWithTheReason) {
+  plan::Plan plan = test::gptPlan();
+  plan::Program &program = plan.programs.front();
+  for (plan::Step &step : program.steps)
+    if (step.op == "layer_norm")
+      step.attrs.erase("epsilon");
+  KernelSet set = generateKernels(plan);
+  for (const StepPlan &step : set.steps)
+    if (step.op == "layer_norm" && step.ref.program == program.name) {
+      EXPECT_EQ(step.backend, StepBackend::Missing);
+      EXPECT_EQ(step.reason, "the step lacks its 'epsilon' attribute");
+    }
+}
+
+} // namespace

@@ -1,0 +1,87 @@
+//===- TestModels.cpp - The plans of the CUDA tests' two models ----------------===//
+
+#include "TestModels.h"
+
+#include "dialects/mt/MtDialect.h"
+#include "megatron/Builder/ModelBuilder.h"
+#include "megatron/Plan/PlanBuilder.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+
+namespace megatron::test {
+
+namespace {
+
+plan::Plan compile(ModelConfig config) {
+  config.resolveDefaults();
+  std::string problems;
+  for (const std::string &problem : config.validate())
+    problems += problem + "; ";
+  mlir::MLIRContext context;
+  context.loadDialect<mlir::mt::MtDialect, mlir::func::FuncDialect>();
+  mlir::OwningOpRef<mlir::ModuleOp> module = mlir::mt::buildModel(context, config);
+  mlir::PassManager pm(&context);
+  pm.addPass(mlir::mt::createMtAutodiff());
+  mlir::FailureOr<plan::Plan> plan = mlir::failure();
+  if (problems.empty() && module && mlir::succeeded(pm.run(*module)))
+    plan = mlir::mt::buildPlan(*module);
+  if (mlir::failed(plan)) {
+    std::fprintf(stderr, "the test model does not compile: %s\n", problems.c_str());
+    std::abort();
+  }
+  return std::move(*plan);
+}
+
+ModelConfig tinyGpt() {
+  ModelConfig c;
+  c.numLayers = 2;
+  c.hiddenSize = 64;
+  c.numAttentionHeads = 4;
+  c.seqLength = 32;
+  c.vocabSize = 120;
+  c.makeVocabSizeDivisibleBy = 64;
+  c.microBatchSize = 2;
+  return c;
+}
+
+} // namespace
+
+const plan::Plan &gptPlan() {
+  static const plan::Plan plan = compile(tinyGpt());
+  return plan;
+}
+
+const plan::Plan &llamaPlan() {
+  static const plan::Plan plan = [] {
+    ModelConfig c = tinyGpt();
+    c.normalization = Normalization::RMSNorm;
+    c.swiglu = true;
+    c.ffnHiddenSize = 96;
+    c.positionEmbeddingType = PositionEmbedding::Rope;
+    c.groupQueryAttention = true;
+    c.numQueryGroups = 2;
+    c.untieEmbeddingsAndOutputWeights = true;
+    c.addBiasLinear = false;
+    c.attentionDropout = c.hiddenDropout = 0.0;
+    return compile(c);
+  }();
+  return plan;
+}
+
+plan::Plan withStorage(plan::Plan plan, plan::DType type) {
+  std::set<int> keep; // gradients and moments stay f32, as a mixed-precision optimizer keeps them
+  for (const plan::Param &p : plan.params)
+    keep.insert({p.grad, p.expAvg, p.expAvgSq});
+  for (size_t i = 0; i < plan.buffers.size(); ++i)
+    if (plan.buffers[i].dtype == plan::DType::F32 && !keep.count(int(i)))
+      plan.buffers[i].dtype = type;
+  return plan;
+}
+
+} // namespace megatron::test
