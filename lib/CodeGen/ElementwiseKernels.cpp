@@ -1,4 +1,4 @@
-//===- ElementwiseKernels.cpp - fill, zero, accumulate, add, add_bias, sum_rows ===//
+//===- ElementwiseKernels.cpp - fill, zero, accumulate, cast, add, add_bias, sum_rows ===//
 
 #include "KernelEmitter.h"
 #include "StepEmitters.h"
@@ -15,10 +15,21 @@ std::vector<CudaKernel> single(const KernelEmitter &emitter, std::string &error)
 std::vector<CudaKernel> emitElementwise(const plan::Plan &plan, const plan::Step &step, std::string &error) {
   const std::string &op = step.op;
   KernelEmitter e(plan, step, "", {"Elementwise.cuh"});
-  if (op == "fill" || op == "zero") {
+  if (op == "fill" && e.flag("loss_seed")) {
+    // The backward's seed times fp16's loss scale, which changes from step to step (RunContext::lossScale).
+    const int64_t n = e.outBuffer(0).numElements();
+    std::string scaled = literal(e.requiredDouble("value")) + " * " + e.runtime("loss_scale", "double");
+    e.body(deviceCall("fill", {e.outType(0), num(n)}, {e.out(0), scaled}));
+    e.launch = gridStride(n);
+  } else if (op == "fill" || op == "zero") {
     const int64_t n = e.outBuffer(0).numElements();
     const double value = op == "fill" ? e.requiredDouble("value") : 0.0;
     e.body(deviceCall("fill", {e.outType(0), num(n)}, {e.out(0), literal(value)}));
+    e.launch = gridStride(n);
+  } else if (op == "cast") {
+    // Mixed precision's conversions: a parameter to its 16-bit copy, a 16-bit gradient back to f32.
+    const int64_t n = e.outBuffer(0).numElements();
+    e.body(deviceCall("convert", {e.inType(0), e.outType(0), num(n)}, {e.in(0), e.out(0)}));
     e.launch = gridStride(n);
   } else if (op == "accumulate") {
     const int64_t n = e.inBuffer(0).numElements();

@@ -44,6 +44,7 @@ const OpRoute kRoutes[] = {
     {"fill", StepBackend::Generated, emitElementwise, nullptr},
     {"zero", StepBackend::Generated, emitElementwise, nullptr},
     {"accumulate", StepBackend::Generated, emitElementwise, nullptr},
+    {"cast", StepBackend::Generated, emitElementwise, nullptr},
     {"add", StepBackend::Generated, emitElementwise, nullptr},
     {"add_bias", StepBackend::Generated, emitElementwise, nullptr},
     {"sum_rows", StepBackend::Generated, emitElementwise, nullptr},

@@ -5,6 +5,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/comm/Launch.h"
+#include "runtime/cuda/Device.h"
 #include "runtime/train/Trainer.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -76,6 +78,10 @@ int main(int argc, char **argv) {
   cl::opt<int> threads("cpu-threads",
                        cl::desc("CPU threads in total, shared by a tensor-parallel plan's ranks (default: every core)"),
                        cl::init(0), cl::cat(training));
+  cl::opt<std::string> device("device",
+                             cl::desc("cpu (default), cuda (the GPU of this process's local rank), or auto (cuda "
+                                      "where it can run, else the CPU)"),
+                             cl::init("cpu"), cl::cat(training));
   cl::opt<double> distributedTimeout(
       "distributed-timeout-minutes",
       cl::desc("How long a rank waits in a collective for the others before the run stops with an error naming "
@@ -194,6 +200,26 @@ int main(int argc, char **argv) {
 
   for (const std::string &problem : megatron::train::validate(o))
     problems.push_back(problem);
+  if (device != "cpu" && device != "cuda" && device != "auto")
+    problems.push_back("--device: unknown value '" + device + "'; expected cpu, cuda or auto");
+  if (problems.empty() && device != "cpu") {
+    // The GPU is the local rank's, as Megatron's torch.cuda.set_device(local_rank).
+    std::string launchError;
+    megatron::comm::LaunchInfo launch =
+        megatron::comm::detectLaunch(megatron::comm::processEnvironment(), launchError);
+    std::string why;
+    std::optional<megatron::cuda::DeviceInfo> gpu =
+        megatron::cuda::selectCudaDevice(launchError.empty() ? launch.localRank : 0, why);
+    // A GPU found still cannot run a plan: the generated kernels compile (docs/cuda.md), but the CUDA engine that
+    // launches them, with cuBLASLt and NCCL, is not built yet.
+    if (gpu)
+      why = "found " + megatron::cuda::describe(*gpu) +
+            ", but the CUDA engine (launching the generated kernels, cuBLASLt GEMMs, NCCL) is not built yet";
+    if (device == "cuda")
+      problems.push_back("--device cuda: " + why + " (--device cpu runs on the CPU)");
+    else
+      llvm::errs() << "megatron-run: --device auto: " << why << "; running on the CPU\n";
+  }
   if (!problems.empty()) {
     for (const std::string &problem : problems)
       llvm::errs() << "megatron-run: error: " << problem << "\n";

@@ -33,6 +33,7 @@ enum class ArgSource {
 ///   "tp_rank" (int): this rank in the tensor-parallel group, for steps that see a shard;
 ///   "dropout_seed" (unsigned long long): RunContext::dropoutSeed of the micro-batch;
 ///   "training" (int): 1 in training (dropout active), 0 in evaluation (dropout is a copy);
+///   "loss_scale" (double): RunContext::lossScale, which the loss seed (a fill marked loss_seed) is multiplied by;
 ///   "index_status" (unsigned long long *): a device word set to ~0 before the step; afterwards the smallest
 ///       position of an id or label outside its range, as cpu::IndexStatus::position;
 ///   and the optimizer kernels' own: "n" (long long), AdamW's step scalars (double), "decay" (int), "factor"

@@ -19,6 +19,12 @@ template <typename A, typename B, typename Y, i64 N> MT_DEVICE void add(const A 
     store(out + i, load(a + i) + load(b + i));
 }
 
+/// y = x in y's storage type (mt.cast), rounded to nearest even by store() when it narrows.
+template <typename X, typename Y, i64 N> MT_DEVICE void convert(const X *x, Y *y) {
+  for (i64 i = globalThread(); i < N; i += gridStride())
+    store(y + i, load(x + i));
+}
+
 /// dst += src: a gradient fan-in.
 template <typename S, typename D, i64 N> MT_DEVICE void accumulate(const S *src, D *dst) {
   for (i64 i = globalThread(); i < N; i += gridStride())

@@ -138,7 +138,7 @@ TEST(CudaCodeGen, DropoutStreamIsAnArgumentAndTheShapeAConstant) {
 
 TEST(CudaCodeGen, StorageTypesBecomeParameterTypes) {
   for (auto [type, cType] : {std::pair{plan::DType::BF16, "__nv_bfloat16"}, std::pair{plan::DType::F16, "__half"}}) {
-    plan::Plan plan = test::withStorage(test::llamaPlan(), type);
+    const plan::Plan &plan = test::llamaPlan(type);
     KernelSet set = generateKernels(plan);
     expectEveryStepPlanned(plan, set);
     for (const CudaKernel &kernel : set.kernels)
@@ -155,10 +155,29 @@ TEST(CudaCodeGen, OptimizerKernelsPerStorageType) {
   for (const CudaKernel &kernel : kernels)
     ops.push_back(kernel.op);
   EXPECT_EQ(ops, (std::vector<std::string>{"adamw", "sum_squares_partial", "scale", "sum_squares_finish"}));
-  plan::Plan mixed = test::withStorage(test::gptPlan(), plan::DType::BF16);
+  // Mixed precision keeps the parameters f32 (the master weights, docs/precision.md): AdamW is the f32 one.
+  const plan::Plan &mixed = test::llamaPlan(plan::DType::BF16);
   kernels = optimizerKernels(mixed);
   ASSERT_FALSE(kernels.empty());
-  EXPECT_NE(kernels.front().source.find("mt::adamw<__nv_bfloat16, float, float>"), std::string::npos);
+  EXPECT_NE(kernels.front().source.find("mt::adamw<float, float, float>"), std::string::npos);
+}
+
+TEST(CudaCodeGen, MixedPrecisionCastsAndTheScaledLossSeed) {
+  const plan::Plan &plan = test::llamaPlan(plan::DType::F16);
+  KernelSet set = generateKernels(plan);
+  expectEveryStepPlanned(plan, set);
+  bool narrowing = false, widening = false, seed = false;
+  for (const CudaKernel &kernel : set.kernels) {
+    if (kernel.op == "cast") {
+      narrowing = narrowing || kernel.source.find("mt::convert<float, __half,") != std::string::npos;
+      widening = widening || kernel.source.find("mt::convert<__half, float,") != std::string::npos;
+    }
+    for (const KernelArg &arg : kernel.args)
+      seed = seed || (kernel.op == "fill" && arg.source == ArgSource::Runtime && arg.name == "loss_scale");
+  }
+  EXPECT_TRUE(narrowing) << "the parameters' f16 copies";
+  EXPECT_TRUE(widening) << "the weight gradients back to f32";
+  EXPECT_TRUE(seed) << "the loss seed takes the loss scale at run time";
 }
 
 TEST(CudaCodeGen, AStepWithoutItsAttributeIsMissingWithTheReason) {

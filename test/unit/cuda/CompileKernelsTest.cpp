@@ -25,8 +25,8 @@ namespace {
 
 std::vector<CudaKernel> everyKernel() {
   std::vector<CudaKernel> all;
-  for (const plan::Plan &plan : {test::gptPlan(), test::llamaPlan(), test::withStorage(test::llamaPlan(), plan::DType::BF16),
-                                 test::withStorage(test::llamaPlan(), plan::DType::F16)}) {
+  for (const plan::Plan &plan : {test::gptPlan(), test::llamaPlan(), test::llamaPlan(plan::DType::BF16),
+                                 test::llamaPlan(plan::DType::F16)}) {
     KernelSet set = generateKernels(plan);
     all.insert(all.end(), set.kernels.begin(), set.kernels.end());
     std::vector<CudaKernel> optimizer = optimizerKernels(plan);

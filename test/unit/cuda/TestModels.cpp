@@ -18,7 +18,7 @@ namespace megatron::test {
 
 namespace {
 
-plan::Plan compile(ModelConfig config) {
+plan::Plan compile(ModelConfig config, const char *precision = "") {
   config.resolveDefaults();
   std::string problems;
   for (const std::string &problem : config.validate())
@@ -27,6 +27,8 @@ plan::Plan compile(ModelConfig config) {
   context.loadDialect<mlir::mt::MtDialect, mlir::func::FuncDialect>();
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::mt::buildModel(context, config);
   mlir::PassManager pm(&context);
+  if (*precision)
+    pm.addPass(mlir::mt::createMtMixedPrecision(mlir::mt::MtMixedPrecisionOptions{precision}));
   pm.addPass(mlir::mt::createMtAutodiff());
   mlir::FailureOr<plan::Plan> plan = mlir::failure();
   if (problems.empty() && module && mlir::succeeded(pm.run(*module)))
@@ -57,8 +59,7 @@ const plan::Plan &gptPlan() {
   return plan;
 }
 
-const plan::Plan &llamaPlan() {
-  static const plan::Plan plan = [] {
+ModelConfig llamaConfig() {
     ModelConfig c = tinyGpt();
     c.normalization = Normalization::RMSNorm;
     c.swiglu = true;
@@ -69,19 +70,17 @@ const plan::Plan &llamaPlan() {
     c.untieEmbeddingsAndOutputWeights = true;
     c.addBiasLinear = false;
     c.attentionDropout = c.hiddenDropout = 0.0;
-    return compile(c);
-  }();
+    return c;
+}
+
+const plan::Plan &llamaPlan() {
+  static const plan::Plan plan = compile(llamaConfig());
   return plan;
 }
 
-plan::Plan withStorage(plan::Plan plan, plan::DType type) {
-  std::set<int> keep; // gradients and moments stay f32, as a mixed-precision optimizer keeps them
-  for (const plan::Param &p : plan.params)
-    keep.insert({p.grad, p.expAvg, p.expAvgSq});
-  for (size_t i = 0; i < plan.buffers.size(); ++i)
-    if (plan.buffers[i].dtype == plan::DType::F32 && !keep.count(int(i)))
-      plan.buffers[i].dtype = type;
-  return plan;
+const plan::Plan &llamaPlan(plan::DType compute) {
+  static const plan::Plan bf16 = compile(llamaConfig(), "bf16"), f16 = compile(llamaConfig(), "fp16");
+  return compute == plan::DType::BF16 ? bf16 : compute == plan::DType::F16 ? f16 : llamaPlan();
 }
 
 } // namespace megatron::test

@@ -16,9 +16,8 @@ namespace megatron::test {
 const plan::Plan &gptPlan();
 const plan::Plan &llamaPlan();
 
-/// The plan with every floating-point buffer but the parameters' f32 gradients and AdamW moments stored as `type`
-/// (what mixed precision makes of activations and weights), for the bf16 and f16 kernels.
-plan::Plan withStorage(plan::Plan plan, plan::DType type);
+/// The LLaMA-style plan compiled with --mt-mixed-precision for bf16 or f16 compute (f32: llamaPlan()).
+const plan::Plan &llamaPlan(plan::DType compute);
 
 } // namespace megatron::test
 
