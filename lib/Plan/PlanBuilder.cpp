@@ -195,7 +195,8 @@ private:
   // Per program:
   DenseMap<Value, int> buffers;
   DenseMap<Value, StringRef> boundToGradient;              // results a kernel accumulates into a gradient
-  llvm::DenseSet<Operation *> elidedAdds;                 // sums of gradients that accumulation replaces
+  llvm::DenseSet<Operation *> elidedAdds;                 // sums of gradients that accumulation replaces, and
+                                                          // the casts to f32 of 16-bit parameter gradients
   DenseMap<Operation *, SmallVector<Value>> explicitSinks; // grad_accumulate -> values to add in a step
   DenseMap<Operation *, SmallVector<int>> savedBuffers;    // forward op -> the statistics it saves
   DenseMap<int, int> viewBase;                             // view buffer -> the buffer whose bytes it shares
@@ -308,6 +309,15 @@ void PlanLowering::bind(Value value, StringRef param, GradAccumulateOp sink) {
       elidedAdds.insert(add);
       bind(add.getLhs(), param, sink);
       bind(add.getRhs(), param, sink);
+      return;
+    }
+    // Mixed precision: a 16-bit gradient cast to the f32 parameter's type. The kernel that makes it writes into
+    // the f32 gradient buffer instead, accumulating in f32 without rounding to 16 bits first (Megatron's
+    // gradient-accumulation fusion), and the cast disappears.
+    if (auto widen = value.getDefiningOp<CastOp>();
+        widen && getElementTypeOrSelf(widen.getResult().getType()).isF32() && widen.getX().hasOneUse()) {
+      elidedAdds.insert(widen);
+      bind(widen.getX(), param, sink);
       return;
     }
     if (auto opResult = dyn_cast<OpResult>(value); opResult && isAccumulating(opResult)) {
