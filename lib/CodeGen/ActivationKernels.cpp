@@ -7,10 +7,6 @@
 
 namespace megatron::codegen::detail {
 
-namespace {
-
-// Dropout's keep rule, as runtime/cpu/Philox.h: kept iff bits >= ceil(rate·2^32); kept elements scale by
-// 1/(1 − rate), and by 0 when everything is dropped.
 uint64_t keepThreshold(double rate) {
   if (!(rate > 0.0))
     return 0;
@@ -20,6 +16,8 @@ uint64_t keepThreshold(double rate) {
 }
 
 double keepScale(double rate) { return rate >= 1.0 ? 0.0 : 1.0 / (1.0 - rate); }
+
+namespace {
 
 std::vector<CudaKernel> emitDropout(const plan::Plan &plan, const plan::Step &step, std::string &error) {
   KernelEmitter e(plan, step, "", {"Philox.cuh", "Dropout.cuh"});

@@ -32,6 +32,13 @@ std::vector<CudaKernel> emitLoss(const plan::Plan &, const plan::Step &, std::st
 /// embedding, embedding_grad, add_position_embedding, position_embedding_grad (EmbeddingKernels.cpp).
 std::vector<CudaKernel> emitEmbedding(const plan::Plan &, const plan::Step &, std::string &error);
 
+std::vector<CudaKernel> emitAttention(const plan::Plan &, const plan::Step &, std::string &error);
+
+/// Dropout's keep rule, as runtime/cpu/Philox.h: kept iff bits >= ceil(rate·2^32); kept elements scale by
+/// 1/(1 − rate), and by 0 when everything is dropped.
+uint64_t keepThreshold(double rate);
+double keepScale(double rate);
+
 /// One kernel, or none with `error` set: the common ending of an emitter.
 std::vector<CudaKernel> single(const KernelEmitter &emitter, std::string &error);
 

@@ -1,0 +1,129 @@
+//===- AttentionKernels.cpp - attention and attention_grad -------------------===//
+//
+// The forward is one kernel; the backward two, dq (thread per query row) and dk/dv (thread per key row), so that
+// every output element has one writer and the sums run in a fixed order (no atomics: runs are reproducible).
+// lib/CodeGen/cuda/Attention.cuh has the device code and its limits.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelEmitter.h"
+#include "StepEmitters.h"
+
+#include <algorithm>
+
+namespace megatron::codegen::detail {
+
+namespace {
+
+constexpr int kRowsPerBlock = 64; // query (or key) rows per block: one thread each
+
+/// Key or query rows staged in shared memory per tile: two [tile, headDim] float tiles within 32 KiB.
+int stagedRows(int64_t headDim) {
+  int tile = 64;
+  while (tile > 1 && 2 * tile * headDim * 4 > 32 * 1024)
+    tile /= 2;
+  return tile;
+}
+
+} // namespace
+
+std::vector<CudaKernel> emitAttention(const plan::Plan &plan, const plan::Step &step, std::string &error) {
+  const bool forward = step.op == "attention";
+  const size_t first = forward ? 0 : 2; // attention_grad's inputs start with dout and out
+  auto maskAttr = step.attrs.find("mask_type");
+  const std::string *maskName = maskAttr == step.attrs.end() ? nullptr : std::get_if<std::string>(&maskAttr->second);
+  if (!maskName) {
+    error = "the step lacks its 'mask_type' attribute";
+    return {};
+  }
+  // Attention.cuh's AttentionMaskKind.
+  const int mask = *maskName == "causal" ? 0 : *maskName == "padding" ? 2 : 1;
+  const size_t afterMask = first + 3 + (mask == 2 ? 1 : 0);
+  // Inputs left after the optional padding mask: [bias] forward, [bias,] lse backward.
+  if (step.inputs.size() > afterMask + (forward ? 0 : 1)) {
+    error = "attention with a score bias (T5's relative positions) is not generated yet";
+    return {};
+  }
+  const plan::Buffer &qBuffer = plan.buffers[step.inputs.at(first)];
+  const plan::Buffer &kBuffer = plan.buffers[step.inputs.at(first + 1)];
+  if (qBuffer.shape.size() != 4 || kBuffer.shape.size() != 4) {
+    error = "attention's q and k must be [batch, seq, heads, head_dim]";
+    return {};
+  }
+  const int64_t batch = qBuffer.shape[0], sq = qBuffer.shape[1], heads = qBuffer.shape[2], dim = qBuffer.shape[3];
+  const int64_t sk = kBuffer.shape[1], groups = kBuffer.shape[2];
+  const int tile = stagedRows(dim);
+
+  // One emitter per kernel; the arguments every kernel shares come in the same order.
+  auto common = [&](KernelEmitter &e, std::vector<std::string> &args, std::vector<std::string> &templates) {
+    const double rate = e.attrDouble("dropout", 0.0);
+    // head_shard: this rank's heads are [rank·H, (rank+1)·H) of H·tp; their probabilities are one run of the
+    // full tensor's per batch (cpu::AttentionConfig::dropout).
+    const uint64_t localChunk = e.flag("head_shard") ? uint64_t(heads * sq * sk) : 0;
+    const uint64_t fullChunk = localChunk * uint64_t(e.tensorParallel());
+    const double scale = e.requiredDouble("softmax_scale");
+    templates.insert(templates.end(), {num(batch), num(sq), num(sk), num(heads), num(groups), num(dim), num(mask)});
+    std::string offset = "0ull";
+    std::vector<std::string> tail = {literal(scale), literal(keepScale(rate)), e.runtime("dropout_seed", "unsigned long long"),
+                                     e.attribute("rng_stream", "unsigned long long"), e.runtime("training", "int")};
+    if (localChunk > 0)
+      offset = "(unsigned long long)" + e.runtime("tp_rank", "int") + " * " + std::to_string(localChunk) + "ull";
+    tail.push_back(offset);
+    args.insert(args.end(), tail.begin(), tail.end());
+    return std::vector<std::string>{std::to_string(keepThreshold(rate)) + "ull", std::to_string(localChunk) + "ull",
+                                    std::to_string(fullChunk) + "ull"};
+  };
+  auto grid = [&](int64_t rows, int64_t middle) {
+    LaunchConfig launch;
+    launch.grid[0] = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
+    launch.grid[1] = middle;
+    launch.grid[2] = batch;
+    launch.block[0] = kRowsPerBlock;
+    return launch;
+  };
+  const std::vector<std::string> files = {"Philox.cuh", "Attention.cuh"};
+
+  if (forward) {
+    // Inputs q, k, v, [padMask]; outputs out, lse.
+    KernelEmitter e(plan, step, "", files);
+    std::vector<std::string> args = {e.in(0), e.in(1), e.in(2), mask == 2 ? e.in(3) : "(const int *)0", e.out(0),
+                                     e.out(1)};
+    std::vector<std::string> templates = {e.inType(0), e.inType(1), e.inType(2), e.outType(0), e.outType(1)};
+    std::vector<std::string> dropout = common(e, args, templates);
+    templates.insert(templates.end(), {num(kRowsPerBlock), num(tile)});
+    templates.insert(templates.end(), dropout.begin(), dropout.end());
+    e.body(deviceCall("attentionForward", templates, args));
+    e.launch = grid(sq, heads);
+    return single(e, error);
+  }
+
+  // Inputs dout, out, q, k, v, [padMask], lse; outputs dq, dk, dv.
+  const size_t lse = afterMask;
+  std::vector<CudaKernel> kernels;
+  for (int part = 0; part < 2; ++part) {
+    KernelEmitter e(plan, step, part == 0 ? "dq" : "dkdv", files);
+    std::vector<std::string> args = {e.in(0), e.in(1), e.in(2), e.in(3), e.in(4),
+                                     mask == 2 ? e.in(5) : "(const int *)0", e.in(lse)};
+    std::vector<std::string> templates = {e.inType(0), e.inType(1), e.inType(2), e.inType(3), e.inType(4),
+                                          e.inType(lse)};
+    if (part == 0) {
+      args.push_back(e.out(0));
+      templates.push_back(e.outType(0));
+    } else {
+      args.insert(args.end(), {e.out(1), e.out(2)});
+      templates.insert(templates.end(), {e.outType(1), e.outType(2)});
+    }
+    std::vector<std::string> dropout = common(e, args, templates);
+    templates.insert(templates.end(), {num(kRowsPerBlock), num(std::min(tile, kRowsPerBlock))});
+    templates.insert(templates.end(), dropout.begin(), dropout.end());
+    e.body(deviceCall(part == 0 ? "attentionBackwardQuery" : "attentionBackwardKeyValue", templates, args));
+    e.launch = part == 0 ? grid(sq, heads) : grid(sk, groups);
+    std::vector<CudaKernel> one = single(e, error);
+    if (!error.empty())
+      return {};
+    kernels.push_back(std::move(one.front()));
+  }
+  return kernels;
+}
+
+} // namespace megatron::codegen::detail
