@@ -2,8 +2,9 @@
 //
 // Each CUDA thread of a block is a fiber with its own small stack. Fibers are created once with makecontext and
 // reused for every block and launch (a fiber that finishes its thread parks at its loop's top); switches use
-// _setjmp/_longjmp, which unlike swapcontext make no system call. The scheduler resumes the runnable fibers in
-// thread order; a fiber runs until it blocks at a barrier or shuffle, or finishes. The last thread to arrive at a
+// _setjmp/_longjmp, which unlike swapcontext make no system call. The scheduler makes passes over the block,
+// each in a new order (scheduleOrder), resuming every runnable fiber once; a fiber runs until it blocks at a
+// barrier or shuffle, or finishes. The last thread to arrive at a
 // barrier (the last lane at a shuffle) releases the others, so no thread passes a barrier before all reached it.
 // Anything CUDA leaves undefined that the kernels could do here (a thread leaving while others wait at a barrier,
 // a mask naming an absent lane, threads waiting at different barriers) fails the launch with a message instead.
@@ -14,6 +15,7 @@
 
 #include "CudaSim.h"
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -72,6 +74,7 @@ struct Sim {
   const std::function<void()> *body = nullptr;
   jmp_buf scheduler;
   std::string error;
+  uint64_t random = 1; // the scheduling order's generator, reseeded per launch
   Counters counters;
 };
 
@@ -245,6 +248,32 @@ __attribute__((noinline)) void resume(Sim &s, Fiber &f) {
   }
 }
 
+/// The order of one pass over the block's threads: its warps in a random order, each warp's lanes up or down.
+/// A GPU runs warps in no fixed order, so a kernel that reads shared memory without the barrier that orders it
+/// must not pass here just because thread 0 happened to run first. The generator is seeded per launch, so a failure
+/// repeats.
+void scheduleOrder(Sim &s, std::vector<int> &order) {
+  auto next = [&s] { // xorshift64
+    s.random ^= s.random << 13;
+    s.random ^= s.random >> 7;
+    s.random ^= s.random << 17;
+    return s.random;
+  };
+  const int warps = (s.threads + kWarp - 1) / kWarp;
+  std::vector<int> warpOrder(static_cast<size_t>(warps));
+  for (int w = 0; w < warps; ++w)
+    warpOrder[size_t(w)] = w;
+  for (int w = warps - 1; w > 0; --w)
+    std::swap(warpOrder[size_t(w)], warpOrder[next() % uint64_t(w + 1)]);
+  size_t k = 0;
+  for (int w : warpOrder) {
+    const int first = w * kWarp, last = std::min(s.threads, first + kWarp) - 1;
+    const bool down = next() & 1;
+    for (int i = first; i <= last; ++i)
+      order[k++] = down ? last - (i - first) : i;
+  }
+}
+
 /// Runs one block; returns false with s.error set when it failed.
 bool runBlock(Sim &s) {
   s.atBarrier = s.exited = 0;
@@ -256,9 +285,11 @@ bool runBlock(Sim &s) {
                unsigned(i / (blockDim.x * blockDim.y))};
   }
   s.counters.threads += s.threads;
+  std::vector<int> order(static_cast<size_t>(s.threads));
   while (s.exited < s.threads) {
     bool ran = false;
-    for (int i = 0; i < s.threads; ++i) {
+    scheduleOrder(s, order);
+    for (int i : order) {
       Fiber &f = s.fibers[i];
       if (f.state != State::Runnable)
         continue;
@@ -302,6 +333,7 @@ std::string launch(const codegen::LaunchConfig &config, const std::function<void
   s.body = &thread;
   s.error.clear();
   ++s.counters.launches;
+  s.random = 0x9e3779b97f4a7c15ull * uint64_t(s.counters.launches) | 1;
   blockDim = {unsigned(config.block[0]), unsigned(config.block[1]), unsigned(config.block[2])};
   gridDim = {unsigned(config.grid[0]), unsigned(config.grid[1]), unsigned(config.grid[2])};
   for (int64_t z = 0; z < config.grid[2]; ++z)

@@ -1,8 +1,8 @@
 //===- Simulator.h - Running a CUDA launch on the host -----------*- C++ -*-===//
 //
 // The host simulator's launch (Scheduler.cpp). The blocks of the grid run one after the other; the threads of a
-// block are fibers (ucontext stacks) on the calling OS thread, scheduled round-robin, each running until it
-// reaches a __syncthreads, a warp shuffle or its end. A barrier lets no thread pass before every thread of the
+// block are fibers (ucontext stacks) on the calling OS thread, resumed in passes over the block (each pass in
+// another order of the warps), each running until it reaches a __syncthreads, a warp shuffle or its end. A barrier lets no thread pass before every thread of the
 // block has reached it; a shuffle completes when every lane of its mask has arrived and then exchanges real
 // 32-lane values. So the threads of a block interleave exactly at the points where CUDA synchronises them, and a
 // kernel that depends on more (or on less) than that is caught or at least exercised, see docs/cuda.md.

@@ -1,0 +1,140 @@
+//===- SimulatedStepsTest.cpp - Every generated kernel of the test models against the CPU engine ---===//
+//
+// The numerics test of the CUDA code generator without a GPU. For each test model (the GPT; the LLaMA-style
+// model in f32, bf16 and f16) the CPU engine runs two micro-batches of train_step (the second accumulating into
+// the gradients the first left) and then the evaluation programs, one step at a time; before every step that the
+// generator implements, the step's kernels run in the host simulator on the same inputs, and every output must
+// match the CPU's (sim/StepChecker.h: f32 to 1e-5 of the output's scale, 16-bit to one unit of the format).
+//
+//===----------------------------------------------------------------------===//
+
+#include "SimulatedKernels.h"
+#include "TestModels.h"
+
+#include "sim/Simulator.h"
+#include "sim/StepChecker.h"
+
+#include "megatron/CodeGen/CudaKernels.h"
+#include "runtime/engine/Engine.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+using namespace megatron;
+
+namespace {
+
+/// Token ids and labels below every vocabulary of the plan (the embedding tables' rows, the logits' width).
+int64_t indexLimit(const plan::Plan &plan) {
+  int64_t limit = INT32_MAX;
+  for (const plan::Program &program : plan.programs)
+    for (const plan::Step &step : program.steps) {
+      if (step.op == "embedding")
+        limit = std::min(limit, plan.buffers[size_t(step.inputs[1])].shape[0]);
+      if (step.op == "cross_entropy")
+        limit = std::min(limit, plan.buffers[size_t(step.inputs[0])].shape.back());
+    }
+  return limit;
+}
+
+/// Parameters drawn around their init (biases and the norms' weights made non-trivial, so that their terms
+/// count), token ids and labels below the vocabulary, and a loss mask with zeros (so that masking counts).
+void fillRandomly(runtime::Engine &engine, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const plan::Plan &plan = engine.plan();
+  for (const plan::Param &p : plan.params) {
+    float *value = engine.as<float>(p.buffer);
+    for (int64_t i = 0; i < engine.buffer(p.buffer).numElements(); ++i)
+      value[i] = p.init == plan::InitKind::Ones    ? 1.0f + 0.1f * normal(rng)
+                 : p.init == plan::InitKind::Zeros ? 0.02f * normal(rng)
+                                                   : float(p.initStd) * normal(rng);
+  }
+  const int64_t limit = indexLimit(plan);
+  for (const plan::Input &input : plan.inputs) {
+    const plan::Buffer &b = engine.buffer(input.buffer);
+    for (int64_t i = 0; i < b.numElements(); ++i) {
+      if (b.dtype == plan::DType::I32)
+        engine.as<int32_t>(input.buffer)[i] = int32_t(rng() % uint64_t(limit));
+      else
+        engine.as<float>(input.buffer)[i] = rng() % 5 == 0 ? 0.0f : 1.0f;
+    }
+  }
+}
+
+void printSummary(const char *model, const cudasim::StepChecker &checker) {
+  std::printf("%s: %d generated steps checked against the CPU engine\n", model, checker.stepsChecked());
+  std::printf("  %-26s %-5s %6s %14s %5s\n", "op", "dtype", "steps", "worst rel diff", "ulps");
+  for (const auto &[key, summary] : checker.summary())
+    std::printf("  %-26s %-5s %6d %14.3g %5d\n", key.first.c_str(), plan::toString(key.second), summary.steps,
+                summary.worstRelative, summary.worstUlps);
+}
+
+/// Runs the model's programs step by step through the checker; returns the first failure.
+std::string checkModel(const char *name, const plan::Plan &plan, double lossScale) {
+  test::SimulatedKernels &kernels = test::simulatedKernels();
+  if (!kernels.error.empty())
+    return kernels.error;
+  std::string error;
+  std::unique_ptr<runtime::Engine> engine = runtime::Engine::create(plan, error);
+  if (!engine)
+    return error;
+  fillRandomly(*engine, 42);
+  codegen::KernelSet set = codegen::generateKernels(engine->plan());
+  cudasim::StepChecker checker(*engine, set, kernels.library);
+
+  auto runProgram = [&](const std::string &program, const runtime::RunContext &context) -> std::string {
+    for (size_t j = 0; j < engine->plan().program(program)->steps.size(); ++j)
+      if (std::string failure = checker.runStep(program, j, context); !failure.empty())
+        return failure;
+    return {};
+  };
+  engine->zero(plan::Arena::Grads);
+  for (int64_t microBatch = 0; microBatch < 2; ++microBatch) {
+    runtime::RunContext context;
+    context.dropoutSeed = runtime::dropoutSeedFor(1234, 0, microBatch);
+    context.lossScale = lossScale;
+    if (std::string failure = runProgram("train_step", context); !failure.empty())
+      return failure;
+  }
+  for (const plan::Program &program : engine->plan().programs)
+    if (program.name != "train_step") {
+      runtime::RunContext evaluation;
+      evaluation.training = false;
+      if (std::string failure = runProgram(program.name, evaluation); !failure.empty())
+        return failure;
+    }
+  printSummary(name, checker);
+  return {};
+}
+
+TEST(CudaSimulatedSteps, GptMatchesTheCpuEngine) { EXPECT_EQ(checkModel("gpt f32", test::gptPlan(), 1.0), ""); }
+
+TEST(CudaSimulatedSteps, LlamaMatchesTheCpuEngine) {
+  EXPECT_EQ(checkModel("llama f32", test::llamaPlan(), 1.0), "");
+}
+
+TEST(CudaSimulatedSteps, LlamaBf16MatchesTheCpuEngine) {
+  EXPECT_EQ(checkModel("llama bf16", test::llamaPlan(plan::DType::BF16), 1.0), "");
+}
+
+TEST(CudaSimulatedSteps, LlamaF16WithALossScaleMatchesTheCpuEngine) {
+  // fp16's loss scale reaches the kernels as the loss seed's run-time argument.
+  EXPECT_EQ(checkModel("llama f16", test::llamaPlan(plan::DType::F16), 1024.0), "");
+}
+
+TEST(CudaSimulatedSteps, KernelsCompileOnceAndReport) {
+  test::SimulatedKernels &kernels = test::simulatedKernels();
+  ASSERT_EQ(kernels.error, "");
+  const cudasim::Counters counters = cudasim::counters();
+  std::printf("%d kernels compiled for the simulator, %d from the cache, in %.1f s; %lld launches, %lld simulated "
+              "threads, %lld switches so far\n",
+              kernels.library.compiled(), kernels.library.cached(), kernels.seconds, counters.launches,
+              counters.threads, counters.switches);
+  EXPECT_GT(kernels.library.compiled() + kernels.library.cached(), 40);
+}
+
+} // namespace
