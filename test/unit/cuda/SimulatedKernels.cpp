@@ -15,7 +15,8 @@ SimulatedKernels &simulatedKernels() {
     const auto start = std::chrono::steady_clock::now();
     std::vector<codegen::CudaKernel> all;
     for (const plan::Plan *plan : {&gptPlan(), &llamaPlan(), &llamaPlan(plan::DType::BF16),
-                                   &llamaPlan(plan::DType::F16)}) {
+                                   &llamaPlan(plan::DType::F16), &shardedGptPlan(), &shardedLlamaPlan(), &oddGptPlan(1),
+                                   &oddGptPlan(2)}) {
       codegen::KernelSet set = codegen::generateKernels(*plan);
       all.insert(all.end(), set.kernels.begin(), set.kernels.end());
       std::vector<codegen::CudaKernel> optimizer = codegen::optimizerKernels(*plan);

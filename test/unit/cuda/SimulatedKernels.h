@@ -15,8 +15,8 @@ struct SimulatedKernels {
   double seconds = 0;   ///< spent compiling and loading
 };
 
-/// Every kernel that the code generator emits for the test models (TestModels.h: the GPT, and the LLaMA-style
-/// model in f32, bf16 and f16) and their optimizers, compiled for the simulator on first use, on as many
+/// Every kernel that the code generator emits for the test models (TestModels.h: the GPT, the LLaMA-style model
+/// in f32, bf16 and f16, both sharded over two tensor-parallel ranks, the GPT of odd shapes) and their optimizers, compiled for the simulator on first use, on as many
 /// compilers as the machine has cores, and loaded; the shared objects are cached in the build tree.
 SimulatedKernels &simulatedKernels();
 

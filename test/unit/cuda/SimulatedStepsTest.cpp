@@ -1,7 +1,7 @@
 //===- SimulatedStepsTest.cpp - Every generated kernel of the test models against the CPU engine ---===//
 //
 // The numerics test of the CUDA code generator without a GPU. For each test model (the GPT; the LLaMA-style
-// model in f32, bf16 and f16) the CPU engine runs two micro-batches of train_step (the second accumulating into
+// model in f32, bf16 and f16; both sharded over two tensor-parallel ranks, every rank) the CPU engine runs two micro-batches of train_step (the second accumulating into
 // the gradients the first left) and then the evaluation programs, one step at a time; before every step that the
 // generator implements, the step's kernels run in the host simulator on the same inputs, and every output must
 // match the CPU's (sim/StepChecker.h: f32 to 1e-5 of the output's scale, 16-bit to one unit of the format).
@@ -15,6 +15,8 @@
 #include "sim/StepChecker.h"
 
 #include "megatron/CodeGen/CudaKernels.h"
+#include "runtime/comm/ThreadCommunicator.h"
+#include "runtime/cpu/Kernels.h"
 #include "runtime/engine/Engine.h"
 
 #include <gtest/gtest.h>
@@ -73,26 +75,24 @@ void printSummary(const char *model, const cudasim::StepChecker &checker) {
                 summary.worstRelative, summary.worstUlps);
 }
 
-/// Runs the model's programs step by step through the checker; returns the first failure.
-std::string checkModel(const char *name, const plan::Plan &plan, double lossScale) {
+/// Runs the engine's programs step by step through the checker: two micro-batches of train_step, the second
+/// accumulating into the gradients the first left, then every other program as an evaluation. Returns the first
+/// failure; prints the differences when `name` is given.
+std::string checkEngine(runtime::Engine &engine, double lossScale, const char *name) {
   test::SimulatedKernels &kernels = test::simulatedKernels();
   if (!kernels.error.empty())
     return kernels.error;
-  std::string error;
-  std::unique_ptr<runtime::Engine> engine = runtime::Engine::create(plan, error);
-  if (!engine)
-    return error;
-  fillRandomly(*engine, 42);
-  codegen::KernelSet set = codegen::generateKernels(engine->plan());
-  cudasim::StepChecker checker(*engine, set, kernels.library);
+  fillRandomly(engine, 42);
+  codegen::KernelSet set = codegen::generateKernels(engine.plan());
+  cudasim::StepChecker checker(engine, set, kernels.library);
 
   auto runProgram = [&](const std::string &program, const runtime::RunContext &context) -> std::string {
-    for (size_t j = 0; j < engine->plan().program(program)->steps.size(); ++j)
+    for (size_t j = 0; j < engine.plan().program(program)->steps.size(); ++j)
       if (std::string failure = checker.runStep(program, j, context); !failure.empty())
         return failure;
     return {};
   };
-  engine->zero(plan::Arena::Grads);
+  engine.zero(plan::Arena::Grads);
   for (int64_t microBatch = 0; microBatch < 2; ++microBatch) {
     runtime::RunContext context;
     context.dropoutSeed = runtime::dropoutSeedFor(1234, 0, microBatch);
@@ -100,15 +100,39 @@ std::string checkModel(const char *name, const plan::Plan &plan, double lossScal
     if (std::string failure = runProgram("train_step", context); !failure.empty())
       return failure;
   }
-  for (const plan::Program &program : engine->plan().programs)
+  for (const plan::Program &program : engine.plan().programs)
     if (program.name != "train_step") {
       runtime::RunContext evaluation;
       evaluation.training = false;
       if (std::string failure = runProgram(program.name, evaluation); !failure.empty())
         return failure;
     }
-  printSummary(name, checker);
+  if (name)
+    printSummary(name, checker);
   return {};
+}
+
+std::string checkModel(const char *name, const plan::Plan &plan, double lossScale) {
+  std::string error;
+  std::unique_ptr<runtime::Engine> engine = runtime::Engine::create(plan, error);
+  return engine ? checkEngine(*engine, lossScale, name) : error;
+}
+
+/// Every rank of a tensor-parallel plan, as threads joined by the thread communicator (the CPU engine's
+/// collectives need their peers); the simulator serialises the ranks' launches.
+std::string checkShardedModel(const char *name, const plan::Plan &plan) {
+  return comm::runRanks(int(plan.parallel.tensor), [&](int rank, comm::Communicator &world) -> std::string {
+    cpu::setNumThreads(1);
+    std::string failure;
+    std::unique_ptr<comm::Communicator> tp = world.split(0, rank, "tp", failure);
+    if (!tp)
+      return failure;
+    std::unique_ptr<runtime::Engine> engine = runtime::Engine::create(plan, failure, tp.get());
+    if (!engine)
+      return failure;
+    const std::string label = std::string(name) + ", rank " + std::to_string(rank);
+    return checkEngine(*engine, 1.0, label.c_str());
+  });
 }
 
 TEST(CudaSimulatedSteps, GptMatchesTheCpuEngine) { EXPECT_EQ(checkModel("gpt f32", test::gptPlan(), 1.0), ""); }
@@ -124,6 +148,32 @@ TEST(CudaSimulatedSteps, LlamaBf16MatchesTheCpuEngine) {
 TEST(CudaSimulatedSteps, LlamaF16WithALossScaleMatchesTheCpuEngine) {
   // fp16's loss scale reaches the kernels as the loss seed's run-time argument.
   EXPECT_EQ(checkModel("llama f16", test::llamaPlan(plan::DType::F16), 1024.0), "");
+}
+
+/// Generated steps of `plan` that carry the attribute `name`: the sharded tests must reach every kind of step
+/// that reads the rank.
+int generatedStepsWith(const plan::Plan &plan, const char *name) {
+  int count = 0;
+  for (const codegen::StepPlan &step : codegen::generateKernels(plan).steps)
+    if (step.backend == codegen::StepBackend::Generated &&
+        plan.program(step.ref.program)->steps[size_t(step.ref.step)].attrs.count(name))
+      ++count;
+  return count;
+}
+
+TEST(CudaSimulatedSteps, ShardedGptMatchesTheCpuEngineOnEveryRank) {
+  for (const char *attribute : {"vocab_shard", "vocab_parallel", "sequence_shard", "shard_dim"})
+    EXPECT_GT(generatedStepsWith(test::shardedGptPlan(), attribute), 0) << attribute;
+  EXPECT_EQ(checkShardedModel("gpt f32, tp 2 + sequence parallel", test::shardedGptPlan()), "");
+}
+
+TEST(CudaSimulatedSteps, ShardedLlamaMatchesTheCpuEngineOnEveryRank) {
+  EXPECT_EQ(checkShardedModel("llama f32, tp 2", test::shardedLlamaPlan()), "");
+}
+
+TEST(CudaSimulatedSteps, OddShapesMatchTheCpuEngine) {
+  EXPECT_EQ(checkModel("odd gpt f32", test::oddGptPlan(1), 1.0), "");
+  EXPECT_EQ(checkShardedModel("odd gpt f32, tp 2 + sequence parallel", test::oddGptPlan(2)), "");
 }
 
 TEST(CudaSimulatedSteps, KernelsCompileOnceAndReport) {
