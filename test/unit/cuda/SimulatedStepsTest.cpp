@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <random>
 
 using namespace megatron;
@@ -77,12 +78,15 @@ void printSummary(const char *model, const cudasim::StepChecker &checker) {
 
 /// Runs the engine's programs step by step through the checker: two micro-batches of train_step, the second
 /// accumulating into the gradients the first left, then every other program as an evaluation. Returns the first
-/// failure; prints the differences when `name` is given.
-std::string checkEngine(runtime::Engine &engine, double lossScale, const char *name) {
+/// failure; prints the differences when `name` is given. `alter` may change the random data first.
+std::string checkEngine(runtime::Engine &engine, double lossScale, const char *name,
+                        const std::function<void(runtime::Engine &)> &alter = nullptr) {
   test::SimulatedKernels &kernels = test::simulatedKernels();
   if (!kernels.error.empty())
     return kernels.error;
   fillRandomly(engine, 42);
+  if (alter)
+    alter(engine);
   codegen::KernelSet set = codegen::generateKernels(engine.plan());
   cudasim::StepChecker checker(engine, set, kernels.library);
 
@@ -112,10 +116,21 @@ std::string checkEngine(runtime::Engine &engine, double lossScale, const char *n
   return {};
 }
 
-std::string checkModel(const char *name, const plan::Plan &plan, double lossScale) {
+std::string checkModel(const char *name, const plan::Plan &plan, double lossScale,
+                       const std::function<void(runtime::Engine &)> &alter = nullptr) {
   std::string error;
   std::unique_ptr<runtime::Engine> engine = runtime::Engine::create(plan, error);
-  return engine ? checkEngine(*engine, lossScale, name) : error;
+  return engine ? checkEngine(*engine, lossScale, name, alter) : error;
+}
+
+/// Element `i` of the plan input `name`, as int32 or float storage.
+template <typename T> T &inputAt(runtime::Engine &engine, const char *name, int64_t i) {
+  for (const plan::Input &input : engine.plan().inputs)
+    if (input.name == name)
+      return engine.as<T>(input.buffer)[i];
+  ADD_FAILURE() << "the plan has no input " << name;
+  static T none;
+  return none;
 }
 
 /// Every rank of a tensor-parallel plan, as threads joined by the thread communicator (the CPU engine's
@@ -174,6 +189,30 @@ TEST(CudaSimulatedSteps, ShardedLlamaMatchesTheCpuEngineOnEveryRank) {
 TEST(CudaSimulatedSteps, OddShapesMatchTheCpuEngine) {
   EXPECT_EQ(checkModel("odd gpt f32", test::oddGptPlan(1), 1.0), "");
   EXPECT_EQ(checkShardedModel("odd gpt f32, tp 2 + sequence parallel", test::oddGptPlan(2)), "");
+}
+
+TEST(CudaSimulatedSteps, BadIdsAreReportedAtTheCpusPosition) {
+  // Two bad token ids: the simulated kernels' status word holds the first position, as the CPU's error says,
+  // and the step fails with the CPU's message.
+  std::string error = checkModel(nullptr, test::gptPlan(), 1.0, [](runtime::Engine &engine) {
+    inputAt<int32_t>(engine, "tokens", 50) = -1;
+    inputAt<int32_t>(engine, "tokens", 37) = 1 << 20;
+  });
+  EXPECT_NE(error.find("token id 1048576 at position 37"), std::string::npos) << error;
+  // A label outside the logits where the loss mask reads it fails at its row; -1 under a zero mask (BERT's
+  // padding) is valid on both backends.
+  error = checkModel(nullptr, test::gptPlan(), 1.0, [](runtime::Engine &engine) {
+    inputAt<int32_t>(engine, "labels", 10) = -1;
+    inputAt<float>(engine, "loss_mask", 10) = 0.0f;
+    inputAt<int32_t>(engine, "labels", 20) = 100000;
+    inputAt<float>(engine, "loss_mask", 20) = 1.0f;
+  });
+  EXPECT_NE(error.find("label 100000 at position 20"), std::string::npos) << error;
+  EXPECT_EQ(checkModel(nullptr, test::gptPlan(), 1.0, [](runtime::Engine &engine) {
+              inputAt<int32_t>(engine, "labels", 10) = -1;
+              inputAt<float>(engine, "loss_mask", 10) = 0.0f;
+            }),
+            "");
 }
 
 TEST(CudaSimulatedSteps, KernelsCompileOnceAndReport) {

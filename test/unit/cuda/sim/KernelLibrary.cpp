@@ -162,6 +162,12 @@ std::string KernelLibrary::launch(const codegen::CudaKernel &kernel, void **args
   if (it == entries.end())
     return kernel.name + " is not loaded";
   KernelEntry entry = it->second;
+  // A GPU refuses a launch of more threads per block than the kernel's __launch_bounds__; the shim ignores the
+  // attribute, so the simulator checks it here.
+  const size_t bounds = kernel.source.rfind("__launch_bounds__(");
+  const int64_t threads = int64_t(kernel.launch.block[0]) * kernel.launch.block[1] * kernel.launch.block[2];
+  if (bounds != std::string::npos && threads > std::stoll(kernel.source.substr(bounds + 18)))
+    return kernel.name + ": a block of " + std::to_string(threads) + " threads exceeds its __launch_bounds__";
   std::string error = cudasim::launch(kernel.launch, [entry, args] { entry(args); });
   return error.empty() ? error : kernel.name + ": " + error;
 }
