@@ -106,32 +106,30 @@ inline unsigned __float_as_uint(float x) { return mt_sim::bitCast<unsigned>(x); 
 inline double __longlong_as_double(long long x) { return mt_sim::bitCast<double>(x); }
 inline long long __double_as_longlong(double x) { return mt_sim::bitCast<long long>(x); }
 
-// Atomics return the old value, as CUDA's do.
-template <typename T> inline T atomicAdd(T *address, T value) {
+namespace mt_sim {
+/// *address = update(*address), returning the old value as CUDA's atomics do. Atomic here: no other CUDA thread
+/// runs before the caller reaches a barrier or shuffle.
+template <typename T, typename F> inline T readModifyWrite(T *address, F update) {
   const T old = *address;
-  *address = old + value;
+  *address = update(old);
   return old;
+}
+} // namespace mt_sim
+
+template <typename T> inline T atomicAdd(T *address, T value) {
+  return mt_sim::readModifyWrite(address, [value](T old) { return old + value; });
 }
 template <typename T> inline T atomicMin(T *address, T value) {
-  const T old = *address;
-  *address = value < old ? value : old;
-  return old;
+  return mt_sim::readModifyWrite(address, [value](T old) { return value < old ? value : old; });
 }
 template <typename T> inline T atomicMax(T *address, T value) {
-  const T old = *address;
-  *address = value > old ? value : old;
-  return old;
+  return mt_sim::readModifyWrite(address, [value](T old) { return value > old ? value : old; });
 }
 template <typename T> inline T atomicExch(T *address, T value) {
-  const T old = *address;
-  *address = value;
-  return old;
+  return mt_sim::readModifyWrite(address, [value](T) { return value; });
 }
 template <typename T> inline T atomicCAS(T *address, T compare, T value) {
-  const T old = *address;
-  if (old == compare)
-    *address = value;
-  return old;
+  return mt_sim::readModifyWrite(address, [compare, value](T old) { return old == compare ? value : old; });
 }
 
 #endif // MEGATRON_TEST_UNIT_CUDA_SIM_CUDASIM_H

@@ -10,11 +10,13 @@
 #include <cinttypes>
 #include <cstdio>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <sys/file.h>
 #include <unistd.h>
 
 // Set by CMake: the C++ compiler the project builds with, and this directory (for CudaSim.h).
@@ -109,6 +111,19 @@ std::string KernelLibrary::load(const std::vector<codegen::CudaKernel> &kernels,
   fs::create_directories(cacheDir, ec);
   if (ec)
     return "cannot create the simulator's kernel cache " + cacheDir + ": " + ec.message();
+
+  // Test processes that ctest runs side by side would compile the same kernels twice: the first to take the
+  // cache's lock compiles, the others wait and then find the objects.
+  const int lock = ::open((fs::path(cacheDir) / ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (lock >= 0)
+    ::flock(lock, LOCK_EX);
+  struct Unlock {
+    int fd;
+    ~Unlock() {
+      if (fd >= 0)
+        ::close(fd); // releases the lock
+    }
+  } unlock{lock};
 
   // Each distinct kernel once, with its object's path.
   std::vector<std::pair<const codegen::CudaKernel *, fs::path>> wanted, missing;

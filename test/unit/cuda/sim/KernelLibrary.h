@@ -4,7 +4,7 @@
 // CudaSim.h) into a shared object, together with an entry that takes the parameters as cudaLaunchKernel does: an
 // array of pointers to their values. Shared objects are cached on disk under a hash of the source, the
 // simulator's headers and the compiler's command, so a rerun compiles only what changed; misses compile in
-// parallel. Loaded objects resolve the built-ins (threadIdx, __syncthreads, ...) against the test executable.
+// parallel, one process at a time (a lock file). Loaded objects resolve the built-ins (threadIdx, __syncthreads, ...) against the test executable.
 //
 //===----------------------------------------------------------------------===//
 
