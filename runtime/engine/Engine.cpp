@@ -251,24 +251,39 @@ void Engine::roundSixteenBitOutputs(const plan::Step &step, BoundStep &bound) {
   };
 }
 
+Engine::BoundProgram *Engine::boundProgram(const std::string &name, const RunContext &context) {
+  for (BoundProgram &program : programs)
+    if (program.name == name && (program.slot < 0 || program.slot == context.stashSlot))
+      return &program;
+  return nullptr;
+}
+
 std::string Engine::run(const std::string &name, const RunContext &context) {
-  for (BoundProgram &program : programs) {
-    if (program.name != name || (program.slot >= 0 && program.slot != context.stashSlot))
-      continue;
-    for (BoundStep &step : program.steps)
-      if (std::string error = step.run(context); !error.empty()) {
-        // The peers would wait for this rank in their next collective: fail the group now, so that they stop
-        // at once with this error (a failed collective has failed it already; the first failure wins).
-        for (comm::Communicator *group : {tpGroup, dpGroup, ppGroup})
-          if (group) {
-            group->abort(error);
-            break;
-          }
-        return error;
-      }
-    return {};
-  }
-  return "the plan has no program '" + name + "' (stash slot " + std::to_string(context.stashSlot) + ")";
+  BoundProgram *program = boundProgram(name, context);
+  if (!program)
+    return "the plan has no program '" + name + "' (stash slot " + std::to_string(context.stashSlot) + ")";
+  for (BoundStep &step : program->steps)
+    if (std::string error = step.run(context); !error.empty()) {
+      // The peers would wait for this rank in their next collective: fail the group now, so that they stop
+      // at once with this error (a failed collective has failed it already; the first failure wins).
+      for (comm::Communicator *group : {tpGroup, dpGroup, ppGroup})
+        if (group) {
+          group->abort(error);
+          break;
+        }
+      return error;
+    }
+  return {};
+}
+
+std::string Engine::runStep(const std::string &name, std::size_t index, const RunContext &context) {
+  BoundProgram *program = boundProgram(name, context);
+  if (!program)
+    return "the plan has no program '" + name + "' (stash slot " + std::to_string(context.stashSlot) + ")";
+  if (index >= program->steps.size())
+    return "program '" + name + "' has " + std::to_string(program->steps.size()) + " steps, not " +
+           std::to_string(index + 1);
+  return program->steps[index].run(context);
 }
 
 void Engine::zero(plan::Arena arena) {

@@ -103,6 +103,10 @@ public:
   /// train_step (all_gather at 'decoder.layers.0.mlp.linear_fc1'): rank 1 of group "tp" ... failed (...)").
   /// With a tensor- or data-parallel group, a failed step aborts it, so that no peer waits for this rank.
   std::string run(const std::string &name, const RunContext &context);
+  /// Runs only step `index` of program `name`, as run() would in its turn (16-bit outputs rounded). For tests that
+  /// check another backend step by step against this one (test/unit/cuda/sim): they copy a step's inputs, run it
+  /// here, and compare. Unlike run(), a failure does not abort the communicators' groups.
+  std::string runStep(const std::string &name, std::size_t index, const RunContext &context);
 
   /// Zeroes a whole arena (the gradients before an iteration's first micro-batch).
   void zero(plan::Arena arena);
@@ -170,6 +174,8 @@ private:
     std::vector<BoundStep> steps;
   };
   std::vector<BoundProgram> programs;
+  /// The binding of program `name` for the context's stash slot, or null.
+  BoundProgram *boundProgram(const std::string &name, const RunContext &context);
 
   friend class StepBinder;
 };

@@ -3,15 +3,23 @@
 // The first part of every generated kernel's source. Buffers are stored as float, double, __nv_bfloat16 or
 // __half (a plan buffer's dtype); kernels compute in float (double for f64 buffers), so bf16 and f16 storage keeps
 // fp32 arithmetic and fp32 statistics. The same text compiles as plain host C++ (MT_HD is empty there), so that
-// unit tests can check the device arithmetic that does not need a GPU (Philox) against the CPU kernels.
+// unit tests can check the device arithmetic that does not need a GPU (Philox) against the CPU kernels. With
+// MT_SIMULATE, g++ compiles the whole kernel for the host simulator (test/unit/cuda/sim, docs/cuda.md): CudaSim.h
+// supplies CUDA's built-ins, bf16 and fp16, and runs the threads of a block as interleaving fibers.
 //
 //===----------------------------------------------------------------------===//
 
-#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#if defined(MT_SIMULATE)
+#include "CudaSim.h"
+#define MT_HD inline
+#define MT_DEVICE inline
+#define MT_HAS_DEVICE_BUILTINS 1
+#elif defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #define MT_HD __host__ __device__ __forceinline__
 #define MT_DEVICE __device__ __forceinline__
+#define MT_HAS_DEVICE_BUILTINS 1
 #else
 #include <cstdint>
 #define MT_HD inline
@@ -23,7 +31,7 @@ typedef long long i64;
 typedef unsigned long long u64;
 typedef unsigned int u32;
 
-#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#if defined(MT_HAS_DEVICE_BUILTINS)
 
 /// The arithmetic type of a storage type: float, except double for double.
 template <typename T> struct Compute { typedef float type; };

@@ -18,7 +18,7 @@ namespace megatron::test {
 
 namespace {
 
-plan::Plan compile(ModelConfig config, const char *precision = "") {
+plan::Plan compile(ModelConfig config, const char *precision = "", int64_t tensor = 1, bool sequence = false) {
   config.resolveDefaults();
   std::string problems;
   for (const std::string &problem : config.validate())
@@ -27,6 +27,8 @@ plan::Plan compile(ModelConfig config, const char *precision = "") {
   context.loadDialect<mlir::mt::MtDialect, mlir::func::FuncDialect>();
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::mt::buildModel(context, config);
   mlir::PassManager pm(&context);
+  if (tensor > 1)
+    pm.addPass(mlir::mt::createMtShard(mlir::mt::MtShardOptions{tensor, sequence}));
   if (*precision)
     pm.addPass(mlir::mt::createMtMixedPrecision(mlir::mt::MtMixedPrecisionOptions{precision}));
   pm.addPass(mlir::mt::createMtAutodiff());
@@ -81,6 +83,32 @@ const plan::Plan &llamaPlan() {
 const plan::Plan &llamaPlan(plan::DType compute) {
   static const plan::Plan bf16 = compile(llamaConfig(), "bf16"), f16 = compile(llamaConfig(), "fp16");
   return compute == plan::DType::BF16 ? bf16 : compute == plan::DType::F16 ? f16 : llamaPlan();
+}
+
+const plan::Plan &oddGptPlan(int64_t tensor) {
+  auto config = [](int64_t ranks) {
+    ModelConfig c = tinyGpt();
+    c.tensorModelParallelSize = ranks; // pads the vocabulary to a multiple of the ranks
+    c.hiddenSize = 30;
+    c.numAttentionHeads = 2;
+    c.seqLength = 6;
+    c.microBatchSize = 3;
+    c.vocabSize = 101;
+    c.makeVocabSizeDivisibleBy = 1;
+    return c;
+  };
+  static const plan::Plan one = compile(config(1)), two = compile(config(2), "", 2, true);
+  return tensor == 2 ? two : one;
+}
+
+const plan::Plan &shardedGptPlan() {
+  static const plan::Plan plan = compile(tinyGpt(), "", 2, true);
+  return plan;
+}
+
+const plan::Plan &shardedLlamaPlan() {
+  static const plan::Plan plan = compile(llamaConfig(), "", 2, false);
+  return plan;
 }
 
 } // namespace megatron::test

@@ -19,6 +19,16 @@ const plan::Plan &llamaPlan();
 /// The LLaMA-style plan compiled with --mt-mixed-precision for bf16 or f16 compute (f32: llamaPlan()).
 const plan::Plan &llamaPlan(plan::DType compute);
 
+/// One rank's plan of the two models sharded over 2 tensor-parallel ranks (--mt-shard), the GPT with sequence
+/// parallelism: the steps that take the rank (vocab_shard, vocab_parallel, sequence_shard, shard_dim).
+const plan::Plan &shardedGptPlan();
+const plan::Plan &shardedLlamaPlan();
+
+/// A GPT of awkward shapes: hidden 30 (rows narrower than a block of 32), 2 heads of 15, sequence 6, batch 3,
+/// vocabulary 101 (padded only to a multiple of the ranks), on one rank or two with sequence parallelism (then a
+/// dropout shard's runs are 90 elements, not a multiple of four).
+const plan::Plan &oddGptPlan(int64_t tensor);
+
 } // namespace megatron::test
 
 #endif // MEGATRON_TEST_UNIT_CUDA_TESTMODELS_H
