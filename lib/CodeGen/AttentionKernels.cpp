@@ -1,7 +1,8 @@
 //===- AttentionKernels.cpp - attention and attention_grad -------------------===//
 //
 // The forward is one kernel; the backward two, dq (thread per query row) and dk/dv (thread per key row), so that
-// every output element has one writer and the sums run in a fixed order (no atomics: runs are reproducible).
+// every output element has one writer and the sums run in a fixed order (no atomics: runs are reproducible). The
+// dq kernel leaves each query row's statistics in the step's workspace output for the dk/dv kernel.
 // lib/CodeGen/cuda/Attention.cuh has the device code and its limits.
 //
 //===----------------------------------------------------------------------===//
@@ -97,8 +98,13 @@ std::vector<CudaKernel> emitAttention(const plan::Plan &plan, const plan::Step &
     return single(e, error);
   }
 
-  // Inputs dout, out, q, k, v, [padMask], lse; outputs dq, dk, dv.
+  // Inputs dout, out, q, k, v, [padMask], lse; outputs dq, dk, dv and the rows' statistics (a workspace output
+  // the plan provides, the last).
   const size_t lse = afterMask;
+  if (step.outputs.size() != 4) {
+    error = "attention_grad needs the plan's row-statistics workspace as its fourth output (recompile the plan)";
+    return {};
+  }
   std::vector<CudaKernel> kernels;
   for (int part = 0; part < 2; ++part) {
     KernelEmitter e(plan, step, part == 0 ? "dq" : "dkdv", files);
@@ -107,11 +113,11 @@ std::vector<CudaKernel> emitAttention(const plan::Plan &plan, const plan::Step &
     std::vector<std::string> templates = {e.inType(0), e.inType(1), e.inType(2), e.inType(3), e.inType(4),
                                           e.inType(lse)};
     if (part == 0) {
-      args.push_back(e.out(0));
-      templates.push_back(e.outType(0));
+      args.insert(args.end(), {e.out(0), e.out(3)});
+      templates.insert(templates.end(), {e.outType(0), e.outType(3)});
     } else {
-      args.insert(args.end(), {e.out(1), e.out(2)});
-      templates.insert(templates.end(), {e.outType(1), e.outType(2)});
+      args.insert(args.end(), {e.out(1), e.out(2), e.out(3)});
+      templates.insert(templates.end(), {e.outType(1), e.outType(2), e.outType(3)});
     }
     std::vector<std::string> dropout = common(e, args, templates);
     templates.insert(templates.end(), {num(kRowsPerBlock), num(std::min(tile, kRowsPerBlock))});

@@ -443,6 +443,22 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
       step.outputs.push_back(*buffer);
       step.accumulate.push_back(accumulating);
     }
+    // Workspace a device backend needs between a step's kernels, planned like any activation so that the memory
+    // planner sees it: attention_grad's per-row sum of the recomputed probabilities and D = Σ P·dP, which its dq
+    // kernel computes and its dk/dv kernel reads (lib/CodeGen/cuda/Attention.cuh). The CPU backend ignores it.
+    if (auto grad = dyn_cast<AttentionGradOp>(op)) {
+      ArrayRef<int64_t> q = cast<RankedTensorType>(grad.getQuery().getType()).getShape();
+      Type wide = getElementTypeOrSelf(grad.getQuery().getType());
+      if (!wide.isF64())
+        wide = Float32Type::get(op.getContext()); // f32, also for 16-bit attention
+      FailureOr<int> rows = newBuffer(&op, RankedTensorType::get({q[0], q[2], q[1], 2}, wide), plan::Arena::Activations);
+      if (failed(rows))
+        return failure();
+      activationIds.push_back(*rows);
+      step.outputs.push_back(*rows);
+      step.accumulate.push_back(false);
+      step.attrs["workspace_outputs"] = int64_t(1);
+    }
     // Saved statistics are at least f32: a 16-bit mean or log-sum-exp would cost the backward its accuracy.
     auto elementType = op.getNumOperands() ? getElementTypeOrSelf(op.getOperand(0).getType()) : Type();
     if (elementType && (elementType.isBF16() || elementType.isF16()))

@@ -10,8 +10,10 @@
 // This first version computes on CUDA cores, one thread per query row (forward, dq) or key row (dk, dv), with key
 // or query tiles staged in shared memory: correct and deterministic (each output element has one writer, summed in
 // a fixed order), not yet fast. The tensor-core version is the performance work of a GPU session (docs/cuda.md).
-// The backward takes D_i = dO_i · out_i, as FlashAttention-2 does, where the CPU sums P ⊙ dP over the row: equal in
-// exact arithmetic.
+// The backward follows the CPU's arithmetic (runtime/cpu/Attention.cpp), not FlashAttention-2's shortcut
+// D_i = dO_i · out_i, which with a 16-bit out carries its rounding into dS: the dq kernel first sums each row's
+// recomputed probabilities (renormalising them, as the saved lse is rounded) and D_i = Σ_j P_ij·dP_ij in double,
+// and leaves both in a [B, H, SQ, 2] workspace that the dk/dv kernel reads.
 //
 //===----------------------------------------------------------------------===//
 
@@ -97,48 +99,65 @@ MT_DEVICE void attentionForward(const Q *q, const K *k, const V *v, const int *p
   store(lse + (b * H + h) * SQ + i, l > 0.0f ? m + logf(l) : -infinity<float>());
 }
 
-/// dq. Grid (ceil(SQ / BLOCK), H, B); thread = query row.
-template <typename DO, typename O, typename Q, typename K, typename V, typename L, typename DQ, i64 B, i64 SQ, i64 SK,
-          i64 H, i64 G, i64 D, int MASK, int BLOCK, int TK, u64 THRESHOLD, u64 LOCAL_CHUNK, u64 FULL_CHUNK>
+/// dq, and the rows' statistics. Grid (ceil(SQ / BLOCK), H, B); thread = query row. Pass 1 sums e_ij =
+/// exp(s_ij − lse_i) and e_ij·dP_ij over the row's keys; pass 2 adds dS_ij·k_j with P_ij = e_ij / Σ_j e_ij.
+template <typename DO, typename O, typename Q, typename K, typename V, typename L, typename DQ, typename R, i64 B,
+          i64 SQ, i64 SK, i64 H, i64 G, i64 D, int MASK, int BLOCK, int TK, u64 THRESHOLD, u64 LOCAL_CHUNK,
+          u64 FULL_CHUNK>
 MT_DEVICE void attentionBackwardQuery(const DO *dout, const O *out, const Q *q, const K *k, const V *v,
-                                      const int *padMask, const L *lse, DQ *dq, float scale, float keepScale, u64 seed,
-                                      u64 stream, int training, u64 offset) {
+                                      const int *padMask, const L *lse, DQ *dq, R *rowStats, float scale,
+                                      float keepScale, u64 seed, u64 stream, int training, u64 offset) {
   const i64 b = blockIdx.z, h = blockIdx.y, g = h / (H / G);
   const i64 i = i64(blockIdx.x) * BLOCK + threadIdx.x;
   const bool active = i < SQ;
   __shared__ float ks[TK][D], vs[TK][D];
   float qr[D], dor[D], acc[D];
-  float rowDot = 0.0f; // D_i = dO_i · out_i
   for (i64 d = 0; d < D; ++d) {
     const i64 at = ((b * SQ + i) * H + h) * D + d;
     qr[d] = active ? load(q + at) : 0.0f;
     dor[d] = active ? load(dout + at) : 0.0f;
-    rowDot += active ? dor[d] * load(out + at) : 0.0f;
     acc[d] = 0.0f;
   }
   const float rowLse = active ? float(load(lse + (b * H + h) * SQ + i)) : 0.0f;
   const bool seesKeys = active && rowLse > -infinity<float>();
   const i64 keys = MASK == kCausal ? (i64(blockIdx.x) + 1) * BLOCK < SK ? (i64(blockIdx.x) + 1) * BLOCK : SK : SK;
-  for (i64 j0 = 0; j0 < keys; j0 += TK) {
-    __syncthreads();
-    stageRows<K, SK, G, D, TK, BLOCK>(k, b, g, j0, ks);
-    stageRows<V, SK, G, D, TK, BLOCK>(v, b, g, j0, vs);
-    __syncthreads();
-    for (int jj = 0; seesKeys && jj < TK && j0 + jj < keys; ++jj) {
-      const i64 j = j0 + jj;
-      if (!attends<MASK, SK>(b, i, j, padMask))
-        continue;
-      float s = 0.0f, dp = 0.0f;
-      for (i64 d = 0; d < D; ++d) {
-        s += qr[d] * ks[jj][d];
-        dp += dor[d] * vs[jj][d];
+  double sumE = 0.0, sumEdP = 0.0;
+  float inverse = 0.0f, rowDot = 0.0f;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (i64 j0 = 0; j0 < keys; j0 += TK) {
+      __syncthreads();
+      stageRows<K, SK, G, D, TK, BLOCK>(k, b, g, j0, ks);
+      stageRows<V, SK, G, D, TK, BLOCK>(v, b, g, j0, vs);
+      __syncthreads();
+      for (int jj = 0; seesKeys && jj < TK && j0 + jj < keys; ++jj) {
+        const i64 j = j0 + jj;
+        if (!attends<MASK, SK>(b, i, j, padMask))
+          continue;
+        float s = 0.0f, dp = 0.0f;
+        for (i64 d = 0; d < D; ++d) {
+          s += qr[d] * ks[jj][d];
+          dp += dor[d] * vs[jj][d];
+        }
+        const float e = expf(s * scale - rowLse);
+        dp *= dropoutFactor<H, SQ, SK, THRESHOLD, LOCAL_CHUNK, FULL_CHUNK>(b, h, i, j, keepScale, seed, stream,
+                                                                           training, offset);
+        if (pass == 0) {
+          sumE += e;
+          sumEdP += double(e) * double(dp);
+          continue;
+        }
+        const float ds = e * inverse * (dp - rowDot);
+        for (i64 d = 0; d < D; ++d)
+          acc[d] += ds * ks[jj][d];
       }
-      const float p = expf(s * scale - rowLse);
-      dp *= dropoutFactor<H, SQ, SK, THRESHOLD, LOCAL_CHUNK, FULL_CHUNK>(b, h, i, j, keepScale, seed, stream,
-                                                                         training, offset);
-      const float ds = p * (dp - rowDot);
-      for (i64 d = 0; d < D; ++d)
-        acc[d] += ds * ks[jj][d];
+    }
+    if (pass == 0) {
+      inverse = sumE > 0.0 ? float(1.0 / sumE) : 0.0f;
+      rowDot = sumE > 0.0 ? float(sumEdP / sumE) : 0.0f;
+      if (active) {
+        rowStats[((b * H + h) * SQ + i) * 2] = R(inverse);
+        rowStats[((b * H + h) * SQ + i) * 2 + 1] = R(rowDot);
+      }
     }
   }
   if (active)
@@ -147,18 +166,19 @@ MT_DEVICE void attentionBackwardQuery(const DO *dout, const O *out, const Q *q, 
 }
 
 /// dk and dv, summed over the H/G query heads of the key/value head. Grid (ceil(SK / BLOCK), G, B); thread = key
-/// row; query tiles of TQ rows (TQ <= BLOCK) staged with their dO, lse and D_i.
-template <typename DO, typename O, typename Q, typename K, typename V, typename L, typename DK, typename DV, i64 B,
-          i64 SQ, i64 SK, i64 H, i64 G, i64 D, int MASK, int BLOCK, int TQ, u64 THRESHOLD, u64 LOCAL_CHUNK,
-          u64 FULL_CHUNK>
+/// row; query tiles of TQ rows staged with their dO, lse and the statistics attentionBackwardQuery left.
+template <typename DO, typename O, typename Q, typename K, typename V, typename L, typename DK, typename DV,
+          typename R, i64 B, i64 SQ, i64 SK, i64 H, i64 G, i64 D, int MASK, int BLOCK, int TQ, u64 THRESHOLD,
+          u64 LOCAL_CHUNK, u64 FULL_CHUNK>
 MT_DEVICE void attentionBackwardKeyValue(const DO *dout, const O *out, const Q *q, const K *k, const V *v,
-                                         const int *padMask, const L *lse, DK *dk, DV *dv, float scale,
-                                         float keepScale, u64 seed, u64 stream, int training, u64 offset) {
-  static_assert(TQ <= BLOCK, "one thread per staged query row computes its D_i");
+                                         const int *padMask, const L *lse, DK *dk, DV *dv, const R *rowStats,
+                                         float scale, float keepScale, u64 seed, u64 stream, int training,
+                                         u64 offset) {
+  static_assert(TQ <= BLOCK, "one thread per staged query row loads its statistics");
   const i64 b = blockIdx.z, g = blockIdx.y;
   const i64 j = i64(blockIdx.x) * BLOCK + threadIdx.x;
   const bool active = j < SK;
-  __shared__ float qs[TQ][D], dos[TQ][D], lses[TQ], dots[TQ];
+  __shared__ float qs[TQ][D], dos[TQ][D], lses[TQ], inverses[TQ], dots[TQ];
   float kr[D], vr[D], dkAcc[D], dvAcc[D];
   for (i64 d = 0; d < D; ++d) {
     const i64 at = ((b * SK + j) * G + g) * D + d;
@@ -177,11 +197,9 @@ MT_DEVICE void attentionBackwardKeyValue(const DO *dout, const O *out, const Q *
       stageRows<DO, SQ, H, D, TQ, BLOCK>(dout, b, h, i0, dos);
       if (threadIdx.x < TQ) {
         const i64 i = i0 + threadIdx.x;
-        float dot = 0.0f;
-        for (i64 d = 0; i < SQ && d < D; ++d)
-          dot += float(load(dout + ((b * SQ + i) * H + h) * D + d)) * float(load(out + ((b * SQ + i) * H + h) * D + d));
-        dots[threadIdx.x] = dot;
         lses[threadIdx.x] = i < SQ ? float(load(lse + (b * H + h) * SQ + i)) : -infinity<float>();
+        inverses[threadIdx.x] = i < SQ ? float(rowStats[((b * H + h) * SQ + i) * 2]) : 0.0f;
+        dots[threadIdx.x] = i < SQ ? float(rowStats[((b * H + h) * SQ + i) * 2 + 1]) : 0.0f;
       }
       __syncthreads();
       for (int ii = 0; visible && ii < TQ && i0 + ii < SQ; ++ii) {
@@ -193,7 +211,7 @@ MT_DEVICE void attentionBackwardKeyValue(const DO *dout, const O *out, const Q *
           s += qs[ii][d] * kr[d];
           dp += dos[ii][d] * vr[d];
         }
-        const float p = expf(s * scale - lses[ii]);
+        const float p = expf(s * scale - lses[ii]) * inverses[ii];
         const float factor = dropoutFactor<H, SQ, SK, THRESHOLD, LOCAL_CHUNK, FULL_CHUNK>(b, h, i, j, keepScale, seed,
                                                                                           stream, training, offset);
         const float ds = p * (dp * factor - dots[ii]);
