@@ -51,6 +51,30 @@ MT_DEVICE void stageRows(const T *x, i64 batch, i64 head, i64 first, float (*til
   }
 }
 
+/// The keys a block of query rows may see: all, or under the causal mask none past its last row.
+template <int MASK, int BLOCK, i64 SK> MT_DEVICE i64 keyLimit() {
+  const i64 last = (i64(blockIdx.x) + 1) * BLOCK;
+  return MASK == kCausal && last < SK ? last : SK;
+}
+
+/// Calls f(jj, j) for each key j of the block's key range that query row i of batch b sees, with key and value
+/// tiles of TK rows staged in ks and vs (f reads row jj of them). Every thread of the block must call it, since
+/// all of them stage the tiles; a thread whose row takes no part passes active = false.
+template <typename K, typename V, i64 SK, i64 G, i64 D, int MASK, int BLOCK, int TK, typename F>
+MT_DEVICE void forEachVisibleKey(const K *k, const V *v, const int *padMask, i64 b, i64 g, i64 i, bool active,
+                                 float (*ks)[D], float (*vs)[D], F f) {
+  const i64 keys = keyLimit<MASK, BLOCK, SK>();
+  for (i64 j0 = 0; j0 < keys; j0 += TK) {
+    __syncthreads(); // the previous tile is no longer read
+    stageRows<K, SK, G, D, TK, BLOCK>(k, b, g, j0, ks);
+    stageRows<V, SK, G, D, TK, BLOCK>(v, b, g, j0, vs);
+    __syncthreads();
+    for (int jj = 0; active && jj < TK && j0 + jj < keys; ++jj)
+      if (attends<MASK, SK>(b, i, j0 + jj, padMask))
+        f(jj, j0 + jj);
+  }
+}
+
 /// Grid (ceil(SQ / BLOCK), H, B); thread = query row.
 template <typename Q, typename K, typename V, typename O, typename L, i64 B, i64 SQ, i64 SK, i64 H, i64 G, i64 D,
           int MASK, int BLOCK, int TK, u64 THRESHOLD, u64 LOCAL_CHUNK, u64 FULL_CHUNK>
@@ -66,31 +90,20 @@ MT_DEVICE void attentionForward(const Q *q, const K *k, const V *v, const int *p
     acc[d] = 0.0f;
   }
   float m = -infinity<float>(), l = 0.0f;
-  // Causal: no row of this block sees a key past its last row.
-  const i64 keys = MASK == kCausal ? (i64(blockIdx.x) + 1) * BLOCK < SK ? (i64(blockIdx.x) + 1) * BLOCK : SK : SK;
-  for (i64 j0 = 0; j0 < keys; j0 += TK) {
-    __syncthreads(); // the previous tile is no longer read
-    stageRows<K, SK, G, D, TK, BLOCK>(k, b, g, j0, ks);
-    stageRows<V, SK, G, D, TK, BLOCK>(v, b, g, j0, vs);
-    __syncthreads();
-    for (int jj = 0; active && jj < TK && j0 + jj < keys; ++jj) {
-      const i64 j = j0 + jj;
-      if (!attends<MASK, SK>(b, i, j, padMask))
-        continue;
-      float s = 0.0f;
-      for (i64 d = 0; d < D; ++d)
-        s += qr[d] * ks[jj][d];
-      s *= scale;
-      const float mNew = s > m ? s : m;
-      const float correction = expf(m - mNew), p = expf(s - mNew);
-      l = l * correction + p;
-      const float pd = p * dropoutFactor<H, SQ, SK, THRESHOLD, LOCAL_CHUNK, FULL_CHUNK>(b, h, i, j, keepScale, seed,
-                                                                                      stream, training, offset);
-      for (i64 d = 0; d < D; ++d)
-        acc[d] = acc[d] * correction + pd * vs[jj][d];
-      m = mNew;
-    }
-  }
+  forEachVisibleKey<K, V, SK, G, D, MASK, BLOCK, TK>(k, v, padMask, b, g, i, active, ks, vs, [&](int jj, i64 j) {
+    float s = 0.0f;
+    for (i64 d = 0; d < D; ++d)
+      s += qr[d] * ks[jj][d];
+    s *= scale;
+    const float mNew = s > m ? s : m;
+    const float correction = expf(m - mNew), p = expf(s - mNew);
+    l = l * correction + p;
+    const float pd = p * dropoutFactor<H, SQ, SK, THRESHOLD, LOCAL_CHUNK, FULL_CHUNK>(b, h, i, j, keepScale, seed,
+                                                                                    stream, training, offset);
+    for (i64 d = 0; d < D; ++d)
+      acc[d] = acc[d] * correction + pd * vs[jj][d];
+    m = mNew;
+  });
   if (!active)
     return;
   // A row that sees no key: out 0, lse −inf, as the CPU.
@@ -120,37 +133,27 @@ MT_DEVICE void attentionBackwardQuery(const DO *dout, const O *out, const Q *q, 
   }
   const float rowLse = active ? float(load(lse + (b * H + h) * SQ + i)) : 0.0f;
   const bool seesKeys = active && rowLse > -infinity<float>();
-  const i64 keys = MASK == kCausal ? (i64(blockIdx.x) + 1) * BLOCK < SK ? (i64(blockIdx.x) + 1) * BLOCK : SK : SK;
   double sumE = 0.0, sumEdP = 0.0;
   float inverse = 0.0f, rowDot = 0.0f;
   for (int pass = 0; pass < 2; ++pass) {
-    for (i64 j0 = 0; j0 < keys; j0 += TK) {
-      __syncthreads();
-      stageRows<K, SK, G, D, TK, BLOCK>(k, b, g, j0, ks);
-      stageRows<V, SK, G, D, TK, BLOCK>(v, b, g, j0, vs);
-      __syncthreads();
-      for (int jj = 0; seesKeys && jj < TK && j0 + jj < keys; ++jj) {
-        const i64 j = j0 + jj;
-        if (!attends<MASK, SK>(b, i, j, padMask))
-          continue;
-        float s = 0.0f, dp = 0.0f;
-        for (i64 d = 0; d < D; ++d) {
-          s += qr[d] * ks[jj][d];
-          dp += dor[d] * vs[jj][d];
-        }
-        const float e = expf(s * scale - rowLse);
-        dp *= dropoutFactor<H, SQ, SK, THRESHOLD, LOCAL_CHUNK, FULL_CHUNK>(b, h, i, j, keepScale, seed, stream,
-                                                                           training, offset);
-        if (pass == 0) {
-          sumE += e;
-          sumEdP += double(e) * double(dp);
-          continue;
-        }
-        const float ds = e * inverse * (dp - rowDot);
-        for (i64 d = 0; d < D; ++d)
-          acc[d] += ds * ks[jj][d];
+    forEachVisibleKey<K, V, SK, G, D, MASK, BLOCK, TK>(k, v, padMask, b, g, i, seesKeys, ks, vs, [&](int jj, i64 j) {
+      float s = 0.0f, dp = 0.0f;
+      for (i64 d = 0; d < D; ++d) {
+        s += qr[d] * ks[jj][d];
+        dp += dor[d] * vs[jj][d];
       }
-    }
+      const float e = expf(s * scale - rowLse);
+      dp *= dropoutFactor<H, SQ, SK, THRESHOLD, LOCAL_CHUNK, FULL_CHUNK>(b, h, i, j, keepScale, seed, stream,
+                                                                         training, offset);
+      if (pass == 0) {
+        sumE += e;
+        sumEdP += double(e) * double(dp);
+        return;
+      }
+      const float ds = e * inverse * (dp - rowDot);
+      for (i64 d = 0; d < D; ++d)
+        acc[d] += ds * ks[jj][d];
+    });
     if (pass == 0) {
       inverse = sumE > 0.0 ? float(1.0 / sumE) : 0.0f;
       rowDot = sumE > 0.0 ? float(sumEdP / sumE) : 0.0f;
