@@ -10,7 +10,9 @@
 # (VARIANTS, default "tp1 tp2 tp2sp"): the whole model on 2 threads; --mt-shard="tensor-parallel=2" on 2 ranks;
 # the same with sequence-parallel=1; pp2, --mt-pipeline="stages=2" on 2 ranks (1F1B over the iteration's
 # micro-batches: run it with GLOBAL_BATCH=32 or more); pp2cost, the same with balance=cost (the layers split
-# by forward FLOPs, the logits counting for the last stage). Each round runs every variant
+# by forward FLOPs, the logits counting for the last stage); bf16 and fp16, the tp1 model compiled with
+# --mt-mixed-precision (the CPU backend's 16-bit emulation, docs/precision.md: what rounding every 16-bit output
+# costs on top of f32). Each round runs every variant
 # once as a fresh megatron-run process (ITERS iterations, --log-interval 1, the first WARMUP dropped), in an order
 # that rotates from round to round; a run's figure is the median of its iterations' times (megatron-run's
 # "elapsed time per iteration"), and the time its rank 0 spent inside collectives (megatron-run's
@@ -39,7 +41,8 @@ trap 'rm -rf "$WORK"' EXIT
   -o "$WORK/model.mlir"
 declare -A LAYOUT=([tp1]="--mt-shard=tensor-parallel=1" [tp2]="--mt-shard=tensor-parallel=2"
                    [tp2sp]="--mt-shard=tensor-parallel=2 sequence-parallel=1" [pp2]="--mt-pipeline=stages=2"
-                   [pp2cost]="--mt-pipeline=stages=2 balance=cost")
+                   [pp2cost]="--mt-pipeline=stages=2 balance=cost" [bf16]="--mt-mixed-precision=dtype=bf16"
+                   [fp16]="--mt-mixed-precision=dtype=fp16")
 for v in $VARIANTS; do
   "$BUILD/bin/megatron-opt" "$WORK/model.mlir" "${LAYOUT[$v]}" --mt-autodiff \
     --mt-plan=output="$WORK/$v.plan" -o /dev/null > /dev/null
