@@ -195,3 +195,28 @@ TEST(CudaCodeGen, AStepWithoutItsAttributeIsMissingWithTheReason) {
 }
 
 } // namespace
+
+// T5's encoder and decoder embeddings differ only in their token counts, which the kernel takes from its grid
+// (one block per token): their sources used to agree, so both steps shared one kernel and the encoder's launch,
+// and the decoder's step wrote past its output (found by the host simulator). The launch is part of a kernel's
+// identity now.
+TEST(CudaCodeGen, StepsWithOtherGridsGetTheirOwnKernel) {
+  const plan::Plan &plan = test::t5Plan();
+  KernelSet set = generateKernels(plan);
+  std::map<std::string, std::vector<int64_t>> gridsByName;
+  for (const StepPlan &step : set.steps)
+    for (int k : step.kernels)
+      gridsByName[set.kernels[size_t(k)].name].push_back(set.kernels[size_t(k)].launch.grid[0]);
+  std::set<int64_t> embeddingGrids;
+  for (const CudaKernel &kernel : set.kernels)
+    if (kernel.op == "embedding")
+      embeddingGrids.insert(kernel.launch.grid[0]);
+  EXPECT_GE(embeddingGrids.size(), 2u) << "the encoder's and the decoder's embeddings launch different grids";
+  for (const CudaKernel &kernel : set.kernels)
+    for (const StepRef &ref : kernel.steps) {
+      const plan::Step &step = plan.program(ref.program)->steps[size_t(ref.step)];
+      if (step.op == "embedding")
+        EXPECT_EQ(kernel.launch.grid[0], plan.buffers[size_t(step.inputs[0])].numElements())
+            << kernel.name << " serves " << ref.program << " step " << ref.step;
+    }
+}

@@ -16,7 +16,8 @@ struct SimulatedKernels {
 };
 
 /// Every kernel that the code generator emits for the test models (TestModels.h: the GPT, the LLaMA-style model
-/// in f32, bf16 and f16, both sharded over two tensor-parallel ranks, the GPT of odd shapes) and their optimizers, compiled for the simulator on first use, on as many
+/// in f32, bf16 and f16, both sharded over two tensor-parallel ranks, the GPT of odd shapes, BERT and T5) and their
+/// optimizers, compiled for the simulator on first use, on as many
 /// compilers as the machine has cores, and loaded; the shared objects are cached in the build tree.
 SimulatedKernels &simulatedKernels();
 

@@ -30,21 +30,28 @@ using namespace megatron;
 
 namespace {
 
-/// Token ids and labels below every vocabulary of the plan (the embedding tables' rows, the logits' width).
-int64_t indexLimit(const plan::Plan &plan) {
+/// What an int32 input may hold: below the rows of the embedding table it indexes, or below the logits' width it
+/// labels; a padding mask 0 or 1.
+int64_t indexLimit(const plan::Plan &plan, int buffer) {
   int64_t limit = INT32_MAX;
   for (const plan::Program &program : plan.programs)
-    for (const plan::Step &step : program.steps) {
-      if (step.op == "embedding")
-        limit = std::min(limit, plan.buffers[size_t(step.inputs[1])].shape[0]);
-      if (step.op == "cross_entropy")
-        limit = std::min(limit, plan.buffers[size_t(step.inputs[0])].shape.back());
-    }
+    for (const plan::Step &step : program.steps)
+      for (size_t i = 0; i < step.inputs.size(); ++i) {
+        if (step.inputs[i] != buffer)
+          continue;
+        if (step.op == "embedding" && i == 0)
+          limit = std::min(limit, plan.buffers[size_t(step.inputs[1])].shape[0]);
+        else if (step.op == "cross_entropy" && i == 1)
+          limit = std::min(limit, plan.buffers[size_t(step.inputs[0])].shape.back());
+        else if (step.op == "attention" || step.op == "attention_grad")
+          limit = std::min<int64_t>(limit, 2);
+      }
   return limit;
 }
 
 /// Parameters drawn around their init (biases and the norms' weights made non-trivial, so that their terms
-/// count), token ids and labels below the vocabulary, and a loss mask with zeros (so that masking counts).
+/// count), ids and labels below what they index, padding masks of ones with a padded tail per sequence, and a
+/// loss mask with zeros (so that masking counts).
 void fillRandomly(runtime::Engine &engine, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -56,14 +63,16 @@ void fillRandomly(runtime::Engine &engine, uint64_t seed) {
                  : p.init == plan::InitKind::Zeros ? 0.02f * normal(rng)
                                                    : float(p.initStd) * normal(rng);
   }
-  const int64_t limit = indexLimit(plan);
   for (const plan::Input &input : plan.inputs) {
     const plan::Buffer &b = engine.buffer(input.buffer);
+    const int64_t limit = indexLimit(plan, input.buffer);
     for (int64_t i = 0; i < b.numElements(); ++i) {
-      if (b.dtype == plan::DType::I32)
-        engine.as<int32_t>(input.buffer)[i] = int32_t(rng() % uint64_t(limit));
-      else
+      if (b.dtype != plan::DType::I32)
         engine.as<float>(input.buffer)[i] = rng() % 5 == 0 ? 0.0f : 1.0f;
+      else if (limit == 2) // a padding mask: sequence r keeps its first seq - r % 4 positions
+        engine.as<int32_t>(input.buffer)[i] = i % b.shape.back() < b.shape.back() - (i / b.shape.back()) % 4;
+      else
+        engine.as<int32_t>(input.buffer)[i] = int32_t(rng() % uint64_t(limit));
     }
   }
 }
@@ -164,6 +173,12 @@ TEST(CudaSimulatedSteps, LlamaF16WithALossScaleMatchesTheCpuEngine) {
   // fp16's loss scale reaches the kernels as the loss seed's run-time argument.
   EXPECT_EQ(checkModel("llama f16", test::llamaPlan(plan::DType::F16), 1024.0), "");
 }
+
+TEST(CudaSimulatedSteps, BertMatchesTheCpuEngine) {
+  EXPECT_EQ(checkModel("bert f32", test::bertPlan(), 1.0), "");
+}
+
+TEST(CudaSimulatedSteps, T5MatchesTheCpuEngine) { EXPECT_EQ(checkModel("t5 f32", test::t5Plan(), 1.0), ""); }
 
 /// Generated steps of `plan` that carry the attribute `name`: the sharded tests must reach every kind of step
 /// that reads the rank.

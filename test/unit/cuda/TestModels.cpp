@@ -101,6 +101,31 @@ const plan::Plan &oddGptPlan(int64_t tensor) {
   return tensor == 2 ? two : one;
 }
 
+const plan::Plan &bertPlan() {
+  static const plan::Plan plan = [] {
+    ModelConfig c = tinyGpt();
+    c.kind = ModelKind::BERT;
+    c.seqLength = 24;
+    return compile(c);
+  }();
+  return plan;
+}
+
+const plan::Plan &t5Plan() {
+  static const plan::Plan plan = [] {
+    ModelConfig c = tinyGpt();
+    c.kind = ModelKind::T5;
+    c.numLayers = 0;
+    c.encoderNumLayers = 1;
+    c.decoderNumLayers = 1;
+    c.seqLength = 20;
+    c.decoderSeqLength = 12;
+    c.positionEmbeddingType = PositionEmbedding::Relative;
+    return compile(c);
+  }();
+  return plan;
+}
+
 const plan::Plan &shardedGptPlan() {
   static const plan::Plan plan = compile(tinyGpt(), "", 2, true);
   return plan;

@@ -19,6 +19,11 @@ const plan::Plan &llamaPlan();
 /// The LLaMA-style plan compiled with --mt-mixed-precision for bf16 or f16 compute (f32: llamaPlan()).
 const plan::Plan &llamaPlan(plan::DType compute);
 
+/// A BERT (padding mask, token types, pooler, sentence order) and a T5 with relative position bias (encoder and
+/// decoder, cross-attention with fewer queries than keys).
+const plan::Plan &bertPlan();
+const plan::Plan &t5Plan();
+
 /// One rank's plan of the two models sharded over 2 tensor-parallel ranks (--mt-shard), the GPT with sequence
 /// parallelism: the steps that take the rank (vocab_shard, vocab_parallel, sequence_shard, shard_dim).
 const plan::Plan &shardedGptPlan();
