@@ -40,11 +40,8 @@ std::vector<CudaKernel> emitAttention(const plan::Plan &plan, const plan::Step &
   // Attention.cuh's AttentionMaskKind.
   const int mask = *maskName == "causal" ? 0 : *maskName == "padding" ? 2 : 1;
   const size_t afterMask = first + 3 + (mask == 2 ? 1 : 0);
-  // Inputs left after the optional padding mask: [bias] forward, [bias,] lse backward.
-  if (step.inputs.size() > afterMask + (forward ? 0 : 1)) {
-    error = "attention with a score bias (T5's relative positions) is not generated yet";
-    return {};
-  }
+  // After the optional padding mask: [bias] in the forward; [bias,] lse in the backward.
+  const bool hasBias = step.inputs.size() > afterMask + (forward ? 0 : 1);
   const plan::Buffer &qBuffer = plan.buffers[step.inputs.at(first)];
   const plan::Buffer &kBuffer = plan.buffers[step.inputs.at(first + 1)];
   if (qBuffer.shape.size() != 4 || kBuffer.shape.size() != 4) {
@@ -85,11 +82,12 @@ std::vector<CudaKernel> emitAttention(const plan::Plan &plan, const plan::Step &
   const std::vector<std::string> files = {"Philox.cuh", "Attention.cuh"};
 
   if (forward) {
-    // Inputs q, k, v, [padMask]; outputs out, lse.
+    // Inputs q, k, v, [padMask], [bias]; outputs out, lse.
     KernelEmitter e(plan, step, "", files);
-    std::vector<std::string> args = {e.in(0), e.in(1), e.in(2), mask == 2 ? e.in(3) : "(const int *)0", e.out(0),
-                                     e.out(1)};
-    std::vector<std::string> templates = {e.inType(0), e.inType(1), e.inType(2), e.outType(0), e.outType(1)};
+    std::vector<std::string> args = {e.in(0), e.in(1), e.in(2), mask == 2 ? e.in(3) : "(const int *)0",
+                                     hasBias ? e.in(afterMask) : "(const float *)0", e.out(0), e.out(1)};
+    std::vector<std::string> templates = {e.inType(0), e.inType(1), e.inType(2),
+                                          hasBias ? e.inType(afterMask) : "float", e.outType(0), e.outType(1)};
     std::vector<std::string> dropout = common(e, args, templates);
     templates.insert(templates.end(), {num(kRowsPerBlock), num(tile)});
     templates.insert(templates.end(), dropout.begin(), dropout.end());
@@ -98,32 +96,51 @@ std::vector<CudaKernel> emitAttention(const plan::Plan &plan, const plan::Step &
     return single(e, error);
   }
 
-  // Inputs dout, out, q, k, v, [padMask], lse; outputs dq, dk, dv and the rows' statistics (a workspace output
-  // the plan provides, the last).
-  const size_t lse = afterMask;
-  if (step.outputs.size() != 4) {
-    error = "attention_grad needs the plan's row-statistics workspace as its fourth output (recompile the plan)";
+  // Inputs dout, out, q, k, v, [padMask], [bias], lse; outputs dq, dk, dv, [dbias] and the rows' statistics (a
+  // workspace output the plan provides, the last). The kernels run in this order: dq leaves the statistics that
+  // dk/dv and dbias read.
+  const size_t bias = afterMask, lse = afterMask + (hasBias ? 1 : 0);
+  const size_t rows = hasBias ? 4 : 3;
+  if (step.outputs.size() != rows + 1) {
+    error = "attention_grad needs the plan's row-statistics workspace as its last output (recompile the plan)";
     return {};
   }
   std::vector<CudaKernel> kernels;
-  for (int part = 0; part < 2; ++part) {
-    KernelEmitter e(plan, step, part == 0 ? "dq" : "dkdv", files);
-    std::vector<std::string> args = {e.in(0), e.in(1), e.in(2), e.in(3), e.in(4),
-                                     mask == 2 ? e.in(5) : "(const int *)0", e.in(lse)};
-    std::vector<std::string> templates = {e.inType(0), e.inType(1), e.inType(2), e.inType(3), e.inType(4),
-                                          e.inType(lse)};
+  for (int part = 0; part < (hasBias ? 3 : 2); ++part) {
+    KernelEmitter e(plan, step, part == 0 ? "dq" : part == 1 ? "dkdv" : "dbias", files);
+    std::vector<std::string> args, templates;
+    // dout and out (which dbias does not read), q, k, v, the mask, the bias, lse.
+    for (size_t i = part == 2 ? 2 : 0; i < 5; ++i) {
+      args.push_back(e.in(i));
+      templates.push_back(e.inType(i));
+    }
+    if (part == 2) { // dbias reads dout, but not out
+      args.insert(args.begin(), e.in(0));
+      templates.insert(templates.begin(), e.inType(0));
+    }
+    args.push_back(mask == 2 ? e.in(5) : "(const int *)0");
+    args.push_back(hasBias ? e.in(bias) : "(const float *)0");
+    templates.push_back(hasBias ? e.inType(bias) : "float");
+    args.push_back(e.in(lse));
+    templates.push_back(e.inType(lse));
     if (part == 0) {
-      args.insert(args.end(), {e.out(0), e.out(3)});
-      templates.insert(templates.end(), {e.outType(0), e.outType(3)});
+      args.insert(args.end(), {e.out(0), e.out(rows)});
+      templates.insert(templates.end(), {e.outType(0), e.outType(rows)});
+    } else if (part == 1) {
+      args.insert(args.end(), {e.out(1), e.out(2), e.out(rows)});
+      templates.insert(templates.end(), {e.outType(1), e.outType(2), e.outType(rows)});
     } else {
-      args.insert(args.end(), {e.out(1), e.out(2), e.out(3)});
-      templates.insert(templates.end(), {e.outType(1), e.outType(2), e.outType(3)});
+      args.insert(args.end(), {e.out(3), e.out(rows)});
+      templates.insert(templates.end(), {e.outType(3), e.outType(rows)});
     }
     std::vector<std::string> dropout = common(e, args, templates);
-    templates.insert(templates.end(), {num(kRowsPerBlock), num(std::min(tile, kRowsPerBlock))});
+    if (part < 2)
+      templates.insert(templates.end(), {num(kRowsPerBlock), num(part == 0 ? tile : std::min(tile, kRowsPerBlock))});
     templates.insert(templates.end(), dropout.begin(), dropout.end());
-    e.body(deviceCall(part == 0 ? "attentionBackwardQuery" : "attentionBackwardKeyValue", templates, args));
-    e.launch = part == 0 ? grid(sq, heads) : grid(sk, groups);
+    const char *function = part == 0 ? "attentionBackwardQuery" : part == 1 ? "attentionBackwardKeyValue"
+                                                                             : "attentionBackwardBias";
+    e.body(deviceCall(function, templates, args));
+    e.launch = part == 0 ? grid(sq, heads) : part == 1 ? grid(sk, groups) : gridStride(heads * sq * sk);
     std::vector<CudaKernel> one = single(e, error);
     if (!error.empty())
       return {};

@@ -82,9 +82,8 @@ const OpRoute kRoutes[] = {
     {"recv", StepBackend::Nccl, nullptr, nullptr},
     {"attention", StepBackend::Generated, emitAttention, nullptr},
     {"attention_grad", StepBackend::Generated, emitAttention, nullptr},
-    {"relative_position_bias", StepBackend::Missing, nullptr, "T5's relative position bias is not generated yet"},
-    {"relative_position_bias_grad", StepBackend::Missing, nullptr,
-     "T5's relative position bias is not generated yet"},
+    {"relative_position_bias", StepBackend::Generated, emitPositionBias, nullptr},
+    {"relative_position_bias_grad", StepBackend::Generated, emitPositionBias, nullptr},
     {"shard_slice", StepBackend::Missing, nullptr, "the strided copy of shard_slice is not generated yet"},
 };
 

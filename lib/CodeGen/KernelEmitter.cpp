@@ -188,6 +188,8 @@ CudaKernel KernelEmitter::finish(std::string &error) const {
   source += deviceLibraryFile("Common.cuh");
   for (const std::string &file : files)
     source += deviceLibraryFile(file);
+  if (!globalText.empty())
+    source += "\n" + globalText + "\n";
   source += "\nextern \"C\" __global__ void __launch_bounds__(" + std::to_string(launch.block[0] * launch.block[1] *
                                                                                  launch.block[2]) +
             ") " + placeholder + "(";

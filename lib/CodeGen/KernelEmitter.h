@@ -72,6 +72,8 @@ public:
 
   /// The kernel's body: usually one call of a device-library function with the parameters declared above.
   void body(std::string text) { bodyText = std::move(text); }
+  /// File-scope declarations placed before the kernel: tables the generator computes on the host.
+  void globals(std::string text) { globalText = std::move(text); }
   LaunchConfig launch;
 
   /// The kernel, or an empty name and `error` set when a required attribute is missing.
@@ -86,6 +88,7 @@ private:
   std::vector<std::string> files;
   std::vector<KernelArg> args;
   std::string bodyText;
+  std::string globalText;
   std::string missing;
 };
 

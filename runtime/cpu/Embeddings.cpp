@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/cpu/Kernels.h"
+
+#include "megatron/Model/RelativePositionBucket.h"
 #include "runtime/cpu/Parallel.h"
 
 #include <cmath>
@@ -107,32 +109,11 @@ void positionEmbeddingBackward(const PositionEmbeddingShape &s, const T *dout, T
       addRows(h, rows + p * h, dout + (b * s.seq + p) * h, rows + p * h);
 }
 
-// torch computes the log-spaced buckets in float32: relative.float() / max_exact, torch.log, divided by
-// math.log(max_distance / max_exact) (a float32 operand), times (num_buckets − max_exact), truncated. The same
-// float32 operations give the same buckets, including at the exact boundaries (distance 16, 32, 64 of T5's
-// defaults).
+// One definition for both backends (megatron/Model/RelativePositionBucket.h): the CUDA generator bakes the same
+// buckets into its kernels.
 std::int32_t t5RelativePositionBucket(std::int64_t relative, bool bidirectional, std::int64_t numBuckets,
                                       std::int64_t maxDistance) {
-  std::int64_t bucket = 0;
-  std::int64_t distance;
-  if (bidirectional) {
-    numBuckets /= 2;
-    if (relative > 0)
-      bucket += numBuckets;
-    distance = relative < 0 ? -relative : relative;
-  } else {
-    distance = relative < 0 ? -relative : 0;
-  }
-  const std::int64_t maxExact = numBuckets / 2;
-  if (distance < maxExact)
-    return std::int32_t(bucket + distance);
-  const float logRatio = std::log(float(distance) / float(maxExact));
-  const float logRange = float(std::log(double(maxDistance) / double(maxExact)));
-  const float scaled = logRatio / logRange * float(numBuckets - maxExact);
-  std::int64_t large = maxExact + std::int64_t(scaled);
-  if (large > numBuckets - 1)
-    large = numBuckets - 1;
-  return std::int32_t(bucket + large);
+  return megatron::t5RelativePositionBucket(relative, bidirectional, numBuckets, maxDistance);
 }
 
 Index relativePositionBiasWorkspaceSize(const RelativePositionBiasShape &s) { return s.querySeq + s.keySeq - 1; }

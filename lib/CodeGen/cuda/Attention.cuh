@@ -30,6 +30,11 @@ template <int MASK, i64 SK> MT_DEVICE bool attends(i64 b, i64 i, i64 j, const in
   return true;
 }
 
+/// The score bias of (h, i, j): bias[h, i, j] (T5's relative positions, [H, SQ, SK]), or 0 without one.
+template <typename BT, i64 SQ, i64 SK> MT_DEVICE float scoreBias(const BT *bias, i64 h, i64 i, i64 j) {
+  return bias ? float(load(bias + (h * SQ + i) * SK + j)) : 0.0f;
+}
+
 /// The dropout factor of probability (b, h, i, j): keepScale if kept, 0 if dropped, 1 outside training.
 template <i64 H, i64 SQ, i64 SK, u64 THRESHOLD, u64 LOCAL_CHUNK, u64 FULL_CHUNK>
 MT_DEVICE float dropoutFactor(i64 b, i64 h, i64 i, i64 j, float keepScale, u64 seed, u64 stream, int training,
@@ -76,10 +81,11 @@ MT_DEVICE void forEachVisibleKey(const K *k, const V *v, const int *padMask, i64
 }
 
 /// Grid (ceil(SQ / BLOCK), H, B); thread = query row.
-template <typename Q, typename K, typename V, typename O, typename L, i64 B, i64 SQ, i64 SK, i64 H, i64 G, i64 D,
-          int MASK, int BLOCK, int TK, u64 THRESHOLD, u64 LOCAL_CHUNK, u64 FULL_CHUNK>
-MT_DEVICE void attentionForward(const Q *q, const K *k, const V *v, const int *padMask, O *out, L *lse, float scale,
-                                float keepScale, u64 seed, u64 stream, int training, u64 offset) {
+template <typename Q, typename K, typename V, typename BT, typename O, typename L, i64 B, i64 SQ, i64 SK, i64 H,
+          i64 G, i64 D, int MASK, int BLOCK, int TK, u64 THRESHOLD, u64 LOCAL_CHUNK, u64 FULL_CHUNK>
+MT_DEVICE void attentionForward(const Q *q, const K *k, const V *v, const int *padMask, const BT *bias, O *out,
+                                L *lse, float scale, float keepScale, u64 seed, u64 stream, int training,
+                                u64 offset) {
   const i64 b = blockIdx.z, h = blockIdx.y, g = h / (H / G);
   const i64 i = i64(blockIdx.x) * BLOCK + threadIdx.x;
   const bool active = i < SQ;
@@ -94,7 +100,7 @@ MT_DEVICE void attentionForward(const Q *q, const K *k, const V *v, const int *p
     float s = 0.0f;
     for (i64 d = 0; d < D; ++d)
       s += qr[d] * ks[jj][d];
-    s *= scale;
+    s = s * scale + scoreBias<BT, SQ, SK>(bias, h, i, j);
     const float mNew = s > m ? s : m;
     const float correction = expf(m - mNew), p = expf(s - mNew);
     l = l * correction + p;
@@ -114,11 +120,12 @@ MT_DEVICE void attentionForward(const Q *q, const K *k, const V *v, const int *p
 
 /// dq, and the rows' statistics. Grid (ceil(SQ / BLOCK), H, B); thread = query row. Pass 1 sums e_ij =
 /// exp(s_ij − lse_i) and e_ij·dP_ij over the row's keys; pass 2 adds dS_ij·k_j with P_ij = e_ij / Σ_j e_ij.
-template <typename DO, typename O, typename Q, typename K, typename V, typename L, typename DQ, typename R, i64 B,
-          i64 SQ, i64 SK, i64 H, i64 G, i64 D, int MASK, int BLOCK, int TK, u64 THRESHOLD, u64 LOCAL_CHUNK,
-          u64 FULL_CHUNK>
+template <typename DO, typename O, typename Q, typename K, typename V, typename BT, typename L, typename DQ,
+          typename R, i64 B, i64 SQ, i64 SK, i64 H, i64 G, i64 D, int MASK, int BLOCK, int TK, u64 THRESHOLD,
+          u64 LOCAL_CHUNK, u64 FULL_CHUNK>
 MT_DEVICE void attentionBackwardQuery(const DO *dout, const O *out, const Q *q, const K *k, const V *v,
-                                      const int *padMask, const L *lse, DQ *dq, R *rowStats, float scale,
+                                      const int *padMask, const BT *bias, const L *lse, DQ *dq, R *rowStats,
+                                      float scale,
                                       float keepScale, u64 seed, u64 stream, int training, u64 offset) {
   const i64 b = blockIdx.z, h = blockIdx.y, g = h / (H / G);
   const i64 i = i64(blockIdx.x) * BLOCK + threadIdx.x;
@@ -142,7 +149,7 @@ MT_DEVICE void attentionBackwardQuery(const DO *dout, const O *out, const Q *q, 
         s += qr[d] * ks[jj][d];
         dp += dor[d] * vs[jj][d];
       }
-      const float e = expf(s * scale - rowLse);
+      const float e = expf(s * scale + scoreBias<BT, SQ, SK>(bias, h, i, j) - rowLse);
       dp *= dropoutFactor<H, SQ, SK, THRESHOLD, LOCAL_CHUNK, FULL_CHUNK>(b, h, i, j, keepScale, seed, stream,
                                                                          training, offset);
       if (pass == 0) {
@@ -170,11 +177,12 @@ MT_DEVICE void attentionBackwardQuery(const DO *dout, const O *out, const Q *q, 
 
 /// dk and dv, summed over the H/G query heads of the key/value head. Grid (ceil(SK / BLOCK), G, B); thread = key
 /// row; query tiles of TQ rows staged with their dO, lse and the statistics attentionBackwardQuery left.
-template <typename DO, typename O, typename Q, typename K, typename V, typename L, typename DK, typename DV,
-          typename R, i64 B, i64 SQ, i64 SK, i64 H, i64 G, i64 D, int MASK, int BLOCK, int TQ, u64 THRESHOLD,
-          u64 LOCAL_CHUNK, u64 FULL_CHUNK>
+template <typename DO, typename O, typename Q, typename K, typename V, typename BT, typename L, typename DK,
+          typename DV, typename R, i64 B, i64 SQ, i64 SK, i64 H, i64 G, i64 D, int MASK, int BLOCK, int TQ,
+          u64 THRESHOLD, u64 LOCAL_CHUNK, u64 FULL_CHUNK>
 MT_DEVICE void attentionBackwardKeyValue(const DO *dout, const O *out, const Q *q, const K *k, const V *v,
-                                         const int *padMask, const L *lse, DK *dk, DV *dv, const R *rowStats,
+                                         const int *padMask, const BT *bias, const L *lse, DK *dk, DV *dv,
+                                         const R *rowStats,
                                          float scale, float keepScale, u64 seed, u64 stream, int training,
                                          u64 offset) {
   static_assert(TQ <= BLOCK, "one thread per staged query row loads its statistics");
@@ -214,7 +222,7 @@ MT_DEVICE void attentionBackwardKeyValue(const DO *dout, const O *out, const Q *
           s += qs[ii][d] * kr[d];
           dp += dos[ii][d] * vr[d];
         }
-        const float p = expf(s * scale - lses[ii]) * inverses[ii];
+        const float p = expf(s * scale + scoreBias<BT, SQ, SK>(bias, h, i, j) - lses[ii]) * inverses[ii];
         const float factor = dropoutFactor<H, SQ, SK, THRESHOLD, LOCAL_CHUNK, FULL_CHUNK>(b, h, i, j, keepScale, seed,
                                                                                           stream, training, offset);
         const float ds = p * (dp * factor - dots[ii]);
@@ -231,6 +239,35 @@ MT_DEVICE void attentionBackwardKeyValue(const DO *dout, const O *out, const Q *
       store(dk + at, dkAcc[d] * scale);
       store(dv + at, dvAcc[d]);
     }
+}
+
+/// dbias[h, i, j] = Σ_b dS[b, h, i, j] (overwrite), the batch in order: one thread per bias element, reading the
+/// rows' statistics attentionBackwardQuery left. Grid-stride over H·SQ·SK.
+template <typename DO, typename Q, typename K, typename V, typename BT, typename L, typename DB, typename R, i64 B,
+          i64 SQ, i64 SK, i64 H, i64 G, i64 D, int MASK, u64 THRESHOLD, u64 LOCAL_CHUNK, u64 FULL_CHUNK>
+MT_DEVICE void attentionBackwardBias(const DO *dout, const Q *q, const K *k, const V *v, const int *padMask,
+                                     const BT *bias, const L *lse, DB *dbias, const R *rowStats, float scale,
+                                     float keepScale, u64 seed, u64 stream, int training, u64 offset) {
+  for (i64 e = globalThread(); e < H * SQ * SK; e += gridStride()) {
+    const i64 h = e / (SQ * SK), i = e / SK % SQ, j = e % SK, g = h / (H / G);
+    float acc = 0.0f;
+    for (i64 b = 0; b < B; ++b) {
+      const float rowLse = float(load(lse + (b * H + h) * SQ + i));
+      if (!attends<MASK, SK>(b, i, j, padMask) || !(rowLse > -infinity<float>()))
+        continue;
+      float s = 0.0f, dp = 0.0f;
+      for (i64 d = 0; d < D; ++d) {
+        s += float(load(q + ((b * SQ + i) * H + h) * D + d)) * float(load(k + ((b * SK + j) * G + g) * D + d));
+        dp += float(load(dout + ((b * SQ + i) * H + h) * D + d)) * float(load(v + ((b * SK + j) * G + g) * D + d));
+      }
+      const i64 row = ((b * H + h) * SQ + i) * 2;
+      const float p = expf(s * scale + scoreBias<BT, SQ, SK>(bias, h, i, j) - rowLse) * float(rowStats[row]);
+      dp *= dropoutFactor<H, SQ, SK, THRESHOLD, LOCAL_CHUNK, FULL_CHUNK>(b, h, i, j, keepScale, seed, stream,
+                                                                         training, offset);
+      acc += p * (dp - float(rowStats[row + 1]));
+    }
+    store(dbias + e, acc);
+  }
 }
 
 } // namespace mt

@@ -1,7 +1,7 @@
 //===- CompileKernelsTest.cpp - NVRTC compiles every generated kernel ---------===//
 //
-// The test that matters without a GPU: every kernel the generator emits for the test models (f32, and the
-// LLaMA-style model with bf16 and f16 storage) and every optimizer kernel compiles with NVRTC to PTX for
+// The test that matters without a GPU: every kernel the generator emits for the test models (the GPT, the
+// LLaMA-style model in f32, bf16 and f16, BERT, T5 with its relative position bias) and every optimizer kernel compiles with NVRTC to PTX for
 // compute_90 and to a CUBIN for sm_90 (H100). A failure prints the kernel's name and NVRTC's log. The kernels go
 // through a fresh KernelCache, so the second architecture pass also checks that entries read back.
 //
@@ -25,7 +25,8 @@ namespace {
 
 std::vector<CudaKernel> everyKernel() {
   std::vector<CudaKernel> all;
-  for (const plan::Plan &plan : {test::gptPlan(), test::llamaPlan(), test::llamaPlan(plan::DType::BF16),
+  for (const plan::Plan &plan : {test::gptPlan(), test::llamaPlan(), test::bertPlan(), test::t5Plan(),
+                                 test::llamaPlan(plan::DType::BF16),
                                  test::llamaPlan(plan::DType::F16)}) {
     KernelSet set = generateKernels(plan);
     all.insert(all.end(), set.kernels.begin(), set.kernels.end());
