@@ -26,6 +26,23 @@ std::vector<CudaKernel> emitElementwise(const plan::Plan &plan, const plan::Step
     const double value = op == "fill" ? e.requiredDouble("value") : 0.0;
     e.body(deviceCall("fill", {e.outType(0), num(n)}, {e.out(0), literal(value)}));
     e.launch = gridStride(n);
+  } else if (op == "shard_slice") {
+    // This rank's block along `dim` of a replicated value: y[o, c] = x[o, rank·CHUNK + c], no communication.
+    const std::vector<int64_t> &whole = e.inBuffer(0).shape, &block = e.outBuffer(0).shape;
+    const int64_t dim = e.requiredInt("dim");
+    if (dim < 0 || dim >= int64_t(block.size()) || block.size() != whole.size()) {
+      error = "shard_slice's dim " + std::to_string(dim) + " is not a dimension of both operands";
+      return {};
+    }
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < dim; ++d)
+      outer *= block[size_t(d)];
+    for (size_t d = size_t(dim) + 1; d < block.size(); ++d)
+      inner *= block[d];
+    const int64_t chunk = block[size_t(dim)] * inner, fullChunk = whole[size_t(dim)] * inner;
+    e.body(deviceCall("shardSlice", {e.inType(0), e.outType(0), num(outer), num(chunk), num(fullChunk)},
+                      {e.in(0), e.out(0), e.runtime("tp_rank", "int")}));
+    e.launch = gridStride(outer * chunk);
   } else if (op == "cast") {
     // Mixed precision's conversions: a parameter to its 16-bit copy, a 16-bit gradient back to f32.
     const int64_t n = e.outBuffer(0).numElements();

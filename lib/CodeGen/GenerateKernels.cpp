@@ -84,7 +84,7 @@ const OpRoute kRoutes[] = {
     {"attention_grad", StepBackend::Generated, emitAttention, nullptr},
     {"relative_position_bias", StepBackend::Generated, emitPositionBias, nullptr},
     {"relative_position_bias_grad", StepBackend::Generated, emitPositionBias, nullptr},
-    {"shard_slice", StepBackend::Missing, nullptr, "the strided copy of shard_slice is not generated yet"},
+    {"shard_slice", StepBackend::Generated, emitElementwise, nullptr},
 };
 
 const OpRoute *routeOf(const std::string &op) {

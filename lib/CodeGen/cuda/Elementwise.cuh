@@ -25,6 +25,14 @@ template <typename X, typename Y, i64 N> MT_DEVICE void convert(const X *x, Y *y
     store(y + i, load(x + i));
 }
 
+/// y[o, c] = x[o·FULL_CHUNK + rank·CHUNK + c]: a rank's block of a replicated value along one dimension
+/// (mt.shard_slice; the CPU's copy in runtime/engine/CollectiveSteps.cpp).
+template <typename X, typename Y, i64 OUTER, i64 CHUNK, i64 FULL_CHUNK>
+MT_DEVICE void shardSlice(const X *x, Y *y, int rank) {
+  for (i64 i = globalThread(); i < OUTER * CHUNK; i += gridStride())
+    store(y + i, load(x + i / CHUNK * FULL_CHUNK + i64(rank) * CHUNK + i % CHUNK));
+}
+
 /// dst += src: a gradient fan-in.
 template <typename S, typename D, i64 N> MT_DEVICE void accumulate(const S *src, D *dst) {
   for (i64 i = globalThread(); i < N; i += gridStride())

@@ -25,7 +25,7 @@ namespace {
 
 std::vector<CudaKernel> everyKernel() {
   std::vector<CudaKernel> all;
-  for (const plan::Plan &plan : {test::gptPlan(), test::llamaPlan(), test::bertPlan(), test::t5Plan(),
+  for (const plan::Plan &plan : {test::gptPlan(), test::llamaPlan(), test::bertPlan(), test::t5Plan(), test::t5Plan(2),
                                  test::llamaPlan(plan::DType::BF16),
                                  test::llamaPlan(plan::DType::F16)}) {
     KernelSet set = generateKernels(plan);

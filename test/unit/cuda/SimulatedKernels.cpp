@@ -16,7 +16,7 @@ SimulatedKernels &simulatedKernels() {
     std::vector<codegen::CudaKernel> all;
     for (const plan::Plan *plan : {&gptPlan(), &llamaPlan(), &llamaPlan(plan::DType::BF16),
                                    &llamaPlan(plan::DType::F16), &shardedGptPlan(), &shardedLlamaPlan(), &oddGptPlan(1),
-                                   &oddGptPlan(2), &bertPlan(), &t5Plan()}) {
+                                   &oddGptPlan(2), &bertPlan(), &t5Plan(), &bertPlan(2), &t5Plan(2)}) {
       codegen::KernelSet set = codegen::generateKernels(*plan);
       all.insert(all.end(), set.kernels.begin(), set.kernels.end());
       std::vector<codegen::CudaKernel> optimizer = codegen::optimizerKernels(*plan);

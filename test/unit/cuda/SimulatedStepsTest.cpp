@@ -201,6 +201,13 @@ TEST(CudaSimulatedSteps, ShardedLlamaMatchesTheCpuEngineOnEveryRank) {
   EXPECT_EQ(checkShardedModel("llama f32, tp 2", test::shardedLlamaPlan()), "");
 }
 
+TEST(CudaSimulatedSteps, ShardedBertAndT5MatchTheCpuEngineOnEveryRank) {
+  for (const plan::Plan *plan : {&test::bertPlan(2), &test::t5Plan(2)})
+    EXPECT_GT(generatedStepsWith(*plan, "dim"), 0) << "shard_slice steps";
+  EXPECT_EQ(checkShardedModel("bert f32, tp 2 + sequence parallel", test::bertPlan(2)), "");
+  EXPECT_EQ(checkShardedModel("t5 f32, tp 2", test::t5Plan(2)), "");
+}
+
 TEST(CudaSimulatedSteps, OddShapesMatchTheCpuEngine) {
   EXPECT_EQ(checkModel("odd gpt f32", test::oddGptPlan(1), 1.0), "");
   EXPECT_EQ(checkShardedModel("odd gpt f32, tp 2 + sequence parallel", test::oddGptPlan(2)), "");

@@ -101,29 +101,33 @@ const plan::Plan &oddGptPlan(int64_t tensor) {
   return tensor == 2 ? two : one;
 }
 
-const plan::Plan &bertPlan() {
-  static const plan::Plan plan = [] {
-    ModelConfig c = tinyGpt();
-    c.kind = ModelKind::BERT;
-    c.seqLength = 24;
-    return compile(c);
-  }();
-  return plan;
+ModelConfig bertConfig() {
+  ModelConfig c = tinyGpt();
+  c.kind = ModelKind::BERT;
+  c.seqLength = 24;
+  return c;
 }
 
-const plan::Plan &t5Plan() {
-  static const plan::Plan plan = [] {
-    ModelConfig c = tinyGpt();
-    c.kind = ModelKind::T5;
-    c.numLayers = 0;
-    c.encoderNumLayers = 1;
-    c.decoderNumLayers = 1;
-    c.seqLength = 20;
-    c.decoderSeqLength = 12;
-    c.positionEmbeddingType = PositionEmbedding::Relative;
-    return compile(c);
-  }();
-  return plan;
+ModelConfig t5Config() {
+  ModelConfig c = tinyGpt();
+  c.kind = ModelKind::T5;
+  c.numLayers = 0;
+  c.encoderNumLayers = 1;
+  c.decoderNumLayers = 1;
+  c.seqLength = 20;
+  c.decoderSeqLength = 12;
+  c.positionEmbeddingType = PositionEmbedding::Relative;
+  return c;
+}
+
+const plan::Plan &bertPlan(int64_t tensor) {
+  static const plan::Plan one = compile(bertConfig()), two = compile(bertConfig(), "", 2, true);
+  return tensor == 2 ? two : one;
+}
+
+const plan::Plan &t5Plan(int64_t tensor) {
+  static const plan::Plan one = compile(t5Config()), two = compile(t5Config(), "", 2, false);
+  return tensor == 2 ? two : one;
 }
 
 const plan::Plan &shardedGptPlan() {

@@ -20,9 +20,10 @@ const plan::Plan &llamaPlan();
 const plan::Plan &llamaPlan(plan::DType compute);
 
 /// A BERT (padding mask, token types, pooler, sentence order) and a T5 with relative position bias (encoder and
-/// decoder, cross-attention with fewer queries than keys).
-const plan::Plan &bertPlan();
-const plan::Plan &t5Plan();
+/// decoder, cross-attention with fewer queries than keys), on one rank, or one rank's plan of two (BERT with
+/// sequence parallelism; both take shard_slice steps).
+const plan::Plan &bertPlan(int64_t tensor = 1);
+const plan::Plan &t5Plan(int64_t tensor = 1);
 
 /// One rank's plan of the two models sharded over 2 tensor-parallel ranks (--mt-shard), the GPT with sequence
 /// parallelism: the steps that take the rank (vocab_shard, vocab_parallel, sequence_shard, shard_dim).
