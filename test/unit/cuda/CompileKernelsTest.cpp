@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "TestModels.h"
+#include "UniqueTempDir.h"
 
 #include "megatron/CodeGen/CudaKernels.h"
 #include "runtime/cuda/KernelCache.h"
@@ -82,8 +83,7 @@ TEST(CudaCompile, EveryGeneratedKernelCompilesForSm90) {
     GTEST_SKIP() << "built without the CUDA toolkit: NVRTC is not available, nothing to compile";
   std::vector<CudaKernel> kernels = everyKernel();
   ASSERT_GT(kernels.size(), 40u);
-  std::filesystem::path dir = std::filesystem::path(testing::TempDir()) / "megatron-compile-kernels-test";
-  std::filesystem::remove_all(dir);
+  std::filesystem::path dir = test::uniqueTempDir("megatron-compile-kernels-test");
   cuda::KernelCache cache(dir.string());
   for (cuda::CodeKind kind : {cuda::CodeKind::Ptx, cuda::CodeKind::Cubin}) {
     cuda::CompileOptions options{90, kind, {}};

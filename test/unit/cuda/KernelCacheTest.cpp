@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/cuda/KernelCache.h"
+#include "UniqueTempDir.h"
 
 #include <filesystem>
 #include <fstream>
@@ -21,9 +22,8 @@ namespace {
 class KernelCacheTest : public testing::Test {
 protected:
   void SetUp() override {
-    dir = fs::path(testing::TempDir()) /
-          ("megatron-kernel-cache-" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir);
+    dir = megatron::test::uniqueTempDir("megatron-kernel-cache-" +
+                                        std::string(testing::UnitTest::GetInstance()->current_test_info()->name()));
   }
   void TearDown() override {
     fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add);
@@ -160,8 +160,7 @@ TEST(KernelCacheDirectory, EnvironmentChoosesIt) {
 TEST(KernelCacheNvrtc, ARealKernelRoundTrips) {
   if (!haveNvrtc())
     GTEST_SKIP() << "built without the CUDA toolkit: no NVRTC";
-  fs::path dir = fs::path(testing::TempDir()) / "megatron-kernel-cache-nvrtc";
-  fs::remove_all(dir);
+  fs::path dir = megatron::test::uniqueTempDir("megatron-kernel-cache-nvrtc");
   const std::string source = "extern \"C\" __global__ void mt_scale(float *x) { x[threadIdx.x] *= 2.0f; }";
   std::string error;
   KernelCache first(dir.string());
