@@ -18,43 +18,34 @@ std::optional<Gemm> linearGemm(const plan::Plan &plan, const plan::Step &step,
   }
   g.c = address(out);
   g.cType = buffer(out).dtype;
+  const auto &x = buffer(step.inputs[0]), &w = buffer(step.inputs[1]);
+  // A is the first input, B the second (both row-major and whole, so their leading dimension is their width).
+  auto shape = [&](int64_t m, int64_t n, int64_t k, bool transposeA, bool transposeB) {
+    g.m = m, g.n = n, g.k = k;
+    g.a = operand(step.inputs[0], transposeA ? m : k, transposeA);
+    g.b = operand(step.inputs[1], transposeB ? k : n, transposeB);
+  };
   if (step.op == "linear") {
     // x [rows, in] · weight [out, in]ᵀ (+ bias [out]) → y [rows, out]
-    const auto &w = buffer(step.inputs[1]).shape;
-    g.m = buffer(step.inputs[0]).numElements() / w[1];
-    g.n = w[0];
-    g.k = w[1];
-    g.a = operand(step.inputs[0], g.k, false);
-    g.b = operand(step.inputs[1], g.k, true);
-    g.ldc = g.n;
+    shape(x.numElements() / w.shape[1], w.shape[0], w.shape[1], false, true);
     if (step.inputs.size() > 2) {
       g.bias = address(step.inputs[2]);
       g.biasType = buffer(step.inputs[2]).dtype;
     }
   } else if (step.op == "linear_grad_input") {
-    // dy [rows, out] · weight [out, in] → dx [rows, in]
-    const auto &w = buffer(step.inputs[1]).shape;
-    g.m = buffer(step.inputs[0]).numElements() / w[0];
-    g.n = w[1];
-    g.k = w[0];
-    g.a = operand(step.inputs[0], g.k, false);
-    g.b = operand(step.inputs[1], g.n, false);
-    g.ldc = g.n;
+    // dy [rows, out] · weight [out, in] → dx [rows, in], added into dx when the step accumulates
+    shape(x.numElements() / w.shape[0], w.shape[1], w.shape[0], false, false);
     g.beta = step.accumulate[0] ? 1.0f : 0.0f;
   } else if (step.op == "linear_grad_weight") {
-    // dy [rows, out]ᵀ · x [rows, in] → dweight [out, in], added into it
+    // dy [rows, out]ᵀ · x [rows, in] → dweight [out, in], always added into (the CPU's beta = 1)
     const auto &dw = buffer(out).shape;
-    g.m = dw[0];
-    g.n = dw[1];
-    g.k = buffer(step.inputs[0]).numElements() / dw[0];
-    g.a = operand(step.inputs[0], g.m, true);
-    g.b = operand(step.inputs[1], g.n, false);
-    g.ldc = g.n;
+    shape(dw[0], dw[1], x.numElements() / dw[0], true, false);
     g.beta = 1.0f;
   } else {
     error = "the device engine has no GEMM for '" + step.op + "' yet";
     return std::nullopt;
   }
+  g.ldc = g.n; // every output is a whole row-major matrix
   return g;
 }
 
