@@ -2,15 +2,21 @@
 
 #include "StepChecker.h"
 
-#include "SixteenBit.h"
+#include "DeviceValues.h"
+
+#include "runtime/device/DeviceBackend.h"
+#include "runtime/device/KernelLaunch.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <sstream>
 
 namespace megatron::cudasim {
+
+using device::deviceBytes;
 
 namespace {
 
@@ -34,51 +40,10 @@ int ulpDistance(uint16_t a, uint16_t b) {
   return std::abs(ordered(a) - ordered(b));
 }
 
-double readDevice(DType dtype, const std::byte *p, int64_t i) {
-  switch (dtype) {
-  case DType::F32:
-    return reinterpret_cast<const float *>(p)[i];
-  case DType::F64:
-    return reinterpret_cast<const double *>(p)[i];
-  case DType::BF16:
-    return __bfloat162float(reinterpret_cast<const __nv_bfloat16 *>(p)[i]);
-  case DType::F16:
-    return __half2float(reinterpret_cast<const __half *>(p)[i]);
-  case DType::I32:
-    return reinterpret_cast<const int32_t *>(p)[i];
-  case DType::I64:
-    return double(reinterpret_cast<const int64_t *>(p)[i]);
-  }
-  return 0;
-}
-
 /// Element i of buffer `id` as the CPU engine holds it (bf16 and f16 as f32, Engine::storageType).
 double readCpu(runtime::Engine &engine, int id, int64_t i) {
   const DType stored = runtime::Engine::storageType(engine.buffer(id).dtype);
   return readDevice(stored, static_cast<const std::byte *>(engine.data(id)), i);
-}
-
-void writeDevice(DType dtype, std::byte *p, int64_t i, double value) {
-  switch (dtype) {
-  case DType::F32:
-    reinterpret_cast<float *>(p)[i] = float(value);
-    break;
-  case DType::F64:
-    reinterpret_cast<double *>(p)[i] = value;
-    break;
-  case DType::BF16: // the CPU's value is a bf16 value already: exact
-    reinterpret_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(float(value));
-    break;
-  case DType::F16:
-    reinterpret_cast<__half *>(p)[i] = __float2half_rn(float(value));
-    break;
-  case DType::I32:
-    reinterpret_cast<int32_t *>(p)[i] = int32_t(value);
-    break;
-  case DType::I64:
-    reinterpret_cast<int64_t *>(p)[i] = int64_t(value);
-    break;
-  }
 }
 
 std::string describe(const plan::Buffer &b) {
@@ -103,19 +68,6 @@ std::string format(double value) {
 
 } // namespace
 
-size_t deviceBytes(DType dtype) {
-  switch (dtype) {
-  case DType::F64:
-  case DType::I64:
-    return 8;
-  case DType::BF16:
-  case DType::F16:
-    return 2;
-  default:
-    return 4;
-  }
-}
-
 StepChecker::StepChecker(runtime::Engine &engine, const codegen::KernelSet &kernels, const KernelLibrary &library)
     : engine(engine), kernels(kernels), library(library) {
   for (const codegen::StepPlan &step : kernels.steps)
@@ -135,62 +87,6 @@ void StepChecker::upload(int buffer) {
   std::byte *device = deviceAddress(buffer);
   for (int64_t i = 0; i < b.numElements(); ++i)
     writeDevice(b.dtype, device, i, readCpu(engine, buffer, i));
-}
-
-std::string StepChecker::bindArguments(const codegen::CudaKernel &kernel, const plan::Step &step,
-                                       const runtime::RunContext &context, std::vector<std::byte> &values,
-                                       std::vector<void *> &args) {
-  // Every parameter gets an 8-byte slot; args[i] points at slot i, as cudaLaunchKernel's array does.
-  values.assign(kernel.args.size() * 8, std::byte{0});
-  args.resize(kernel.args.size());
-  for (size_t i = 0; i < kernel.args.size(); ++i) {
-    const codegen::KernelArg &arg = kernel.args[i];
-    std::byte *slot = values.data() + i * 8;
-    args[i] = slot;
-    auto put = [&](auto value) { std::memcpy(slot, &value, sizeof value); };
-    // An integer slot in the parameter's own C type.
-    auto putInteger = [&](long long value) {
-      if (arg.cType == "int")
-        put(int(value));
-      else if (arg.cType == "long long")
-        put(value);
-      else
-        put((unsigned long long)value);
-    };
-    switch (arg.source) {
-    case codegen::ArgSource::Input:
-    case codegen::ArgSource::Output: {
-      const std::vector<int> &ids = arg.source == codegen::ArgSource::Input ? step.inputs : step.outputs;
-      if (arg.index < 0 || size_t(arg.index) >= ids.size())
-        return kernel.name + ": parameter " + arg.name + " names operand " + std::to_string(arg.index) +
-               ", which the step does not have";
-      put(static_cast<void *>(deviceAddress(ids[size_t(arg.index)])));
-      break;
-    }
-    case codegen::ArgSource::Attribute: {
-      auto it = step.attrs.find(arg.name);
-      const int64_t *value = it == step.attrs.end() ? nullptr : std::get_if<int64_t>(&it->second);
-      putInteger(value ? *value : 0);
-      break;
-    }
-    case codegen::ArgSource::Runtime:
-      // What the CUDA launcher will supply, from the same RunContext the CPU engine runs with.
-      if (arg.name == "tp_rank")
-        putInteger(engine.parallelRank().tpRank);
-      else if (arg.name == "dropout_seed")
-        putInteger((long long)context.dropoutSeed);
-      else if (arg.name == "training")
-        putInteger(context.training ? 1 : 0);
-      else if (arg.name == "loss_scale")
-        put(context.lossScale);
-      else if (arg.name == "index_status")
-        put(static_cast<void *>(&indexStatus));
-      else
-        return kernel.name + ": unknown run-time argument '" + arg.name + "'";
-      break;
-    }
-  }
-  return {};
 }
 
 std::string StepChecker::compareOutput(const plan::Step &step, size_t output, const std::string &where) {
@@ -285,21 +181,27 @@ std::string StepChecker::runStep(const std::string &program, size_t index, const
   before = arenas;
   indexStatus = ~0ull;
 
+  bool reportsIndices = false;
   for (int k : stepPlan->kernels) {
     const codegen::CudaKernel &kernel = kernels.kernels[size_t(k)];
-    std::vector<std::byte> values;
-    std::vector<void *> args;
-    if (std::string error = bindArguments(kernel, step, context, values, args); !error.empty())
+    // Bound as the device engine binds them, with the values the CUDA launcher supplies from the same RunContext.
+    std::string error;
+    std::optional<device::KernelLaunch> launch = device::KernelLaunch::bind(
+        kernel, step, [this](int id) -> void * { return deviceAddress(id); }, error);
+    if (!launch)
       return where + ": " + error;
-    if (std::string error = library.launch(kernel, args.data()); !error.empty())
+    reportsIndices = reportsIndices || launch->reportsIndices();
+    device::RuntimeValues values;
+    values.tpRank = engine.parallelRank().tpRank;
+    values.dropoutSeed = context.dropoutSeed;
+    values.training = context.training;
+    values.lossScale = context.lossScale;
+    values.indexStatus = &indexStatus;
+    if (error = library.launch(kernel, launch->arguments(values)); !error.empty())
       return where + ": " + error;
   }
 
   const std::string cpuError = engine.runStep(program, index, context);
-  const bool reportsIndices = std::any_of(stepPlan->kernels.begin(), stepPlan->kernels.end(), [&](int k) {
-    const auto &args = kernels.kernels[size_t(k)].args;
-    return std::any_of(args.begin(), args.end(), [](const auto &a) { return a.name == "index_status"; });
-  });
   if (reportsIndices && indexStatus != cpuBadPosition(cpuError))
     return where + ": the index status is " + std::to_string(indexStatus) + " but the CPU step says '" +
            (cpuError.empty() ? "no error" : cpuError) + "'";

@@ -48,9 +48,6 @@ public:
 private:
   std::byte *deviceAddress(int buffer);
   void upload(int buffer);
-  std::string bindArguments(const codegen::CudaKernel &kernel, const plan::Step &step,
-                            const runtime::RunContext &context, std::vector<std::byte> &values,
-                            std::vector<void *> &args);
   std::string compareOutput(const plan::Step &step, size_t output, const std::string &where);
   std::string checkStrayWrites(const plan::Step &step, const std::string &where);
 
@@ -63,9 +60,6 @@ private:
   std::map<std::pair<std::string, plan::DType>, OpSummary> ops;
   int checked = 0;
 };
-
-/// Bytes of one element of `dtype` as a GPU stores it.
-size_t deviceBytes(plan::DType dtype);
 
 } // namespace megatron::cudasim
 

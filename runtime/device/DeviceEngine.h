@@ -1,0 +1,75 @@
+//===- DeviceEngine.h - Executes a plan's programs on a device ---*- C++ -*-===//
+//
+// The device counterpart of runtime::Engine: it allocates the plan's arenas in device memory, laid out at the
+// plan's offsets in the buffers' real storage types (bf16 and f16 as two bytes), binds every step of every program
+// once (generated kernels with their arguments, cuBLASLt-shaped GEMMs, the collectives of a single rank), and
+// runs a program as a sequence of launches with no host copy between steps. Only the index-status words (one per
+// step that checks ids or labels) come back to the host, once at the end of a program. MLIR-free; the device
+// itself is a DeviceBackend.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MEGATRON_RUNTIME_DEVICE_DEVICEENGINE_H
+#define MEGATRON_RUNTIME_DEVICE_DEVICEENGINE_H
+
+#include "runtime/device/DeviceBackend.h"
+#include "runtime/device/KernelLaunch.h"
+#include "runtime/engine/Engine.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace megatron::device {
+
+class DeviceEngine {
+public:
+  /// Allocates the arenas on `backend`, prepares the kernels of `kernels` (codegen::generateKernels(plan)) and
+  /// binds every program. Fails with a message on a plan of more than one rank (tensor, data or pipeline
+  /// parallelism need NCCL, which is not wired yet), a step the code generator left Missing, or a step no backend
+  /// call implements. `kernels` and `backend` must outlive the engine.
+  static std::unique_ptr<DeviceEngine> create(const plan::Plan &plan, const codegen::KernelSet &kernels,
+                                              DeviceBackend &backend, std::string &error);
+  ~DeviceEngine();
+  DeviceEngine(const DeviceEngine &) = delete;
+  DeviceEngine &operator=(const DeviceEngine &) = delete;
+
+  const plan::Plan &plan() const { return planValue; }
+
+  /// Runs program `name` with the context's dropout seed, training flag and loss scale. Returns an empty string
+  /// or an error naming the step: a backend failure, or an id or label out of range ("step 0 of train_step
+  /// (embedding at 'embedding.word_embeddings'): an id or label at position 17 is outside its range").
+  std::string run(const std::string &name, const runtime::RunContext &context);
+
+  /// The scalar the last run of `name` left in its loss buffer (copied to the host), or an error.
+  std::string loss(const std::string &name, double &value);
+
+  /// Zeroes a whole arena on the device (the gradients before an iteration's first micro-batch).
+  std::string zero(plan::Arena arena);
+
+  /// Buffer `id`'s device address, and host copies of its bytes in device storage (numElements · deviceBytes).
+  void *address(int id);
+  std::size_t bytes(int id) const;
+  std::string upload(int id, const void *host);
+  std::string download(int id, void *host);
+
+private:
+  struct BoundStep;
+  struct BoundProgram;
+
+  DeviceEngine(const plan::Plan &plan, const codegen::KernelSet &kernels, DeviceBackend &backend);
+  std::string bindProgram(const plan::Program &program);
+  std::string runStep(BoundStep &step, const RuntimeValues &values);
+
+  plan::Plan planValue;
+  const codegen::KernelSet &kernels;
+  DeviceBackend &backend;
+  std::vector<std::byte *> arenas;    // per plan::Arena, null when empty
+  unsigned long long *status = nullptr; // device words, one per step that reports indices
+  std::vector<std::unique_ptr<BoundProgram>> programs;
+};
+
+} // namespace megatron::device
+
+#endif // MEGATRON_RUNTIME_DEVICE_DEVICEENGINE_H

@@ -1,0 +1,27 @@
+//===- LinearGemms.h - The plan's matrix-product steps as cuBLASLt-shaped GEMMs ---*- C++ -*-===//
+//
+// linear, linear_grad_input and linear_grad_weight with the CPU backend's semantics (runtime/cpu/Linear.cpp):
+// y = x·Wᵀ + bias; dx = dy·W, added into dx when the step accumulates; dW += dyᵀ·x (a parameter gradient is
+// always accumulated into, across micro-batches). Private to runtime/device.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MEGATRON_RUNTIME_DEVICE_LINEARGEMMS_H
+#define MEGATRON_RUNTIME_DEVICE_LINEARGEMMS_H
+
+#include "runtime/device/DeviceBackend.h"
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace megatron::device {
+
+/// The GEMM that computes `step` of `plan`, whose buffer `id` lives at address(id); or std::nullopt and `error`
+/// for an op that is not one of the three (pooler and pooler_grad end in tanh, which no GEMM epilogue computes).
+std::optional<Gemm> linearGemm(const plan::Plan &plan, const plan::Step &step,
+                               const std::function<void *(int)> &address, std::string &error);
+
+} // namespace megatron::device
+
+#endif // MEGATRON_RUNTIME_DEVICE_LINEARGEMMS_H
