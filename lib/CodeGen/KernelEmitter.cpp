@@ -9,7 +9,7 @@
 #include <cinttypes>
 #include <cstdio>
 
-namespace megatron::codegen::detail {
+namespace megatron::codegen {
 
 const char *cTypeOf(plan::DType type) {
   switch (type) {
@@ -28,6 +28,11 @@ const char *cTypeOf(plan::DType type) {
   }
   return "void";
 }
+
+} // namespace megatron::codegen
+
+namespace megatron::codegen::detail {
+
 
 std::string literal(double value) {
   char text[40];

@@ -17,8 +17,7 @@
 
 namespace megatron::codegen::detail {
 
-/// The C type of a buffer of `type` ("float", "__nv_bfloat16", "int", ...).
-const char *cTypeOf(plan::DType type);
+using codegen::cTypeOf;
 /// A double as a C++ literal that reads back to the same value.
 std::string literal(double value);
 

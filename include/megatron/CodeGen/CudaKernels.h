@@ -97,6 +97,9 @@ struct KernelSet {
 /// function of the plan, so kernel names and sources are stable across runs and machines.
 KernelSet generateKernels(const plan::Plan &plan);
 
+/// The C type of a buffer of `type` in the generated sources ("float", "__nv_bfloat16", "__half", "int", ...).
+const char *cTypeOf(plan::DType type);
+
 /// The optimizer's kernels for the plan's parameters: AdamW for each distinct (parameter, gradient, moment)
 /// storage triple, and the gradient norm's squares (sum_squares_partial, sum_squares_finish) and the clipping
 /// scale for each distinct gradient type. Their sizes are run-time arguments ("n"), since the optimizer runs per

@@ -18,6 +18,8 @@
 
 #include "megatron/CodeGen/CudaKernels.h"
 #include "runtime/device/DeviceEngine.h"
+#include "runtime/device/DeviceOptimizer.h"
+#include "runtime/cpu/Kernels.h"
 #include "runtime/engine/Engine.h"
 
 #include <gtest/gtest.h>
@@ -193,6 +195,100 @@ TEST(CudaDeviceEngine, LlamaBf16TrainStepMatchesTheCpuEngine) {
 TEST(CudaDeviceEngine, LlamaF16WithALossScaleMatchesTheCpuEngine) {
   // The loss scale reaches the loss seed's kernel as a run-time value; the gradients are compared scaled.
   expectMatch("llama f16", test::llamaPlan(plan::DType::F16), 1024.0, 1e-5, 0x1p-10);
+}
+
+// Whole training iterations, as megatron-run's trainer runs them (runtime/train, Run::trainIteration): the
+// gradients zeroed, two micro-batches of train_step, the global norm, clipping to 1.0 and AdamW, four times; the
+// device engine and its optimizer kernels against the CPU engine and cpu::sumOfSquares / scaleTensors /
+// adamwStep. Nothing but the data loader's inputs crosses to the device between iterations, so the parameters
+// the device trains are its own. The gradient norms stay above 1, so clipping takes part.
+TEST(CudaDeviceEngine, FourTrainingIterationsMatchTheCpuTrainer) {
+  test::SimulatedKernels &kernels = test::simulatedKernels();
+  ASSERT_EQ(kernels.error, "");
+  const plan::Plan &plan = test::gptPlan();
+  std::string error;
+  std::unique_ptr<runtime::Engine> cpu = runtime::Engine::create(plan, error);
+  ASSERT_NE(cpu, nullptr) << error;
+  const codegen::KernelSet set = codegen::generateKernels(plan);
+  cudasim::SimulatedBackend backend(kernels.library, int(std::max(1u, std::thread::hardware_concurrency())));
+  std::unique_ptr<device::DeviceEngine> gpu = device::DeviceEngine::create(plan, set, backend, error);
+  ASSERT_NE(gpu, nullptr) << error;
+  std::unique_ptr<device::DeviceOptimizer> optimizer = device::DeviceOptimizer::create(*gpu, backend, error);
+  ASSERT_NE(optimizer, nullptr) << error;
+
+  test::fillRandomly(*cpu, 42);
+  for (const plan::Param &p : plan.params) // the moments start at zero on both (fresh arenas are zeroed / filled)
+    for (int id : {p.buffer, p.expAvg, p.expAvgSq}) {
+      if (id != p.buffer)
+        std::fill_n(cpu->as<float>(id), cpu->buffer(id).numElements(), 0.0f);
+      ASSERT_EQ(upload(*cpu, *gpu, id), "");
+    }
+  std::vector<float *> grads;
+  std::vector<cpu::Index> sizes;
+  for (const plan::Param &p : plan.params) {
+    grads.push_back(cpu->as<float>(p.grad));
+    sizes.push_back(cpu->buffer(p.grad).numElements());
+  }
+
+  double worstLoss = 0, worstNorm = 0;
+  for (int64_t iteration = 1; iteration <= 4; ++iteration) {
+    cpu->zero(plan::Arena::Grads);
+    ASSERT_EQ(gpu->zero(plan::Arena::Grads), "");
+    double cpuLoss = 0, gpuLoss = 0;
+    for (int64_t microBatch = 0; microBatch < 2; ++microBatch) {
+      test::fillInputs(*cpu, uint64_t(1000 * iteration + microBatch));
+      for (const plan::Input &input : plan.inputs)
+        ASSERT_EQ(upload(*cpu, *gpu, input.buffer), "");
+      runtime::RunContext context;
+      context.dropoutSeed = runtime::dropoutSeedFor(1234, uint64_t(iteration), uint64_t(microBatch));
+      ASSERT_EQ(cpu->run("train_step", context), "");
+      ASSERT_EQ(gpu->run("train_step", context), "");
+      double loss = 0;
+      ASSERT_EQ(gpu->loss("train_step", loss), "");
+      cpuLoss += cpu->loss("train_step");
+      gpuLoss += loss;
+    }
+    worstLoss = std::max(worstLoss, std::fabs(gpuLoss - cpuLoss) / std::fabs(cpuLoss));
+
+    const device::AdamWSettings adam{5e-3, 0.9, 0.999, 1e-8, 0.01, iteration};
+    double cpuSquares = 0;
+    for (size_t i = 0; i < grads.size(); ++i)
+      cpuSquares += cpu::sumOfSquares<float>(sizes[i], grads[i]);
+    const double cpuNorm = std::sqrt(cpuSquares);
+    if (1.0 / (cpuNorm + 1e-6) < 1.0)
+      cpu::scaleTensors<float>(int(grads.size()), grads.data(), sizes.data(), float(1.0 / (cpuNorm + 1e-6)));
+    for (const plan::Param &p : plan.params)
+      cpu::adamwStep<float>(cpu->buffer(p.buffer).numElements(),
+                            cpu::AdamWConfig{adam.lr, adam.beta1, adam.beta2, adam.eps, adam.weightDecay, iteration},
+                            p.weightDecay, cpu->as<float>(p.buffer), cpu->as<float>(p.grad), cpu->as<float>(p.expAvg),
+                            cpu->as<float>(p.expAvgSq));
+    double gpuNorm = 0;
+    ASSERT_EQ(optimizer->step(adam, 1.0, gpuNorm), "");
+    worstNorm = std::max(worstNorm, std::fabs(gpuNorm - cpuNorm) / cpuNorm);
+    std::printf("  iteration %lld: loss CPU %.9g, device %.9g; gradient norm CPU %.9g, device %.9g\n",
+                static_cast<long long>(iteration), cpuLoss / 2, gpuLoss / 2, cpuNorm, gpuNorm);
+  }
+  // AdamW divides by sqrt(v): for an element whose gradient is ~0, summation-order noise can flip the sign of m
+  // and move it by up to 2·lr per step, however small the noise. So the parameters are compared on average (the
+  // mean |difference| over the mean |value|), which a real error would move, and the worst element is printed.
+  double differenceSum = 0, valueSum = 0, worstElement = 0;
+  for (const plan::Param &p : plan.params) {
+    const std::vector<double> device = deviceValues(*gpu, p.buffer, error), host = cpuValues(*cpu, p.buffer);
+    ASSERT_EQ(error, "");
+    for (size_t i = 0; i < host.size(); ++i) {
+      differenceSum += std::fabs(device[i] - host[i]);
+      valueSum += std::fabs(host[i]);
+      worstElement = std::max(worstElement, std::fabs(device[i] - host[i]));
+    }
+  }
+  const double meanParameter = differenceSum / valueSum;
+  std::printf("  after 4 iterations: worst loss %.3g, norm %.3g (relative); parameters: mean |difference| %.3g of "
+              "the mean |value|, worst element %.3g (lr %.3g)\n",
+              worstLoss, worstNorm, meanParameter, worstElement, 5e-3);
+  // f32 on both sides; the backends differ in summation order (~1e-7 per op), which four updates carry on.
+  EXPECT_LE(worstLoss, 1e-5);
+  EXPECT_LE(worstNorm, 1e-4);
+  EXPECT_LE(meanParameter, 1e-4);
 }
 
 TEST(CudaDeviceEngine, ReportsABadTokenIdAtItsPosition) {

@@ -1,0 +1,155 @@
+//===- DeviceOptimizer.cpp - Megatron's optimizer step on the device -------===//
+
+#include "runtime/device/DeviceOptimizer.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+namespace megatron::device {
+
+namespace {
+
+/// A kernel's arguments by parameter name, each in an 8-byte slot (cudaLaunchKernel's args[i] point at them).
+class NamedArguments {
+public:
+  template <typename T> NamedArguments &set(const std::string &name, T value) {
+    static_assert(sizeof(T) <= sizeof(std::uint64_t), "one slot per argument");
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, &value, sizeof value);
+    slots[name] = bits;
+    return *this;
+  }
+  /// The argument array of `kernel`, or an error naming a parameter without a value.
+  std::string pointers(const codegen::CudaKernel &kernel, std::vector<void *> &args) {
+    args.clear();
+    for (const codegen::KernelArg &arg : kernel.args) {
+      auto it = slots.find(arg.name);
+      if (it == slots.end())
+        return kernel.name + ": no value for its parameter '" + arg.name + "'";
+      args.push_back(&it->second);
+    }
+    return {};
+  }
+
+private:
+  std::map<std::string, std::uint64_t> slots;
+};
+
+std::string launchWith(DeviceBackend &backend, const codegen::CudaKernel &kernel, NamedArguments &values) {
+  std::vector<void *> args;
+  if (std::string error = values.pointers(kernel, args); !error.empty())
+    return error;
+  return backend.launch(kernel, args.data());
+}
+
+/// The C type of a pointer parameter: "const float *" → "float".
+std::string pointee(std::string cType) {
+  if (cType.rfind("const ", 0) == 0)
+    cType = cType.substr(6);
+  while (!cType.empty() && (cType.back() == '*' || cType.back() == ' '))
+    cType.pop_back();
+  return cType;
+}
+
+} // namespace
+
+std::unique_ptr<DeviceOptimizer> DeviceOptimizer::create(DeviceEngine &engine, DeviceBackend &backend,
+                                                         std::string &error) {
+  std::unique_ptr<DeviceOptimizer> optimizer(new DeviceOptimizer(engine, backend));
+  optimizer->kernels = codegen::optimizerKernels(engine.plan());
+  if (error = backend.prepare(optimizer->kernels); !error.empty())
+    return nullptr;
+  void *memory = backend.allocate(sizeof(double) * (codegen::kSumSquaresGrid + 1), error);
+  if (!memory)
+    return nullptr;
+  optimizer->partial = static_cast<double *>(memory);
+  optimizer->total = optimizer->partial + codegen::kSumSquaresGrid;
+  return optimizer;
+}
+
+DeviceOptimizer::~DeviceOptimizer() {
+  if (partial)
+    backend.release(partial);
+}
+
+const codegen::CudaKernel *DeviceOptimizer::find(const std::string &op, const std::string &arg,
+                                                 const std::string &cType) const {
+  for (const codegen::CudaKernel &kernel : kernels)
+    if (kernel.op == op)
+      for (const codegen::KernelArg &a : kernel.args)
+        if (a.name == arg && pointee(a.cType) == cType)
+          return &kernel;
+  return nullptr;
+}
+
+std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, double &norm) {
+  const plan::Plan &plan = engine.plan();
+  // The norm: each gradient's squares summed per block, the blocks added in order onto the running total.
+  if (std::string error = backend.fill(total, 0, sizeof(double)); !error.empty())
+    return error;
+  for (const plan::Param &p : plan.params) {
+    const std::string type = codegen::cTypeOf(plan.buffers[size_t(p.grad)].dtype);
+    const codegen::CudaKernel *partialSums = find("sum_squares_partial", "x", type);
+    const codegen::CudaKernel *finish = find("sum_squares_finish", "partial", "double");
+    if (!partialSums || !finish)
+      return "no gradient-norm kernel for " + type + " gradients";
+    NamedArguments values;
+    values.set("x", engine.address(p.grad))
+        .set("n", static_cast<long long>(plan.buffers[size_t(p.grad)].numElements()))
+        .set("partial", partial)
+        .set("total", total);
+    if (std::string error = launchWith(backend, *partialSums, values); !error.empty())
+      return error;
+    if (std::string error = launchWith(backend, *finish, values); !error.empty())
+      return error;
+  }
+  double squares = 0;
+  if (std::string error = backend.copyToHost(&squares, total, sizeof squares); !error.empty())
+    return error;
+  norm = std::sqrt(squares);
+
+  // Clipping, as Megatron: every gradient times clip / (norm + 1e-6) when that is below 1.
+  const double coefficient = clipGrad > 0 ? clipGrad / (norm + 1e-6) : 1.0;
+  for (const plan::Param &p : plan.params) {
+    if (coefficient >= 1.0)
+      break;
+    const codegen::CudaKernel *scale = find("scale", "x", codegen::cTypeOf(plan.buffers[size_t(p.grad)].dtype));
+    if (!scale)
+      return "no clipping kernel for the gradient of " + p.name;
+    NamedArguments values;
+    values.set("x", engine.address(p.grad))
+        .set("n", static_cast<long long>(plan.buffers[size_t(p.grad)].numElements()))
+        .set("factor", static_cast<float>(coefficient));
+    if (std::string error = launchWith(backend, *scale, values); !error.empty())
+      return error;
+  }
+
+  // AdamW with torch's scalars, in double on the host exactly as cpu::adamwStep computes them.
+  const double t = double(adam.step);
+  NamedArguments scalars;
+  scalars.set("decay_factor", 1.0 - adam.lr * adam.weightDecay)
+      .set("lerp_weight", 1.0 - adam.beta1)
+      .set("beta2", adam.beta2)
+      .set("one_minus_beta2", 1.0 - adam.beta2)
+      .set("neg_step_size", -(adam.lr / (1.0 - std::pow(adam.beta1, t))))
+      .set("correction2_sqrt", std::sqrt(1.0 - std::pow(adam.beta2, t)))
+      .set("eps", adam.eps);
+  for (const plan::Param &p : plan.params) {
+    const codegen::CudaKernel *adamw = find("adamw", "param", codegen::cTypeOf(plan.buffers[size_t(p.buffer)].dtype));
+    if (!adamw)
+      return "no AdamW kernel for " + p.name;
+    NamedArguments values = scalars;
+    values.set("param", engine.address(p.buffer))
+        .set("grad", engine.address(p.grad))
+        .set("exp_avg", engine.address(p.expAvg))
+        .set("exp_avg_sq", engine.address(p.expAvgSq))
+        .set("n", static_cast<long long>(plan.buffers[size_t(p.buffer)].numElements()))
+        .set("decay", p.weightDecay ? 1 : 0);
+    if (std::string error = launchWith(backend, *adamw, values); !error.empty())
+      return error;
+  }
+  return {};
+}
+
+} // namespace megatron::device
