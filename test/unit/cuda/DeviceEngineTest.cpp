@@ -197,22 +197,35 @@ TEST(CudaDeviceEngine, LlamaF16WithALossScaleMatchesTheCpuEngine) {
   expectMatch("llama f16", test::llamaPlan(plan::DType::F16), 1024.0, 1e-5, 0x1p-10);
 }
 
+/// A plan on both engines: the CPU engine and the device engine over a simulated backend of `threads` threads.
+struct BothEngines {
+  explicit BothEngines(const plan::Plan &plan, int threads)
+      : set(codegen::generateKernels(plan)), backend(test::simulatedKernels().library, threads) {
+    cpu = runtime::Engine::create(plan, error);
+    if (cpu)
+      gpu = device::DeviceEngine::create(plan, set, backend, error);
+  }
+  std::string error;
+  codegen::KernelSet set;
+  cudasim::SimulatedBackend backend;
+  std::unique_ptr<runtime::Engine> cpu;
+  std::unique_ptr<device::DeviceEngine> gpu;
+};
+
 // Whole training iterations, as megatron-run's trainer runs them (runtime/train, Run::trainIteration): the
 // gradients zeroed, two micro-batches of train_step, the global norm, clipping to 1.0 and AdamW, four times; the
 // device engine and its optimizer kernels against the CPU engine and cpu::sumOfSquares / scaleTensors /
 // adamwStep. Nothing but the data loader's inputs crosses to the device between iterations, so the parameters
 // the device trains are its own. The gradient norms stay above 1, so clipping takes part.
 TEST(CudaDeviceEngine, FourTrainingIterationsMatchTheCpuTrainer) {
-  test::SimulatedKernels &kernels = test::simulatedKernels();
-  ASSERT_EQ(kernels.error, "");
+  ASSERT_EQ(test::simulatedKernels().error, "");
   const plan::Plan &plan = test::gptPlan();
+  BothEngines both(plan, int(std::max(1u, std::thread::hardware_concurrency())));
+  ASSERT_NE(both.gpu, nullptr) << both.error;
+  runtime::Engine *cpu = both.cpu.get();
+  device::DeviceEngine *gpu = both.gpu.get();
+  cudasim::SimulatedBackend &backend = both.backend;
   std::string error;
-  std::unique_ptr<runtime::Engine> cpu = runtime::Engine::create(plan, error);
-  ASSERT_NE(cpu, nullptr) << error;
-  const codegen::KernelSet set = codegen::generateKernels(plan);
-  cudasim::SimulatedBackend backend(kernels.library, int(std::max(1u, std::thread::hardware_concurrency())));
-  std::unique_ptr<device::DeviceEngine> gpu = device::DeviceEngine::create(plan, set, backend, error);
-  ASSERT_NE(gpu, nullptr) << error;
   std::unique_ptr<device::DeviceOptimizer> optimizer = device::DeviceOptimizer::create(*gpu, backend, error);
   ASSERT_NE(optimizer, nullptr) << error;
 
@@ -292,16 +305,13 @@ TEST(CudaDeviceEngine, FourTrainingIterationsMatchTheCpuTrainer) {
 }
 
 TEST(CudaDeviceEngine, ReportsABadTokenIdAtItsPosition) {
-  test::SimulatedKernels &kernels = test::simulatedKernels();
-  ASSERT_EQ(kernels.error, "");
+  ASSERT_EQ(test::simulatedKernels().error, "");
   const plan::Plan &plan = test::gptPlan();
+  BothEngines both(plan, 1);
+  ASSERT_NE(both.gpu, nullptr) << both.error;
+  runtime::Engine *cpu = both.cpu.get();
+  device::DeviceEngine *gpu = both.gpu.get();
   std::string error;
-  std::unique_ptr<runtime::Engine> cpu = runtime::Engine::create(plan, error);
-  ASSERT_NE(cpu, nullptr) << error;
-  const codegen::KernelSet set = codegen::generateKernels(plan);
-  cudasim::SimulatedBackend backend(kernels.library, 1);
-  std::unique_ptr<device::DeviceEngine> gpu = device::DeviceEngine::create(plan, set, backend, error);
-  ASSERT_NE(gpu, nullptr) << error;
   test::fillRandomly(*cpu, 7);
   for (const plan::Input &input : plan.inputs) {
     if (input.name == "tokens") {
