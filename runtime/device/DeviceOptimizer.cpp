@@ -83,8 +83,29 @@ const codegen::CudaKernel *DeviceOptimizer::find(const std::string &op, const st
   return nullptr;
 }
 
-std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, double &norm) {
+std::string DeviceOptimizer::scaleGradients(double factor) {
+  for (const plan::Param &p : engine.plan().params) {
+    const codegen::CudaKernel *scale = find("scale", "x", codegen::cTypeOf(engine.plan().buffers[size_t(p.grad)].dtype));
+    if (!scale)
+      return "no scaling kernel for the gradient of " + p.name;
+    NamedArguments values;
+    values.set("x", engine.address(p.grad))
+        .set("n", static_cast<long long>(engine.plan().buffers[size_t(p.grad)].numElements()))
+        .set("factor", static_cast<float>(factor));
+    if (std::string error = launchWith(backend, *scale, values); !error.empty())
+      return error;
+  }
+  return {};
+}
+
+std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, double &norm, double lossScale,
+                                  bool *skipped) {
   const plan::Plan &plan = engine.plan();
+  if (skipped)
+    *skipped = false;
+  if (lossScale != 1.0)
+    if (std::string error = scaleGradients(1.0 / lossScale); !error.empty())
+      return error;
   // The norm: each gradient's squares summed per block, the blocks added in order onto the running total.
   if (std::string error = backend.fill(total, 0, sizeof(double)); !error.empty())
     return error;
@@ -108,22 +129,19 @@ std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, do
   if (std::string error = backend.copyToHost(&squares, total, sizeof squares); !error.empty())
     return error;
   norm = std::sqrt(squares);
+  if (!std::isfinite(norm)) {
+    if (skipped && lossScale != 1.0) { // fp16 overflowed: Megatron skips the step
+      *skipped = true;
+      return {};
+    }
+    return "the gradient norm is " + std::to_string(norm) + " (inf or NaN in a gradient)";
+  }
 
   // Clipping, as Megatron: every gradient times clip / (norm + 1e-6) when that is below 1.
   const double coefficient = clipGrad > 0 ? clipGrad / (norm + 1e-6) : 1.0;
-  for (const plan::Param &p : plan.params) {
-    if (coefficient >= 1.0)
-      break;
-    const codegen::CudaKernel *scale = find("scale", "x", codegen::cTypeOf(plan.buffers[size_t(p.grad)].dtype));
-    if (!scale)
-      return "no clipping kernel for the gradient of " + p.name;
-    NamedArguments values;
-    values.set("x", engine.address(p.grad))
-        .set("n", static_cast<long long>(plan.buffers[size_t(p.grad)].numElements()))
-        .set("factor", static_cast<float>(coefficient));
-    if (std::string error = launchWith(backend, *scale, values); !error.empty())
+  if (coefficient < 1.0)
+    if (std::string error = scaleGradients(coefficient); !error.empty())
       return error;
-  }
 
   // AdamW with torch's scalars, in double on the host exactly as cpu::adamwStep computes them.
   const double t = double(adam.step);

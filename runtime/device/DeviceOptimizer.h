@@ -38,10 +38,16 @@ public:
   DeviceOptimizer &operator=(const DeviceOptimizer &) = delete;
 
   /// The gradient norm into `norm` (one copy to the host), clipping when clipGrad > 0, then AdamW. "" or an error.
-  std::string step(const AdamWSettings &adam, double clipGrad, double &norm);
+  /// With fp16's loss scale (runtime/train/LossScaler) the gradients are first divided by `lossScale`; a
+  /// non-finite norm then means an overflow somewhere (every element's square is in the sum), and the step is
+  /// skipped, as Megatron skips it: `skipped` is set and nothing is updated.
+  std::string step(const AdamWSettings &adam, double clipGrad, double &norm, double lossScale = 1.0,
+                   bool *skipped = nullptr);
 
 private:
   DeviceOptimizer(DeviceEngine &engine, DeviceBackend &backend) : engine(engine), backend(backend) {}
+  /// Every gradient times `factor` (the scale kernel).
+  std::string scaleGradients(double factor);
   /// The optimizer kernel for `op` whose run-time argument `arg` has C type `cType`.
   const codegen::CudaKernel *find(const std::string &op, const std::string &arg, const std::string &cType) const;
 

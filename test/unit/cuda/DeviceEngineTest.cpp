@@ -304,6 +304,75 @@ TEST(CudaDeviceEngine, FourTrainingIterationsMatchTheCpuTrainer) {
   EXPECT_LE(meanParameter, 1e-4);
 }
 
+// fp16's loss scaling on the device (runtime/train/LossScaler, Megatron's grad scaler): the gradients divided by
+// the scale, an overflow skips the step. A scale of 2^32 overflows the f16 activation gradients of the LLaMA-style
+// model, as it does on the CPU: both skip, and nothing changes on the device; at 1024 both step, and the next
+// iteration's losses agree.
+TEST(CudaDeviceEngine, Fp16OverflowSkipsTheStepAsOnTheCpu) {
+  ASSERT_EQ(test::simulatedKernels().error, "");
+  const plan::Plan &plan = test::llamaPlan(plan::DType::F16);
+  BothEngines both(plan, int(std::max(1u, std::thread::hardware_concurrency())));
+  ASSERT_NE(both.gpu, nullptr) << both.error;
+  std::string error;
+  std::unique_ptr<device::DeviceOptimizer> optimizer = device::DeviceOptimizer::create(*both.gpu, both.backend, error);
+  ASSERT_NE(optimizer, nullptr) << error;
+  test::fillRandomly(*both.cpu, 5);
+  for (const plan::Param &p : plan.params)
+    for (int id : {p.buffer, p.expAvg, p.expAvgSq}) {
+      if (id != p.buffer)
+        std::fill_n(both.cpu->as<float>(id), both.cpu->buffer(id).numElements(), 0.0f);
+      ASSERT_EQ(upload(*both.cpu, *both.gpu, id), "");
+    }
+  std::vector<float *> grads;
+  std::vector<cpu::Index> sizes;
+  for (const plan::Param &p : plan.params) {
+    grads.push_back(both.cpu->as<float>(p.grad));
+    sizes.push_back(both.cpu->buffer(p.grad).numElements());
+  }
+  auto iteration = [&](double scale, int64_t step, bool &cpuSkipped, bool &gpuSkipped, double &cpuLoss,
+                       double &gpuLoss) {
+    both.cpu->zero(plan::Arena::Grads);
+    ASSERT_EQ(both.gpu->zero(plan::Arena::Grads), "");
+    test::fillInputs(*both.cpu, uint64_t(50 + step));
+    for (const plan::Input &input : plan.inputs)
+      ASSERT_EQ(upload(*both.cpu, *both.gpu, input.buffer), "");
+    runtime::RunContext context;
+    context.lossScale = scale;
+    ASSERT_EQ(both.cpu->run("train_step", context), "");
+    ASSERT_EQ(both.gpu->run("train_step", context), "");
+    cpuLoss = both.cpu->loss("train_step");
+    ASSERT_EQ(both.gpu->loss("train_step", gpuLoss), "");
+    // The CPU trainer's rule: unscale, then any inf or NaN skips the step.
+    cpu::scaleTensors<float>(int(grads.size()), grads.data(), sizes.data(), float(1.0 / scale));
+    double squares = 0;
+    for (size_t i = 0; i < grads.size(); ++i)
+      squares += cpu::sumOfSquares<float>(sizes[i], grads[i]);
+    cpuSkipped = !std::isfinite(squares);
+    const device::AdamWSettings adam{1e-3, 0.9, 0.999, 1e-8, 0.01, step};
+    if (!cpuSkipped)
+      for (const plan::Param &p : plan.params)
+        cpu::adamwStep<float>(both.cpu->buffer(p.buffer).numElements(),
+                              cpu::AdamWConfig{adam.lr, adam.beta1, adam.beta2, adam.eps, adam.weightDecay, step},
+                              p.weightDecay, both.cpu->as<float>(p.buffer), both.cpu->as<float>(p.grad),
+                              both.cpu->as<float>(p.expAvg), both.cpu->as<float>(p.expAvgSq));
+    double norm = 0;
+    ASSERT_EQ(optimizer->step(adam, 0.0, norm, scale, &gpuSkipped), "");
+  };
+  std::vector<double> before = deviceValues(*both.gpu, plan.params.front().buffer, error);
+  bool cpuSkipped = false, gpuSkipped = false;
+  double cpuLoss = 0, gpuLoss = 0;
+  iteration(0x1p32, 1, cpuSkipped, gpuSkipped, cpuLoss, gpuLoss);
+  EXPECT_TRUE(cpuSkipped) << "2^32 overflows f16 on the CPU";
+  EXPECT_TRUE(gpuSkipped) << "and on the device";
+  EXPECT_EQ(deviceValues(*both.gpu, plan.params.front().buffer, error), before) << "a skipped step changes nothing";
+  iteration(1024.0, 1, cpuSkipped, gpuSkipped, cpuLoss, gpuLoss);
+  EXPECT_FALSE(cpuSkipped);
+  EXPECT_FALSE(gpuSkipped);
+  iteration(1024.0, 2, cpuSkipped, gpuSkipped, cpuLoss, gpuLoss);
+  std::printf("  after the skipped step and one update: loss CPU %.9g, device %.9g\n", cpuLoss, gpuLoss);
+  EXPECT_NEAR(gpuLoss, cpuLoss, 1e-4 * std::fabs(cpuLoss));
+}
+
 TEST(CudaDeviceEngine, ReportsABadTokenIdAtItsPosition) {
   ASSERT_EQ(test::simulatedKernels().error, "");
   const plan::Plan &plan = test::gptPlan();
