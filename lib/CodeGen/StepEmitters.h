@@ -34,6 +34,7 @@ std::vector<CudaKernel> emitEmbedding(const plan::Plan &, const plan::Step &, st
 
 std::vector<CudaKernel> emitAttention(const plan::Plan &, const plan::Step &, std::string &error);
 std::vector<CudaKernel> emitPositionBias(const plan::Plan &, const plan::Step &, std::string &error);
+std::vector<CudaKernel> emitPooler(const plan::Plan &, const plan::Step &, std::string &error);
 
 /// Dropout's keep rule, as runtime/cpu/Philox.h: kept iff bits >= ceil(rate·2^32); kept elements scale by
 /// 1/(1 − rate), and by 0 when everything is dropped.

@@ -18,7 +18,7 @@
 namespace megatron::device {
 
 /// The GEMM that computes `step` of `plan`, whose buffer `id` lives at address(id); or std::nullopt and `error`
-/// for an op that is not one of the three (pooler and pooler_grad end in tanh, which no GEMM epilogue computes).
+/// for an op that is not one of the three (BERT's pooler is a generated kernel: lib/CodeGen/cuda/Pooler.cuh).
 std::optional<Gemm> linearGemm(const plan::Plan &plan, const plan::Step &step,
                                const std::function<void *(int)> &address, std::string &error);
 

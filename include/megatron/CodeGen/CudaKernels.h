@@ -73,7 +73,7 @@ struct CudaKernel {
 /// How a step runs on a CUDA device.
 enum class StepBackend {
   Generated, ///< the kernels listed, launched in order
-  CublasLt,  ///< a matrix product: linear, linear_grad_input, linear_grad_weight, pooler (awaits cuBLASLt)
+  CublasLt,  ///< a matrix product: linear, linear_grad_input, linear_grad_weight
   Nccl,      ///< a collective or pipeline message (awaits NCCL)
   Missing,   ///< no CUDA implementation yet; `reason` says why
 };

@@ -179,6 +179,11 @@ TEST(CudaDeviceEngine, GptTrainStepMatchesTheCpuEngine) {
   expectMatch("gpt f32", test::gptPlan(), 1.0, 1e-5, 1e-5);
 }
 
+TEST(CudaDeviceEngine, BertTrainStepMatchesTheCpuEngine) {
+  // Padding masks, token types, the generated pooler and the sentence-order head.
+  expectMatch("bert f32", test::bertPlan(), 1.0, 1e-5, 1e-5);
+}
+
 TEST(CudaDeviceEngine, LlamaTrainStepMatchesTheCpuEngine) {
   expectMatch("llama f32", test::llamaPlan(), 1.0, 1e-5, 1e-5);
 }
