@@ -12,6 +12,17 @@ std::vector<CudaKernel> single(const KernelEmitter &emitter, std::string &error)
   return {std::move(kernel)};
 }
 
+std::vector<CudaKernel> several(std::initializer_list<const KernelEmitter *> emitters, std::string &error) {
+  std::vector<CudaKernel> kernels;
+  for (const KernelEmitter *emitter : emitters) {
+    CudaKernel kernel = emitter->finish(error);
+    if (!error.empty())
+      return {};
+    kernels.push_back(std::move(kernel));
+  }
+  return kernels;
+}
+
 std::vector<CudaKernel> emitElementwise(const plan::Plan &plan, const plan::Step &step, std::string &error) {
   const std::string &op = step.op;
   KernelEmitter e(plan, step, "", {"Elementwise.cuh"});

@@ -54,14 +54,7 @@ std::vector<CudaKernel> emitNorm(const plan::Plan &plan, const plan::Step &step,
   }
   dx.launch = perRow(rows, block);
   params.launch = perColumn(hidden);
-  std::vector<CudaKernel> kernels = single(dx, error);
-  if (!error.empty())
-    return {};
-  std::vector<CudaKernel> second = single(params, error);
-  if (!error.empty())
-    return {};
-  kernels.push_back(std::move(second.front()));
-  return kernels;
+  return several({&dx, &params}, error);
 }
 
 } // namespace megatron::codegen::detail

@@ -32,14 +32,7 @@ std::vector<CudaKernel> emitPooler(const plan::Plan &plan, const plan::Step &ste
                                                   params.outType(1), params.outType(2), batch, seq, hidden, out},
                          {params.in(0), params.in(1), params.in(2), params.out(1), params.out(2)}));
   params.launch = gridStride(w.numElements());
-  std::vector<CudaKernel> kernels = single(dx, error);
-  if (!error.empty())
-    return {};
-  std::vector<CudaKernel> second = single(params, error);
-  if (!error.empty())
-    return {};
-  kernels.push_back(std::move(second.front()));
-  return kernels;
+  return several({&dx, &params}, error);
 }
 
 } // namespace megatron::codegen::detail

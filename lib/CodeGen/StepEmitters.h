@@ -10,6 +10,7 @@
 
 #include "megatron/CodeGen/CudaKernels.h"
 
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ std::vector<CudaKernel> emitPooler(const plan::Plan &, const plan::Step &, std::
 /// 1/(1 − rate), and by 0 when everything is dropped.
 uint64_t keepThreshold(double rate);
 double keepScale(double rate);
+
+/// The kernels of several emitters, in order, or none with `error` set: the ending of a multi-kernel step.
+std::vector<CudaKernel> several(std::initializer_list<const KernelEmitter *> emitters, std::string &error);
 
 /// One kernel, or none with `error` set: the common ending of an emitter.
 std::vector<CudaKernel> single(const KernelEmitter &emitter, std::string &error);
