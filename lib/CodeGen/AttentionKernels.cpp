@@ -109,14 +109,10 @@ std::vector<CudaKernel> emitAttention(const plan::Plan &plan, const plan::Step &
   for (int part = 0; part < (hasBias ? 3 : 2); ++part) {
     KernelEmitter e(plan, step, part == 0 ? "dq" : part == 1 ? "dkdv" : "dbias", files);
     std::vector<std::string> args, templates;
-    // dout and out (which dbias does not read), q, k, v, the mask, the bias, lse.
-    for (size_t i = part == 2 ? 2 : 0; i < 5; ++i) {
+    // dout, out (which dbias does not read), q, k, v; then the mask, the bias, lse.
+    for (size_t i : part == 2 ? std::vector<size_t>{0, 2, 3, 4} : std::vector<size_t>{0, 1, 2, 3, 4}) {
       args.push_back(e.in(i));
       templates.push_back(e.inType(i));
-    }
-    if (part == 2) { // dbias reads dout, but not out
-      args.insert(args.begin(), e.in(0));
-      templates.insert(templates.begin(), e.inType(0));
     }
     args.push_back(mask == 2 ? e.in(5) : "(const int *)0");
     args.push_back(hasBias ? e.in(bias) : "(const float *)0");

@@ -5,13 +5,6 @@
 
 namespace megatron::codegen::detail {
 
-std::vector<CudaKernel> single(const KernelEmitter &emitter, std::string &error) {
-  CudaKernel kernel = emitter.finish(error);
-  if (!error.empty())
-    return {};
-  return {std::move(kernel)};
-}
-
 std::vector<CudaKernel> several(std::initializer_list<const KernelEmitter *> emitters, std::string &error) {
   std::vector<CudaKernel> kernels;
   for (const KernelEmitter *emitter : emitters) {
@@ -21,6 +14,10 @@ std::vector<CudaKernel> several(std::initializer_list<const KernelEmitter *> emi
     kernels.push_back(std::move(kernel));
   }
   return kernels;
+}
+
+std::vector<CudaKernel> single(const KernelEmitter &emitter, std::string &error) {
+  return several({&emitter}, error);
 }
 
 std::vector<CudaKernel> emitElementwise(const plan::Plan &plan, const plan::Step &step, std::string &error) {

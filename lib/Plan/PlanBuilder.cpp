@@ -195,7 +195,7 @@ private:
   // Per program:
   DenseMap<Value, int> buffers;
   DenseMap<Value, StringRef> boundToGradient;              // results a kernel accumulates into a gradient
-  llvm::DenseSet<Operation *> elidedAdds;                 // sums of gradients that accumulation replaces, and
+  llvm::DenseSet<Operation *> elidedGradientOps;           // sums of gradients that accumulation replaces, and
                                                           // the casts to f32 of 16-bit parameter gradients
   DenseMap<Operation *, SmallVector<Value>> explicitSinks; // grad_accumulate -> values to add in a step
   DenseMap<Operation *, SmallVector<int>> savedBuffers;    // forward op -> the statistics it saves
@@ -306,7 +306,7 @@ LogicalResult PlanLowering::declareInputs(func::FuncOp forward) {
 void PlanLowering::bind(Value value, StringRef param, GradAccumulateOp sink) {
   if (value.hasOneUse()) {
     if (auto add = value.getDefiningOp<AddOp>()) {
-      elidedAdds.insert(add);
+      elidedGradientOps.insert(add);
       bind(add.getLhs(), param, sink);
       bind(add.getRhs(), param, sink);
       return;
@@ -316,7 +316,7 @@ void PlanLowering::bind(Value value, StringRef param, GradAccumulateOp sink) {
     // gradient-accumulation fusion), and the cast disappears.
     if (auto widen = value.getDefiningOp<CastOp>();
         widen && getElementTypeOrSelf(widen.getResult().getType()).isF32() && widen.getX().hasOneUse()) {
-      elidedAdds.insert(widen);
+      elidedGradientOps.insert(widen);
       bind(widen.getX(), param, sink);
       return;
     }
@@ -330,7 +330,7 @@ void PlanLowering::bind(Value value, StringRef param, GradAccumulateOp sink) {
 
 void PlanLowering::bindGradients(func::FuncOp func) {
   boundToGradient.clear();
-  elidedAdds.clear();
+  elidedGradientOps.clear();
   explicitSinks.clear();
   func.walk([&](GradAccumulateOp sink) { bind(sink.getGradient(), sink.getName(), sink); });
 }
@@ -401,7 +401,7 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
       buffers[op.getResult(0)] = *view;
       continue;
     }
-    if (elidedAdds.contains(&op))
+    if (elidedGradientOps.contains(&op))
       continue;
     if (auto sink = dyn_cast<GradAccumulateOp>(op)) {
       for (Value value : explicitSinks.lookup(&op))

@@ -182,9 +182,10 @@ private:
   int64_t skippedIterations = 0, intervalSkipped = 0;
   /// The learning rate of `iteration` (1-based): the schedule at the number of steps taken before it.
   double lrAt(int64_t iteration) const { return opts.schedule.at(iteration - 1 - skippedIterations); }
-  /// Whether any rank's gradients hold inf or NaN, after dividing them by the loss scale (every rank gets the
-  /// same answer).
-  std::string unscaleAndCheck(bool &nonFinite);
+  /// With a loss scaler, after the global norm of the unscaled gradients: a non-finite norm means an inf or NaN
+  /// in some gradient (every element's square is in it, and every rank has the same norm), and Megatron skips
+  /// the step. Updates the scaler; true (and gradNorm NaN) when the step is skipped.
+  bool skipOverflow(double &gradNorm);
 
   // The distributed optimizer (ZeRO-1, plan.parallel.distributed_optimizer). The gradients and parameters arenas,
   // laid out alike, are seen as one flat f32 buffer of flatCount elements padded to dpSize chunks of `chunk`
@@ -385,23 +386,16 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
     if (std::string error = engine->run("finalize_grads", runtime::RunContext{true, 0}); !error.empty())
       return "iteration " + std::to_string(iteration) + ": " + error;
 
-  if (scaler) {
-    bool nonFinite = false;
-    if (std::string error = unscaleAndCheck(nonFinite); !error.empty())
-      return "iteration " + std::to_string(iteration) + ": " + error;
-    scaler->update(nonFinite);
-    if (nonFinite) { // Megatron skips the step: no update, and the next iteration tries a smaller scale
-      ++skippedIterations;
-      ++intervalSkipped;
-      gradNorm = std::numeric_limits<double>::quiet_NaN();
-      return {};
-    }
-  }
+  if (scaler) // the gradients of the scaled loss, back to the loss's scale
+    cpu::scaleTensors<float>(static_cast<int>(grads.size()), grads.data(), sizes.data(),
+                             static_cast<float>(1.0 / scaler->scale()));
   if (distributed)
     return distributedOptimizerStep(iteration, gradNorm);
   // Clipping by the global norm, as Megatron: scale by clip / (norm + 1e-6) when that is below 1.
   if (std::string error = gradientNorm(gradNorm); !error.empty())
     return "iteration " + std::to_string(iteration) + ": " + error;
+  if (skipOverflow(gradNorm))
+    return {};
   if (opts.clipGrad > 0) {
     double coefficient = opts.clipGrad / (gradNorm + 1e-6);
     if (coefficient < 1.0)
@@ -485,27 +479,17 @@ void Run::reportMemory() {
               100.0 * static_cast<double>(measured) / static_cast<double>(planned));
 }
 
-std::string Run::unscaleAndCheck(bool &nonFinite) {
-  // Every rank divides all of its gradients by the scale and counts the non-finite ones; the counts are summed
-  // over the tensor-parallel group, the replicas (whose gradients differ before the distributed optimizer's
-  // reduce-scatter) and the stages.
-  cpu::scaleTensors<float>(static_cast<int>(grads.size()), grads.data(), sizes.data(),
-                           static_cast<float>(1.0 / scaler->scale()));
-  double found = 0;
-  for (size_t i = 0; i < grads.size() && found == 0; ++i)
-    for (cpu::Index k = 0; k < sizes[i]; ++k)
-      if (!std::isfinite(grads[i][k])) {
-        found = 1;
-        break;
-      }
-  for (comm::Communicator *g : {group, replicas})
-    if (g && g->size() > 1)
-      if (std::string error = g->allReduce(&found, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
-        return "the gradients' inf/NaN check: " + error;
-  if (std::string error = shareOverStages(found); !error.empty())
-    return "the gradients' inf/NaN check: " + error;
-  nonFinite = found > 0;
-  return {};
+bool Run::skipOverflow(double &gradNorm) {
+  if (!scaler)
+    return false;
+  const bool overflow = !std::isfinite(gradNorm);
+  scaler->update(overflow);
+  if (overflow) { // no update; the next iteration tries a smaller scale
+    ++skippedIterations;
+    ++intervalSkipped;
+    gradNorm = std::numeric_limits<double>::quiet_NaN();
+  }
+  return overflow;
 }
 
 std::string Run::gradientNorm(double &norm) {
@@ -607,6 +591,9 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
   if (std::string error = shareOverStages(sum); !error.empty())
     return fail("gradient norm", error);
   gradNorm = std::sqrt(sum);
+  // The reduce-scatter carried any replica's inf or NaN into its owner's chunk, so the norm sees it.
+  if (skipOverflow(gradNorm))
+    return {};
   if (opts.clipGrad > 0) {
     double coefficient = opts.clipGrad / (gradNorm + 1e-6);
     if (coefficient < 1.0) {
