@@ -31,8 +31,6 @@ struct CudaBackendOptions {
 /// What a CUDA backend can say beyond the DeviceBackend calls: for benchmarks and logs.
 class CudaBackend : public device::DeviceBackend {
 public:
-  /// Waits for every operation issued so far; "" or what went wrong (an asynchronous kernel fault shows here).
-  virtual std::string synchronize() = 0;
   /// Kernels compiled by NVRTC, and found in the disk cache, by prepare() so far.
   virtual int kernelsCompiled() const = 0;
   virtual int kernelsFromCache() const = 0;

@@ -3,7 +3,7 @@
 // The device engine (DeviceEngine.h) runs a plan's programs on an accelerator through this interface alone, so
 // that the same orchestration runs on the host CUDA simulator in CI (test/unit/cuda/sim/SimulatedBackend) and on
 // a GPU through the CUDA runtime, cuBLASLt and NCCL. The calls are those of a CUDA stream: every operation is
-// ordered after the previous ones, and only copyToHost waits for them to finish. MLIR-free.
+// ordered after the previous ones, and only copyToHost and synchronize wait for them to finish. MLIR-free.
 //
 //===----------------------------------------------------------------------===//
 
@@ -57,7 +57,7 @@ public:
 
   /// Every call below returns an empty string or what went wrong.
   virtual std::string copyToDevice(void *device, const void *host, std::size_t bytes) = 0;
-  /// Waits for the work before it: the only call that does.
+  /// Waits for the work before it.
   virtual std::string copyToHost(void *host, const void *device, std::size_t bytes) = 0;
   virtual std::string copyOnDevice(void *destination, const void *source, std::size_t bytes) = 0;
   virtual std::string fill(void *device, unsigned char value, std::size_t bytes) = 0;
@@ -68,6 +68,11 @@ public:
   /// cudaLaunchKernel's array does.
   virtual std::string launch(const codegen::CudaKernel &kernel, void **args) = 0;
   virtual std::string gemm(const Gemm &call) = 0;
+
+  /// Waits for every operation issued so far: "" or what went wrong (on a GPU, an asynchronous fault shows here).
+  /// Besides copyToHost, the only call that waits; a communicator calls it before another rank reads this
+  /// rank's memory, and benchmarks before they read the clock.
+  virtual std::string synchronize() = 0;
 };
 
 /// Bytes of one element of `dtype` in device memory (bf16 and f16 are two bytes; the CPU engine keeps them as f32).
