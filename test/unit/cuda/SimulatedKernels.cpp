@@ -4,6 +4,7 @@
 
 #include "TestModels.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -27,6 +28,16 @@ SimulatedKernels &simulatedKernels() {
     return k;
   }();
   return *kernels;
+}
+
+std::unique_ptr<cudasim::SimulatedBackend> newSimulatedBackend(std::string &error) {
+  SimulatedKernels &kernels = simulatedKernels();
+  if (!kernels.error.empty()) {
+    error = kernels.error;
+    return nullptr;
+  }
+  return std::make_unique<cudasim::SimulatedBackend>(kernels.library,
+                                                     int(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 } // namespace megatron::test

@@ -4,7 +4,9 @@
 #define MEGATRON_TEST_UNIT_CUDA_SIMULATEDKERNELS_H
 
 #include "sim/KernelLibrary.h"
+#include "sim/SimulatedBackend.h"
 
+#include <memory>
 #include <string>
 
 namespace megatron::test {
@@ -20,6 +22,10 @@ struct SimulatedKernels {
 /// optimizers, compiled for the simulator on first use, on as many
 /// compilers as the machine has cores, and loaded; the shared objects are cached in the build tree.
 SimulatedKernels &simulatedKernels();
+
+/// A fresh simulated backend over simulatedKernels()' library, or null with the kernels' compile errors: what the
+/// backend-generic checks (ModelStepChecks.h, EngineComparison.h, OptimizerKernelChecks.h) run on without a GPU.
+std::unique_ptr<cudasim::SimulatedBackend> newSimulatedBackend(std::string &error);
 
 } // namespace megatron::test
 

@@ -2,13 +2,16 @@
 
 #include "SimulatedBackend.h"
 
-#include "DeviceValues.h"
+#include "test/unit/cuda/DeviceValues.h"
 
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
 
 namespace megatron::cudasim {
+
+using test::readDevice;
+using test::writeDevice;
 
 namespace {
 

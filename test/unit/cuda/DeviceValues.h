@@ -1,22 +1,24 @@
 //===- DeviceValues.h - Elements of device memory read and written on the host ---*- C++ -*-===//
 //
 // Element i of a buffer stored as a GPU stores it (bf16 and f16 as two bytes) read as a double, or written from
-// one with the device's rounding (to nearest even): how the step checker, the simulated backend's GEMMs and the
-// device engine's tests move values between the CPU engine (16-bit values kept as f32) and device memory.
+// one with the device's rounding (to nearest even): how the step checker, the engine comparison and the simulated
+// backend's GEMMs move values between the CPU engine (16-bit values kept as f32) and device memory, on any
+// backend. The 16-bit conversions are the simulator's (sim/SixteenBit.h): exact host code with no simulator
+// runtime behind it, checked against cpu::roundToBf16 / roundToF16.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef MEGATRON_TEST_UNIT_CUDA_SIM_DEVICEVALUES_H
-#define MEGATRON_TEST_UNIT_CUDA_SIM_DEVICEVALUES_H
+#ifndef MEGATRON_TEST_UNIT_CUDA_DEVICEVALUES_H
+#define MEGATRON_TEST_UNIT_CUDA_DEVICEVALUES_H
 
-#include "SixteenBit.h"
+#include "sim/SixteenBit.h"
 
 #include "megatron/Plan/Plan.h"
 
 #include <cstddef>
 #include <cstdint>
 
-namespace megatron::cudasim {
+namespace megatron::test {
 
 inline double readDevice(plan::DType dtype, const std::byte *p, int64_t i) {
   switch (dtype) {
@@ -61,6 +63,6 @@ inline void writeDevice(plan::DType dtype, std::byte *p, int64_t i, double value
   }
 }
 
-} // namespace megatron::cudasim
+} // namespace megatron::test
 
-#endif // MEGATRON_TEST_UNIT_CUDA_SIM_DEVICEVALUES_H
+#endif // MEGATRON_TEST_UNIT_CUDA_DEVICEVALUES_H
