@@ -14,6 +14,7 @@
 
 #include "runtime/device/DeviceBackend.h"
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct EngineComparisonModel {
   double lossScale;            ///< fp16's reaches the loss seed's kernel as a run-time value
   plan::DType compute;         ///< the activations' type, which decides the tolerances
 };
+
+/// For gtest's test listing: the model's name, not the bytes of the struct.
+inline void PrintTo(const EngineComparisonModel &model, std::ostream *out) { *out << model.name; }
 
 /// The GPT, BERT and the LLaMA-style model in f32; the LLaMA-style model in bf16, and in f16 with loss scale 1024.
 const std::vector<EngineComparisonModel> &engineComparisonModels();

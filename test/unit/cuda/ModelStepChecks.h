@@ -18,6 +18,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ struct StepCheckModel {
   const plan::Plan &(*plan)();  ///< built on first use (TestModels.h)
   double lossScale;             ///< the train_step's loss scale (fp16's reaches the kernels as a run-time value)
 };
+
+/// For gtest's test listing: the model's name, not the bytes of the struct.
+inline void PrintTo(const StepCheckModel &model, std::ostream *out) { *out << model.name; }
 
 /// The GPT and the LLaMA-style model in f32; the latter in bf16 and in f16 with loss scale 1024; BERT and T5; the
 /// GPT (with sequence parallelism), the LLaMA-style model, BERT (with sequence parallelism) and T5 sharded over two
