@@ -1,0 +1,165 @@
+//===- CublasLtGemm.cpp - The device engine's GEMMs on cuBLASLt ------------------===//
+
+#include "runtime/cuda/CublasLtGemm.h"
+
+#if MEGATRON_HAVE_CUDA
+
+namespace megatron::cuda {
+
+namespace {
+
+std::string failure(const char *call, cublasStatus_t status) {
+  return std::string(call) + " failed: " + cublasLtGetStatusName(status) + " (" + cublasLtGetStatusString(status) +
+         ")";
+}
+
+bool cudaTypeOf(plan::DType type, cudaDataType_t &cuda) {
+  switch (type) {
+  case plan::DType::F32:
+    cuda = CUDA_R_32F;
+    return true;
+  case plan::DType::BF16:
+    cuda = CUDA_R_16BF;
+    return true;
+  case plan::DType::F16:
+    cuda = CUDA_R_16F;
+    return true;
+  case plan::DType::F64:
+    cuda = CUDA_R_64F;
+    return true;
+  default:
+    return false;
+  }
+}
+
+/// "m=4096 n=1024 k=1024 A=bf16 (ld 1024) B=bf16ᵀ (ld 1024) D=f32 (ld 1024) bias=f32": the cache key, and how
+/// messages name a call.
+std::string describeShape(const device::Gemm &g) {
+  auto operand = [](const device::GemmOperand &o) {
+    return std::string(plan::toString(o.dtype)) + (o.transposed ? "^T" : "") + " (ld " + std::to_string(o.ld) + ")";
+  };
+  return "m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) +
+         " A=" + operand(g.a) + " B=" + operand(g.b) + " D=" + plan::toString(g.cType) + " (ld " +
+         std::to_string(g.ldc) + ")" + (g.bias ? std::string(" bias=") + plan::toString(g.biasType) : "");
+}
+
+} // namespace
+
+struct CublasLtGemm::Shape {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr; // cuBLASLt's A, B (our B, A) and D
+  cublasLtMatmulAlgo_t algo{};
+  bool f64 = false;
+  ~Shape() {
+    if (desc)
+      cublasLtMatmulDescDestroy(desc);
+    for (cublasLtMatrixLayout_t layout : {a, b, d})
+      if (layout)
+        cublasLtMatrixLayoutDestroy(layout);
+  }
+};
+
+std::unique_ptr<CublasLtGemm> CublasLtGemm::create(cudaStream_t stream, std::size_t workspaceBytes,
+                                                   std::string &error) {
+  std::unique_ptr<CublasLtGemm> gemm(new CublasLtGemm());
+  gemm->stream = stream;
+  if (cublasStatus_t status = cublasLtCreate(&gemm->handle); status != CUBLAS_STATUS_SUCCESS) {
+    error = failure("cublasLtCreate", status);
+    return nullptr;
+  }
+  if (workspaceBytes > 0) {
+    if (cudaError_t status = cudaMalloc(&gemm->workspace, workspaceBytes); status != cudaSuccess) {
+      error = std::string("cudaMalloc of cuBLASLt's workspace failed: ") + cudaGetErrorName(status);
+      return nullptr;
+    }
+    gemm->workspaceBytes = workspaceBytes;
+  }
+  return gemm;
+}
+
+CublasLtGemm::~CublasLtGemm() {
+  shapes.clear();
+  if (workspace)
+    cudaFree(workspace);
+  if (handle)
+    cublasLtDestroy(handle);
+}
+
+std::string CublasLtGemm::build(const device::Gemm &g, Shape &shape) {
+  cudaDataType_t aType, bType, dType, biasType = CUDA_R_32F;
+  if (!cudaTypeOf(g.a.dtype, aType) || !cudaTypeOf(g.b.dtype, bType) || !cudaTypeOf(g.cType, dType) ||
+      (g.bias && !cudaTypeOf(g.biasType, biasType)))
+    return "cuBLASLt takes f32, bf16, f16 or f64 matrices";
+  if (g.a.dtype != g.b.dtype)
+    return "cuBLASLt multiplies two matrices of one type";
+  shape.f64 = g.a.dtype == plan::DType::F64;
+  if (shape.f64 != (g.cType == plan::DType::F64))
+    return "an f64 product needs an f64 output";
+  const cublasComputeType_t compute = shape.f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F;
+  const cudaDataType_t scale = shape.f64 ? CUDA_R_64F : CUDA_R_32F;
+
+  cublasStatus_t status = cublasLtMatmulDescCreate(&shape.desc, compute, scale);
+  if (status != CUBLAS_STATUS_SUCCESS)
+    return failure("cublasLtMatmulDescCreate", status);
+  // cuBLASLt's A is our B and its B our A (see the header); each keeps its own transpose.
+  const cublasOperation_t transA = g.b.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t transB = g.a.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_TRANSA, &transA, sizeof transA);
+  cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_TRANSB, &transB, sizeof transB);
+  if (g.bias) {
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue);
+    cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &biasType, sizeof biasType);
+  }
+  // Column-major views: cuBLASLt's A (our B) is [n, k] untransposed, [k, n] transposed; its B (our A) is [k, m] or
+  // [m, k]; its D is [n, m]. Each leading dimension is the row-major one.
+  const int64_t m = g.m, n = g.n, k = g.k;
+  if ((status = cublasLtMatrixLayoutCreate(&shape.a, bType, uint64_t(g.b.transposed ? k : n),
+                                           uint64_t(g.b.transposed ? n : k), g.b.ld)) != CUBLAS_STATUS_SUCCESS ||
+      (status = cublasLtMatrixLayoutCreate(&shape.b, aType, uint64_t(g.a.transposed ? m : k),
+                                           uint64_t(g.a.transposed ? k : m), g.a.ld)) != CUBLAS_STATUS_SUCCESS ||
+      (status = cublasLtMatrixLayoutCreate(&shape.d, dType, uint64_t(n), uint64_t(m), g.ldc)) !=
+          CUBLAS_STATUS_SUCCESS)
+    return failure("cublasLtMatrixLayoutCreate", status);
+
+  cublasLtMatmulPreference_t preference = nullptr;
+  if ((status = cublasLtMatmulPreferenceCreate(&preference)) != CUBLAS_STATUS_SUCCESS)
+    return failure("cublasLtMatmulPreferenceCreate", status);
+  cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes,
+                                       sizeof workspaceBytes);
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  status = cublasLtMatmulAlgoGetHeuristic(handle, shape.desc, shape.a, shape.b, shape.d, shape.d, preference, 1,
+                                          &result, &found);
+  cublasLtMatmulPreferenceDestroy(preference);
+  if (status != CUBLAS_STATUS_SUCCESS)
+    return failure("cublasLtMatmulAlgoGetHeuristic", status);
+  if (found == 0)
+    return "cuBLASLt has no algorithm for this product";
+  shape.algo = result.algo;
+  return {};
+}
+
+std::string CublasLtGemm::run(const device::Gemm &g) {
+  const std::string key = describeShape(g);
+  auto found = shapes.find(key);
+  if (found == shapes.end()) {
+    auto shape = std::make_unique<Shape>();
+    if (std::string error = build(g, *shape); !error.empty())
+      return error + " (" + key + ")";
+    found = shapes.emplace(key, std::move(shape)).first;
+  }
+  Shape &shape = *found->second;
+  if (g.bias)
+    cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof g.bias);
+  const double alpha64 = g.alpha, beta64 = g.beta;
+  const void *alpha = shape.f64 ? static_cast<const void *>(&alpha64) : &g.alpha;
+  const void *beta = shape.f64 ? static_cast<const void *>(&beta64) : &g.beta;
+  cublasStatus_t status = cublasLtMatmul(handle, shape.desc, alpha, g.b.data, shape.a, g.a.data, shape.b, beta, g.c,
+                                         shape.d, g.c, shape.d, &shape.algo, workspace, workspaceBytes, stream);
+  return status == CUBLAS_STATUS_SUCCESS ? std::string() : failure("cublasLtMatmul", status) + " (" + key + ")";
+}
+
+} // namespace megatron::cuda
+
+#endif // MEGATRON_HAVE_CUDA
