@@ -7,12 +7,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/comm/Launch.h"
-#include "runtime/cuda/Device.h"
-#include "runtime/device/DeviceBackend.h"
-#include "runtime/train/Trainer.h"
-#if MEGATRON_RUN_CUDA_BACKEND
 #include "runtime/cuda/CudaBackend.h"
-#endif
+#include "runtime/train/Trainer.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
@@ -44,18 +40,10 @@ std::vector<std::string> gatherDataPath(int argc, char **argv) {
 std::unique_ptr<megatron::device::DeviceBackend> makeCudaBackend(std::string &error) {
   std::string launchError;
   megatron::comm::LaunchInfo launch = megatron::comm::detectLaunch(megatron::comm::processEnvironment(), launchError);
-  const int localRank = launchError.empty() ? launch.localRank : 0;
-#if MEGATRON_RUN_CUDA_BACKEND
   megatron::cuda::CudaBackendOptions options;
-  options.device = localRank;
+  options.device = launchError.empty() ? launch.localRank : 0;
+  // Without a GPU (or a build without CUDA) the error says why: "no CUDA device: ...".
   return megatron::cuda::createCudaBackend(options, error);
-#else
-  // The probe still says whether there is a GPU ("no CUDA device: ..."), and why this build cannot use one.
-  if (std::optional<megatron::cuda::DeviceInfo> gpu = megatron::cuda::selectCudaDevice(localRank, error))
-    error = "found " + megatron::cuda::describe(*gpu) +
-            ", but this megatron-run is built without the CUDA backend (runtime/cuda/CudaBackend.cpp)";
-  return nullptr;
-#endif
 }
 } // namespace
 
