@@ -56,12 +56,29 @@ cudasim::KernelLibrary &kernelLibrary() {
   return library;
 }
 
-train::DeviceBackendFactory simulator() {
-  return [](std::string &) -> std::unique_ptr<device::DeviceBackend> {
-    return std::make_unique<cudasim::SimulatedBackend>(kernelLibrary(),
-                                                       int(std::max(1u, std::thread::hardware_concurrency())));
-  };
-}
+/// The copies between host and device in a run, each way.
+struct Traffic {
+  int toDevice = 0, toHost = 0;
+};
+
+/// The simulator's backend, counting the copies into `traffic`.
+class CountingBackend final : public cudasim::SimulatedBackend {
+public:
+  explicit CountingBackend(Traffic &traffic)
+      : SimulatedBackend(kernelLibrary(), int(std::max(1u, std::thread::hardware_concurrency()))),
+        traffic(traffic) {}
+  std::string copyToDevice(void *device, const void *host, std::size_t bytes) override {
+    ++traffic.toDevice;
+    return SimulatedBackend::copyToDevice(device, host, bytes);
+  }
+  std::string copyToHost(void *host, const void *device, std::size_t bytes) override {
+    ++traffic.toHost;
+    return SimulatedBackend::copyToHost(host, device, bytes);
+  }
+
+private:
+  Traffic &traffic;
+};
 
 /// A fresh directory for a test's plans, logs and checkpoints, removed afterwards.
 struct TempDir {
@@ -82,6 +99,7 @@ struct Outcome {
   int exitCode = -1;
   std::string output; // standard output
   std::vector<Row> rows;
+  Traffic traffic; // on the device
 };
 
 std::vector<Row> readLossLog(const std::string &path) {
@@ -131,7 +149,9 @@ Outcome train(train::TrainOptions options, bool onDevice) {
   options.device = onDevice ? "cuda" : "cpu";
   Outcome outcome;
   testing::internal::CaptureStdout();
-  outcome.exitCode = train::runTraining(options, simulator());
+  outcome.exitCode = train::runTraining(options, [&](std::string &) -> std::unique_ptr<device::DeviceBackend> {
+    return std::make_unique<CountingBackend>(outcome.traffic);
+  });
   outcome.output = testing::internal::GetCapturedStdout();
   if (outcome.exitCode == 0)
     outcome.rows = readLossLog(options.lossLog);
@@ -194,13 +214,21 @@ TEST(CudaDeviceTraining, GptMatchesTheCpuTrainerAndGenerates) {
   EXPECT_FALSE(std::isnan(device.rows.back().validation)) << "the last iteration evaluates";
   ASSERT_NE(samples(cpu.output), "") << cpu.output;
   EXPECT_EQ(samples(device.output), samples(cpu.output)) << "greedy decoding picks the same tokens";
+
+  // Up: the initial parameters and moments once, then only inputs: 3 per micro-batch (6 trained, 2 evaluated) and
+  // the tokens once per generated token. Down: at most a program's status words and its loss (or the logits row
+  // sampled) per run, and the gradient norm per optimizer step.
+  const int state = 3 * int(tinyGpt("").params.size()), microBatches = 3 * 2 + 2, tokens = 5;
+  std::printf("  copies to the device %d, to the host %d\n", device.traffic.toDevice, device.traffic.toHost);
+  EXPECT_EQ(device.traffic.toDevice, state + 3 * microBatches + tokens);
+  EXPECT_LE(device.traffic.toHost, 2 * (microBatches + tokens) + 3);
 }
 
 // fp16 with dynamic loss scaling from 2^20 and a hysteresis of 1: the first steps overflow in f16 and are skipped,
 // halving the scale each time, on both; the skipped iterations, the scales and the losses agree.
 TEST(CudaDeviceTraining, Fp16DynamicLossScalingSkipsTheSameSteps) {
   TempDir dir;
-  train::TrainOptions options = optionsFor(tinyGpt("fp16"), dir, "fp16", 4);
+  train::TrainOptions options = optionsFor(tinyGpt("fp16"), dir, "fp16", 3);
   options.lossScale.anyGiven = true;
   options.lossScale.initial = 0x1p20;
   options.lossScale.hysteresis = 1;
