@@ -292,4 +292,33 @@ TEST(CudaDeviceTraining, ACheckpointOfTheDeviceRunResumesOnTheCpu) {
   EXPECT_LE(worst.gradNorm, 1e-4);
 }
 
+// The factory's error is the run's: --device cuda stops with it, --device auto says it and trains on the CPU.
+TEST(CudaDeviceTraining, WithoutABackendCudaFailsAndAutoRunsOnTheCpu) {
+  TempDir dir;
+  train::TrainOptions options = optionsFor(tinyGpt(""), dir, "none", 1);
+  auto none = [](std::string &error) -> std::unique_ptr<device::DeviceBackend> {
+    error = "no CUDA device: none in this test";
+    return nullptr;
+  };
+  for (const char *device : {"cuda", "auto"}) {
+    options.device = device;
+    testing::internal::CaptureStdout();
+    testing::internal::CaptureStderr();
+    int code = train::runTraining(options, none);
+    std::string output = testing::internal::GetCapturedStdout(), error = testing::internal::GetCapturedStderr();
+    if (options.device == "cuda") {
+      EXPECT_EQ(code, 1);
+      EXPECT_NE(error.find("error: --device cuda: no CUDA device: none in this test (--device cpu runs on the CPU)"),
+                std::string::npos)
+          << error;
+    } else {
+      EXPECT_EQ(code, 0) << error;
+      EXPECT_NE(error.find("--device auto: no CUDA device: none in this test; running on the CPU"), std::string::npos)
+          << error;
+      EXPECT_EQ(output.find("device: "), std::string::npos) << "no device line on the CPU";
+      EXPECT_EQ(readLossLog(options.lossLog).size(), 1u);
+    }
+  }
+}
+
 } // namespace
