@@ -75,6 +75,16 @@ def parse_args():
                    help="after timing, profile 10 more steps with torch.profiler: its per-operator table, then the "
                         "time per step grouped as docs/performance.md groups our kernels")
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="cuda: the GPU peer of build/bin/device-train-step-bench (bench/gpu-train-step.sh)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast around forward and loss (fp32 master weights, gradients and AdamW), as "
+                        "megatron-model --bf16 | megatron-opt --mt-mixed-precision computes")
+    p.add_argument("--sdpa", action="store_true",
+                   help="attention through F.scaled_dot_product_attention(is_causal=True) (flash attention on a GPU) "
+                        "instead of two matmuls and a softmax")
+    p.add_argument("--fused-adamw", action="store_true",
+                   help="torch.optim.AdamW(fused=True): one kernel for every parameter (CUDA)")
     return p.parse_args()
 
 
@@ -112,9 +122,10 @@ def set_blas_threads(n):
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, hidden, heads):
+    def __init__(self, hidden, heads, sdpa):
         super().__init__()
         self.heads = heads
+        self.sdpa = sdpa
         self.head_dim = hidden // heads
         self.linear_qkv = nn.Linear(hidden, 3 * hidden)
         self.linear_proj = nn.Linear(hidden, hidden)
@@ -126,6 +137,9 @@ class SelfAttention(nn.Module):
         # split as Megatron does (its backward is one concatenation, where indexing would zero-fill and copy).
         qkv = self.linear_qkv(x).view(b, s, self.heads, 3 * self.head_dim).transpose(1, 2)  # [b, heads, s, 3d]
         q, k, v = qkv.split(self.head_dim, dim=-1)
+        if self.sdpa:
+            context = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.linear_proj(context.transpose(1, 2).reshape(b, s, h))
         scores = torch.matmul(q * self.scale, k.transpose(-2, -1)) + causal_mask  # [b, heads, s, s]
         probs = torch.softmax(scores, dim=-1)
         context = torch.matmul(probs, v)  # [b, heads, s, d]
@@ -144,10 +158,10 @@ class Mlp(nn.Module):
 
 
 class Layer(nn.Module):
-    def __init__(self, hidden, heads, ffn, layers):
+    def __init__(self, hidden, heads, ffn, layers, sdpa):
         super().__init__()
         self.input_layernorm = nn.LayerNorm(hidden, eps=1e-5)
-        self.self_attention = SelfAttention(hidden, heads)
+        self.self_attention = SelfAttention(hidden, heads, sdpa)
         self.pre_mlp_layernorm = nn.LayerNorm(hidden, eps=1e-5)
         self.mlp = Mlp(hidden, ffn)
 
@@ -164,17 +178,17 @@ class Embedding(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, hidden, heads, ffn, layers):
+    def __init__(self, hidden, heads, ffn, layers, sdpa):
         super().__init__()
-        self.layers = nn.ModuleList([Layer(hidden, heads, ffn, layers) for _ in range(layers)])
+        self.layers = nn.ModuleList([Layer(hidden, heads, ffn, layers, sdpa) for _ in range(layers)])
         self.final_layernorm = nn.LayerNorm(hidden, eps=1e-5)
 
 
 class Gpt(nn.Module):
-    def __init__(self, vocab, seq, hidden, heads, ffn, layers):
+    def __init__(self, vocab, seq, hidden, heads, ffn, layers, sdpa=False):
         super().__init__()
         self.embedding = Embedding(vocab, seq, hidden)
-        self.decoder = Decoder(hidden, heads, ffn, layers)
+        self.decoder = Decoder(hidden, heads, ffn, layers, sdpa)
         # Additive causal mask: -inf where the key comes after the query.
         mask = torch.zeros(seq, seq).masked_fill(torch.triu(torch.ones(seq, seq, dtype=torch.bool), 1), float("-inf"))
         self.register_buffer("causal_mask", mask, persistent=False)
@@ -193,7 +207,8 @@ class Gpt(nn.Module):
             x = layer(x, self.causal_mask)
         x = self.decoder.final_layernorm(x)
         logits = F.linear(x, self.embedding.word_embeddings.weight)  # tied output layer, no bias
-        losses = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1), reduction="none")
+        # Cross-entropy in f32 from 16-bit logits, as our mixed precision computes it (autocast does the same).
+        losses = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), labels.view(-1), reduction="none")
         mask = loss_mask.view(-1)
         return (losses * mask).sum() / mask.sum()
 
@@ -202,6 +217,8 @@ def make_optimizer(model, foreach):
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if args.fused_adamw:
+        return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
     return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999), eps=1e-8, foreach=foreach)
 
 
@@ -210,7 +227,10 @@ def main():
     blas = set_blas_threads(args.threads)
     torch.manual_seed(args.seed)
     ffn = args.ffn_hidden_size or 4 * args.hidden_size
-    model = Gpt(args.vocab_size, args.seq_length, args.hidden_size, args.num_attention_heads, ffn, args.num_layers)
+    model = Gpt(args.vocab_size, args.seq_length, args.hidden_size, args.num_attention_heads, ffn, args.num_layers,
+                args.sdpa)
+    device = torch.device(args.device)
+    model.to(device)
     model.train()
     params = list(model.parameters())
     count = sum(p.numel() for p in params)  # the tied embedding once
@@ -236,16 +256,22 @@ def main():
 
     g = torch.Generator().manual_seed(args.seed)
     shape = (args.micro_batch_size, args.seq_length)
-    tokens = torch.randint(0, args.vocab_size, shape, generator=g)
-    labels = torch.randint(0, args.vocab_size, shape, generator=g)
-    loss_mask = torch.ones(shape)
+    tokens = torch.randint(0, args.vocab_size, shape, generator=g).to(device)
+    labels = torch.randint(0, args.vocab_size, shape, generator=g).to(device)
+    loss_mask = torch.ones(shape, device=device)
+    autocast = torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.bf16)
 
-    with torch.no_grad():
+    def synchronize():
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+
+    with torch.no_grad(), autocast:
         initial = float(model(tokens, labels, loss_mask))
     print(f"initial loss: {initial:.4f} (ln vocab = {math.log(args.vocab_size):.4f})")
 
     def step(optimizer):
-        loss = model(tokens, labels, loss_mask)
+        with autocast:
+            loss = model(tokens, labels, loss_mask)
         loss.backward()
         if args.clip_grad > 0:
             with torch.autograd.profiler.record_function("clip_grad_norm_"):  # a no-op unless profiling
@@ -257,8 +283,10 @@ def main():
     def timed(optimizer, n):
         times = []
         for _ in range(n):
+            synchronize()
             start = time.perf_counter()
             step(optimizer)
+            synchronize()
             times.append((time.perf_counter() - start) * 1e3)
         return times
 
@@ -269,8 +297,9 @@ def main():
     times_sorted = sorted(times)
     q = statistics.quantiles(times_sorted, n=4) if len(times) >= 2 else [times[0]] * 3
     print("step ms: " + " ".join(f"{t:.1f}" for t in times))
+    tokens_per_s = args.micro_batch_size * args.seq_length / (statistics.median(times) / 1e3)
     print(f"pytorch threads={args.threads} median_ms={statistics.median(times):.2f} min_ms={times_sorted[0]:.2f} "
-          f"p25_ms={q[0]:.2f} p75_ms={q[2]:.2f} steps={len(times)}")
+          f"p25_ms={q[0]:.2f} p75_ms={q[2]:.2f} steps={len(times)} tokens_per_s={tokens_per_s:.0f}")
 
     if args.profile:
         profile_steps(step, optimizer)

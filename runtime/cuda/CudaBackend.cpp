@@ -131,6 +131,8 @@ public:
     return check("cudaStreamSynchronize", [&] { return cudaStreamSynchronize(stream); });
   }
 
+  void *nativeStream() const override { return stream; }
+  int deviceIndex() const override { return info.index; }
   int kernelsCompiled() const override { return compiled; }
   int kernelsFromCache() const override { return fromCache; }
 

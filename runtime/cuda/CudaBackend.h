@@ -31,6 +31,11 @@ struct CudaBackendOptions {
 /// What a CUDA backend can say beyond the DeviceBackend calls: for benchmarks and logs.
 class CudaBackend : public device::DeviceBackend {
 public:
+  /// The stream every call is issued on (a cudaStream_t): NCCL's collectives are issued on it too, so that they are
+  /// ordered with the kernels around them (NcclCommunicator.h).
+  virtual void *nativeStream() const = 0;
+  /// The device's index, as CUDA numbers them.
+  virtual int deviceIndex() const = 0;
   /// Kernels compiled by NVRTC, and found in the disk cache, by prepare() so far.
   virtual int kernelsCompiled() const = 0;
   virtual int kernelsFromCache() const = 0;

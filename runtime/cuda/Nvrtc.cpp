@@ -2,6 +2,8 @@
 
 #include "runtime/cuda/Nvrtc.h"
 
+#include <cstdlib>
+
 #if MEGATRON_HAVE_CUDA
 #include <nvrtc.h>
 #endif
@@ -14,9 +16,14 @@ std::string archName(const CompileOptions &options) {
 
 std::vector<std::string> nvrtcOptions(const CompileOptions &options) {
   std::vector<std::string> list = {"--gpu-architecture=" + archName(options), "-std=c++17"};
+  // NVRTC does not know where the toolkit is; cuda_bf16.h and cuda_fp16.h come from there: the toolkit this was
+  // built with, unless $MEGATRON_CUDA_INCLUDE_DIR names another (a machine whose toolkit lives elsewhere, e.g. in
+  // Python's nvidia-cuda-runtime package).
+  if (const char *dir = std::getenv("MEGATRON_CUDA_INCLUDE_DIR"); dir && *dir)
+    list.push_back(std::string("--include-path=") + dir);
 #ifdef MEGATRON_CUDA_INCLUDE_DIR
-  // NVRTC does not know where the toolkit is; cuda_bf16.h and cuda_fp16.h come from there.
-  list.push_back(std::string("--include-path=") + MEGATRON_CUDA_INCLUDE_DIR);
+  else
+    list.push_back(std::string("--include-path=") + MEGATRON_CUDA_INCLUDE_DIR);
 #endif
   list.insert(list.end(), options.extra.begin(), options.extra.end());
   return list;

@@ -25,7 +25,7 @@ public:
     std::snprintf(text, sizeof text,
                   "built-in synthetic language, vocabulary %zu, entropy floor %.4f nats/token for this sequence "
                   "length",
-                  loader.language().vocabulary().size(), loader.floor());
+                  size_t(loader.language().vocabulary().size()), loader.floor());
     return text;
   }
   int32_t endOfDocument() const override { return loader.language().endOfDocument(); }

@@ -130,7 +130,7 @@ std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, do
     return error;
   norm = std::sqrt(squares);
   if (!std::isfinite(norm)) {
-    if (skipped && lossScale != 1.0) { // fp16 overflowed: Megatron skips the step
+    if (skipped) { // an overflow under a loss scaler (whatever its scale): Megatron skips the step
       *skipped = true;
       return {};
     }

@@ -38,9 +38,10 @@ public:
   DeviceOptimizer &operator=(const DeviceOptimizer &) = delete;
 
   /// The gradient norm into `norm` (one copy to the host), clipping when clipGrad > 0, then AdamW. "" or an error.
-  /// With fp16's loss scale (runtime/train/LossScaler) the gradients are first divided by `lossScale`; a
-  /// non-finite norm then means an overflow somewhere (every element's square is in the sum), and the step is
-  /// skipped, as Megatron skips it: `skipped` is set and nothing is updated.
+  /// With fp16's loss scale (runtime/train/LossScaler) the gradients are first divided by `lossScale`. Under a loss
+  /// scaler (`skipped` given, whatever the scale, 1 included) a non-finite norm means an overflow somewhere (every
+  /// element's square is in the sum), and the step is skipped, as Megatron skips it: `skipped` is set and nothing
+  /// is updated. Without one, a non-finite norm is an error.
   std::string step(const AdamWSettings &adam, double clipGrad, double &norm, double lossScale = 1.0,
                    bool *skipped = nullptr);
 

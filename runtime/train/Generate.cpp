@@ -49,8 +49,8 @@ int32_t sampleToken(const float *logits, int64_t vocab, const SamplingOptions &o
   return ranked[keep - 1].second;
 }
 
-std::string generate(runtime::Engine &engine, int64_t vocab, const SamplingOptions &options, uint64_t sample,
-                     size_t length, std::vector<int32_t> &tokens) {
+std::string generate(runtime::Engine &engine, Compute &compute, int64_t vocab, const SamplingOptions &options,
+                     uint64_t sample, size_t length, std::vector<int32_t> &tokens) {
   // Under pipeline parallelism every stage runs its chunks' logits programs in chunk order (chunk c + 1 receives
   // what c sent), the last stage samples, and the token reaches every stage by a broadcast.
   const plan::PipelineInfo &pipeline = engine.plan().pipeline;
@@ -80,15 +80,20 @@ std::string generate(runtime::Engine &engine, int64_t vocab, const SamplingOptio
     // Row 0 holds the text so far; positions past it are don't-cares the causal mask keeps out of the logits read.
     std::fill(input, input + seq, tokens.back());
     std::copy(tokens.begin(), tokens.end(), input);
+    if (std::string error = compute.toDevice(tokensBuffer); !error.empty())
+      return error;
     runtime::RunContext context{false, 0};
     context.microBatch = step++;
     for (const std::string &name : programs)
-      if (std::string error = engine.run(name, context); !error.empty())
+      if (std::string error = compute.run(name, context); !error.empty())
         return error;
     int32_t token = 0;
     if (!pipelined || last) {
       int64_t paddedVocab = engine.buffer(program->loss).shape.back();
-      const float *logits = engine.as<float>(program->loss) + (tokens.size() - 1) * paddedVocab;
+      const int64_t row = static_cast<int64_t>(tokens.size() - 1) * paddedVocab;
+      if (std::string error = compute.toHost(program->loss, row, paddedVocab); !error.empty())
+        return error;
+      const float *logits = engine.as<float>(program->loss) + row;
       token = sampleToken(logits, std::min(vocab, paddedVocab), options, sample * 65536 + tokens.size());
     }
     if (pipelined)

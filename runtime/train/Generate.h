@@ -3,7 +3,7 @@
 #ifndef MEGATRON_RUNTIME_TRAIN_GENERATE_H
 #define MEGATRON_RUNTIME_TRAIN_GENERATE_H
 
-#include "runtime/engine/Engine.h"
+#include "Compute.h"
 
 #include <cstdint>
 #include <string>
@@ -24,9 +24,10 @@ struct SamplingOptions {
 int32_t sampleToken(const float *logits, int64_t vocab, const SamplingOptions &options, uint64_t draw);
 
 /// Continues `tokens` (which holds the prompt) until it has `length` tokens, running the plan's `logits` program
-/// once per new token on row 0 of its micro-batch. Returns "" or the error.
-std::string generate(runtime::Engine &engine, int64_t vocab, const SamplingOptions &options, uint64_t sample,
-                     size_t length, std::vector<int32_t> &tokens);
+/// on `compute` once per new token on row 0 of its micro-batch: the tokens written in `engine` go to the compute,
+/// and the row of logits sampled comes back. Returns "" or the error.
+std::string generate(runtime::Engine &engine, Compute &compute, int64_t vocab, const SamplingOptions &options,
+                     uint64_t sample, size_t length, std::vector<int32_t> &tokens);
 
 } // namespace megatron::train
 

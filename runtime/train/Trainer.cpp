@@ -2,11 +2,12 @@
 
 #include "Trainer.h"
 
+#include "Compute.h"
+#include "DeviceCompute.h"
 #include "Generate.h"
 #include "LossCurve.h"
-#include "TrainState.h"
-
 #include "Shards.h"
+#include "TrainState.h"
 
 #include "megatron/Support/AtomicFile.h"
 #include "runtime/comm/Launch.h"
@@ -107,6 +108,7 @@ struct Shared {
   int ranks = 1;          // all of them: tensor x data x pipeline (threads, or processes under a launcher)
   int threadsPerRank = 1; // OpenMP threads of each
   std::string launcher;   // "mpirun" or "srun" when the ranks are processes; empty for threads
+  std::unique_ptr<device::DeviceBackend> backend; // --device cuda (one rank): what runs the programs; null: the CPU
   bool showProgress = false;
   bool progressShown = false;
 };
@@ -138,7 +140,10 @@ private:
   std::string evaluate(double &loss);
   /// This stage's line of the memory report: what the plan predicts, and the peak measured while running.
   void reportMemory();
-  void feed(const data::GptBatch &batch);
+  /// The batch into the host engine's inputs, and from there to the compute.
+  std::string feed(const data::GptBatch &batch);
+  /// The loss of the last run of `name`, added to `sum`.
+  std::string addLoss(const std::string &name, double &sum);
   void log(int64_t iteration, double loss, double gradNorm, double lr, double seconds, double commSeconds,
            int64_t iterations);
   void progress(int64_t iteration, double loss);
@@ -148,6 +153,8 @@ private:
   }
   std::string gradientNorm(double &norm);
   std::string setUpDistributedOptimizer();
+  /// The optimizer step of a device run: unscale, norm, skip or clip, AdamW, all on the device.
+  std::string deviceOptimizerStep(int64_t iteration, double &gradNorm);
   std::string distributedOptimizerStep(int64_t iteration, double &gradNorm);
 
   const TrainOptions &opts;
@@ -161,7 +168,10 @@ private:
   // Pipeline: the stash slots in use per local chunk, and the most in use at once (the activations measured).
   std::vector<bool> slotsInUse;
   int64_t slotsHeld = 0, peakSlotsHeld = 0;
+  // The plan's buffers on the host: the whole run on the CPU, or the host's view of a device run's (Compute.h).
   std::unique_ptr<runtime::Engine> engine;
+  std::unique_ptr<Compute> compute; // what runs the programs: hostCompute(*engine), or `device`
+  DeviceCompute *device = nullptr;  // --device cuda: the compute, on shared.backend
   GptInputs inputs;
   std::unique_ptr<data::BatchSource> train, validation;
   /// The split's source: the built-in corpus, or Megatron's datasets (--data-path) sized for `samples`.
@@ -251,6 +261,15 @@ std::string Run::setUp() {
                                    embedding);
   if (!engine)
     return "plan '" + opts.plan + "': " + error;
+  if (shared.backend) {
+    std::unique_ptr<DeviceCompute> onDevice = DeviceCompute::create(*engine, *shared.backend, error);
+    if (!onDevice)
+      return "plan '" + opts.plan + "' on " + shared.backend->describe() + ": " + error;
+    device = onDevice.get();
+    compute = std::move(onDevice);
+  } else {
+    compute = hostCompute(*engine);
+  }
   // Each pipeline stage's plan numbers its buffers its own way.
   if (std::string problem = findGptInputs(engine->plan(), inputs); !problem.empty())
     return "plan '" + opts.plan + "': " + problem;
@@ -336,20 +355,36 @@ std::string Run::setUp() {
       std::printf("no checkpoint in %s: starting from scratch\n", opts.load.c_str());
     }
   }
+  // A device run trains its own copy of the parameters and moments: the initialised or loaded ones go up once.
+  if (device)
+    if (std::string problem = trainingStateToDevice(*compute, engine->plan()); !problem.empty())
+      return problem;
   curve.floor = floor; // negative: unknown (real text)
   curve.title = engine->plan().model.family + ", " + std::to_string(engine->plan().model.parameters) +
                 " parameters, built-in corpus";
   return {};
 }
 
-void Run::feed(const data::GptBatch &batch) {
+std::string Run::feed(const data::GptBatch &batch) {
   std::copy(batch.tokens.begin(), batch.tokens.end(), engine->as<int32_t>(inputs.tokens));
   std::copy(batch.labels.begin(), batch.labels.end(), engine->as<int32_t>(inputs.labels));
   std::copy(batch.lossMask.begin(), batch.lossMask.end(), engine->as<float>(inputs.lossMask));
+  for (int id : {inputs.tokens, inputs.labels, inputs.lossMask})
+    if (std::string error = compute->toDevice(id); !error.empty())
+      return "copying the micro-batch's inputs: " + error;
+  return {};
+}
+
+std::string Run::addLoss(const std::string &name, double &sum) {
+  double value = 0;
+  std::string error = compute->loss(name, value);
+  sum += value;
+  return error;
 }
 
 std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNorm) {
-  engine->zero(plan::Arena::Grads);
+  if (std::string error = compute->zeroGradients(); !error.empty())
+    return "iteration " + std::to_string(iteration) + ": zeroing the gradients: " + error;
   // The iteration's global micro-batch g holds samples [first + g * size, first + (g + 1) * size) and draws its
   // dropout masks from g, whatever the layout: a data-parallel rank runs its share of them, exactly as the
   // single-rank run does.
@@ -360,12 +395,15 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
       return error;
   for (int64_t m = 0; !stages && m < microBatches; ++m) {
     int64_t g = dpRank * microBatches + m;
-    feed(train->batch(first + static_cast<uint64_t>(g * microBatchSize)));
+    std::string error = feed(train->batch(first + static_cast<uint64_t>(g * microBatchSize)));
     runtime::RunContext context{true, runtime::dropoutSeedFor(opts.seed, iteration, g)};
     context.lossScale = scaler ? scaler->scale() : 1.0;
-    if (std::string error = engine->run("train_step", context); !error.empty())
+    if (error.empty())
+      error = compute->run("train_step", context);
+    if (error.empty())
+      error = addLoss("train_step", sum);
+    if (!error.empty())
       return "iteration " + std::to_string(iteration) + ", micro-batch " + std::to_string(g) + ": " + error;
-    sum += engine->loss("train_step");
   }
   train->restore(first + static_cast<uint64_t>(globalMicroBatches * microBatchSize));
   // The mean over all the iteration's micro-batches: the replicas' sums added.
@@ -383,8 +421,10 @@ std::string Run::trainIteration(int64_t iteration, double &loss, double &gradNor
   // Gradients that are partial sums over the ranks (norms under sequence parallelism, shared key/value heads), and
   // the replicas' gradients summed over the data-parallel group.
   if (hasFinalizeGrads)
-    if (std::string error = engine->run("finalize_grads", runtime::RunContext{true, 0}); !error.empty())
+    if (std::string error = compute->run("finalize_grads", runtime::RunContext{true, 0}); !error.empty())
       return "iteration " + std::to_string(iteration) + ": " + error;
+  if (device)
+    return deviceOptimizerStep(iteration, gradNorm);
 
   if (scaler) // the gradients of the scaled loss, back to the loss's scale
     cpu::scaleTensors<float>(static_cast<int>(grads.size()), grads.data(), sizes.data(),
@@ -441,16 +481,18 @@ std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &
     std::optional<data::GptBatch> &batch = batches[static_cast<size_t>(step.microBatch)];
     if (!batch)
       batch = train->batch(first + static_cast<uint64_t>(g * microBatchSize));
-    feed(*batch);
     runtime::RunContext context{true, runtime::dropoutSeedFor(opts.seed, iteration, g)};
     context.microBatch = step.microBatch;
     context.stashSlot = slot;
     context.lossScale = scaler ? scaler->scale() : 1.0;
     std::string name = (step.forward ? "train_forward_chunk" : "train_backward_chunk") + chunk;
-    if (std::string error = engine->run(name, context); !error.empty())
+    std::string error = feed(*batch);
+    if (error.empty())
+      error = compute->run(name, context);
+    if (error.empty() && step.forward && lastStage && pipeline.globalChunk(step.chunk) == pipeline.numChunks() - 1)
+      error = addLoss(name, sum);
+    if (!error.empty())
       return where() + error;
-    if (step.forward && lastStage && pipeline.globalChunk(step.chunk) == pipeline.numChunks() - 1)
-      sum += engine->loss(name);
     if (!step.forward) {
       inUse[static_cast<size_t>(slot)] = false;
       --slotsHeld;
@@ -615,6 +657,20 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
   return {};
 }
 
+std::string Run::deviceOptimizerStep(int64_t iteration, double &gradNorm) {
+  // The CPU path's order on the device (DeviceOptimizer): unscale, global norm, then skip on an overflow (the
+  // scaler learns of it from the non-finite norm, as skipOverflow always does) or clip and step AdamW.
+  device::AdamWSettings adam{lrAt(iteration), opts.adamBeta1, opts.adamBeta2, opts.adamEps, opts.weightDecay,
+                             iteration - skippedIterations};
+  bool skipped = false;
+  if (std::string error = device->optimizerStep(adam, opts.clipGrad, scaler ? scaler->scale() : 1.0, gradNorm,
+                                                scaler ? &skipped : nullptr);
+      !error.empty())
+    return "iteration " + std::to_string(iteration) + ": the optimizer step: " + error;
+  skipOverflow(gradNorm);
+  return {};
+}
+
 std::string Run::gatherOptimizerState(FlatMoments &whole) {
   // Each replica holds its chunk of the moments: gather both moments' chunks into whole flat arrays (what a
   // checkpoint saves, and what any layout resumes from), in place.
@@ -655,14 +711,16 @@ std::string Run::evaluate(double &loss) {
     programs.push_back("forward");
   const bool holdsLoss = !stages || stage == pipeline.stages - 1;
   for (int64_t i = dpRank * share; i < (dpRank + 1) * share; ++i) {
-    feed(validation->batch(static_cast<uint64_t>(i * size)));
+    if (std::string error = feed(validation->batch(static_cast<uint64_t>(i * size))); !error.empty())
+      return "evaluation: " + error;
     runtime::RunContext context{false, 0};
     context.microBatch = i;
     for (const std::string &name : programs)
-      if (std::string error = engine->run(name, context); !error.empty())
+      if (std::string error = compute->run(name, context); !error.empty())
         return "evaluation: " + error;
     if (holdsLoss)
-      sum += engine->loss(programs.back());
+      if (std::string error = addLoss(programs.back(), sum); !error.empty())
+        return "evaluation: " + error;
   }
   if (replicas && dpSize > 1)
     if (std::string error = replicas->allReduce(&sum, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
@@ -734,6 +792,9 @@ std::string Run::main() {
     if (distributed)
       std::printf("; distributed optimizer");
     std::printf("), sequence parallel: %s\n", plan.parallel.sequence ? "on" : "off");
+    if (device)
+      std::printf("device: %s (the programs and the optimizer step; the host feeds the inputs)\n",
+                  device->describe().c_str());
     if (shared.pipeline > 1)
       std::printf("pipeline parallel: %d stages%s, %lld micro-batches per replica and iteration\n", shared.pipeline,
                   plan.pipeline.virtualStages > 1
@@ -799,6 +860,9 @@ std::string Run::main() {
       if (distributed)
         if (std::string error = gatherOptimizerState(whole); !error.empty())
           return error;
+      if (device) // the checkpoint is written from the host engine
+        if (std::string error = trainingStateToHost(*compute, engine->plan()); !error.empty())
+          return error;
       ResumeState state{iteration, train->state(), {{"seed", opts.seed}, {"consumed_samples", train->state()}}};
       if (scaler) {
         state.runState["grad_scaler"] = scaler->state();
@@ -839,9 +903,14 @@ std::string Run::main() {
       std::printf("communication: %.1f ms per iteration on rank 0 (%.0f%% of its training time; time inside "
                   "collectives, waiting for the other ranks included)\n",
                   trainComm / trained * 1000.0, trainSeconds > 0 ? 100.0 * trainComm / trainSeconds : 0.0);
-    std::printf("memory: planned %s (parameters, gradients, AdamW state, inputs, activations), measured peak "
-                "resident %s\n",
-                planned.c_str(), mebibytes(peakResidentBytes()).c_str());
+    if (device)
+      std::printf("memory: planned %s on the device (parameters, gradients, AdamW state, inputs, activations), "
+                  "measured peak resident on the host %s\n",
+                  mebibytes(device->allocatedBytes()).c_str(), mebibytes(peakResidentBytes()).c_str());
+    else
+      std::printf("memory: planned %s (parameters, gradients, AdamW state, inputs, activations), measured peak "
+                  "resident %s\n",
+                  planned.c_str(), mebibytes(peakResidentBytes()).c_str());
   }
   if (stages && trained > 0 && (!group || group->rank() == 0) && dpRank == 0) {
     // One line per stage, in stage order (the stages take turns).
@@ -882,7 +951,7 @@ std::string Run::main() {
                                                          .c_str());
     for (int sample = 0; sample < opts.generate; ++sample) {
       std::vector<int32_t> tokens = {train->endOfDocument()};
-      if (std::string error = generate(*engine, static_cast<int64_t>(train->vocabularySize()), sampling,
+      if (std::string error = generate(*engine, *compute, static_cast<int64_t>(train->vocabularySize()), sampling,
                                        static_cast<uint64_t>(sample), length, tokens);
           !error.empty())
         return "--generate: " + error;
@@ -900,7 +969,7 @@ std::string Run::main() {
 
 /// Reads the plan and checks what every rank would otherwise check alike, then runs the ranks: one Run on this
 /// thread for a single rank, else `tensor` threads joined by a communicator.
-int runAll(const TrainOptions &opts) {
+int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend) {
   Shared *sharedPtr = nullptr;
   auto fail = [&](const std::string &message) {
     if (sharedPtr && sharedPtr->progressShown)
@@ -951,6 +1020,24 @@ int runAll(const TrainOptions &opts) {
   shared.pipeline = static_cast<int>(stageCount);
   shared.ranks = shared.tensor * shared.data * shared.pipeline;
   shared.threadsPerRank = std::max(1, threads / shared.ranks);
+
+  // --device cuda and auto: one rank's programs on a device backend; auto falls back to the CPU, saying why.
+  if (opts.device != "cpu") {
+    std::string why;
+    if (shared.ranks > 1)
+      why = "plan '" + opts.plan + "' is compiled for " + std::to_string(shared.tensor) + " tensor-parallel x " +
+            std::to_string(shared.data) + " data-parallel x " + std::to_string(shared.pipeline) +
+            " pipeline ranks; multi-rank device training is not supported yet";
+    else if (!makeBackend)
+      why = "this build of the runtime has no device backend";
+    else if (!(shared.backend = makeBackend(why)) && why.empty())
+      why = "no device backend could be made";
+    if (!shared.backend) {
+      if (opts.device == "cuda")
+        return fail("--device cuda: " + why + " (--device cpu runs on the CPU)");
+      std::fprintf(stderr, "megatron-run: --device auto: %s; running on the CPU\n", why.c_str());
+    }
+  }
 
   // Under mpirun or srun this process is one rank of the job; otherwise the ranks are threads of this process.
   std::string launchError;
@@ -1093,6 +1180,8 @@ std::vector<std::string> validate(const TrainOptions &o) {
   check(o.saveInterval >= 0, "--save-interval must not be negative");
   check(o.exitInterval >= 0, "--exit-interval must not be negative");
   check(o.saveInterval == 0 || !o.save.empty(), "--save-interval needs --save");
+  check(o.device == "cpu" || o.device == "cuda" || o.device == "auto",
+        "--device: unknown value '" + o.device + "'; expected cpu, cuda or auto");
   check(o.generate >= 0 && o.generateTokens >= 0, "--generate and --generate-tokens must not be negative");
   check(o.temperature > 0, "--temperature must be positive");
   check(o.topK >= 0, "--top-k must not be negative");
@@ -1100,6 +1189,8 @@ std::vector<std::string> validate(const TrainOptions &o) {
   return problems;
 }
 
-int runTraining(const TrainOptions &options) { return runAll(options); }
+int runTraining(const TrainOptions &options, const DeviceBackendFactory &makeBackend) {
+  return runAll(options, makeBackend);
+}
 
 } // namespace megatron::train

@@ -10,12 +10,17 @@
 
 #include "LrSchedule.h"
 
-#include <cstdint>
-#include <memory>
 #include "runtime/train/LossScaler.h"
 
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace megatron::device {
+class DeviceBackend;
+} // namespace megatron::device
 
 namespace megatron::train {
 
@@ -32,6 +37,9 @@ struct TrainOptions {
   int64_t saveInterval = 0;
   int64_t exitInterval = 0; // stop (saving, with --save) after an iteration divisible by this
   int threads = 0;          // 0: every core
+  // --device: "cpu", "cuda" (the programs on the device backend that runTraining's factory makes; one rank only),
+  // or "auto" (cuda where a backend can be made and the plan has one rank, else the CPU).
+  std::string device = "cpu";
   double distributedTimeoutMinutes = 10; // a collective's longest wait (ranks as threads; MPI has no timeout)
   std::vector<std::string> dataPath; // Megatron's --data-path: a prefix, or weight prefix pairs; empty: built-in
   std::string split = "969, 30, 1"; // --split: train, validation, test weights
@@ -54,9 +62,14 @@ struct TrainOptions {
 /// Problems with the options, each naming its flag. `trainIters` may be 0 only to generate from --load.
 std::vector<std::string> validate(const TrainOptions &options);
 
-/// Runs training (and generation) as the options say. Prints the log to standard output and errors to standard
+/// Makes the device backend of a --device cuda or auto run: the GPU's (megatron-run), or the host simulator's
+/// (the tests). Null and `error` when there is none ("no CUDA device: ...").
+using DeviceBackendFactory = std::function<std::unique_ptr<device::DeviceBackend>(std::string &error)>;
+
+/// Runs training (and generation) as the options say, on the CPU or, for --device cuda and auto, on a backend from
+/// `makeBackend` (called once, for a plan of one rank). Prints the log to standard output and errors to standard
 /// error; returns the process exit code (0, or 1 with a message).
-int runTraining(const TrainOptions &options);
+int runTraining(const TrainOptions &options, const DeviceBackendFactory &makeBackend = {});
 
 } // namespace megatron::train
 

@@ -2,11 +2,12 @@
 //
 // Training flags use Megatron-LM's names and defaults; everything else is in runtime/train. A plan compiled for
 // tensor parallelism carries its layout, and its ranks run as threads of this process (docs/megatron-run.md).
+// --device cuda runs a one-rank plan on the GPU through the CUDA backend (docs/cuda.md).
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/comm/Launch.h"
-#include "runtime/cuda/Device.h"
+#include "runtime/cuda/CudaBackend.h"
 #include "runtime/train/Trainer.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -33,6 +34,16 @@ std::vector<std::string> gatherDataPath(int argc, char **argv) {
     args.push_back("--data-path=" + values);
   }
   return args;
+}
+
+/// --device cuda's backend: the GPU of this process's local rank, as Megatron's torch.cuda.set_device(local_rank).
+std::unique_ptr<megatron::device::DeviceBackend> makeCudaBackend(std::string &error) {
+  std::string launchError;
+  megatron::comm::LaunchInfo launch = megatron::comm::detectLaunch(megatron::comm::processEnvironment(), launchError);
+  megatron::cuda::CudaBackendOptions options;
+  options.device = launchError.empty() ? launch.localRank : 0;
+  // Without a GPU (or a build without CUDA) the error says why: "no CUDA device: ...".
+  return megatron::cuda::createCudaBackend(options, error);
 }
 } // namespace
 
@@ -134,7 +145,7 @@ int main(int argc, char **argv) {
   cl::opt<std::string> tokenizerType("tokenizer-type", cl::desc("GPT2BPETokenizer (the only one)"),
                                      cl::init("GPT2BPETokenizer"), cl::cat(data));
   cl::ParseCommandLineOptions(static_cast<int>(arguments.size()), arguments.data(),
-                              "megatron-run: trains a compiled plan on the CPU\n\n"
+                              "megatron-run: trains a compiled plan on the CPU or a GPU\n\n"
                               "  megatron-run --plan gpt.plan --train-iters 200 --lr 3e-3 --loss-curve loss.svg "
                               "--generate 3\n");
 
@@ -164,6 +175,7 @@ int main(int argc, char **argv) {
   o.saveInterval = saveInterval;
   o.exitInterval = exitInterval;
   o.threads = threads;
+  o.device = device;
   o.distributedTimeoutMinutes = distributedTimeout;
   o.dataPath.assign(dataPath.begin(), dataPath.end());
   o.split = split;
@@ -200,30 +212,10 @@ int main(int argc, char **argv) {
 
   for (const std::string &problem : megatron::train::validate(o))
     problems.push_back(problem);
-  if (device != "cpu" && device != "cuda" && device != "auto")
-    problems.push_back("--device: unknown value '" + device + "'; expected cpu, cuda or auto");
-  if (problems.empty() && device != "cpu") {
-    // The GPU is the local rank's, as Megatron's torch.cuda.set_device(local_rank).
-    std::string launchError;
-    megatron::comm::LaunchInfo launch =
-        megatron::comm::detectLaunch(megatron::comm::processEnvironment(), launchError);
-    std::string why;
-    std::optional<megatron::cuda::DeviceInfo> gpu =
-        megatron::cuda::selectCudaDevice(launchError.empty() ? launch.localRank : 0, why);
-    // A GPU found still cannot run a plan: the generated kernels compile (docs/cuda.md), but the CUDA engine that
-    // launches them, with cuBLASLt and NCCL, is not built yet.
-    if (gpu)
-      why = "found " + megatron::cuda::describe(*gpu) +
-            ", but the CUDA engine (launching the generated kernels, cuBLASLt GEMMs, NCCL) is not built yet";
-    if (device == "cuda")
-      problems.push_back("--device cuda: " + why + " (--device cpu runs on the CPU)");
-    else
-      llvm::errs() << "megatron-run: --device auto: " << why << "; running on the CPU\n";
-  }
   if (!problems.empty()) {
     for (const std::string &problem : problems)
       llvm::errs() << "megatron-run: error: " << problem << "\n";
     return 1;
   }
-  return megatron::train::runTraining(o);
+  return megatron::train::runTraining(o, makeCudaBackend);
 }

@@ -56,6 +56,8 @@ ModelConfig tinyGpt() {
 
 } // namespace
 
+plan::Plan compileModel(ModelConfig config, const char *precision) { return compile(std::move(config), precision); }
+
 const plan::Plan &gptPlan() {
   static const plan::Plan plan = compile(tinyGpt());
   return plan;

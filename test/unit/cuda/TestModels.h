@@ -9,9 +9,14 @@
 #ifndef MEGATRON_TEST_UNIT_CUDA_TESTMODELS_H
 #define MEGATRON_TEST_UNIT_CUDA_TESTMODELS_H
 
+#include "megatron/Model/ModelConfig.h"
 #include "megatron/Plan/Plan.h"
 
 namespace megatron::test {
+
+/// `config` compiled as the plans below are, on one rank, with --mt-mixed-precision=`precision` unless it is empty
+/// ("bf16", "fp16"): for a test that needs a model of its own shape.
+plan::Plan compileModel(ModelConfig config, const char *precision = "");
 
 const plan::Plan &gptPlan();
 const plan::Plan &llamaPlan();

@@ -1,0 +1,60 @@
+//===- DeviceCompute.h - A rank's programs on a device backend ---*- C++ -*-===//
+//
+// The Compute of `megatron-run --device cuda` (docs/cuda.md, "Training on the device"): the plan's generated kernels
+// on a device::DeviceEngine over a DeviceBackend (a GPU, or the host simulator in the tests), and Megatron's
+// optimizer step (gradient norm, clipping, fp16's unscale and skip, AdamW) on a device::DeviceOptimizer. The host
+// engine stays the loop's view of the buffers: toDevice and toHost copy between the two, converting 16-bit
+// values between the device's two-byte storage and the host's f32. Single rank; MLIR-free.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MEGATRON_RUNTIME_TRAIN_DEVICECOMPUTE_H
+#define MEGATRON_RUNTIME_TRAIN_DEVICECOMPUTE_H
+
+#include "Compute.h"
+
+#include "runtime/device/DeviceOptimizer.h"
+
+#include <memory>
+#include <string>
+
+namespace megatron::train {
+
+class DeviceCompute final : public Compute {
+public:
+  /// Generates the plan's kernels, allocates its arenas on `backend` and prepares the optimizer. Fails with a
+  /// message on a plan the device engine cannot run, or one compiled with the distributed optimizer (whose
+  /// moments are not per parameter). `host` and `backend` must outlive it.
+  static std::unique_ptr<DeviceCompute> create(runtime::Engine &host, device::DeviceBackend &backend,
+                                               std::string &error);
+
+  std::string run(const std::string &name, const runtime::RunContext &context) override;
+  std::string loss(const std::string &name, double &value) override;
+  std::string zeroGradients() override;
+  std::string toDevice(int id) override;
+  std::string toHost(int id, int64_t first = 0, int64_t count = -1) override;
+
+  /// The optimizer step of an iteration on the device (DeviceOptimizer::step): the gradients divided by
+  /// `lossScale` first; with a loss scaler (`skipped` given) an overflow sets it and leaves `norm` non-finite, where
+  /// without one it is an error.
+  std::string optimizerStep(const device::AdamWSettings &adam, double clipGrad, double lossScale, double &norm,
+                            bool *skipped);
+
+  /// For the banner: "the host CUDA simulator", "CUDA device 0 (...)".
+  std::string describe() const { return backend.describe(); }
+  /// The device memory of the plan's arenas.
+  int64_t allocatedBytes() const;
+
+private:
+  DeviceCompute(runtime::Engine &host, device::DeviceBackend &backend) : host(host), backend(backend) {}
+
+  runtime::Engine &host;
+  device::DeviceBackend &backend;
+  codegen::KernelSet kernels;
+  std::unique_ptr<device::DeviceEngine> engine;
+  std::unique_ptr<device::DeviceOptimizer> optimizer;
+};
+
+} // namespace megatron::train
+
+#endif // MEGATRON_RUNTIME_TRAIN_DEVICECOMPUTE_H
