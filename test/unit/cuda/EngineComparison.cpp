@@ -5,7 +5,7 @@
 #include "CountingBackend.h"
 #include "EngineValues.h"
 #include "RandomFill.h"
-#include "TestModels.h"
+#include "TestPlans.h"
 
 #include "megatron/CodeGen/CudaKernels.h"
 #include "runtime/cpu/Kernels.h"
@@ -120,15 +120,13 @@ void report(const EngineComparisonModel &model, const std::string &device, const
 
 const std::vector<EngineComparisonModel> &engineComparisonModels() {
   static const std::vector<EngineComparisonModel> models = {
-      {"gpt f32", "GptF32", []() -> const plan::Plan & { return gptPlan(); }, 1.0, plan::DType::F32},
+      {"gpt f32", "GptF32", "gpt", 1.0, plan::DType::F32},
       // Padding masks, token types, the generated pooler and the sentence-order head.
-      {"bert f32", "BertF32", []() -> const plan::Plan & { return bertPlan(); }, 1.0, plan::DType::F32},
-      {"llama f32", "LlamaF32", []() -> const plan::Plan & { return llamaPlan(); }, 1.0, plan::DType::F32},
-      {"llama bf16", "LlamaBf16", []() -> const plan::Plan & { return llamaPlan(plan::DType::BF16); }, 1.0,
-       plan::DType::BF16},
+      {"bert f32", "BertF32", "bert", 1.0, plan::DType::F32},
+      {"llama f32", "LlamaF32", "llama", 1.0, plan::DType::F32},
+      {"llama bf16", "LlamaBf16", "llama-bf16", 1.0, plan::DType::BF16},
       // The loss scale reaches the loss seed's kernel as a run-time value; the gradients are compared scaled.
-      {"llama f16", "LlamaF16WithALossScale", []() -> const plan::Plan & { return llamaPlan(plan::DType::F16); },
-       1024.0, plan::DType::F16},
+      {"llama f16", "LlamaF16WithALossScale", "llama-f16", 1024.0, plan::DType::F16},
   };
   return models;
 }
@@ -196,7 +194,10 @@ std::string compareTrainStep(const plan::Plan &plan, double lossScale, device::D
 
 void expectTrainStepMatches(const EngineComparisonModel &model, device::DeviceBackend &backend,
                             const EngineTolerances &tolerances) {
-  const plan::Plan &plan = model.plan();
+  std::string error;
+  const plan::Plan *found = testPlan(model.plan, error);
+  ASSERT_NE(found, nullptr) << error;
+  const plan::Plan &plan = *found;
   ProgramComparison c;
   ASSERT_EQ(compareTrainStep(plan, model.lossScale, backend, c), "");
   report(model, backend.describe(), c);
@@ -212,12 +213,14 @@ void expectTrainStepMatches(const EngineComparisonModel &model, device::DeviceBa
 
 void expectTrainingIterationsMatch(device::DeviceBackend &backend, int iterations,
                                    const TrainingTolerances &tolerances) {
-  const plan::Plan &plan = gptPlan();
+  std::string error;
+  const plan::Plan *found = testPlan("gpt", error);
+  ASSERT_NE(found, nullptr) << error;
+  const plan::Plan &plan = *found;
   BothEngines both(plan, backend);
   ASSERT_NE(both.gpu, nullptr) << both.error;
   runtime::Engine &cpu = *both.cpu;
   device::DeviceEngine &gpu = *both.gpu;
-  std::string error;
   std::unique_ptr<device::DeviceOptimizer> optimizer = device::DeviceOptimizer::create(gpu, both.counted, error);
   ASSERT_NE(optimizer, nullptr) << error;
 
@@ -276,12 +279,14 @@ void expectTrainingIterationsMatch(device::DeviceBackend &backend, int iteration
 }
 
 void expectFp16OverflowSkipsTheStep(device::DeviceBackend &backend, double lossTolerance) {
-  const plan::Plan &plan = llamaPlan(plan::DType::F16);
+  std::string error;
+  const plan::Plan *found = testPlan("llama-f16", error);
+  ASSERT_NE(found, nullptr) << error;
+  const plan::Plan &plan = *found;
   BothEngines both(plan, backend);
   ASSERT_NE(both.gpu, nullptr) << both.error;
   runtime::Engine &cpu = *both.cpu;
   device::DeviceEngine &gpu = *both.gpu;
-  std::string error;
   std::unique_ptr<device::DeviceOptimizer> optimizer = device::DeviceOptimizer::create(gpu, both.counted, error);
   ASSERT_NE(optimizer, nullptr) << error;
   fillRandomly(cpu, 5);
@@ -328,7 +333,10 @@ void expectFp16OverflowSkipsTheStep(device::DeviceBackend &backend, double lossT
 }
 
 void expectBadTokenIdReportedAtItsPosition(device::DeviceBackend &backend) {
-  const plan::Plan &plan = gptPlan();
+  std::string found;
+  const plan::Plan *gpt = testPlan("gpt", found);
+  ASSERT_NE(gpt, nullptr) << found;
+  const plan::Plan &plan = *gpt;
   BothEngines both(plan, backend);
   ASSERT_NE(both.gpu, nullptr) << both.error;
   runtime::Engine &cpu = *both.cpu;

@@ -3,7 +3,7 @@
 #include "ModelStepChecks.h"
 
 #include "RandomFill.h"
-#include "TestModels.h"
+#include "TestPlans.h"
 
 #include "megatron/CodeGen/CudaKernels.h"
 #include "runtime/comm/ThreadCommunicator.h"
@@ -76,24 +76,27 @@ std::string checkEngine(runtime::Engine &engine, const codegen::KernelSet &kerne
 
 const std::vector<StepCheckModel> &stepCheckModels() {
   static const std::vector<StepCheckModel> models = {
-      {"gpt f32", "GptF32", []() -> const plan::Plan & { return gptPlan(); }, 1.0},
-      {"llama f32", "LlamaF32", []() -> const plan::Plan & { return llamaPlan(); }, 1.0},
-      {"llama bf16", "LlamaBf16", []() -> const plan::Plan & { return llamaPlan(plan::DType::BF16); }, 1.0},
-      {"llama f16", "LlamaF16WithALossScale", []() -> const plan::Plan & { return llamaPlan(plan::DType::F16); },
-       1024.0},
-      {"bert f32", "BertF32", []() -> const plan::Plan & { return bertPlan(); }, 1.0},
-      {"t5 f32", "T5F32", []() -> const plan::Plan & { return t5Plan(); }, 1.0},
-      {"gpt f32, tp 2 + sequence parallel", "ShardedGptF32", []() -> const plan::Plan & { return shardedGptPlan(); },
-       1.0},
-      {"llama f32, tp 2", "ShardedLlamaF32", []() -> const plan::Plan & { return shardedLlamaPlan(); }, 1.0},
-      {"bert f32, tp 2 + sequence parallel", "ShardedBertF32", []() -> const plan::Plan & { return bertPlan(2); },
-       1.0},
-      {"t5 f32, tp 2", "ShardedT5F32", []() -> const plan::Plan & { return t5Plan(2); }, 1.0},
-      {"odd gpt f32", "OddGptF32", []() -> const plan::Plan & { return oddGptPlan(1); }, 1.0},
-      {"odd gpt f32, tp 2 + sequence parallel", "ShardedOddGptF32",
-       []() -> const plan::Plan & { return oddGptPlan(2); }, 1.0},
+      {"gpt f32", "GptF32", "gpt", 1.0},
+      {"llama f32", "LlamaF32", "llama", 1.0},
+      {"llama bf16", "LlamaBf16", "llama-bf16", 1.0},
+      {"llama f16", "LlamaF16WithALossScale", "llama-f16", 1024.0},
+      {"bert f32", "BertF32", "bert", 1.0},
+      {"t5 f32", "T5F32", "t5", 1.0},
+      {"gpt f32, tp 2 + sequence parallel", "ShardedGptF32", "gpt-tp2", 1.0},
+      {"llama f32, tp 2", "ShardedLlamaF32", "llama-tp2", 1.0},
+      {"bert f32, tp 2 + sequence parallel", "ShardedBertF32", "bert-tp2", 1.0},
+      {"t5 f32, tp 2", "ShardedT5F32", "t5-tp2", 1.0},
+      {"odd gpt f32", "OddGptF32", "odd-gpt", 1.0},
+      {"odd gpt f32, tp 2 + sequence parallel", "ShardedOddGptF32", "odd-gpt-tp2", 1.0},
   };
   return models;
+}
+
+std::string checkModelSteps(const StepCheckModel &model, const BackendFactory &newBackend,
+                            const StepTolerances &tolerances) {
+  std::string error;
+  const plan::Plan *plan = testPlan(model.plan, error);
+  return plan ? checkPlanSteps(model.name, *plan, model.lossScale, newBackend, tolerances) : error;
 }
 
 std::string checkPlanSteps(const char *name, const plan::Plan &plan, double lossScale,

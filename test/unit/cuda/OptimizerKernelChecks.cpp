@@ -3,7 +3,7 @@
 #include "OptimizerKernelChecks.h"
 
 #include "DeviceMemory.h"
-#include "TestModels.h"
+#include "TestPlans.h"
 
 #include "megatron/CodeGen/CudaKernels.h"
 #include "runtime/cpu/Kernels.h"
@@ -25,7 +25,11 @@ constexpr int64_t kElements = 300001; // more than the 262144 threads of the fix
 
 /// The test GPT's optimizer kernel for `op` (all its parameters, gradients and moments are f32).
 std::string kernelFor(const std::string &op, codegen::CudaKernel &kernel) {
-  for (const codegen::CudaKernel &candidate : codegen::optimizerKernels(gptPlan()))
+  std::string error;
+  const plan::Plan *gpt = testPlan("gpt", error);
+  if (!gpt)
+    return error;
+  for (const codegen::CudaKernel &candidate : codegen::optimizerKernels(*gpt))
     if (candidate.op == op) {
       kernel = candidate;
       return {};

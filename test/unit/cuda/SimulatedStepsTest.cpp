@@ -41,8 +41,7 @@ std::string checkOnSimulator(const char *name, const plan::Plan &plan, double lo
 class CudaSimulatedModelSteps : public ::testing::TestWithParam<test::StepCheckModel> {};
 
 TEST_P(CudaSimulatedModelSteps, MatchTheCpuEngine) {
-  const test::StepCheckModel &model = GetParam();
-  EXPECT_EQ(checkOnSimulator(model.name, model.plan(), model.lossScale), "");
+  EXPECT_EQ(test::checkModelSteps(GetParam(), test::newSimulatedBackend, kSimulatorSteps), "");
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryTestModel, CudaSimulatedModelSteps, ::testing::ValuesIn(test::stepCheckModels()),
