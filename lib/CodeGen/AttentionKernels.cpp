@@ -81,18 +81,38 @@ std::vector<CudaKernel> emitAttention(const plan::Plan &plan, const plan::Step &
   };
   const std::vector<std::string> files = {"Philox.cuh", "Attention.cuh"};
 
+  // 16-bit q, k, v (and dout) of one type with a head dimension that is a multiple of 16 and no score bias run on
+  // tensor cores (AttentionTensorCore.cuh), the rest on CUDA cores.
+  const plan::DType qType = qBuffer.dtype;
+  bool tensorCore = (qType == plan::DType::BF16 || qType == plan::DType::F16) && dim % 16 == 0 && !hasBias;
+  for (size_t i = 0; i < first + 3; ++i)
+    if (i != 1 || forward) // attention_grad's `out` may be of any type: the tensor-core kernels do not read it
+      tensorCore = tensorCore && plan.buffers[step.inputs.at(i)].dtype == qType;
+  std::vector<std::string> kernelFiles = files;
+  if (tensorCore)
+    kernelFiles.insert(kernelFiles.end(), {"Mma.cuh", "AttentionTensorCore.cuh"});
+
   if (forward) {
     // Inputs q, k, v, [padMask], [bias]; outputs out, lse.
-    KernelEmitter e(plan, step, "", files);
-    std::vector<std::string> args = {e.in(0), e.in(1), e.in(2), mask == 2 ? e.in(3) : "(const int *)0",
-                                     hasBias ? e.in(afterMask) : "(const float *)0", e.out(0), e.out(1)};
-    std::vector<std::string> templates = {e.inType(0), e.inType(1), e.inType(2),
-                                          hasBias ? e.inType(afterMask) : "float", e.outType(0), e.outType(1)};
+    KernelEmitter e(plan, step, tensorCore ? "tensor_core" : "", kernelFiles);
+    std::vector<std::string> args = {e.in(0), e.in(1), e.in(2), mask == 2 ? e.in(3) : "(const int *)0"};
+    std::vector<std::string> templates;
+    if (tensorCore) {
+      args.insert(args.end(), {e.out(0), e.out(1)});
+      templates = {e.inType(0), e.outType(0), e.outType(1)};
+    } else {
+      args.insert(args.end(), {hasBias ? e.in(afterMask) : "(const float *)0", e.out(0), e.out(1)});
+      templates = {e.inType(0), e.inType(1), e.inType(2), hasBias ? e.inType(afterMask) : "float", e.outType(0),
+                   e.outType(1)};
+    }
     std::vector<std::string> dropout = common(e, args, templates);
-    templates.insert(templates.end(), {num(kRowsPerBlock), num(tile)});
+    if (!tensorCore)
+      templates.insert(templates.end(), {num(kRowsPerBlock), num(tile)});
     templates.insert(templates.end(), dropout.begin(), dropout.end());
-    e.body(deviceCall("attentionForward", templates, args));
+    e.body(deviceCall(tensorCore ? "attentionForwardTensorCore" : "attentionForward", templates, args));
     e.launch = grid(sq, heads);
+    if (tensorCore)
+      e.launch.block[0] = 128; // 4 warps of 16 query rows: kRowsPerBlock rows per block
     return single(e, error);
   }
 
@@ -107,12 +127,15 @@ std::vector<CudaKernel> emitAttention(const plan::Plan &plan, const plan::Step &
   }
   std::vector<CudaKernel> kernels;
   for (int part = 0; part < (hasBias ? 3 : 2); ++part) {
-    KernelEmitter e(plan, step, part == 0 ? "dq" : part == 1 ? "dkdv" : "dbias", files);
+    const std::string role = part == 0 ? "dq" : part == 1 ? "dkdv" : "dbias";
+    KernelEmitter e(plan, step, tensorCore ? role + "_tensor_core" : role, kernelFiles);
     std::vector<std::string> args, templates;
-    // dout, out (which dbias does not read), q, k, v; then the mask, the bias, lse.
+    // dout, out (which dbias does not read), q, k, v; then the mask, the bias, lse. The tensor-core kernels take
+    // one type T for dout, q, k and v.
     for (size_t i : part == 2 ? std::vector<size_t>{0, 2, 3, 4} : std::vector<size_t>{0, 1, 2, 3, 4}) {
       args.push_back(e.in(i));
-      templates.push_back(e.inType(i));
+      if (!tensorCore || i < 2)
+        templates.push_back(e.inType(i));
     }
     args.push_back(mask == 2 ? e.in(5) : "(const int *)0");
     args.push_back(hasBias ? e.in(bias) : "(const float *)0");
@@ -130,13 +153,17 @@ std::vector<CudaKernel> emitAttention(const plan::Plan &plan, const plan::Step &
       templates.insert(templates.end(), {e.outType(3), e.outType(rows)});
     }
     std::vector<std::string> dropout = common(e, args, templates);
-    if (part < 2)
+    if (part < 2 && !tensorCore)
       templates.insert(templates.end(), {num(kRowsPerBlock), num(part == 0 ? tile : std::min(tile, kRowsPerBlock))});
     templates.insert(templates.end(), dropout.begin(), dropout.end());
-    const char *function = part == 0 ? "attentionBackwardQuery" : part == 1 ? "attentionBackwardKeyValue"
+    std::string function = part == 0 ? "attentionBackwardQuery" : part == 1 ? "attentionBackwardKeyValue"
                                                                              : "attentionBackwardBias";
+    if (tensorCore)
+      function += "TensorCore";
     e.body(deviceCall(function, templates, args));
     e.launch = part == 0 ? grid(sq, heads) : part == 1 ? grid(sk, groups) : gridStride(heads * sq * sk);
+    if (tensorCore)
+      e.launch.block[0] = 128; // 4 warps of 16 rows: kRowsPerBlock rows per block
     std::vector<CudaKernel> one = single(e, error);
     if (!error.empty())
       return {};

@@ -14,6 +14,7 @@ namespace megatron::test {
 const plan::Plan *testPlan(const std::string &name, std::string &error) {
   static const std::map<std::string, const plan::Plan &(*)()> compilers = {
       {"gpt", []() -> const plan::Plan & { return gptPlan(); }},
+      {"gpt-bf16", []() -> const plan::Plan & { return gptPlan(plan::DType::BF16); }},
       {"llama", []() -> const plan::Plan & { return llamaPlan(); }},
       {"llama-bf16", []() -> const plan::Plan & { return llamaPlan(plan::DType::BF16); }},
       {"llama-f16", []() -> const plan::Plan & { return llamaPlan(plan::DType::F16); }},

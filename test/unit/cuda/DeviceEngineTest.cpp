@@ -25,15 +25,18 @@ namespace {
 ///
 /// 16-bit activations: both backends compute each value in f32 and round it once, but from sums in another order,
 /// so now and then a value rounds to the neighbouring 16-bit number: one unit in the last place (bf16 2^-8, f16
-/// 2^-11 relative), which then flows on through the rest of the program. The gradients (f32 master gradients
-/// accumulated from 16-bit operands) are allowed two such units of the tensor's scale; the loss, a mean over
-/// tokens in f32, 1e-5. Measured: bf16 2.0e-7 (loss bitwise), f16 5.4e-4 (loss 2.9e-7).
+/// 2^-11 relative), which then flows on through the rest of the program. On top of that the attention runs on
+/// tensor cores (AttentionTensorCore.cuh), which round the probabilities and dS to 16 bits before their products
+/// where the CPU keeps them in f32: about 2 units of the outputs' scale per attention step, carried into every
+/// gradient below it. The gradients (f32 master gradients accumulated from 16-bit operands) are allowed four
+/// units of the tensor's scale; the loss, a mean over tokens in f32, 1e-4. Measured: bf16 gradients 8.0e-3 (loss
+/// 1.7e-5), f16 8.6e-4 (loss 1.3e-6).
 test::EngineTolerances simulatorTolerances(plan::DType compute) {
   switch (compute) {
   case plan::DType::BF16:
-    return {/*loss=*/1e-5, /*gradient=*/0x1p-7};
+    return {/*loss=*/1e-4, /*gradient=*/0x1p-6};
   case plan::DType::F16:
-    return {/*loss=*/1e-5, /*gradient=*/0x1p-10};
+    return {/*loss=*/1e-4, /*gradient=*/0x1p-9};
   default:
     return {/*loss=*/1e-5, /*gradient=*/1e-5};
   }

@@ -45,14 +45,15 @@ constexpr double kGpuScale = 0;
 /// gradients within 9.6e-7 of their tensors' scale; on a GPU each GEMM and each FMA adds its own rounding, so f32
 /// is allowed 2e-5 (loss) and 1e-4 (gradients). 16-bit activations: a value that rounds to the neighbouring
 /// 16-bit number (bf16 2^-8, f16 2^-11 relative) flows on through the program, and a GPU's different f32 sums make
-/// that happen more often than the simulator's: four such units of the tensor's scale for the gradients (the
-/// simulator allows two), 1e-4 for the losses (means over tokens in f32).
+/// that happen more often than the simulator's; the tensor-core attention's rounded probabilities and dS (the
+/// same kernels on both) add about two units per attention step. Eight such units of the tensor's scale for the
+/// gradients (the simulator allows four and measured two), 2e-4 for the losses (means over tokens in f32).
 inline EngineTolerances gpuEngineTolerances(plan::DType compute) {
   switch (compute) {
   case plan::DType::BF16:
-    return {/*loss=*/1e-4, /*gradient=*/0x1p-6};
+    return {/*loss=*/2e-4, /*gradient=*/0x1p-5};
   case plan::DType::F16:
-    return {/*loss=*/1e-4, /*gradient=*/0x1p-9};
+    return {/*loss=*/2e-4, /*gradient=*/0x1p-8};
   default:
     return {/*loss=*/2e-5, /*gradient=*/1e-4};
   }

@@ -77,6 +77,7 @@ std::string checkEngine(runtime::Engine &engine, const codegen::KernelSet &kerne
 const std::vector<StepCheckModel> &stepCheckModels() {
   static const std::vector<StepCheckModel> models = {
       {"gpt f32", "GptF32", "gpt", 1.0},
+      {"gpt bf16", "GptBf16", "gpt-bf16", 1.0},
       {"llama f32", "LlamaF32", "llama", 1.0},
       {"llama bf16", "LlamaBf16", "llama-bf16", 1.0},
       {"llama f16", "LlamaF16WithALossScale", "llama-f16", 1024.0},

@@ -63,6 +63,11 @@ const plan::Plan &gptPlan() {
   return plan;
 }
 
+const plan::Plan &gptPlan(plan::DType compute) {
+  static const plan::Plan bf16 = compile(tinyGpt(), "bf16");
+  return compute == plan::DType::BF16 ? bf16 : gptPlan();
+}
+
 ModelConfig llamaConfig() {
     ModelConfig c = tinyGpt();
     c.normalization = Normalization::RMSNorm;

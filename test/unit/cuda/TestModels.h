@@ -19,6 +19,9 @@ namespace megatron::test {
 plan::Plan compileModel(ModelConfig config, const char *precision = "");
 
 const plan::Plan &gptPlan();
+/// The GPT compiled with --mt-mixed-precision for bf16 compute, with its dropout (f32: gptPlan()): the tensor-core
+/// attention's dropout and padding-free causal path.
+const plan::Plan &gptPlan(plan::DType compute);
 const plan::Plan &llamaPlan();
 
 /// The LLaMA-style plan compiled with --mt-mixed-precision for bf16 or f16 compute (f32: llamaPlan()).

@@ -83,4 +83,10 @@ inline __half __float2half_rn(float f) {
   return __half{uint16_t(sign | value)};
 }
 
+// The raw bits, as the tensor-core kernels pack pairs of 16-bit values into the 32-bit registers mma takes.
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.x; }
+inline unsigned short __half_as_ushort(__half h) { return h.x; }
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short bits) { return __nv_bfloat16{bits}; }
+inline __half __ushort_as_half(unsigned short bits) { return __half{bits}; }
+
 #endif // MEGATRON_TEST_UNIT_CUDA_SIM_SIXTEENBIT_H
