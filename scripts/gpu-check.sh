@@ -82,12 +82,14 @@ run() {
   [[ -f $BUNDLE ]] || die "$BUNDLE is missing: run 'scripts/gpu-check.sh pack' on a machine with the toolchain"
   mkdir -p "$out"
   unpacked=$(mktemp -d)
+  trap 'rm -rf "$unpacked"' EXIT
   xz -dc "$BUNDLE" | tar -C "$unpacked" -xf -
   {
     echo "## Machine"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || echo "nvidia-smi failed"
     python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 || true
   } | tee "$out/machine.txt"
+  nvidia-smi -L > /dev/null 2>&1 || die "no GPU on this machine (nvidia-smi -L fails): run this where there is one"
 
   # cudart, NVRTC (with its builtins) and cuBLASLt of CUDA 13, and the headers NVRTC includes.
   local libpath="$unpacked/lib"
@@ -113,10 +115,14 @@ run() {
     "$unpacked/bin/$tests" --gtest_color=no 2>&1 | tee "$out/$tests.log" | grep -E '^\[ *(OK|FAILED|SKIPPED|PASSED) ' \
       || true
     grep -q '^\[  PASSED  \]' "$out/$tests.log" && ! grep -q '^\[  FAILED  \]' "$out/$tests.log" || status=1
+    # On a GPU machine a skipped test means the backend could not be made: a failure of this check.
+    if grep -q '^\[  SKIPPED \] .*\.' "$out/$tests.log"; then
+      say "$tests skipped tests on a GPU machine (see $out/$tests.log)"
+      status=1
+    fi
   done
   say "benchmark"
   "$ROOT/bench/gpu-train-step.sh" run "$unpacked/bin" "$unpacked/plans" 2>&1 | tee "$out/benchmark.log" || status=1
-  rm -rf "$unpacked"
   say "$( ((status == 0)) && echo "every test passed" || echo "FAILED: see $out")"
   return $status
 }
