@@ -62,6 +62,19 @@ struct BothEngines {
 };
 
 /// The parameters (and, zeroed on both, AdamW's moments) from the CPU engine to the device engine.
+void uploadParametersAndZeroMoments(BothEngines &both);
+
+/// The device optimizer over both engines' device side, after random parameters (from `seed`) are uploaded and the
+/// moments zeroed on both sides: how every multi-iteration comparison starts.
+void startOptimizing(BothEngines &both, uint64_t seed, std::unique_ptr<device::DeviceOptimizer> &optimizer) {
+  ASSERT_NE(both.gpu, nullptr) << both.error;
+  std::string error;
+  optimizer = device::DeviceOptimizer::create(*both.gpu, both.counted, error);
+  ASSERT_NE(optimizer, nullptr) << error;
+  fillRandomly(*both.cpu, seed);
+  ASSERT_NO_FATAL_FAILURE(uploadParametersAndZeroMoments(both)); // the moments start at zero on both
+}
+
 void uploadParametersAndZeroMoments(BothEngines &both) {
   for (const plan::Param &p : both.cpu->plan().params)
     for (int id : {p.buffer, p.expAvg, p.expAvgSq}) {
@@ -218,14 +231,10 @@ void expectTrainingIterationsMatch(device::DeviceBackend &backend, int iteration
   ASSERT_NE(found, nullptr) << error;
   const plan::Plan &plan = *found;
   BothEngines both(plan, backend);
-  ASSERT_NE(both.gpu, nullptr) << both.error;
+  std::unique_ptr<device::DeviceOptimizer> optimizer;
+  ASSERT_NO_FATAL_FAILURE(startOptimizing(both, 42, optimizer));
   runtime::Engine &cpu = *both.cpu;
   device::DeviceEngine &gpu = *both.gpu;
-  std::unique_ptr<device::DeviceOptimizer> optimizer = device::DeviceOptimizer::create(gpu, both.counted, error);
-  ASSERT_NE(optimizer, nullptr) << error;
-
-  fillRandomly(cpu, 42);
-  ASSERT_NO_FATAL_FAILURE(uploadParametersAndZeroMoments(both)); // the moments start at zero on both
   CpuGradients grads(cpu);
 
   double worstLoss = 0, worstNorm = 0;
@@ -284,13 +293,10 @@ void expectFp16OverflowSkipsTheStep(device::DeviceBackend &backend, double lossT
   ASSERT_NE(found, nullptr) << error;
   const plan::Plan &plan = *found;
   BothEngines both(plan, backend);
-  ASSERT_NE(both.gpu, nullptr) << both.error;
+  std::unique_ptr<device::DeviceOptimizer> optimizer;
+  ASSERT_NO_FATAL_FAILURE(startOptimizing(both, 5, optimizer));
   runtime::Engine &cpu = *both.cpu;
   device::DeviceEngine &gpu = *both.gpu;
-  std::unique_ptr<device::DeviceOptimizer> optimizer = device::DeviceOptimizer::create(gpu, both.counted, error);
-  ASSERT_NE(optimizer, nullptr) << error;
-  fillRandomly(cpu, 5);
-  ASSERT_NO_FATAL_FAILURE(uploadParametersAndZeroMoments(both));
   CpuGradients grads(cpu);
   auto iteration = [&](double scale, int64_t step, bool &cpuSkipped, bool &gpuSkipped, double &cpuLoss,
                        double &gpuLoss) {
