@@ -106,6 +106,17 @@ const char *cTypeOf(plan::DType type);
 /// parameter or over a flat arena; their launch grids are fixed. `steps` is empty.
 std::vector<CudaKernel> optimizerKernels(const plan::Plan &plan);
 
+/// The same-device communicator's reduction (runtime/device/SameDeviceCommunicator.h, lib/CodeGen/cuda/
+/// RankReduction.cuh): destinations[d][i] = sources[0][i] op ... op sources[ranks-1][i] in rank order, for every
+/// d < destination_count, in f32 for f32, bf16 and f16 (rounded once when stored), f64 for f64, wrapping for i32
+/// and i64; op is max (a NaN wins) or sum. Its parameters are run-time values: "sources" and "destinations"
+/// (mt::RankPointers, up to kMaxReduceRanks device pointers by value), "ranks" and "destination_count" (int) and
+/// "n" (long long, elements). `elements` picks the grid: a small one up to kSmallRankReduction, else one that
+/// fills a GPU (two kernels per type and op at most).
+inline constexpr int kMaxReduceRanks = 16;
+inline constexpr int64_t kSmallRankReduction = 1 << 16;
+CudaKernel rankReductionKernel(plan::DType type, bool max, int64_t elements);
+
 /// The blocks of the sum_squares_partial kernels (a fixed number, so that the sum's order is fixed): the
 /// "partial" workspace holds this many doubles.
 inline constexpr int kSumSquaresGrid = 264;
