@@ -30,10 +30,86 @@ std::optional<DimSplit> splitAt(const std::vector<std::int64_t> &shape, std::int
   return split;
 }
 
+/// The group sizes of the plan's all_reduce_grads steps that need a communicator of their own (1 < k < the
+/// group's size), in order of first appearance: every rank splits them off in the same order.
+std::string tensorBlockSizes(const plan::Plan &plan, int tpSize, std::vector<std::int64_t> &sizes) {
+  for (const plan::Program &program : plan.programs)
+    for (size_t i = 0; i < program.steps.size(); ++i) {
+      const plan::Step &step = program.steps[i];
+      if (step.op != "all_reduce_grads")
+        continue;
+      auto it = step.attrs.find("group_size");
+      if (it == step.attrs.end())
+        continue;
+      auto group = step.attrs.find("group");
+      if (group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
+          std::get<std::string>(group->second) != "tp")
+        continue; // refused when the step is bound: group_size is for the tensor-parallel group
+
+      const std::int64_t *k = std::get_if<std::int64_t>(&it->second);
+      if (!k || *k < 1 || tpSize % *k != 0)
+        return "step " + std::to_string(i) + " of " + program.name +
+               " (all_reduce_grads): group_size must be a positive divisor of the tensor-parallel size " +
+               std::to_string(tpSize);
+      if (*k > 1 && *k < tpSize && std::find(sizes.begin(), sizes.end(), *k) == sizes.end())
+        sizes.push_back(*k);
+    }
+  return {};
+}
+
 /// Values one pipeline boundary may carry; the tag space is micro-batches x boundaries x 2 directions x this.
 constexpr std::int64_t kMaxBoundaryValues = 8;
 
 } // namespace
+
+std::string checkParallelGroups(const plan::Plan &plan, const comm::Communicator *tensorGroup,
+                                const comm::Communicator *dataGroup, const comm::Communicator *pipelineGroup) {
+  const int stages = pipelineGroup ? pipelineGroup->size() : 1;
+  if (plan.pipeline.stages != stages || (pipelineGroup && pipelineGroup->rank() != plan.pipeline.stage)) {
+    std::string error = "the plan is stage " + std::to_string(plan.pipeline.stage) + " of " +
+            std::to_string(plan.pipeline.stages) + " pipeline stages, but " +
+            (pipelineGroup ? "this rank is stage " + std::to_string(pipelineGroup->rank()) + " of " +
+                                 std::to_string(stages)
+                           : std::string("no pipeline communicator was given (one stage)"));
+    return error;
+  }
+  const int size = tensorGroup ? tensorGroup->size() : 1;
+  if (plan.parallel.tensor != size) {
+    std::string error = "the plan is compiled for " + std::to_string(plan.parallel.tensor) + " tensor-parallel rank" +
+            (plan.parallel.tensor == 1 ? "" : "s") + ", but " +
+            (tensorGroup ? "the group \"" + tensorGroup->name() + "\" has " + std::to_string(size) + " rank" +
+                               (size == 1 ? "" : "s")
+                         : std::string("no tensor-parallel communicator was given (a single rank)"));
+    return error;
+  }
+  const int replicas = dataGroup ? dataGroup->size() : 1;
+  if (plan.parallel.data != replicas) {
+    std::string error = "the plan is compiled for " + std::to_string(plan.parallel.data) + " data-parallel rank" +
+            (plan.parallel.data == 1 ? "" : "s") + ", but " +
+            (dataGroup ? "the group \"" + dataGroup->name() + "\" has " + std::to_string(replicas) + " rank" +
+                             (replicas == 1 ? "" : "s")
+                       : std::string("no data-parallel communicator was given (a single replica)"));
+    return error;
+  }
+  return {};
+}
+
+std::string splitTensorBlocks(const plan::Plan &plan, comm::Communicator &tensorGroup,
+                              std::map<std::int64_t, std::unique_ptr<comm::Communicator>> &blocks) {
+  std::vector<std::int64_t> sizes;
+  if (std::string error = tensorBlockSizes(plan, tensorGroup.size(), sizes); !error.empty())
+    return error;
+  const int rank = tensorGroup.rank();
+  for (std::int64_t k : sizes) {
+    std::string error;
+    std::unique_ptr<comm::Communicator> block =
+        tensorGroup.split(static_cast<int>(rank / k), rank, tensorGroup.name() + "/" + std::to_string(k), error);
+    if (!block)
+      return "cannot split the tensor-parallel group into blocks of " + std::to_string(k) + " ranks: " + error;
+    blocks[k] = std::move(block);
+  }
+  return {};
+}
 
 std::string shapeText(const std::vector<std::int64_t> &shape) {
   std::string text = "[";

@@ -13,13 +13,29 @@
 #define MEGATRON_RUNTIME_ENGINE_COLLECTIVELAYOUT_H
 
 #include "megatron/Plan/Plan.h"
+#include "runtime/comm/Communicator.h"
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace megatron::runtime {
+
+/// Whether one rank's communicators fit the plan: the tensor group's size is parallel.tensor, the data group's
+/// parallel.data, and the pipeline group's its stages with this rank at the plan's stage (null stands for one
+/// rank). "" or the mismatch.
+std::string checkParallelGroups(const plan::Plan &plan, const comm::Communicator *tensorGroup,
+                                const comm::Communicator *dataGroup, const comm::Communicator *pipelineGroup);
+
+/// The communicators over blocks of group_size consecutive ranks of the tensor-parallel group that the plan's
+/// all_reduce_grads steps need (1 < group_size < the group's size; the ranks sharing a key/value head sum its
+/// gradient), split off `tensorGroup` collectively: every rank reads the same plan, so all ask for the same sizes
+/// in the same order. "" or what failed.
+std::string splitTensorBlocks(const plan::Plan &plan, comm::Communicator &tensorGroup,
+                              std::map<std::int64_t, std::unique_ptr<comm::Communicator>> &blocks);
 
 /// "[2, 32, 64]", for messages.
 std::string shapeText(const std::vector<std::int64_t> &shape);
