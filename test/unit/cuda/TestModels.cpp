@@ -12,13 +12,17 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <set>
+#include <tuple>
 
 namespace megatron::test {
 
 namespace {
 
-plan::Plan compile(ModelConfig config, const char *precision = "", int64_t tensor = 1, bool sequence = false) {
+plan::Plan compile(ModelConfig config, const char *precision = "", int64_t tensor = 1, bool sequence = false,
+                   int64_t data = 1) {
   config.resolveDefaults();
   std::string problems;
   for (const std::string &problem : config.validate())
@@ -27,8 +31,8 @@ plan::Plan compile(ModelConfig config, const char *precision = "", int64_t tenso
   context.loadDialect<mlir::mt::MtDialect, mlir::func::FuncDialect>();
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::mt::buildModel(context, config);
   mlir::PassManager pm(&context);
-  if (tensor > 1)
-    pm.addPass(mlir::mt::createMtShard(mlir::mt::MtShardOptions{tensor, sequence}));
+  if (tensor > 1 || data > 1)
+    pm.addPass(mlir::mt::createMtShard(mlir::mt::MtShardOptions{tensor, sequence, data}));
   if (*precision)
     pm.addPass(mlir::mt::createMtMixedPrecision(mlir::mt::MtMixedPrecisionOptions{precision}));
   pm.addPass(mlir::mt::createMtAutodiff());
@@ -138,6 +142,20 @@ const plan::Plan &shardedGptPlan() {
 const plan::Plan &shardedLlamaPlan() {
   static const plan::Plan plan = compile(llamaConfig(), "", 2, false);
   return plan;
+}
+
+const plan::Plan &parallelGptPlan(int64_t tensor, int64_t data, plan::DType compute) {
+  static std::map<std::tuple<int64_t, int64_t, plan::DType>, plan::Plan> plans;
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto [it, added] = plans.try_emplace({tensor, data, compute});
+  if (added) {
+    ModelConfig c = tinyGpt();
+    c.globalBatchSize = 2 * c.microBatchSize * data; // two micro-batches per replica
+    const char *precision = compute == plan::DType::BF16 ? "bf16" : compute == plan::DType::F16 ? "fp16" : "";
+    it->second = compile(c, precision, tensor, tensor > 1, data);
+  }
+  return it->second;
 }
 
 } // namespace megatron::test

@@ -35,6 +35,11 @@ const plan::Plan &shardedLlamaPlan();
 /// dropout shard's runs are 90 elements, not a multiple of four).
 const plan::Plan &oddGptPlan(int64_t tensor);
 
+/// One rank's plan of the GPT over `tensor` tensor-parallel ranks (with sequence parallelism when tensor > 1) and
+/// `data` replicas (whose finalize_grads sums the gradients over the "dp" group), two micro-batches per replica,
+/// in f32 or with bf16 or f16 compute (--mt-mixed-precision).
+const plan::Plan &parallelGptPlan(int64_t tensor, int64_t data, plan::DType compute = plan::DType::F32);
+
 } // namespace megatron::test
 
 #endif // MEGATRON_TEST_UNIT_CUDA_TESTMODELS_H
