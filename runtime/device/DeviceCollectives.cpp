@@ -115,7 +115,30 @@ comm::Communicator *RankGroups::tensorBlock(std::int64_t groupSize) const {
   return it == tensorBlocks.end() ? nullptr : it->second.get();
 }
 
-std::int64_t packedGradientBytes(const plan::Plan &plan, const plan::Step &step) {
+namespace {
+
+/// A vocabulary-parallel cross-entropy's rows and the type of its statistics (the logits' arithmetic type).
+struct CrossEntropyRows {
+  std::int64_t rows = 0;
+  plan::DType stats = plan::DType::F32;
+};
+
+std::optional<CrossEntropyRows> vocabParallelRows(const plan::Plan &plan, const plan::Step &step) {
+  auto it = step.attrs.find("vocab_parallel");
+  if (step.op != "cross_entropy" || it == step.attrs.end() || !std::get_if<bool>(&it->second) ||
+      !std::get<bool>(it->second) || step.inputs.empty())
+    return std::nullopt;
+  const plan::Buffer &logits = plan.buffers[size_t(step.inputs[0])];
+  const std::int64_t vocab = logits.shape.empty() ? 0 : logits.shape.back();
+  return CrossEntropyRows{vocab > 0 ? logits.numElements() / vocab : 0,
+                          logits.dtype == plan::DType::F64 ? plan::DType::F64 : plan::DType::F32};
+}
+
+} // namespace
+
+std::int64_t collectiveWorkspaceBytes(const plan::Plan &plan, const plan::Step &step) {
+  if (std::optional<CrossEntropyRows> ce = vocabParallelRows(plan, step)) // [rows] maxima, [rows][2] sums
+    return 3 * ce->rows * std::int64_t(deviceBytes(ce->stats));
   if (step.op != "all_reduce_grads")
     return 0;
   std::string problem;
@@ -215,6 +238,25 @@ std::optional<HostStep> bindCollectiveStep(const CollectiveBinding &b, const pla
     return HostStep([=](const RunContext &) { return group->allGatherDim(x, y, outer, chunk, dtype); });
   return HostStep(
       [=](const RunContext &) { return group->reduceScatterDim(x, y, outer, chunk, dtype, comm::ReduceOp::Sum); });
+}
+
+std::optional<std::vector<HostStep>> bindJoiningCollectives(const CollectiveBinding &b, const plan::Step &step,
+                                                            std::size_t kernels, std::string &problem) {
+  std::optional<CrossEntropyRows> ce = vocabParallelRows(b.plan, step);
+  if (!ce || kernels != 3) {
+    problem = "the runtime joins no collectives with the " + std::to_string(kernels) + " kernels of " + step.op;
+    return std::nullopt;
+  }
+  comm::Communicator *group = b.groups.tensor;
+  const std::int64_t rows = ce->rows;
+  const plan::DType stats = ce->stats;
+  void *maxima = b.workspace;
+  void *sums = static_cast<std::byte *>(b.workspace) + rows * std::int64_t(deviceBytes(stats));
+  auto allReduce = [group, stats](void *data, std::int64_t count, comm::ReduceOp op) -> HostStep {
+    return [=](const RunContext &) { return group ? group->allReduce(data, count, stats, op) : std::string(); };
+  };
+  return std::vector<HostStep>{allReduce(maxima, rows, comm::ReduceOp::Max),
+                               allReduce(sums, 2 * rows, comm::ReduceOp::Sum)};
 }
 
 } // namespace megatron::device

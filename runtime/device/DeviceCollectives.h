@@ -37,8 +37,9 @@ struct RankGroups {
 /// A step that runs on the host and issues device work (copies, the communicator's calls).
 using HostStep = std::function<std::string(const runtime::RunContext &)>;
 
-/// Device bytes that all_reduce_grads step `step` packs its gradients into (0 when they are reduced in place).
-std::int64_t packedGradientBytes(const plan::Plan &plan, const plan::Step &step);
+/// Device bytes of workspace that `step` needs: the gradients an all_reduce_grads step packs (none when they are
+/// reduced in place), the rows' statistics of a vocabulary-parallel cross-entropy.
+std::int64_t collectiveWorkspaceBytes(const plan::Plan &plan, const plan::Step &step);
 
 /// What a collective or pipeline step needs to be bound.
 struct CollectiveBinding {
@@ -46,13 +47,20 @@ struct CollectiveBinding {
   const RankGroups &groups;
   DeviceBackend &backend;
   std::function<void *(int)> address; ///< a buffer's device address (with the program's stash slot)
-  void *workspace = nullptr;          ///< at least packedGradientBytes of every step
+  void *workspace = nullptr;          ///< at least collectiveWorkspaceBytes of every step
   int chunk = -1;                     ///< the program's global model chunk, for pipeline messages
 };
 
 /// The step as a HostStep, or std::nullopt and a problem (without the step's name).
 std::optional<HostStep> bindCollectiveStep(const CollectiveBinding &binding, const plan::Step &step,
                                            std::string &problem);
+
+/// The collectives that join the `kernels` generated kernels of a step (codegen::StepBackend::Nccl with kernels):
+/// entry i runs after kernel i. The vocabulary-parallel cross-entropy forward: the all-reduce (max) of the rows'
+/// maxima after row_max, the all-reduce (sum) of their [sum, target] pairs after partial_sums, over the tensor
+/// group, on the workspace the kernels share.
+std::optional<std::vector<HostStep>> bindJoiningCollectives(const CollectiveBinding &binding, const plan::Step &step,
+                                                            std::size_t kernels, std::string &problem);
 
 } // namespace megatron::device
 

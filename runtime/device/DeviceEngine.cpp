@@ -27,6 +27,7 @@ struct DeviceEngine::BoundStep {
   enum class Kind { Kernels, Gemm, Host } kind = Kind::Host;
   std::string where;                  // "step 3 of train_step (dropout at 'embedding')", for messages
   std::vector<KernelLaunch> launches; // Kernels
+  std::vector<HostStep> between;      // Kernels joined by collectives: between[i] runs after launches[i]
   Gemm gemm;                          // Gemm
   HostStep host;                      // Host: a collective or pipeline message (DeviceCollectives.h)
   int statusSlot = -1; // the index-status word of a step whose kernels check ids or labels
@@ -81,7 +82,7 @@ std::unique_ptr<DeviceEngine> DeviceEngine::create(const plan::Plan &plan, const
   int64_t workspaceBytes = 0;
   for (const plan::Program &program : plan.programs)
     for (const plan::Step &step : program.steps)
-      workspaceBytes = std::max(workspaceBytes, packedGradientBytes(plan, step));
+      workspaceBytes = std::max(workspaceBytes, collectiveWorkspaceBytes(plan, step));
   if (workspaceBytes > 0) {
     engine->workspace = backend.allocate(size_t(workspaceBytes), error);
     if (!engine->workspace) {
@@ -166,17 +167,22 @@ std::string DeviceEngine::bindProgram(const plan::Program &program, int slot) {
     if (!stepPlan)
       return b.where + ": the kernel set has no entry for it (generated from another plan?)";
     std::string error;
-    switch (stepPlan->backend) {
-    case codegen::StepBackend::Generated:
+    auto bindLaunches = [&]() {
       b.kind = BoundStep::Kind::Kernels;
       for (int k : stepPlan->kernels) {
         std::optional<KernelLaunch> launch = KernelLaunch::bind(kernels.kernels[size_t(k)], step, addressOf, error);
         if (!launch)
-          return b.where + ": " + error;
+          return false;
         if (launch->reportsIndices() && b.statusSlot < 0)
           b.statusSlot = statusBase + bound->statusCount++;
         b.launches.push_back(std::move(*launch));
       }
+      return true;
+    };
+    switch (stepPlan->backend) {
+    case codegen::StepBackend::Generated:
+      if (!bindLaunches())
+        return b.where + ": " + error;
       break;
     case codegen::StepBackend::CublasLt: {
       std::optional<Gemm> gemm = linearGemm(planValue, step, addressOf, error);
@@ -187,6 +193,14 @@ std::string DeviceEngine::bindProgram(const plan::Program &program, int slot) {
       break;
     }
     case codegen::StepBackend::Nccl: {
+      if (!stepPlan->kernels.empty()) { // generated kernels joined by collectives
+        std::optional<std::vector<HostStep>> between =
+            bindJoiningCollectives(collectives, step, stepPlan->kernels.size(), error);
+        if (!between || !bindLaunches())
+          return b.where + ": " + error;
+        b.between = std::move(*between);
+        break;
+      }
       // The rank's communicators (a single rank's collectives copy or do nothing).
       std::optional<HostStep> host = bindCollectiveStep(collectives, step, error);
       if (!host)
@@ -211,9 +225,12 @@ std::string DeviceEngine::runStep(BoundStep &step, const RuntimeValues &values,
   case BoundStep::Kind::Kernels: {
     RuntimeValues mine = values;
     mine.indexStatus = step.statusSlot < 0 ? nullptr : status + step.statusSlot;
-    for (KernelLaunch &launch : step.launches)
-      if (error = backend.launch(launch.kernel(), launch.arguments(mine)); !error.empty())
-        break;
+    for (size_t i = 0; i < step.launches.size() && error.empty(); ++i) {
+      KernelLaunch &launch = step.launches[i];
+      error = backend.launch(launch.kernel(), launch.arguments(mine));
+      if (error.empty() && i < step.between.size())
+        error = step.between[i](context);
+    }
     break;
   }
   case BoundStep::Kind::Gemm:
@@ -236,6 +253,7 @@ std::string DeviceEngine::run(const std::string &name, const runtime::RunContext
   BoundProgram &program = **found;
   RuntimeValues values;
   values.tpRank = groups.tensor ? groups.tensor->rank() : 0;
+  values.workspace = workspace;
   values.dropoutSeed = context.dropoutSeed;
   values.training = context.training;
   values.lossScale = context.lossScale;

@@ -36,6 +36,8 @@ enum class ArgSource {
 ///   "loss_scale" (double): RunContext::lossScale, which the loss seed (a fill marked loss_seed) is multiplied by;
 ///   "index_status" (unsigned long long *): a device word set to ~0 before the step; afterwards the smallest
 ///       position of an id or label outside its range, as cpu::IndexStatus::position;
+///   "workspace" (float * or double *): device memory of the runtime's that the kernels of a step joined by
+///       collectives pass their statistics through (the vocabulary-parallel cross-entropy: 3·rows values);
 ///   and the optimizer kernels' own: "n" (long long), AdamW's step scalars (double), "decay" (int), "factor"
 ///   (float), "partial" and "total" (double *): see optimizerKernels().
 struct KernelArg {
@@ -74,7 +76,10 @@ struct CudaKernel {
 enum class StepBackend {
   Generated, ///< the kernels listed, launched in order
   CublasLt,  ///< a matrix product: linear, linear_grad_input, linear_grad_weight
-  Nccl,      ///< a collective or pipeline message (awaits NCCL)
+  Nccl,      ///< a collective or pipeline message: the runtime calls its communicator. With kernels listed,
+             ///< a step whose kernels the runtime joins with collectives (the vocabulary-parallel
+             ///< cross-entropy forward: row_max, an all-reduce max of the rows' maxima, partial_sums, an
+             ///< all-reduce sum of the rows' [sum, target] pairs, finish), through the "workspace" argument
   Missing,   ///< no CUDA implementation yet; `reason` says why
 };
 const char *toString(StepBackend backend);
