@@ -18,7 +18,7 @@ CudaKernel rankReductionKernel(plan::DType type, bool max, int64_t elements) {
   plan::Step operation;
   operation.op = "reduce_ranks";
   const std::string t = cTypeOf(type);
-  KernelEmitter e(none, operation, std::string(max ? "max_" : "sum_") + t, {"RankReduction.cuh"});
+  KernelEmitter e(none, operation, std::string(max ? "max_" : "sum_") + plan::toString(type), {"RankReduction.cuh"});
   std::string sources = e.runtime("sources", "mt::RankPointers"),
               destinations = e.runtime("destinations", "mt::RankPointers"), ranks = e.runtime("ranks", "int"),
               count = e.runtime("destination_count", "int"), n = e.runtime("n", "long long");
