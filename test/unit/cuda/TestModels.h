@@ -11,6 +11,8 @@
 
 #include "megatron/Plan/Plan.h"
 
+#include <vector>
+
 namespace megatron::test {
 
 const plan::Plan &gptPlan();
@@ -39,6 +41,10 @@ const plan::Plan &oddGptPlan(int64_t tensor);
 /// `data` replicas (whose finalize_grads sums the gradients over the "dp" group), two micro-batches per replica,
 /// in f32 or with bf16 or f16 compute (--mt-mixed-precision).
 const plan::Plan &parallelGptPlan(int64_t tensor, int64_t data, plan::DType compute = plan::DType::F32);
+
+/// The GPT split into `stages` pipeline stages (--mt-pipeline), one plan per stage, with two micro-batches per
+/// iteration; the first and last stages share the tied embedding.
+const std::vector<plan::Plan> &pipelineGptPlans(int64_t stages);
 
 } // namespace megatron::test
 
