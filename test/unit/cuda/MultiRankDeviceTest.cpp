@@ -25,9 +25,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
-#include <map>
 #include <cstdio>
+#include <map>
 #include <thread>
 
 using namespace megatron;
@@ -350,6 +351,46 @@ TEST(CudaMultiRankDevice, GptPipelineParallelMatchesTheCpuEngines) {
         EXPECT_EQ(results[0].deviceGradients[i], results[1].deviceGradients[j]) << plans[0].params[i].name;
       }
   EXPECT_EQ(tied, 1);
+}
+
+} // namespace
+
+namespace {
+
+TEST(CudaMultiRankDevice, ARankThatFailsStopsItsPeersNamingTheStep) {
+  // Rank 1 of a tp=2 group gives up before its first program; rank 0's train_step then fails in its first
+  // collective, naming that step and rank 1's reason, instead of waiting for it.
+  test::SimulatedKernels &kernels = test::simulatedKernels();
+  ASSERT_EQ(kernels.error, "");
+  const plan::Plan &plan = test::shardedGptPlan();
+  const codegen::KernelSet set = codegen::generateKernels(plan);
+  test::SharedSimulatedDevice sharedDevice(kernels.library);
+  std::vector<std::unique_ptr<test::SharedSimulatedDevice::Stream>> streams = sharedDevice.streams(2);
+  std::string rankZero;
+  const auto start = std::chrono::steady_clock::now();
+  std::string error = device::runRanksOnDevice(
+      test::SharedSimulatedDevice::backends(streams), [&](int rank, comm::Communicator &world) -> std::string {
+        std::string error;
+        std::unique_ptr<comm::Communicator> tp = world.split(0, rank, "tp", error);
+        if (!tp)
+          return error;
+        std::unique_ptr<device::DeviceEngine> gpu =
+            device::DeviceEngine::create(plan, set, *streams[size_t(rank)], error, tp.get());
+        if (!gpu)
+          return error;
+        if (rank == 1)
+          return "its data loader failed";
+        if (error = gpu->zero(plan::Arena::Grads); !error.empty())
+          return error;
+        rankZero = gpu->run("train_step", {});
+        return rankZero;
+      });
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  std::printf("rank 0: %s\n", rankZero.c_str());
+  EXPECT_EQ(error, "rank 1: its data loader failed");
+  EXPECT_NE(rankZero.find(" of train_step ("), std::string::npos) << rankZero;
+  EXPECT_NE(rankZero.find("rank 1 of group \"world\" failed (its data loader failed)"), std::string::npos)
+      << rankZero;
 }
 
 } // namespace
