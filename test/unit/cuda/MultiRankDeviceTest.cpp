@@ -18,9 +18,12 @@
 #include "sim/DeviceValues.h"
 
 #include "megatron/CodeGen/CudaKernels.h"
+#include "runtime/cpu/Kernels.h"
 #include "runtime/device/DeviceEngine.h"
+#include "runtime/device/DeviceOptimizer.h"
 #include "runtime/device/SameDeviceCommunicator.h"
 #include "runtime/engine/Engine.h"
+#include "runtime/train/Shards.h"
 
 #include <gtest/gtest.h>
 
@@ -80,6 +83,9 @@ struct RankResult {
   std::string worstParameter;
   int gradients = 0;
   std::vector<std::vector<double>> deviceGradients; // after finalize_grads, per parameter
+  // With the optimizer step: the global gradient norms, and the parameters' mean |difference| over their mean
+  // |value| afterwards (and the worst element).
+  double cpuNorm = 0, deviceNorm = 0, parameterDifference = 0, worstParameterElement = 0;
 };
 
 /// The ranks of a tensor x data x pipeline layout, numbered as megatron-run numbers them: rank = (stage·data +
@@ -157,10 +163,80 @@ std::string runMicroBatches(runtime::Engine &cpu, device::DeviceEngine &gpu, int
   return {};
 }
 
-/// One rank: its groups on both worlds, both engines, two micro-batches of train_step and finalize_grads.
+/// --clip-grad of the optimizer step: below the test runs' norms, so that clipping takes part.
+constexpr double kClip = 0.5;
+
+/// The optimizer step after finalize_grads on both engines, with the global norm counted as megatron-run's
+/// trainer counts it: every element of the whole model once (train::ownedRuns of the first replica), the ranks'
+/// sums added over the tensor and data groups; clipping and AdamW. The CPU side is the trainer's arithmetic
+/// (cpu::sumOfSquares, the thread communicators' all-reduces, cpu::scaleTensors, cpu::adamwStep).
+std::string optimizerStep(runtime::Engine &cpu, device::DeviceEngine &gpu, device::DeviceBackend &backend,
+                          int tpRank, int replica, const std::vector<comm::Communicator *> &cpuGroups,
+                          const std::vector<comm::Communicator *> &deviceGroups, RankResult &result) {
+  const plan::Plan &plan = gpu.plan();
+  device::NormShare share;
+  share.groups = deviceGroups;
+  double squares = 0;
+  std::vector<float *> grads;
+  std::vector<cpu::Index> sizes;
+  for (const plan::Param &p : plan.params) {
+    const int64_t n = plan.buffers[size_t(p.grad)].numElements();
+    share.runs.emplace_back();
+    for (const train::ShardRun &run : train::ownedRuns(p, tpRank, n))
+      if (replica == 0) { // the replicas hold the same sums: the first one counts them
+        share.runs.back().push_back({run.local, run.length});
+        squares += cpu::sumOfSquares<float>(run.length, cpu.as<float>(p.grad) + run.local);
+      }
+    grads.push_back(cpu.as<float>(p.grad));
+    sizes.push_back(n);
+  }
+  for (comm::Communicator *group : cpuGroups)
+    if (group)
+      if (std::string error = group->allReduce(&squares, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+        return error;
+  std::string error;
+  std::unique_ptr<device::DeviceOptimizer> optimizer = device::DeviceOptimizer::create(gpu, backend, error, share);
+  if (!optimizer)
+    return error;
+  for (const plan::Param &p : plan.params) // the moments start at zero on both
+    for (int id : {p.expAvg, p.expAvgSq}) {
+      std::fill_n(cpu.as<float>(id), cpu.buffer(id).numElements(), 0.0f);
+      if (error = upload(cpu, gpu, id); !error.empty())
+        return error;
+    }
+  const device::AdamWSettings adam{5e-3, 0.9, 0.999, 1e-8, 0.01, 1};
+  result.cpuNorm = std::sqrt(squares);
+  if (kClip / (result.cpuNorm + 1e-6) < 1.0)
+    cpu::scaleTensors<float>(int(grads.size()), grads.data(), sizes.data(), float(kClip / (result.cpuNorm + 1e-6)));
+  for (const plan::Param &p : plan.params)
+    cpu::adamwStep<float>(cpu.buffer(p.buffer).numElements(),
+                          cpu::AdamWConfig{adam.lr, adam.beta1, adam.beta2, adam.eps, adam.weightDecay, adam.step},
+                          p.weightDecay, cpu.as<float>(p.buffer), cpu.as<float>(p.grad), cpu.as<float>(p.expAvg),
+                          cpu.as<float>(p.expAvgSq));
+  if (error = optimizer->step(adam, kClip, result.deviceNorm); !error.empty())
+    return error;
+  // Compared on average, as the one-rank optimizer test does: AdamW divides by sqrt(v), so summation-order noise
+  // in a ~0 gradient can move its element by up to 2·lr.
+  double differenceSum = 0, valueSum = 0;
+  for (const plan::Param &p : plan.params) {
+    const std::vector<double> device = deviceValues(gpu, p.buffer, error), host = cpuValues(cpu, p.buffer);
+    if (!error.empty())
+      return error;
+    for (size_t i = 0; i < host.size(); ++i) {
+      differenceSum += std::fabs(device[i] - host[i]);
+      valueSum += std::fabs(host[i]);
+      result.worstParameterElement = std::max(result.worstParameterElement, std::fabs(device[i] - host[i]));
+    }
+  }
+  result.parameterDifference = differenceSum / valueSum;
+  return {};
+}
+
+/// One rank: its groups on both worlds, both engines, two micro-batches of train_step and finalize_grads (and
+/// the optimizer step when `optimizer`).
 std::string runRank(const plan::Plan &plan, Layout layout, int rank, comm::Communicator &cpuWorld,
                     comm::Communicator &deviceWorld, device::DeviceBackend &backend, const codegen::KernelSet &set,
-                    RankResult &result) {
+                    bool optimizer, RankResult &result) {
   std::string error;
   const int tpRank = rank % layout.tensor, replica = rank / layout.tensor % layout.data,
             stage = rank / (layout.tensor * layout.data), inStage = rank % (layout.tensor * layout.data);
@@ -223,11 +299,15 @@ std::string runRank(const plan::Plan &plan, Layout layout, int rank, comm::Commu
     }
     result.deviceGradients.push_back(std::move(gradient));
   }
+  if (optimizer)
+    return optimizerStep(*cpu, *gpu, backend, tpRank, replica, {groups[0].tp.get(), groups[0].dp.get()},
+                         {groups[1].tp.get(), groups[1].dp.get()}, result);
   return {};
 }
 
 /// Every rank of `layout` on both engines; the root cause of a failure, or "".
-std::string runAll(const std::vector<plan::Plan> &stagePlans, Layout layout, std::vector<RankResult> &results) {
+std::string runAll(const std::vector<plan::Plan> &stagePlans, Layout layout, bool optimizer,
+                   std::vector<RankResult> &results) {
   test::SimulatedKernels &kernels = test::simulatedKernels();
   if (!kernels.error.empty())
     return kernels.error;
@@ -252,7 +332,7 @@ std::string runAll(const std::vector<plan::Plan> &stagePlans, Layout layout, std
     threads.emplace_back([&, r] {
       const size_t stage = size_t(r / (layout.tensor * layout.data));
       std::string e = runRank(stagePlans[stage], layout, r, cpuWorld.communicator(r), deviceWorld->communicator(r),
-                              *streams[size_t(r)], sets[stage], results[size_t(r)]);
+                              *streams[size_t(r)], sets[stage], optimizer, results[size_t(r)]);
       if (!e.empty()) { // no peer may wait for this rank in either world
         cpuWorld.communicator(r).abort(e);
         deviceWorld->communicator(r).abort(e);
@@ -270,8 +350,8 @@ std::string runAll(const std::vector<plan::Plan> &stagePlans, Layout layout, std
 }
 
 void expectMatch(const char *model, const std::vector<plan::Plan> &stagePlans, Layout layout, double lossTolerance,
-                 double gradientTolerance, std::vector<RankResult> &results) {
-  ASSERT_EQ(runAll(stagePlans, layout, results), "");
+                 double gradientTolerance, std::vector<RankResult> &results, bool optimizer = false) {
+  ASSERT_EQ(runAll(stagePlans, layout, optimizer, results), "");
   for (size_t r = 0; r < results.size(); ++r) {
     const RankResult &c = results[r];
     const plan::Plan &plan = stagePlans[r / size_t(layout.tensor * layout.data)];
@@ -289,6 +369,16 @@ void expectMatch(const char *model, const std::vector<plan::Plan> &stagePlans, L
           << "rank " << r << " micro-batch " << i;
     EXPECT_EQ(c.gradients, int(plan.params.size()));
     EXPECT_LE(c.worstGradient, gradientTolerance) << "rank " << r << ": " << c.worstParameter;
+    if (optimizer) {
+      std::printf("  gradient norm: CPU %.9g, device %.9g; parameters after AdamW differ by %.3g on average "
+                  "(worst element %.3g)\n",
+                  c.cpuNorm, c.deviceNorm, c.parameterDifference, c.worstParameterElement);
+      EXPECT_NEAR(c.deviceNorm, c.cpuNorm, 1e-6 * c.cpuNorm) << "rank " << r;
+      EXPECT_GT(c.cpuNorm, kClip) << "clipping takes part";
+      EXPECT_LE(c.parameterDifference, 1e-5) << "rank " << r;
+      // Every rank of the run clips with the same norm, bit for bit.
+      EXPECT_EQ(c.deviceNorm, results[0].deviceNorm) << "rank " << r;
+    }
   }
   // After finalize_grads the replicas of a tensor-parallel rank hold the same sums, bit for bit; and the tensor-
   // parallel ranks of one replica the same losses (the vocabulary-parallel loss is all-reduced).
@@ -305,14 +395,18 @@ void expectMatch(const char *model, const std::vector<plan::Plan> &stagePlans, L
 TEST(CudaMultiRankDevice, GptDataParallelMatchesTheCpuEngines) {
   // Two replicas: each runs its own micro-batches, finalize_grads sums their gradients over "dp".
   std::vector<RankResult> results;
-  expectMatch("gpt f32, dp 2", {test::parallelGptPlan(1, 2)}, Layout{1, 2}, 1e-5, 1e-5, results);
+  // Then the optimizer step: the norm counted on the first replica and summed over "dp".
+  expectMatch("gpt f32, dp 2", {test::parallelGptPlan(1, 2)}, Layout{1, 2}, 1e-5, 1e-5, results, true);
 }
 
 TEST(CudaMultiRankDevice, GptTensorAndSequenceParallelMatchesTheCpuEngines) {
   // All-reduces, the sequence-parallel all-gathers and reduce-scatters, the vocabulary-parallel loss, and the
   // layer norms' gradients summed over "tp" by finalize_grads.
   std::vector<RankResult> results;
-  expectMatch("gpt f32, tp 2 + sequence parallel", {test::shardedGptPlan()}, Layout{2, 1}, 1e-5, 1e-5, results);
+  // Then the optimizer step: each rank's shard in the norm (the replicated norms' parameters on rank 0), summed
+  // over "tp".
+  expectMatch("gpt f32, tp 2 + sequence parallel", {test::shardedGptPlan()}, Layout{2, 1}, 1e-5, 1e-5, results,
+              true);
 }
 
 TEST(CudaMultiRankDevice, GptTensorParallelBf16MatchesTheCpuEngines) {
