@@ -4,8 +4,11 @@
 //   entry round: each rank publishes its buffers and what it called (a Slot); the last to arrive compares the
 //                calls, so that mismatched collectives fail here instead of reading the wrong memory;
 //   work:        each rank copies or reduces its 1/n share, reading (and for all_reduce writing) the peers'
-//                buffers directly;
+//                buffers directly, through its DataMover (host memcpy, or a device's stream: DataMover.h), which
+//                publish() readies before the entry round and complete() finishes before the exit round;
 //   exit round:  nobody returns, and so nobody frees or reuses a buffer, while a peer may still touch it.
+// A share that fails (a device copy, a kernel) fails the world before its rank enters the exit round, and every
+// rank of the collective returns the error.
 // Waits at the entry round are bounded by the timeout and end early when the world fails; a rank that gives up
 // withdraws its arrival under the lock, so the round can never complete without it. The exit round waits for
 // peers that are already past the entry round and only copying, which takes bounded time.

@@ -5,7 +5,7 @@
 // runtime/engine/CollectiveLayout.h, as for the CPU engine, and every copy (packing gradients into the
 // workspace, the input of an out-of-place all-reduce) is a copy on the device. Nothing here reads device memory
 // on the host, so any communicator whose buffers are device pointers works: the same-device communicator, NCCL.
-// Private to runtime/device.
+// Internal to runtime/device (DeviceEngine.h holds a RankGroups).
 //
 //===----------------------------------------------------------------------===//
 

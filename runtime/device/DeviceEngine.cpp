@@ -96,11 +96,7 @@ std::unique_ptr<DeviceEngine> DeviceEngine::create(const plan::Plan &plan, const
   const int64_t slots = std::max<int64_t>(plan.pipeline.stashSlots, 1);
   for (const plan::Program &program : plan.programs) {
     // A program that reads or writes the stash is bound once per slot, as the CPU engine binds it.
-    bool stashed = false;
-    for (const plan::Step &step : program.steps)
-      for (const std::vector<int> *ids : {&step.inputs, &step.outputs})
-        for (int id : *ids)
-          stashed = stashed || plan.buffers[size_t(id)].arena == plan::Arena::Stash;
+    const bool stashed = runtime::touchesStash(plan, program);
     for (int slot = 0; slot < (stashed ? slots : 1); ++slot)
       if (error = engine->bindProgram(program, stashed ? slot : -1); !error.empty())
         return nullptr;

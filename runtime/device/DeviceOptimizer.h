@@ -13,6 +13,7 @@
 #ifndef MEGATRON_RUNTIME_DEVICE_DEVICEOPTIMIZER_H
 #define MEGATRON_RUNTIME_DEVICE_DEVICEOPTIMIZER_H
 
+#include "runtime/comm/Communicator.h"
 #include "runtime/device/DeviceEngine.h"
 
 #include <cstdint>

@@ -209,6 +209,15 @@ std::optional<ShardedCollective> shardedCollective(const plan::Plan &plan, const
   return ShardedCollective{l->outer, l->extent * l->inner};
 }
 
+bool touchesStash(const plan::Plan &plan, const plan::Program &program) {
+  for (const plan::Step &step : program.steps)
+    for (const std::vector<int> *ids : {&step.inputs, &step.outputs})
+      for (int id : *ids)
+        if (plan.buffers[static_cast<size_t>(id)].arena == plan::Arena::Stash)
+          return true;
+  return false;
+}
+
 int PipelineMessage::tag(std::int64_t microBatch) const {
   return static_cast<int>(((microBatch * chunks + boundary) * 2 + (grad ? 1 : 0)) * kMaxBoundaryValues + index);
 }

@@ -75,6 +75,10 @@ struct ShardedCollective {
 std::optional<ShardedCollective> shardedCollective(const plan::Plan &plan, const plan::Step &step, int groupSize,
                                                    std::string &problem);
 
+/// Whether `program` reads or writes the stash (a pipeline chunk's half that keeps or takes a micro-batch's
+/// activations): then an engine binds it once per stash slot.
+bool touchesStash(const plan::Plan &plan, const plan::Program &program);
+
 /// A send or recv step of pipeline chunk `ownChunk` (global; -1 for a program of no chunk): the peer stage and
 /// what tags the message.
 struct PipelineMessage {

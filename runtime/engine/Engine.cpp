@@ -129,11 +129,7 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
 
   for (const plan::Program &program : p.programs) {
     // A program that reads or writes the stash is bound once per slot of its chunk.
-    bool stashed = false;
-    for (const plan::Step &step : program.steps)
-      for (const std::vector<int> *ids : {&step.inputs, &step.outputs})
-        for (int id : *ids)
-          stashed = stashed || p.buffers[static_cast<std::size_t>(id)].arena == plan::Arena::Stash;
+    const bool stashed = touchesStash(p, program);
     int slotCount = stashed ? static_cast<int>(slots) : 1;
     engine->bindingChunk = program.chunk >= 0 ? static_cast<int>(p.pipeline.globalChunk(program.chunk)) : -1;
     for (int slot = 0; slot < slotCount; ++slot) {
