@@ -117,7 +117,7 @@ KernelSet generateKernels(const plan::Plan &plan) {
         if (!error.empty()) {
           entry.reason = error;
         } else {
-          entry.backend = StepBackend::Generated;
+          entry.backend = joinedByCollectives(step) ? StepBackend::Nccl : StepBackend::Generated;
           for (CudaKernel &kernel : kernels) {
             auto [it, inserted] = byName.try_emplace(kernel.name, int(set.kernels.size()));
             if (inserted)

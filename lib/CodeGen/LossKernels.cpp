@@ -1,8 +1,10 @@
 //===- LossKernels.cpp - cross_entropy and cross_entropy_grad ------------------===//
 //
 // The forward is two kernels (the rows' log-sum-exp, then the masked mean in one block); the backward one.
-// A vocabulary-parallel forward needs all-reduces between its phases (docs/cpu-kernels.md), which await NCCL; its
-// backward needs none and is generated, with the rank's column offset as a run-time argument.
+// A vocabulary-parallel forward is three kernels (row maxima, partial sums, the mean) that the device engine joins
+// with two all-reduces over the tensor-parallel group (docs/cpu-kernels.md); they pass their rows' statistics
+// through the engine's workspace (the run-time argument "workspace"). Its backward needs no collective and is one
+// kernel, with the rank's column offset as a run-time argument.
 //
 //===----------------------------------------------------------------------===//
 
@@ -21,10 +23,6 @@ int vocabBlock(int64_t vocab) { return rowBlock(vocab / 8, 512); }
 std::vector<CudaKernel> emitLoss(const plan::Plan &plan, const plan::Step &step, std::string &error) {
   const bool forward = step.op == "cross_entropy";
   const bool vocabParallel = KernelEmitter(plan, step, "", {}).flag("vocab_parallel");
-  if (forward && vocabParallel) {
-    error = "the vocabulary-parallel cross-entropy forward all-reduces between its phases (NCCL)";
-    return {};
-  }
   // Forward: logits, labels, [mask] -> loss, lse. Backward: dloss, logits, labels, [mask], lse -> dlogits.
   const size_t logitsAt = forward ? 0 : 1;
   const bool masked = step.inputs.size() > (forward ? 2u : 4u);
@@ -49,6 +47,38 @@ std::vector<CudaKernel> emitLoss(const plan::Plan &plan, const plan::Step &step,
                       {dloss, z, labels, mask, lse, dz, status, offset}));
     e.launch = perRow(rows, block);
     return single(e, error);
+  }
+
+  if (vocabParallel) {
+    // The statistics' type: the logits' arithmetic type.
+    const std::string stats = plan.buffers[step.inputs.at(0)].dtype == plan::DType::F64 ? "double" : "float";
+    KernelEmitter max(plan, step, "row_max", {"Loss.cuh"});
+    {
+      std::string z = max.in(0), workspace = max.runtime("workspace", stats + " *");
+      max.body(deviceCall("crossEntropyRowMax", {max.inType(0), v, b}, {z, workspace}));
+      max.launch = perRow(rows, block);
+    }
+    KernelEmitter sums(plan, step, "partial_sums", {"Loss.cuh"});
+    {
+      std::string z = sums.in(0), labels = sums.in(1), mask = maskArg(sums);
+      std::string workspace = sums.runtime("workspace", stats + " *");
+      std::string status = sums.runtime("index_status", "unsigned long long *");
+      std::string offset = "(long long)" + sums.runtime("tp_rank", "int") + " * " + v;
+      sums.body(deviceCall("crossEntropyPartialSums", {sums.inType(0), maskType(sums), r, v, num(limit), b, m},
+                           {z, labels, mask, workspace, status, offset}));
+      sums.launch = perRow(rows, block);
+    }
+    KernelEmitter finish(plan, step, "finish", {"Loss.cuh"});
+    {
+      const int meanBlock = rowBlock(rows, 1024);
+      std::string workspace = finish.runtime("workspace", "const " + stats + " *"), mask = maskArg(finish);
+      std::string lse = finish.out(1), loss = finish.out(0);
+      finish.body(deviceCall("crossEntropyFinish",
+                             {stats, maskType(finish), finish.outType(1), finish.outType(0), r, num(meanBlock), m},
+                             {workspace, mask, lse, loss}));
+      finish.launch = perRow(1, meanBlock);
+    }
+    return several({&max, &sums, &finish}, error);
   }
 
   KernelEmitter lse(plan, step, "row_lse", {"Loss.cuh"});
@@ -78,6 +108,12 @@ std::vector<CudaKernel> emitLoss(const plan::Plan &plan, const plan::Step &step,
     }
   }
   return {};
+}
+
+bool joinedByCollectives(const plan::Step &step) {
+  auto it = step.attrs.find("vocab_parallel");
+  const bool *vocabParallel = it == step.attrs.end() ? nullptr : std::get_if<bool>(&it->second);
+  return step.op == "cross_entropy" && vocabParallel && *vocabParallel;
 }
 
 } // namespace megatron::codegen::detail

@@ -30,6 +30,9 @@ std::vector<CudaKernel> emitHeads(const plan::Plan &, const plan::Step &, std::s
 std::vector<CudaKernel> emitNorm(const plan::Plan &, const plan::Step &, std::string &error);
 /// cross_entropy, cross_entropy_grad (LossKernels.cpp).
 std::vector<CudaKernel> emitLoss(const plan::Plan &, const plan::Step &, std::string &error);
+/// Whether a step's kernels are joined by collectives that the runtime runs between them (the
+/// vocabulary-parallel cross-entropy forward): its StepPlan's backend is then Nccl, with the kernels listed.
+bool joinedByCollectives(const plan::Step &step);
 /// embedding, embedding_grad, add_position_embedding, position_embedding_grad (EmbeddingKernels.cpp).
 std::vector<CudaKernel> emitEmbedding(const plan::Plan &, const plan::Step &, std::string &error);
 

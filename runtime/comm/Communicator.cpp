@@ -75,7 +75,7 @@ std::string CallInfo::describe(const std::string &group) const {
   return text + ")";
 }
 
-std::string CallInfo::validate(int groupSize, const void *send, const void *recv) const {
+std::string CallInfo::validate(int groupSize, const void *send, const void *recv, bool sixteenBitReductions) const {
   if (op == CommOp::Split)
     return "";
   if (count < 0 || outer < 0)
@@ -83,8 +83,10 @@ std::string CallInfo::validate(int groupSize, const void *send, const void *recv
   int64_t bytes = plan::bytesOf(type);
   if (bytes == 0)
     return "unknown element type";
-  if (reduces(op) && !isReducible(type))
-    return std::string("reductions of ") + plan::toString(type) + " are not supported (f32, f64, i32, i64 are)";
+  const bool sixteenBit = type == DType::BF16 || type == DType::F16;
+  if (reduces(op) && !isReducible(type) && !(sixteenBit && sixteenBitReductions))
+    return std::string("reductions of ") + plan::toString(type) + " are not supported (f32, f64, i32, i64" +
+           (sixteenBitReductions ? ", bf16, f16" : "") + " are)";
   if ((op == CommOp::Broadcast || op == CommOp::Send || op == CommOp::Recv) && (peer < 0 || peer >= groupSize))
     return (op == CommOp::Broadcast ? "root " : "peer ") + std::to_string(peer) + " is not a rank of this group of " +
            std::to_string(groupSize);

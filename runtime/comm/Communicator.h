@@ -27,7 +27,8 @@
 namespace megatron::comm {
 
 /// The plan's element types. Data movement (gathers, broadcast, send/recv) accepts every type; reductions accept
-/// f32, f64, i32 and i64 and refuse bf16/f16 with an error (they would need a wider accumulator).
+/// f32, f64, i32 and i64 and refuse bf16/f16 with an error (they would need a wider accumulator), except on a
+/// device communicator that sums 16-bit buffers in f32 and rounds once (runtime/device/SameDeviceCommunicator.h).
 using plan::DType;
 
 enum class ReduceOp { Sum, Max };
@@ -58,7 +59,8 @@ struct CallInfo {
   std::string describe(const std::string &group) const;
   /// The arguments' problem, or "": a negative count, a reduction of bf16, a root or peer outside the group, a tag
   /// outside 0..kMaxTag, a byte size that overflows, a null buffer with elements.
-  std::string validate(int groupSize, const void *send, const void *recv) const;
+  /// `sixteenBitReductions`: the implementation reduces bf16 and f16 too (the same-device communicator).
+  std::string validate(int groupSize, const void *send, const void *recv, bool sixteenBitReductions = false) const;
 };
 
 /// The largest point-to-point tag every implementation accepts: tags are 0 <= tag <= kMaxTag (2^24 - 1). The MPI

@@ -4,8 +4,11 @@
 //   entry round: each rank publishes its buffers and what it called (a Slot); the last to arrive compares the
 //                calls, so that mismatched collectives fail here instead of reading the wrong memory;
 //   work:        each rank copies or reduces its 1/n share, reading (and for all_reduce writing) the peers'
-//                buffers directly;
+//                buffers directly, through its DataMover (host memcpy, or a device's stream: DataMover.h), which
+//                publish() readies before the entry round and complete() finishes before the exit round;
 //   exit round:  nobody returns, and so nobody frees or reuses a buffer, while a peer may still touch it.
+// A share that fails (a device copy, a kernel) fails the world before its rank enters the exit round, and every
+// rank of the collective returns the error.
 // Waits at the entry round are bounded by the timeout and end early when the world fails; a rank that gives up
 // withdraws its arrival under the lock, so the round can never complete without it. The exit round waits for
 // peers that are already past the entry round and only copying, which takes bounded time.
@@ -18,7 +21,7 @@
 
 #include "ThreadCommunicator.h"
 
-#include "Reduction.h"
+#include "DataMover.h"
 
 #include <algorithm>
 #include <atomic>
@@ -116,10 +119,11 @@ struct PostedRecv {
   std::string error;
 };
 
-/// A message sent before its receive was posted, copied out so that the sender can go on.
+/// A message sent before its receive was posted, copied out (by the sender's data mover) so that the sender
+/// can go on.
 struct Message {
   CallInfo call;
-  std::vector<char> bytes;
+  std::shared_ptr<void> bytes;
 };
 
 /// The messages of one (sender, receiver, tag), in the order they were sent, and the receive waiting for the next.
@@ -155,6 +159,7 @@ public:
   std::vector<uint64_t> arrivedIn; // the round each rank last arrived in, to name the missing ones
   std::vector<Slot> slots;
   std::string roundError; // set when the entry round that just completed found mismatched calls
+  uint64_t failedExitRound = kNotArrived; // the exit round in which a rank's share of the work failed
   std::vector<SplitResult> splitResults;
   std::map<ChannelKey, Channel> channels; // made by a send or recv; the receiver erases the ones it leaves empty
 };
@@ -207,7 +212,8 @@ char *at(void *base, int64_t elements, int64_t elementBytes) {
 
 class ThreadCommunicator final : public Communicator {
 public:
-  ThreadCommunicator(std::shared_ptr<GroupState> group, int rank) : group(std::move(group)), myRank(rank) {}
+  ThreadCommunicator(std::shared_ptr<GroupState> group, int rank, std::shared_ptr<DataMover> mover)
+      : group(std::move(group)), myRank(rank), mover(std::move(mover)) {}
 
   int rank() const override { return myRank; }
   int size() const override { return group->size(); }
@@ -220,12 +226,12 @@ public:
       const int n = size();
       const int64_t eb = plan::bytesOf(type), begin = count * myRank / n, end = count * (myRank + 1) / n;
       if (begin == end)
-        return;
+        return std::string();
       std::vector<const void *> src(n);
       std::vector<void *> dst(n);
       for (int k = 0; k < n; ++k)
         src[k] = dst[k] = at(slots[k].recv, begin, eb);
-      reduceInRankOrder(type, op, src.data(), n, dst.data(), n, end - begin);
+      return mover->reduce(type, op, src.data(), n, dst.data(), n, end - begin);
     });
   }
 
@@ -235,7 +241,9 @@ public:
       const int64_t bytes = countPerRank * plan::bytesOf(type);
       for (int k = 0; bytes > 0 && k < size(); ++k)
         if (char *to = at(recv, k * countPerRank, plan::bytesOf(type)); to != slots[k].send)
-          std::memcpy(to, slots[k].send, bytes);
+          if (std::string error = mover->copy(to, slots[k].send, bytes); !error.empty())
+            return error;
+      return std::string();
     });
   }
 
@@ -246,7 +254,7 @@ public:
       std::vector<const void *> src(n);
       for (int k = 0; k < n; ++k)
         src[k] = at(slots[k].send, myRank * countPerRank, plan::bytesOf(type));
-      reduceInRankOrder(type, op, src.data(), n, &recv, 1, countPerRank);
+      return countPerRank == 0 ? std::string() : mover->reduce(type, op, src.data(), n, &recv, 1, countPerRank);
     });
   }
 
@@ -254,7 +262,8 @@ public:
     Slot slot{{CommOp::Broadcast, type, ReduceOp::Sum, count, 1, root}, data, data};
     return collective(std::move(slot), [&](const std::vector<Slot> &slots) {
       if (count > 0 && data != slots[root].recv)
-        std::memcpy(data, slots[root].recv, count * plan::bytesOf(type));
+        return mover->copy(data, slots[root].recv, count * plan::bytesOf(type));
+      return std::string();
     });
   }
 
@@ -265,7 +274,10 @@ public:
       const int64_t bytes = chunk * plan::bytesOf(type);
       for (int64_t o = 0; bytes > 0 && o < outer; ++o)
         for (int k = 0; k < n; ++k)
-          std::memcpy(at(recv, o * n + k, bytes), at(slots[k].send, o, bytes), bytes);
+          if (std::string error = mover->copy(at(recv, o * n + k, bytes), at(slots[k].send, o, bytes), bytes);
+              !error.empty())
+            return error;
+      return std::string();
     });
   }
 
@@ -280,8 +292,10 @@ public:
         for (int k = 0; k < n; ++k)
           src[k] = at(slots[k].send, o * n + myRank, bytes);
         void *dst = at(recv, o, bytes);
-        reduceInRankOrder(type, op, src.data(), n, &dst, 1, chunk);
+        if (std::string error = mover->reduce(type, op, src.data(), n, &dst, 1, chunk); !error.empty())
+          return error;
       }
+      return std::string();
     });
   }
 
@@ -305,6 +319,7 @@ private:
 
   std::shared_ptr<GroupState> group;
   const int myRank;
+  const std::shared_ptr<DataMover> mover; // how this rank's copies and reductions reach the buffers
 };
 
 // How this rank reports a failure of the world that it did not cause itself.
@@ -344,8 +359,13 @@ std::string ThreadCommunicator::waitingError(const CallInfo &call, uint64_t roun
 
 template <typename Work> std::string ThreadCommunicator::collective(Slot slot, Work &&work) {
   const CallInfo call = slot.call;
-  if (std::string problem = call.validate(size(), slot.send, slot.recv); !problem.empty())
+  if (std::string problem = call.validate(size(), slot.send, slot.recv, mover->reduces(call.type));
+      !problem.empty())
     return poison(call.describe(name()) + ": " + problem);
+  // The peers read (and write) this rank's buffers as soon as the entry round completes.
+  if (call.op != CommOp::Split)
+    if (std::string error = mover->publish(); !error.empty())
+      return poison(call.describe(name()) + ": " + error);
   GroupState &g = *group;
   std::unique_lock<std::mutex> lock(g.mutex);
   if (g.world->failed())
@@ -380,13 +400,23 @@ template <typename Work> std::string ThreadCommunicator::collective(Slot slot, W
   lock.unlock();
 
   // Nobody writes the slots before the exit round completes, so they can be read without the lock.
-  work(g.slots);
+  std::string workError = work(g.slots);
+  if (workError.empty())
+    workError = mover->complete();
+  // A failed copy or reduction may have left any rank's buffer half written: the world fails before this rank
+  // arrives at the exit round, so that every peer sees it when the round completes.
+  if (!workError.empty()) {
+    workError = call.describe(name()) + ": " + workError + " (" + mover->describe() + ")";
+    abort(workError);
+  }
 
   // Exit round. It does not give up on failures: the peers still in it are only copying, and leaving early would
   // let the caller free a buffer that they read.
   lock.lock();
   const uint64_t exitRound = g.generation;
   g.arrivedIn[myRank] = exitRound;
+  if (!workError.empty())
+    g.failedExitRound = exitRound;
   if (++g.arrived == g.size()) {
     g.arrived = 0;
     ++g.generation;
@@ -394,6 +424,12 @@ template <typename Work> std::string ThreadCommunicator::collective(Slot slot, W
   } else {
     g.cv.wait(lock, [&] { return g.generation != exitRound; });
   }
+  const bool peerFailed = g.failedExitRound == exitRound;
+  lock.unlock();
+  if (!workError.empty())
+    return workError;
+  if (peerFailed) // a peer's share of this collective failed (and failed the world)
+    return failureMessage(call, /*waited=*/true);
   return "";
 }
 
@@ -445,10 +481,13 @@ std::unique_ptr<Communicator> ThreadCommunicator::split(int color, int key, cons
   slot.key = key;
   slot.splitName = newName;
   detail::SplitResult result;
-  error = collective(std::move(slot), [&](const std::vector<Slot> &) { result = group->splitResults[myRank]; });
+  error = collective(std::move(slot), [&](const std::vector<Slot> &) {
+    result = group->splitResults[myRank];
+    return std::string();
+  });
   if (!error.empty() || !result.group)
     return nullptr;
-  return std::make_unique<ThreadCommunicator>(std::move(result.group), result.rank);
+  return std::make_unique<ThreadCommunicator>(std::move(result.group), result.rank, mover);
 }
 
 static bool matches(const CallInfo &sent, const CallInfo &expected) {
@@ -465,6 +504,8 @@ std::string ThreadCommunicator::send(const void *data, int64_t count, DType type
   const CallInfo call{CommOp::Send, type, ReduceOp::Sum, count, 1, peer, tag};
   if (std::string problem = call.validate(size(), data, data); !problem.empty())
     return poison(call.describe(name()) + ": " + problem);
+  if (std::string error = mover->publish(); !error.empty()) // the message's bytes are written
+    return poison(call.describe(name()) + ": " + error);
   GroupState &g = *group;
   const int64_t bytes = count * plan::bytesOf(type);
   std::unique_lock<std::mutex> lock(g.mutex);
@@ -476,19 +517,24 @@ std::string ThreadCommunicator::send(const void *data, int64_t count, DType type
     detail::PostedRecv &post = *channel.posted;
     channel.posted = nullptr;
     post.done = true;
-    if (!matches(call, post.call))
+    if (!matches(call, post.call)) {
       post.error = p2pMismatch(g.name, myRank, call, peer, post.call);
-    else if (bytes > 0)
-      std::memcpy(post.data, data, bytes);
+    } else if (bytes > 0) {
+      std::string failure = mover->copy(post.data, data, size_t(bytes));
+      if (failure.empty())
+        failure = mover->complete();
+      if (!failure.empty())
+        post.error = call.describe(g.name) + ": " + failure + " (" + mover->describe() + ")";
+    }
     std::string error = post.error; // `post` dies as soon as the receiver wakes
     g.cv.notify_all();
     lock.unlock();
     return error.empty() ? "" : poison(error);
   }
   lock.unlock();
-  detail::Message message{call, std::vector<char>(static_cast<size_t>(bytes))};
-  if (bytes > 0)
-    std::memcpy(message.bytes.data(), data, bytes);
+  detail::Message message{call, nullptr};
+  if (std::string error = mover->stage(data, size_t(bytes), message.bytes); !error.empty())
+    return poison(call.describe(name()) + ": " + error + " (" + mover->describe() + ")");
   lock.lock();
   if (g.world->failed())
     return failureMessage(call, /*waited=*/false);
@@ -523,6 +569,8 @@ std::string ThreadCommunicator::recv(void *data, int64_t count, DType type, int 
   const CallInfo call{CommOp::Recv, type, ReduceOp::Sum, count, 1, peer, tag};
   if (std::string problem = call.validate(size(), data, data); !problem.empty())
     return poison(call.describe(name()) + ": " + problem);
+  if (std::string error = mover->publish(); !error.empty()) // the sender may write `data` at once
+    return poison(call.describe(name()) + ": " + error);
   GroupState &g = *group;
   std::unique_lock<std::mutex> lock(g.mutex);
   if (g.world->failed())
@@ -557,8 +605,14 @@ std::string ThreadCommunicator::recv(void *data, int64_t count, DType type, int 
       lock.unlock();
       if (!matches(message.call, call))
         return poison(p2pMismatch(g.name, peer, message.call, myRank, call));
-      if (!message.bytes.empty())
-        std::memcpy(data, message.bytes.data(), message.bytes.size());
+      const size_t bytes = size_t(count * plan::bytesOf(type));
+      if (bytes > 0) {
+        std::string failure = mover->copy(data, message.bytes.get(), bytes);
+        if (failure.empty())
+          failure = mover->complete(); // before the staged copy is freed
+        if (!failure.empty())
+          return poison(call.describe(g.name) + ": " + failure + " (" + mover->describe() + ")");
+      }
       return "";
     } else if (g.world->isFinished(g.worldRanks[peer])) {
       error = "gave up in " + call.describe(g.name) + ": rank " + std::to_string(peer) + " finished without sending" +
@@ -584,15 +638,17 @@ std::string ThreadCommunicator::recv(void *data, int64_t count, DType type, int 
 
 //===- ThreadWorld and runRanks ----------------------------------------------===//
 
-ThreadWorld::ThreadWorld(int size, ThreadWorldOptions options)
+ThreadWorld::ThreadWorld(int size, ThreadWorldOptions options, std::vector<std::shared_ptr<DataMover>> movers)
     : state(std::make_shared<detail::WorldState>(size, options)) {
   assert(size >= 1);
+  assert(movers.empty() || int(movers.size()) == size);
   std::vector<int> ranks(size);
   std::iota(ranks.begin(), ranks.end(), 0);
   auto world = std::make_shared<GroupState>(state, "world", std::move(ranks), /*isWorld=*/true);
   state->add(world);
   for (int r = 0; r < size; ++r)
-    communicators.push_back(std::make_unique<ThreadCommunicator>(world, r));
+    communicators.push_back(
+        std::make_unique<ThreadCommunicator>(world, r, movers.empty() ? hostDataMover() : movers[size_t(r)]));
 }
 
 ThreadWorld::~ThreadWorld() = default;
@@ -608,10 +664,12 @@ int ThreadWorld::failedRank() const { return state->failed() ? state->failure().
 std::string ThreadWorld::failureReason() const { return state->failed() ? state->failure().reason : ""; }
 
 std::string runRanks(int n, const std::function<std::string(int rank, Communicator &world)> &body,
-                     ThreadWorldOptions options) {
+                     ThreadWorldOptions options, std::vector<std::shared_ptr<DataMover>> movers) {
   if (n < 1)
     return "runRanks: the number of ranks must be positive (got " + std::to_string(n) + ")";
-  ThreadWorld world(n, options);
+  if (!movers.empty() && int(movers.size()) != n)
+    return "runRanks: " + std::to_string(movers.size()) + " data movers for " + std::to_string(n) + " ranks";
+  ThreadWorld world(n, options, std::move(movers));
   std::vector<std::string> errors(n);
   std::vector<std::thread> threads;
   threads.reserve(n);

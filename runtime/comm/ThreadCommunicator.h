@@ -1,7 +1,9 @@
 //===- ThreadCommunicator.h - Ranks as threads of one process ---*- C++ -*-===//
 //
 // The CPU implementation of Communicator: every rank of a job is a thread of this process and collectives work
-// directly on the peers' buffers through shared memory. A rendezvous per group (each rank publishes its buffers
+// directly on the peers' buffers through shared memory. The buffers may also be one device's memory, which every
+// rank's stream can address: then a DataMover per rank (DataMover.h) does the copies and reductions on the device
+// (runtime/device/SameDeviceCommunicator.h), and everything else here is unchanged. A rendezvous per group (each rank publishes its buffers
 // and what it called, generation-counted barriers) makes the copies and reductions safe; each rank then does
 // 1/n of the work, so that n threads share it. docs/communicator.md describes the design.
 //
@@ -29,11 +31,15 @@ struct ThreadWorldOptions {
   std::chrono::milliseconds timeout{600'000};
 };
 
+class DataMover;
+
 /// The shared state of n ranks and their communicators over the whole group, named "world". Create it before
 /// the rank threads start and destroy it after they are joined (runRanks does both).
 class ThreadWorld {
 public:
-  explicit ThreadWorld(int size, ThreadWorldOptions options = {});
+  /// `movers` (one per rank, used by that rank's thread and by the groups split off its communicator) say where
+  /// the ranks' buffers live and how they are copied and reduced (DataMover.h); empty means host memory.
+  explicit ThreadWorld(int size, ThreadWorldOptions options = {}, std::vector<std::shared_ptr<DataMover>> movers = {});
   ~ThreadWorld();
   ThreadWorld(const ThreadWorld &) = delete;
   ThreadWorld &operator=(const ThreadWorld &) = delete;
@@ -59,8 +65,9 @@ private:
 /// or throwing; the world is then aborted, so that its peers stop waiting. Returns "" if every body succeeded,
 /// else the root cause: "rank R: " and the error returned by the rank that failed first (not the secondary errors
 /// of the ranks that were waiting for it).
+/// `movers`: as ThreadWorld's (empty: host memory).
 std::string runRanks(int n, const std::function<std::string(int rank, Communicator &world)> &body,
-                     ThreadWorldOptions options = {});
+                     ThreadWorldOptions options = {}, std::vector<std::shared_ptr<DataMover>> movers = {});
 
 } // namespace megatron::comm
 

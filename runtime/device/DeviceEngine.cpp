@@ -3,6 +3,7 @@
 #include "runtime/device/DeviceEngine.h"
 
 #include "runtime/device/LinearGemms.h"
+#include "runtime/engine/CollectiveLayout.h"
 
 #include <algorithm>
 
@@ -23,18 +24,18 @@ size_t deviceBytes(plan::DType dtype) {
 
 /// One step, resolved at bind time to what the backend will be asked to do.
 struct DeviceEngine::BoundStep {
-  enum class Kind { Kernels, Gemm, Copy, Nothing } kind = Kind::Nothing;
+  enum class Kind { Kernels, Gemm, Host } kind = Kind::Host;
   std::string where;                  // "step 3 of train_step (dropout at 'embedding')", for messages
   std::vector<KernelLaunch> launches; // Kernels
+  std::vector<HostStep> between;      // Kernels joined by collectives: between[i] runs after launches[i]
   Gemm gemm;                          // Gemm
-  void *copyTo = nullptr;             // Copy: a collective of one rank
-  const void *copyFrom = nullptr;
-  size_t copyBytes = 0;
+  HostStep host;                      // Host: a collective or pipeline message (DeviceCollectives.h)
   int statusSlot = -1; // the index-status word of a step whose kernels check ids or labels
 };
 
 struct DeviceEngine::BoundProgram {
   std::string name;
+  int slot = -1; // the stash slot it is bound to; -1 for a program that does not touch the stash (any slot)
   std::vector<BoundStep> steps;
   int firstStatus = 0, statusCount = 0; // this program's index-status words
 };
@@ -48,18 +49,25 @@ DeviceEngine::~DeviceEngine() {
       backend.release(arena);
   if (status)
     backend.release(status);
+  if (workspace)
+    backend.release(workspace);
 }
 
 std::unique_ptr<DeviceEngine> DeviceEngine::create(const plan::Plan &plan, const codegen::KernelSet &kernels,
-                                                   DeviceBackend &backend, std::string &error) {
-  if (plan.parallel.tensor != 1 || plan.parallel.data != 1 || plan.pipeline.stages != 1) {
-    error = "the device engine runs single-rank plans only: this plan is compiled for " +
-            std::to_string(plan.parallel.tensor) + " tensor-parallel, " + std::to_string(plan.parallel.data) +
-            " data-parallel rank(s) and " + std::to_string(plan.pipeline.stages) +
-            " pipeline stage(s), whose collectives need NCCL, which the device engine does not call yet";
+                                                   DeviceBackend &backend, std::string &error,
+                                                   comm::Communicator *tensorGroup, comm::Communicator *dataGroup,
+                                                   comm::Communicator *pipelineGroup,
+                                                   comm::Communicator *embeddingGroup) {
+  if (error = runtime::checkParallelGroups(plan, tensorGroup, dataGroup, pipelineGroup); !error.empty())
     return nullptr;
-  }
   std::unique_ptr<DeviceEngine> engine(new DeviceEngine(plan, kernels, backend));
+  engine->groups.tensor = tensorGroup;
+  engine->groups.data = dataGroup;
+  engine->groups.pipeline = pipelineGroup;
+  engine->groups.embedding = embeddingGroup;
+  if (tensorGroup)
+    if (error = runtime::splitTensorBlocks(plan, *tensorGroup, engine->groups.tensorBlocks); !error.empty())
+      return nullptr;
   for (int a = 0; a < plan::kNumArenas; ++a) {
     const int64_t bytes = plan.allocatedBytes(plan::Arena(a));
     if (bytes == 0)
@@ -71,11 +79,28 @@ std::unique_ptr<DeviceEngine> DeviceEngine::create(const plan::Plan &plan, const
       return nullptr;
     }
   }
+  int64_t workspaceBytes = 0;
+  for (const plan::Program &program : plan.programs)
+    for (const plan::Step &step : program.steps)
+      workspaceBytes = std::max(workspaceBytes, collectiveWorkspaceBytes(plan, step));
+  if (workspaceBytes > 0) {
+    engine->workspace = backend.allocate(size_t(workspaceBytes), error);
+    if (!engine->workspace) {
+      error = "cannot allocate the collectives' workspace (" + std::to_string(workspaceBytes) + " bytes) on " +
+              backend.describe() + ": " + error;
+      return nullptr;
+    }
+  }
   if (error = backend.prepare(kernels.kernels); !error.empty())
     return nullptr;
-  for (const plan::Program &program : plan.programs)
-    if (error = engine->bindProgram(program); !error.empty())
-      return nullptr;
+  const int64_t slots = std::max<int64_t>(plan.pipeline.stashSlots, 1);
+  for (const plan::Program &program : plan.programs) {
+    // A program that reads or writes the stash is bound once per slot, as the CPU engine binds it.
+    const bool stashed = runtime::touchesStash(plan, program);
+    for (int slot = 0; slot < (stashed ? slots : 1); ++slot)
+      if (error = engine->bindProgram(program, stashed ? slot : -1); !error.empty())
+        return nullptr;
+  }
   int words = 0;
   for (const auto &program : engine->programs)
     words += program->statusCount;
@@ -87,9 +112,14 @@ std::unique_ptr<DeviceEngine> DeviceEngine::create(const plan::Plan &plan, const
   return engine;
 }
 
-void *DeviceEngine::address(int id) {
+void *DeviceEngine::address(int id) { return slotAddress(id, 0); }
+
+void *DeviceEngine::slotAddress(int id, int slot) {
   const plan::Buffer &b = planValue.buffers[size_t(id)];
-  return arenas[size_t(b.arena)] + b.offset;
+  int64_t offset = b.offset;
+  if (b.arena == plan::Arena::Stash && slot > 0)
+    offset += slot * planValue.arenaBytes[size_t(plan::Arena::Stash)];
+  return arenas[size_t(b.arena)] + offset;
 }
 
 size_t DeviceEngine::bytes(int id) const {
@@ -105,14 +135,18 @@ std::string DeviceEngine::zero(plan::Arena arena) {
   return size == 0 ? std::string() : backend.fill(arenas[size_t(arena)], 0, size_t(size));
 }
 
-std::string DeviceEngine::bindProgram(const plan::Program &program) {
+std::string DeviceEngine::bindProgram(const plan::Program &program, int slot) {
   auto bound = std::make_unique<BoundProgram>();
   bound->name = program.name;
+  bound->slot = slot;
   int statusBase = 0;
   for (const auto &other : programs)
     statusBase += other->statusCount;
   bound->firstStatus = statusBase;
-  auto addressOf = [this](int id) { return address(id); };
+  auto addressOf = [this, slot](int id) { return slotAddress(id, slot); };
+  const CollectiveBinding collectives{
+      planValue, groups, backend, addressOf, workspace,
+      program.chunk >= 0 ? int(planValue.pipeline.globalChunk(program.chunk)) : -1};
 
   std::vector<const codegen::StepPlan *> stepPlans(program.steps.size(), nullptr);
   for (const codegen::StepPlan &stepPlan : kernels.steps)
@@ -129,17 +163,22 @@ std::string DeviceEngine::bindProgram(const plan::Program &program) {
     if (!stepPlan)
       return b.where + ": the kernel set has no entry for it (generated from another plan?)";
     std::string error;
-    switch (stepPlan->backend) {
-    case codegen::StepBackend::Generated:
+    auto bindLaunches = [&]() {
       b.kind = BoundStep::Kind::Kernels;
       for (int k : stepPlan->kernels) {
         std::optional<KernelLaunch> launch = KernelLaunch::bind(kernels.kernels[size_t(k)], step, addressOf, error);
         if (!launch)
-          return b.where + ": " + error;
+          return false;
         if (launch->reportsIndices() && b.statusSlot < 0)
           b.statusSlot = statusBase + bound->statusCount++;
         b.launches.push_back(std::move(*launch));
       }
+      return true;
+    };
+    switch (stepPlan->backend) {
+    case codegen::StepBackend::Generated:
+      if (!bindLaunches())
+        return b.where + ": " + error;
       break;
     case codegen::StepBackend::CublasLt: {
       std::optional<Gemm> gemm = linearGemm(planValue, step, addressOf, error);
@@ -149,22 +188,23 @@ std::string DeviceEngine::bindProgram(const plan::Program &program) {
       b.gemm = *gemm;
       break;
     }
-    case codegen::StepBackend::Nccl:
-      // One rank (create refuses more): a reduction or gather over one rank is its input, and the gradient sums
-      // of finalize_grads change nothing.
-      if (step.op == "all_reduce_grads") {
-        b.kind = BoundStep::Kind::Nothing;
-      } else if ((step.op == "all_reduce" || step.op == "all_gather" || step.op == "reduce_scatter") &&
-                 step.inputs.size() == 1 && step.outputs.size() == 1 &&
-                 bytes(step.inputs[0]) == bytes(step.outputs[0])) {
-        b.kind = step.inputs[0] == step.outputs[0] ? BoundStep::Kind::Nothing : BoundStep::Kind::Copy;
-        b.copyTo = address(step.outputs[0]);
-        b.copyFrom = address(step.inputs[0]);
-        b.copyBytes = bytes(step.outputs[0]);
-      } else {
-        return b.where + ": needs NCCL, which the device engine does not call yet";
+    case codegen::StepBackend::Nccl: {
+      if (!stepPlan->kernels.empty()) { // generated kernels joined by collectives
+        std::optional<std::vector<HostStep>> between =
+            bindJoiningCollectives(collectives, step, stepPlan->kernels.size(), error);
+        if (!between || !bindLaunches())
+          return b.where + ": " + error;
+        b.between = std::move(*between);
+        break;
       }
+      // The rank's communicators (a single rank's collectives copy or do nothing).
+      std::optional<HostStep> host = bindCollectiveStep(collectives, step, error);
+      if (!host)
+        return b.where + ": " + error;
+      b.kind = BoundStep::Kind::Host;
+      b.host = std::move(*host);
       break;
+    }
     case codegen::StepBackend::Missing:
       return b.where + ": the code generator has no CUDA kernel for it: " + stepPlan->reason;
     }
@@ -174,36 +214,42 @@ std::string DeviceEngine::bindProgram(const plan::Program &program) {
   return {};
 }
 
-std::string DeviceEngine::runStep(BoundStep &step, const RuntimeValues &values) {
+std::string DeviceEngine::runStep(BoundStep &step, const RuntimeValues &values,
+                                  const runtime::RunContext &context) {
   std::string error;
   switch (step.kind) {
   case BoundStep::Kind::Kernels: {
     RuntimeValues mine = values;
     mine.indexStatus = step.statusSlot < 0 ? nullptr : status + step.statusSlot;
-    for (KernelLaunch &launch : step.launches)
-      if (error = backend.launch(launch.kernel(), launch.arguments(mine)); !error.empty())
-        break;
+    for (size_t i = 0; i < step.launches.size() && error.empty(); ++i) {
+      KernelLaunch &launch = step.launches[i];
+      error = backend.launch(launch.kernel(), launch.arguments(mine));
+      if (error.empty() && i < step.between.size())
+        error = step.between[i](context);
+    }
     break;
   }
   case BoundStep::Kind::Gemm:
     error = backend.gemm(step.gemm);
     break;
-  case BoundStep::Kind::Copy:
-    error = backend.copyOnDevice(step.copyTo, step.copyFrom, step.copyBytes);
-    break;
-  case BoundStep::Kind::Nothing:
+  case BoundStep::Kind::Host:
+    error = step.host(context);
     break;
   }
   return error.empty() ? error : step.where + ": " + error;
 }
 
 std::string DeviceEngine::run(const std::string &name, const runtime::RunContext &context) {
-  auto found = std::find_if(programs.begin(), programs.end(), [&](const auto &p) { return p->name == name; });
+  auto found = std::find_if(programs.begin(), programs.end(), [&](const auto &p) {
+    return p->name == name && (p->slot < 0 || p->slot == context.stashSlot);
+  });
   if (found == programs.end())
-    return "the plan has no program '" + name + "'";
+    return "the plan has no program '" + name + "'" +
+           (planValue.program(name) ? " (stash slot " + std::to_string(context.stashSlot) + ")" : "");
   BoundProgram &program = **found;
   RuntimeValues values;
-  values.tpRank = 0;
+  values.tpRank = groups.tensor ? groups.tensor->rank() : 0;
+  values.workspace = workspace;
   values.dropoutSeed = context.dropoutSeed;
   values.training = context.training;
   values.lossScale = context.lossScale;
@@ -214,8 +260,16 @@ std::string DeviceEngine::run(const std::string &name, const runtime::RunContext
     if (std::string error = backend.fill(words, 0xff, statusBytes); !error.empty())
       return error;
   for (BoundStep &step : program.steps)
-    if (std::string error = runStep(step, values); !error.empty())
+    if (std::string error = runStep(step, values, context); !error.empty()) {
+      // The peers would wait for this rank in their next collective: fail the world now (a failed collective
+      // has failed it already; the first failure wins).
+      for (comm::Communicator *group : {groups.tensor, groups.data, groups.pipeline})
+        if (group) {
+          group->abort(error);
+          break;
+        }
       return error;
+    }
   if (!statusBytes)
     return {};
 

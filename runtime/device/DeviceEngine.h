@@ -2,8 +2,9 @@
 //
 // The device counterpart of runtime::Engine: it allocates the plan's arenas in device memory, laid out at the
 // plan's offsets in the buffers' real storage types (bf16 and f16 as two bytes), binds every step of every program
-// once (generated kernels with their arguments, cuBLASLt-shaped GEMMs, the collectives of a single rank), and
-// runs a program as a sequence of launches with no host copy between steps. Only the index-status words (one per
+// once (generated kernels with their arguments, cuBLASLt-shaped GEMMs, and the collectives and pipeline messages
+// as calls of the rank's communicators on device pointers: DeviceCollectives.h), and runs a program as a sequence
+// of launches with no host copy between steps. Only the index-status words (one per
 // step that checks ids or labels) come back to the host, once at the end of a program. MLIR-free; the device
 // itself is a DeviceBackend.
 //
@@ -13,6 +14,7 @@
 #define MEGATRON_RUNTIME_DEVICE_DEVICEENGINE_H
 
 #include "runtime/device/DeviceBackend.h"
+#include "runtime/device/DeviceCollectives.h"
 #include "runtime/device/KernelLaunch.h"
 #include "runtime/engine/Engine.h"
 
@@ -26,20 +28,31 @@ namespace megatron::device {
 class DeviceEngine {
 public:
   /// Allocates the arenas on `backend`, prepares the kernels of `kernels` (codegen::generateKernels(plan)) and
-  /// binds every program. Fails with a message on a plan of more than one rank (tensor, data or pipeline
-  /// parallelism need NCCL, which is not wired yet), a step the code generator left Missing, or a step no backend
-  /// call implements. `kernels` and `backend` must outlive the engine.
+  /// binds every program. `kernels` and `backend` must outlive the engine.
+  /// The communicators are runtime::Engine::create's, with buffers that are device pointers of `backend`'s device
+  /// (the same-device communicator, SameDeviceCommunicator.h, or NCCL): `tensorGroup` of parallel.tensor ranks,
+  /// `dataGroup` of parallel.data replicas, `pipelineGroup` of the plan's stages (rank = stage) and
+  /// `embeddingGroup` of the stages that hold a tied embedding; null stands for one rank. The tensor group's
+  /// blocks for all_reduce_grads with a group_size are split off here, collectively: every rank of the group must
+  /// create its engine for the same plan at the same time. Fails with a message on groups that do not fit the
+  /// plan, a step the code generator left Missing, or a step no backend call implements.
   static std::unique_ptr<DeviceEngine> create(const plan::Plan &plan, const codegen::KernelSet &kernels,
-                                              DeviceBackend &backend, std::string &error);
+                                              DeviceBackend &backend, std::string &error,
+                                              comm::Communicator *tensorGroup = nullptr,
+                                              comm::Communicator *dataGroup = nullptr,
+                                              comm::Communicator *pipelineGroup = nullptr,
+                                              comm::Communicator *embeddingGroup = nullptr);
   ~DeviceEngine();
   DeviceEngine(const DeviceEngine &) = delete;
   DeviceEngine &operator=(const DeviceEngine &) = delete;
 
   const plan::Plan &plan() const { return planValue; }
 
-  /// Runs program `name` with the context's dropout seed, training flag and loss scale. Returns an empty string
-  /// or an error naming the step: a backend failure, or an id or label out of range ("step 0 of train_step
-  /// (embedding at 'embedding.word_embeddings'): an id or label at position 17 is outside its range").
+  /// Runs program `name` with the context's dropout seed, training flag and loss scale (and, for a pipeline
+  /// chunk's halves, its micro-batch, which tags the messages, and stash slot). Returns an empty string or an
+  /// error naming the step: a backend failure, a failed collective, or an id or label out of range ("step 0 of
+  /// train_step (embedding at 'embedding.word_embeddings'): an id or label at position 17 is outside its
+  /// range"). With communicators, a failed step aborts them, so that no peer waits for this rank.
   std::string run(const std::string &name, const runtime::RunContext &context);
 
   /// The scalar the last run of `name` left in its loss buffer (copied to the host), or an error.
@@ -48,7 +61,8 @@ public:
   /// Zeroes a whole arena on the device (the gradients before an iteration's first micro-batch).
   std::string zero(plan::Arena arena);
 
-  /// Buffer `id`'s device address, and host copies of its bytes in device storage (numElements · deviceBytes).
+  /// Buffer `id`'s device address (a stash buffer's in slot 0), and host copies of its bytes in device storage
+  /// (numElements · deviceBytes).
   void *address(int id);
   std::size_t bytes(int id) const;
   std::string upload(int id, const void *host);
@@ -59,14 +73,18 @@ private:
   struct BoundProgram;
 
   DeviceEngine(const plan::Plan &plan, const codegen::KernelSet &kernels, DeviceBackend &backend);
-  std::string bindProgram(const plan::Program &program);
-  std::string runStep(BoundStep &step, const RuntimeValues &values);
+  std::string bindProgram(const plan::Program &program, int slot);
+  std::string runStep(BoundStep &step, const RuntimeValues &values, const runtime::RunContext &context);
+  /// Buffer `id`'s address in stash slot `slot`.
+  void *slotAddress(int id, int slot);
 
   plan::Plan planValue;
   const codegen::KernelSet &kernels;
   DeviceBackend &backend;
+  RankGroups groups;
   std::vector<std::byte *> arenas;    // per plan::Arena, null when empty
   unsigned long long *status = nullptr; // device words, one per step that reports indices
+  void *workspace = nullptr;          // the collectives' packed gradients
   std::vector<std::unique_ptr<BoundProgram>> programs;
 };
 

@@ -55,8 +55,34 @@ std::string pointee(std::string cType) {
 } // namespace
 
 std::unique_ptr<DeviceOptimizer> DeviceOptimizer::create(DeviceEngine &engine, DeviceBackend &backend,
-                                                         std::string &error) {
+                                                         std::string &error, std::optional<NormShare> share) {
+  const plan::Plan &plan = engine.plan();
+  if (share) {
+    if (share->runs.size() != plan.params.size()) {
+      error = "the norm's share names " + std::to_string(share->runs.size()) + " parameters; the plan has " +
+              std::to_string(plan.params.size());
+      return nullptr;
+    }
+    for (size_t i = 0; i < plan.params.size(); ++i)
+      for (const auto &[first, count] : share->runs[i])
+        if (first < 0 || count < 0 || first + count > plan.buffers[size_t(plan.params[i].grad)].numElements()) {
+          error = "the norm's share of " + plan.params[i].name + " has a run [" + std::to_string(first) + ", " +
+                  std::to_string(first + count) + ") outside its gradient";
+          return nullptr;
+        }
+  }
+  if (share) // runs that continue one another are one launch (a sharded matrix's rows are owned run by run)
+    for (auto &runs : share->runs) {
+      std::vector<std::pair<std::int64_t, std::int64_t>> merged;
+      for (const auto &run : runs)
+        if (!merged.empty() && merged.back().first + merged.back().second == run.first)
+          merged.back().second += run.second;
+        else
+          merged.push_back(run);
+      runs = std::move(merged);
+    }
   std::unique_ptr<DeviceOptimizer> optimizer(new DeviceOptimizer(engine, backend));
+  optimizer->share = std::move(share);
   optimizer->kernels = codegen::optimizerKernels(engine.plan());
   if (error = backend.prepare(optimizer->kernels); !error.empty())
     return nullptr;
@@ -98,6 +124,25 @@ std::string DeviceOptimizer::scaleGradients(double factor) {
   return {};
 }
 
+std::string DeviceOptimizer::addSquares(const plan::Param &p, std::int64_t first, std::int64_t n) {
+  const plan::Buffer &grad = engine.plan().buffers[size_t(p.grad)];
+  const std::string type = codegen::cTypeOf(grad.dtype);
+  const codegen::CudaKernel *partialSums = find("sum_squares_partial", "x", type);
+  const codegen::CudaKernel *finish = find("sum_squares_finish", "partial", "double");
+  if (!partialSums || !finish)
+    return "no gradient-norm kernel for " + type + " gradients";
+  if (n == 0)
+    return {};
+  NamedArguments values;
+  values.set("x", static_cast<std::byte *>(engine.address(p.grad)) + first * std::int64_t(deviceBytes(grad.dtype)))
+      .set("n", static_cast<long long>(n))
+      .set("partial", partial)
+      .set("total", total);
+  if (std::string error = launchWith(backend, *partialSums, values); !error.empty())
+    return error;
+  return launchWith(backend, *finish, values);
+}
+
 std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, double &norm, double lossScale,
                                   bool *skipped) {
   const plan::Plan &plan = engine.plan();
@@ -106,25 +151,26 @@ std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, do
   if (lossScale != 1.0)
     if (std::string error = scaleGradients(1.0 / lossScale); !error.empty())
       return error;
-  // The norm: each gradient's squares summed per block, the blocks added in order onto the running total.
+  // The norm: each gradient's squares summed per block, the blocks added in order onto the running total; then
+  // the ranks' totals added over the share's groups, on the device.
   if (std::string error = backend.fill(total, 0, sizeof(double)); !error.empty())
     return error;
-  for (const plan::Param &p : plan.params) {
-    const std::string type = codegen::cTypeOf(plan.buffers[size_t(p.grad)].dtype);
-    const codegen::CudaKernel *partialSums = find("sum_squares_partial", "x", type);
-    const codegen::CudaKernel *finish = find("sum_squares_finish", "partial", "double");
-    if (!partialSums || !finish)
-      return "no gradient-norm kernel for " + type + " gradients";
-    NamedArguments values;
-    values.set("x", engine.address(p.grad))
-        .set("n", static_cast<long long>(plan.buffers[size_t(p.grad)].numElements()))
-        .set("partial", partial)
-        .set("total", total);
-    if (std::string error = launchWith(backend, *partialSums, values); !error.empty())
-      return error;
-    if (std::string error = launchWith(backend, *finish, values); !error.empty())
-      return error;
+  for (size_t i = 0; i < plan.params.size(); ++i) {
+    const plan::Param &p = plan.params[i];
+    if (!share) {
+      if (std::string error = addSquares(p, 0, plan.buffers[size_t(p.grad)].numElements()); !error.empty())
+        return error;
+      continue;
+    }
+    for (const auto &[first, count] : share->runs[i])
+      if (std::string error = addSquares(p, first, count); !error.empty())
+        return error;
   }
+  if (share)
+    for (comm::Communicator *group : share->groups)
+      if (group)
+        if (std::string error = group->allReduce(total, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+          return "the gradient norm: " + error;
   double squares = 0;
   if (std::string error = backend.copyToHost(&squares, total, sizeof squares); !error.empty())
     return error;

@@ -5,18 +5,22 @@
 // gradient norm (each gradient's sum of squares in double, added in parameter order, as cpu::sumOfSquares over the
 // CPU's gradients), clipping by clip / (norm + 1e-6) when that is below 1 (Megatron's --clip-grad), and AdamW on
 // every parameter with torch.optim.AdamW's scalars computed on the host in double, as cpu::adamwStep computes them.
-// Single rank; MLIR-free.
+// A rank of a parallel run counts its share of the global norm and adds the ranks' shares over its groups
+// (NormShare); the distributed optimizer (ZeRO) is not done on the device yet. MLIR-free.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef MEGATRON_RUNTIME_DEVICE_DEVICEOPTIMIZER_H
 #define MEGATRON_RUNTIME_DEVICE_DEVICEOPTIMIZER_H
 
+#include "runtime/comm/Communicator.h"
 #include "runtime/device/DeviceEngine.h"
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace megatron::device {
@@ -28,20 +32,34 @@ struct AdamWSettings {
   int64_t step = 1;
 };
 
+/// A rank's share of a parallel run's global gradient norm, as megatron-run's trainer counts it (each element of
+/// the whole model once: runtime/train/Shards.h's ownedRuns on the first replica, a tied parameter's copy on its
+/// first stage only), and the groups that add the ranks' sums of squares.
+struct NormShare {
+  /// Per parameter of the plan, in order: the runs (first element, count) of its gradient that this rank counts.
+  std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> runs;
+  /// The groups over which the ranks' sums are added, in this order (the trainer's: tensor, data, pipeline): each
+  /// an all-reduce of the device's running total (one f64, rank order), so every rank clips with the same bits.
+  std::vector<comm::Communicator *> groups;
+};
+
 class DeviceOptimizer {
 public:
   /// Prepares the plan's optimizer kernels on `backend` and the norm's device workspace. `engine` and `backend`
-  /// must outlive it.
-  static std::unique_ptr<DeviceOptimizer> create(DeviceEngine &engine, DeviceBackend &backend, std::string &error);
+  /// must outlive it. Without `share`, every element of every gradient counts once and no group is involved (one
+  /// rank); with one, its runs must lie within the gradients and name every parameter.
+  static std::unique_ptr<DeviceOptimizer> create(DeviceEngine &engine, DeviceBackend &backend, std::string &error,
+                                                 std::optional<NormShare> share = std::nullopt);
   ~DeviceOptimizer();
   DeviceOptimizer(const DeviceOptimizer &) = delete;
   DeviceOptimizer &operator=(const DeviceOptimizer &) = delete;
 
-  /// The gradient norm into `norm` (one copy to the host), clipping when clipGrad > 0, then AdamW. "" or an error.
-  /// With fp16's loss scale (runtime/train/LossScaler) the gradients are first divided by `lossScale`. Under a loss
-  /// scaler (`skipped` given, whatever the scale, 1 included) a non-finite norm means an overflow somewhere (every
-  /// element's square is in the sum), and the step is skipped, as Megatron skips it: `skipped` is set and nothing
-  /// is updated. Without one, a non-finite norm is an error.
+  /// The gradient norm into `norm` (one copy to the host; over the share's groups first), clipping when
+  /// clipGrad > 0, then AdamW on this rank's parameters. "" or an error. With fp16's loss scale
+  /// (runtime/train/LossScaler) the gradients are first divided by `lossScale`. Under a loss scaler (`skipped`
+  /// given, whatever the scale, 1 included) a non-finite norm means an overflow somewhere (every element's square
+  /// is in the sum), and the step is skipped, as Megatron skips it: `skipped` is set and nothing is updated.
+  /// Without one, a non-finite norm is an error.
   std::string step(const AdamWSettings &adam, double clipGrad, double &norm, double lossScale = 1.0,
                    bool *skipped = nullptr);
 
@@ -49,12 +67,15 @@ private:
   DeviceOptimizer(DeviceEngine &engine, DeviceBackend &backend) : engine(engine), backend(backend) {}
   /// Every gradient times `factor` (the scale kernel).
   std::string scaleGradients(double factor);
+  /// The squares of `n` elements of parameter `p`'s gradient from element `first`, added onto the running total.
+  std::string addSquares(const plan::Param &p, std::int64_t first, std::int64_t n);
   /// The optimizer kernel for `op` whose run-time argument `arg` has C type `cType`.
   const codegen::CudaKernel *find(const std::string &op, const std::string &arg, const std::string &cType) const;
 
   DeviceEngine &engine;
   DeviceBackend &backend;
   std::vector<codegen::CudaKernel> kernels;
+  std::optional<NormShare> share;
   double *partial = nullptr, *total = nullptr; // device: the partial sums of one tensor, the running total
 };
 

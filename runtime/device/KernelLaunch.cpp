@@ -22,7 +22,7 @@ void putInteger(std::byte *slot, const std::string &cType, long long value) {
 
 bool knownRuntimeValue(const std::string &name) {
   return name == "tp_rank" || name == "dropout_seed" || name == "training" || name == "loss_scale" ||
-         name == "index_status";
+         name == "index_status" || name == "workspace";
 }
 
 } // namespace
@@ -77,6 +77,8 @@ void **KernelLaunch::arguments(const RuntimeValues &values) {
       putInteger(slot, arg.cType, values.training ? 1 : 0);
     else if (arg.name == "loss_scale")
       put(slot, values.lossScale);
+    else if (arg.name == "workspace")
+      put(slot, values.workspace);
     else // index_status: bind() admits no other name
       put(slot, values.indexStatus);
   }

@@ -2,7 +2,7 @@
 //
 // The one place that turns a kernel's parameter list (codegen::KernelArg) into the values a launch passes: the
 // step's buffers as device addresses and its integer attributes are fixed when the step is bound; the run-time
-// values (tp_rank, dropout_seed, training, loss_scale, index_status) are written into their slots before each
+// values (tp_rank, dropout_seed, training, loss_scale, index_status, workspace) are written into their slots before each
 // launch. The device engine and the simulator's step checker both bind through it. MLIR-free.
 //
 //===----------------------------------------------------------------------===//
@@ -28,6 +28,7 @@ struct RuntimeValues {
   bool training = true;
   double lossScale = 1.0;
   void *indexStatus = nullptr; ///< a device word (unsigned long long) the launcher set to ~0
+  void *workspace = nullptr;   ///< the runtime's device workspace for steps joined by collectives
 };
 
 class KernelLaunch {

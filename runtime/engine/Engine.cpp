@@ -2,6 +2,7 @@
 
 #include "Engine.h"
 
+#include "CollectiveLayout.h"
 #include "StepBinder.h"
 
 #include "runtime/cpu/Kernels.h"
@@ -26,37 +27,6 @@ std::uint64_t dropoutSeedFor(std::uint64_t seed, std::int64_t iteration, std::in
 
 Engine::~Engine() = default;
 
-namespace {
-
-/// The group sizes of the plan's all_reduce_grads steps that need a communicator of their own (1 < k < the
-/// group's size), in order of first appearance: every rank splits them off in the same order.
-std::string subGroupSizes(const plan::Plan &plan, int tpSize, std::vector<std::int64_t> &sizes) {
-  for (const plan::Program &program : plan.programs)
-    for (size_t i = 0; i < program.steps.size(); ++i) {
-      const plan::Step &step = program.steps[i];
-      if (step.op != "all_reduce_grads")
-        continue;
-      auto it = step.attrs.find("group_size");
-      if (it == step.attrs.end())
-        continue;
-      auto group = step.attrs.find("group");
-      if (group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
-          std::get<std::string>(group->second) != "tp")
-        continue; // refused when the step is bound: group_size is for the tensor-parallel group
-
-      const std::int64_t *k = std::get_if<std::int64_t>(&it->second);
-      if (!k || *k < 1 || tpSize % *k != 0)
-        return "step " + std::to_string(i) + " of " + program.name +
-               " (all_reduce_grads): group_size must be a positive divisor of the tensor-parallel size " +
-               std::to_string(tpSize);
-      if (*k > 1 && *k < tpSize && std::find(sizes.begin(), sizes.end(), *k) == sizes.end())
-        sizes.push_back(*k);
-    }
-  return {};
-}
-
-} // namespace
-
 std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, ParallelRank rank) {
   if (rank.tpSize < 1 || rank.tpRank < 0 || rank.tpRank >= rank.tpSize) {
     error = "tensor-parallel rank " + std::to_string(rank.tpRank) + " is outside a group of " +
@@ -69,33 +39,9 @@ std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, Para
 std::unique_ptr<Engine> Engine::create(plan::Plan plan, std::string &error, comm::Communicator *tensorGroup,
                                        comm::Communicator *dataGroup, comm::Communicator *pipelineGroup,
                                        comm::Communicator *embeddingGroup) {
-  int stages = pipelineGroup ? pipelineGroup->size() : 1;
-  if (plan.pipeline.stages != stages || (pipelineGroup && pipelineGroup->rank() != plan.pipeline.stage)) {
-    error = "the plan is stage " + std::to_string(plan.pipeline.stage) + " of " +
-            std::to_string(plan.pipeline.stages) + " pipeline stages, but " +
-            (pipelineGroup ? "this rank is stage " + std::to_string(pipelineGroup->rank()) + " of " +
-                                 std::to_string(stages)
-                           : std::string("no pipeline communicator was given (one stage)"));
+  if (error = checkParallelGroups(plan, tensorGroup, dataGroup, pipelineGroup); !error.empty())
     return nullptr;
-  }
-  int size = tensorGroup ? tensorGroup->size() : 1;
-  if (plan.parallel.tensor != size) {
-    error = "the plan is compiled for " + std::to_string(plan.parallel.tensor) + " tensor-parallel rank" +
-            (plan.parallel.tensor == 1 ? "" : "s") + ", but " +
-            (tensorGroup ? "the group \"" + tensorGroup->name() + "\" has " + std::to_string(size) + " rank" +
-                               (size == 1 ? "" : "s")
-                         : std::string("no tensor-parallel communicator was given (a single rank)"));
-    return nullptr;
-  }
-  int replicas = dataGroup ? dataGroup->size() : 1;
-  if (plan.parallel.data != replicas) {
-    error = "the plan is compiled for " + std::to_string(plan.parallel.data) + " data-parallel rank" +
-            (plan.parallel.data == 1 ? "" : "s") + ", but " +
-            (dataGroup ? "the group \"" + dataGroup->name() + "\" has " + std::to_string(replicas) + " rank" +
-                             (replicas == 1 ? "" : "s")
-                       : std::string("no data-parallel communicator was given (a single replica)"));
-    return nullptr;
-  }
+  const int size = tensorGroup ? tensorGroup->size() : 1;
   return createImpl(std::move(plan), error, ParallelRank{tensorGroup ? tensorGroup->rank() : 0, size},
                     tensorGroup, dataGroup, pipelineGroup, embeddingGroup);
 }
@@ -129,20 +75,9 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
       self->commSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       return error;
     };
-    // Sub-groups of consecutive ranks (the ranks that share a key/value head sum its gradient), split
-    // collectively: every rank reads the same plan, so all ask for the same sizes in the same order.
-    std::vector<std::int64_t> sizes;
-    if (error = subGroupSizes(p, rank.tpSize, sizes); !error.empty())
+    // Sub-groups of consecutive ranks (the ranks that share a key/value head sum its gradient).
+    if (error = splitTensorBlocks(p, *tensorGroup, engine->subGroups); !error.empty())
       return nullptr;
-    for (std::int64_t k : sizes) {
-      std::unique_ptr<comm::Communicator> sub = tensorGroup->split(
-          static_cast<int>(rank.tpRank / k), rank.tpRank, tensorGroup->name() + "/" + std::to_string(k), error);
-      if (!sub) {
-        error = "cannot split the tensor-parallel group into blocks of " + std::to_string(k) + " ranks: " + error;
-        return nullptr;
-      }
-      engine->subGroups[k] = std::move(sub);
-    }
   }
 
   // One float type per plan: f32 for training (with bf16/f16 buffers emulated on f32 storage), f64 for gradient
@@ -194,11 +129,7 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
 
   for (const plan::Program &program : p.programs) {
     // A program that reads or writes the stash is bound once per slot of its chunk.
-    bool stashed = false;
-    for (const plan::Step &step : program.steps)
-      for (const std::vector<int> *ids : {&step.inputs, &step.outputs})
-        for (int id : *ids)
-          stashed = stashed || p.buffers[static_cast<std::size_t>(id)].arena == plan::Arena::Stash;
+    const bool stashed = touchesStash(p, program);
     int slotCount = stashed ? static_cast<int>(slots) : 1;
     engine->bindingChunk = program.chunk >= 0 ? static_cast<int>(p.pipeline.globalChunk(program.chunk)) : -1;
     for (int slot = 0; slot < slotCount; ++slot) {

@@ -36,6 +36,8 @@ enum class ArgSource {
 ///   "loss_scale" (double): RunContext::lossScale, which the loss seed (a fill marked loss_seed) is multiplied by;
 ///   "index_status" (unsigned long long *): a device word set to ~0 before the step; afterwards the smallest
 ///       position of an id or label outside its range, as cpu::IndexStatus::position;
+///   "workspace" (float * or double *): device memory of the runtime's that the kernels of a step joined by
+///       collectives pass their statistics through (the vocabulary-parallel cross-entropy: 3·rows values);
 ///   and the optimizer kernels' own: "n" (long long), AdamW's step scalars (double), "decay" (int), "factor"
 ///   (float), "partial" and "total" (double *): see optimizerKernels().
 struct KernelArg {
@@ -74,7 +76,10 @@ struct CudaKernel {
 enum class StepBackend {
   Generated, ///< the kernels listed, launched in order
   CublasLt,  ///< a matrix product: linear, linear_grad_input, linear_grad_weight
-  Nccl,      ///< a collective or pipeline message (awaits NCCL)
+  Nccl,      ///< a collective or pipeline message: the runtime calls its communicator. With kernels listed,
+             ///< a step whose kernels the runtime joins with collectives (the vocabulary-parallel
+             ///< cross-entropy forward: row_max, an all-reduce max of the rows' maxima, partial_sums, an
+             ///< all-reduce sum of the rows' [sum, target] pairs, finish), through the "workspace" argument
   Missing,   ///< no CUDA implementation yet; `reason` says why
 };
 const char *toString(StepBackend backend);
@@ -105,6 +110,17 @@ const char *cTypeOf(plan::DType type);
 /// scale for each distinct gradient type. Their sizes are run-time arguments ("n"), since the optimizer runs per
 /// parameter or over a flat arena; their launch grids are fixed. `steps` is empty.
 std::vector<CudaKernel> optimizerKernels(const plan::Plan &plan);
+
+/// The same-device communicator's reduction (runtime/device/SameDeviceCommunicator.h, lib/CodeGen/cuda/
+/// RankReduction.cuh): destinations[d][i] = sources[0][i] op ... op sources[ranks-1][i] in rank order, for every
+/// d < destination_count, in f32 for f32, bf16 and f16 (rounded once when stored), f64 for f64, wrapping for i32
+/// and i64; op is max (a NaN wins) or sum. Its parameters are run-time values: "sources" and "destinations"
+/// (mt::RankPointers, up to kMaxReduceRanks device pointers by value), "ranks" and "destination_count" (int) and
+/// "n" (long long, elements). `elements` picks the grid: a small one up to kSmallRankReduction, else one that
+/// fills a GPU (two kernels per type and op at most).
+inline constexpr int kMaxReduceRanks = 16;
+inline constexpr int64_t kSmallRankReduction = 1 << 16;
+CudaKernel rankReductionKernel(plan::DType type, bool max, int64_t elements);
 
 /// The blocks of the sum_squares_partial kernels (a fixed number, so that the sum's order is fixed): the
 /// "partial" workspace holds this many doubles.

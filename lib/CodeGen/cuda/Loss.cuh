@@ -59,6 +59,67 @@ MT_DEVICE void crossEntropyMean(const Z *logits, const int *labels, const M *mas
     store(loss, typename Compute<L>::type(total == 0.0 ? 0.0 : sum / total));
 }
 
+/// The vocabulary-parallel forward (each rank holds V columns of the FULL = V·ranks vocabulary) in three kernels
+/// joined by the device engine's two all-reduces over the tensor-parallel group, as runtime/cpu/Loss.cpp's
+/// crossEntropyRowMax, crossEntropyPartialSums and crossEntropyFinish: the workspace holds the rows' maxima
+/// ([ROWS], all-reduced with max) and then each row's Σ exp(z − max) and target logit ([ROWS][2], summed).
+template <typename Z, i64 V, int BLOCK>
+MT_DEVICE void crossEntropyRowMax(const Z *logits, typename Compute<Z>::type *workspace) {
+  typedef typename Compute<Z>::type C;
+  const i64 row = blockIdx.x;
+  const Z *z = logits + row * V;
+  C max = -infinity<C>();
+  for (i64 i = threadIdx.x; i < V; i += BLOCK) {
+    C value = load(z + i);
+    max = value > max ? value : max;
+  }
+  max = blockMax<BLOCK>(max);
+  if (threadIdx.x == 0)
+    workspace[row] = max;
+}
+
+/// Row r's local Σ exp(z − max) and, where this rank holds its label's column (and the mask reads the label),
+/// z[label − vocabOffset], else 0. Labels outside [0, LIMIT) where the mask reads them are reported.
+template <typename Z, typename M, i64 ROWS, i64 V, i64 LIMIT, int BLOCK, bool MASKED>
+MT_DEVICE void crossEntropyPartialSums(const Z *logits, const int *labels, const M *mask,
+                                       typename Compute<Z>::type *workspace, u64 *status, i64 vocabOffset) {
+  typedef typename Compute<Z>::type C;
+  const i64 row = blockIdx.x;
+  const Z *z = logits + row * V;
+  const C max = workspace[row];
+  C sum = 0;
+  for (i64 i = threadIdx.x; i < V; i += BLOCK)
+    sum += exp(C(load(z + i)) - max);
+  sum = blockSum<BLOCK>(sum);
+  if (threadIdx.x == 0) {
+    const int label = labels[row];
+    const bool read = maskAt<MASKED>(mask, row) != 0.0;
+    if (read && (label < 0 || label >= LIMIT))
+      reportBadIndex(status, row);
+    const i64 column = i64(label) - vocabOffset;
+    workspace[ROWS + 2 * row] = sum;
+    workspace[ROWS + 2 * row + 1] = read && column >= 0 && column < V ? C(load(z + column)) : C(0);
+  }
+}
+
+/// lse[r] = max_r + log Σ_r, and *loss = Σ mask·(lse − target) / Σ mask in double; one block.
+template <typename C, typename M, typename S, typename L, i64 ROWS, int BLOCK, bool MASKED>
+MT_DEVICE void crossEntropyFinish(const C *workspace, const M *mask, S *lse, L *loss) {
+  double sum = 0, total = 0;
+  for (i64 r = threadIdx.x; r < ROWS; r += BLOCK) {
+    const C rowLse = workspace[r] + log(workspace[ROWS + 2 * r]);
+    store(lse + r, rowLse);
+    const double m = maskAt<MASKED>(mask, r);
+    total += m;
+    if (m != 0.0)
+      sum += m * (double(rowLse) - double(workspace[ROWS + 2 * r + 1]));
+  }
+  sum = blockSum<BLOCK>(sum);
+  total = blockSum<BLOCK>(total);
+  if (threadIdx.x == 0)
+    store(loss, typename Compute<L>::type(total == 0.0 ? 0.0 : sum / total));
+}
+
 /// dlogits[row] = w·exp(z − lse) − w·onehot(label − vocabOffset), w = dloss·mask[row]/Σ mask. Every block sums
 /// the mask itself (ROWS floats from L2), which spares a workspace and a launch.
 template <typename D, typename Z, typename M, typename S, typename G, i64 ROWS, i64 V, i64 LIMIT, int BLOCK,

@@ -1,7 +1,8 @@
 //===- CompileKernelsTest.cpp - NVRTC compiles every generated kernel ---------===//
 //
 // The test that matters without a GPU: every kernel the generator emits for the test models (the GPT, the
-// LLaMA-style model in f32, bf16 and f16, BERT, T5 with its relative position bias) and every optimizer kernel compiles with NVRTC to PTX for
+// LLaMA-style model in f32, bf16 and f16, BERT, T5 with its relative position bias, the sharded GPT's
+// vocabulary-parallel loss), every optimizer kernel and the same-device communicator's reductions compile with NVRTC to PTX for
 // compute_90 and to a CUBIN for sm_90 (H100). A failure prints the kernel's name and NVRTC's log. The kernels go
 // through a fresh KernelCache, so the second architecture pass also checks that entries read back.
 //
@@ -28,12 +29,18 @@ std::vector<CudaKernel> everyKernel() {
   std::vector<CudaKernel> all;
   for (const plan::Plan &plan : {test::gptPlan(), test::llamaPlan(), test::bertPlan(), test::t5Plan(), test::t5Plan(2),
                                  test::llamaPlan(plan::DType::BF16),
-                                 test::llamaPlan(plan::DType::F16)}) {
+                                 test::llamaPlan(plan::DType::F16), test::shardedGptPlan()}) {
     KernelSet set = generateKernels(plan);
     all.insert(all.end(), set.kernels.begin(), set.kernels.end());
     std::vector<CudaKernel> optimizer = optimizerKernels(plan);
     all.insert(all.end(), optimizer.begin(), optimizer.end());
   }
+  // The same-device communicator's reductions, of every type, both ops and both grids.
+  for (plan::DType type : {plan::DType::F32, plan::DType::F64, plan::DType::BF16, plan::DType::F16, plan::DType::I32,
+                           plan::DType::I64})
+    for (bool max : {false, true})
+      for (int64_t elements : {int64_t(1), kSmallRankReduction + 1})
+        all.push_back(rankReductionKernel(type, max, elements));
   // Kernels shared by the models (same name, same source) are compiled once.
   std::sort(all.begin(), all.end(), [](const CudaKernel &a, const CudaKernel &b) { return a.name < b.name; });
   all.erase(std::unique(all.begin(), all.end(),

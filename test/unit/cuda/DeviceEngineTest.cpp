@@ -93,7 +93,7 @@ TEST(CudaDeviceEngine, RefusesTensorParallelPlans) {
   const codegen::KernelSet set = codegen::generateKernels(test::shardedGptPlan());
   std::string error;
   EXPECT_EQ(device::DeviceEngine::create(test::shardedGptPlan(), set, *backend, error), nullptr);
-  EXPECT_NE(error.find("single-rank plans only"), std::string::npos) << error;
+  EXPECT_NE(error.find("no tensor-parallel communicator was given"), std::string::npos) << error;
   EXPECT_NE(error.find("2 tensor-parallel"), std::string::npos) << error;
 }
 

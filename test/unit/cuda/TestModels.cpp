@@ -12,13 +12,18 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <set>
+#include <tuple>
 
 namespace megatron::test {
 
 namespace {
 
-plan::Plan compile(ModelConfig config, const char *precision = "", int64_t tensor = 1, bool sequence = false) {
+/// The model through the compiler's passes: one plan, or one per pipeline stage when `stages` > 1.
+std::vector<plan::Plan> compileStages(ModelConfig config, const char *precision, int64_t tensor, bool sequence,
+                                      int64_t data, int64_t stages) {
   config.resolveDefaults();
   std::string problems;
   for (const std::string &problem : config.validate())
@@ -27,19 +32,35 @@ plan::Plan compile(ModelConfig config, const char *precision = "", int64_t tenso
   context.loadDialect<mlir::mt::MtDialect, mlir::func::FuncDialect>();
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::mt::buildModel(context, config);
   mlir::PassManager pm(&context);
-  if (tensor > 1)
-    pm.addPass(mlir::mt::createMtShard(mlir::mt::MtShardOptions{tensor, sequence}));
+  if (tensor > 1 || data > 1)
+    pm.addPass(mlir::mt::createMtShard(mlir::mt::MtShardOptions{tensor, sequence, data}));
+  if (stages > 1) {
+    mlir::mt::MtPipelineOptions pipeline;
+    pipeline.stages = stages;
+    pm.addPass(mlir::mt::createMtPipeline(pipeline));
+  }
   if (*precision)
     pm.addPass(mlir::mt::createMtMixedPrecision(mlir::mt::MtMixedPrecisionOptions{precision}));
   pm.addPass(mlir::mt::createMtAutodiff());
-  mlir::FailureOr<plan::Plan> plan = mlir::failure();
-  if (problems.empty() && module && mlir::succeeded(pm.run(*module)))
-    plan = mlir::mt::buildPlan(*module);
-  if (mlir::failed(plan)) {
+  mlir::FailureOr<std::vector<plan::Plan>> plans = mlir::failure();
+  if (problems.empty() && module && mlir::succeeded(pm.run(*module))) {
+    if (stages > 1) {
+      plans = mlir::mt::buildPlans(*module);
+    } else if (mlir::FailureOr<plan::Plan> one = mlir::mt::buildPlan(*module); mlir::succeeded(one)) {
+      plans = std::vector<plan::Plan>();
+      plans->push_back(std::move(*one));
+    }
+  }
+  if (mlir::failed(plans)) {
     std::fprintf(stderr, "the test model does not compile: %s\n", problems.c_str());
     std::abort();
   }
-  return std::move(*plan);
+  return std::move(*plans);
+}
+
+plan::Plan compile(ModelConfig config, const char *precision = "", int64_t tensor = 1, bool sequence = false,
+                   int64_t data = 1) {
+  return std::move(compileStages(std::move(config), precision, tensor, sequence, data, 1).front());
 }
 
 ModelConfig tinyGpt() {
@@ -145,6 +166,33 @@ const plan::Plan &shardedGptPlan() {
 const plan::Plan &shardedLlamaPlan() {
   static const plan::Plan plan = compile(llamaConfig(), "", 2, false);
   return plan;
+}
+
+const plan::Plan &parallelGptPlan(int64_t tensor, int64_t data, plan::DType compute) {
+  static std::map<std::tuple<int64_t, int64_t, plan::DType>, plan::Plan> plans;
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto [it, added] = plans.try_emplace({tensor, data, compute});
+  if (added) {
+    ModelConfig c = tinyGpt();
+    c.globalBatchSize = 2 * c.microBatchSize * data; // two micro-batches per replica
+    const char *precision = compute == plan::DType::BF16 ? "bf16" : compute == plan::DType::F16 ? "fp16" : "";
+    it->second = compile(c, precision, tensor, tensor > 1, data);
+  }
+  return it->second;
+}
+
+const std::vector<plan::Plan> &pipelineGptPlans(int64_t stages) {
+  static std::map<int64_t, std::vector<plan::Plan>> plans;
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto [it, added] = plans.try_emplace(stages);
+  if (added) {
+    ModelConfig c = tinyGpt();
+    c.globalBatchSize = 2 * c.microBatchSize; // two micro-batches in flight
+    it->second = compileStages(c, "", 1, false, 1, stages);
+  }
+  return it->second;
 }
 
 } // namespace megatron::test

@@ -12,6 +12,8 @@
 #include "megatron/Model/ModelConfig.h"
 #include "megatron/Plan/Plan.h"
 
+#include <vector>
+
 namespace megatron::test {
 
 /// `config` compiled as the plans below are, on one rank, with --mt-mixed-precision=`precision` unless it is empty
@@ -42,6 +44,15 @@ const plan::Plan &shardedLlamaPlan();
 /// vocabulary 101 (padded only to a multiple of the ranks), on one rank or two with sequence parallelism (then a
 /// dropout shard's runs are 90 elements, not a multiple of four).
 const plan::Plan &oddGptPlan(int64_t tensor);
+
+/// One rank's plan of the GPT over `tensor` tensor-parallel ranks (with sequence parallelism when tensor > 1) and
+/// `data` replicas (whose finalize_grads sums the gradients over the "dp" group), two micro-batches per replica,
+/// in f32 or with bf16 or f16 compute (--mt-mixed-precision).
+const plan::Plan &parallelGptPlan(int64_t tensor, int64_t data, plan::DType compute = plan::DType::F32);
+
+/// The GPT split into `stages` pipeline stages (--mt-pipeline), one plan per stage, with two micro-batches per
+/// iteration; the first and last stages share the tied embedding.
+const std::vector<plan::Plan> &pipelineGptPlans(int64_t stages);
 
 } // namespace megatron::test
 
