@@ -161,12 +161,8 @@ private:
   /// issues it on the backend's stream.
   template <typename Issue> std::string issue(CallInfo call, const void *send, const void *recv, Issue issueCall) {
     const std::string where = call.describe(groupName) + " on rank " + std::to_string(myRank);
-    // comm::Communicator's CPU implementations refuse 16-bit reductions; NCCL performs them. Validate everything
-    // else (sizes, peers, tags, buffers) as the contract does, with the reducible type of the same size class.
-    CallInfo checked = call;
-    if (checked.type == DType::BF16 || checked.type == DType::F16)
-      checked.type = DType::F32;
-    if (std::string problem = checked.validate(count, send, recv); !problem.empty()) {
+    // comm::Communicator's host implementations refuse 16-bit reductions; NCCL performs them.
+    if (std::string problem = call.validate(count, send, recv, /*sixteenBitReductions=*/true); !problem.empty()) {
       abort(where + ": " + problem);
       return where + ": " + problem;
     }

@@ -215,8 +215,9 @@ TEST(CudaCodeGen, StepsWithOtherGridsGetTheirOwnKernel) {
   for (const CudaKernel &kernel : set.kernels)
     for (const StepRef &ref : kernel.steps) {
       const plan::Step &step = plan.program(ref.program)->steps[size_t(ref.step)];
-      if (step.op == "embedding")
+      if (step.op == "embedding") {
         EXPECT_EQ(kernel.launch.grid[0], plan.buffers[size_t(step.inputs[0])].numElements())
             << kernel.name << " serves " << ref.program << " step " << ref.step;
+      }
     }
 }

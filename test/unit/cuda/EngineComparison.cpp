@@ -24,28 +24,6 @@ namespace megatron::test {
 
 namespace {
 
-/// The CPU engine's buffer `id`, rounded to its device storage, copied into the device engine's.
-std::string upload(runtime::Engine &cpu, device::DeviceEngine &device, int id) {
-  return device.upload(id, deviceStorage(cpu, id).data());
-}
-
-std::vector<double> deviceValues(device::DeviceEngine &device, int id, std::string &error) {
-  const plan::Buffer &b = device.plan().buffers[size_t(id)];
-  std::vector<std::byte> staging(device.bytes(id));
-  error = device.download(id, staging.data());
-  return storedValues(b.dtype, staging.data(), b.numElements());
-}
-
-/// |device − cpu| at its worst, relative to the CPU tensor's scale (its largest |value|).
-double relativeDifference(const std::vector<double> &device, const std::vector<double> &cpu) {
-  double scale = 0, worst = 0;
-  for (size_t i = 0; i < cpu.size(); ++i) {
-    scale = std::max(scale, std::fabs(cpu[i]));
-    worst = std::max(worst, std::isfinite(device[i]) ? std::fabs(device[i] - cpu[i]) : INFINITY);
-  }
-  return worst / std::max(scale, 1e-30);
-}
-
 /// A plan on both engines, the device engine over `backend` counted.
 struct BothEngines {
   BothEngines(const plan::Plan &plan, device::DeviceBackend &backend)

@@ -9,10 +9,12 @@
 #ifndef MEGATRON_TEST_UNIT_CUDA_ENGINEVALUES_H
 #define MEGATRON_TEST_UNIT_CUDA_ENGINEVALUES_H
 
+#include "runtime/device/DeviceEngine.h"
 #include "runtime/engine/Engine.h"
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace megatron::test {
@@ -25,6 +27,14 @@ std::vector<double> cpuValues(runtime::Engine &engine, int id);
 std::vector<std::byte> deviceStorage(runtime::Engine &engine, int id);
 /// `count` elements of `dtype` in device storage at `data`, as doubles.
 std::vector<double> storedValues(plan::DType dtype, const std::byte *data, int64_t count);
+
+/// The CPU engine's buffer `id`, rounded to its device storage, copied into the device engine's: "" or an error.
+std::string upload(runtime::Engine &cpu, device::DeviceEngine &device, int id);
+/// The device engine's buffer `id` as doubles (`error` set when the download fails).
+std::vector<double> deviceValues(device::DeviceEngine &device, int id, std::string &error);
+/// |device − cpu| at its worst, relative to the CPU tensor's scale (its largest |value|); inf for a non-finite
+/// device value.
+double relativeDifference(const std::vector<double> &device, const std::vector<double> &cpu);
 
 } // namespace megatron::test
 

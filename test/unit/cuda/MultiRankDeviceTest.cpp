@@ -10,12 +10,13 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "EngineValues.h"
 #include "RandomFill.h"
 #include "SharedSimulatedDevice.h"
 #include "SimulatedKernels.h"
 #include "TestModels.h"
 
-#include "sim/DeviceValues.h"
+#include "DeviceValues.h"
 
 #include "megatron/CodeGen/CudaKernels.h"
 #include "runtime/cpu/Kernels.h"
@@ -36,46 +37,12 @@
 
 using namespace megatron;
 
+using test::cpuValues;
+using test::deviceValues;
+using test::relativeDifference;
+using test::upload;
+
 namespace {
-
-/// Buffer `id` as doubles: from the CPU engine (16-bit values kept as f32) or the device engine (as stored).
-std::vector<double> cpuValues(runtime::Engine &cpu, int id) {
-  const plan::Buffer &b = cpu.buffer(id);
-  std::vector<double> values(size_t(b.numElements()));
-  for (int64_t i = 0; i < b.numElements(); ++i)
-    values[size_t(i)] = cudasim::readDevice(runtime::Engine::storageType(b.dtype),
-                                            static_cast<const std::byte *>(cpu.data(id)), i);
-  return values;
-}
-
-std::vector<double> deviceValues(device::DeviceEngine &gpu, int id, std::string &error) {
-  const plan::Buffer &b = gpu.plan().buffers[size_t(id)];
-  std::vector<std::byte> staging(gpu.bytes(id));
-  error = gpu.download(id, staging.data());
-  std::vector<double> values(size_t(b.numElements()));
-  for (int64_t i = 0; i < b.numElements(); ++i)
-    values[size_t(i)] = cudasim::readDevice(b.dtype, staging.data(), i);
-  return values;
-}
-
-std::string upload(runtime::Engine &cpu, device::DeviceEngine &gpu, int id) {
-  const plan::Buffer &b = cpu.buffer(id);
-  std::vector<std::byte> staging(gpu.bytes(id));
-  const std::vector<double> values = cpuValues(cpu, id);
-  for (int64_t i = 0; i < b.numElements(); ++i)
-    cudasim::writeDevice(b.dtype, staging.data(), i, values[size_t(i)]);
-  return gpu.upload(id, staging.data());
-}
-
-/// |device − cpu| at its worst, relative to the CPU tensor's scale (its largest |value|).
-double relativeDifference(const std::vector<double> &device, const std::vector<double> &cpu) {
-  double scale = 0, worst = 0;
-  for (size_t i = 0; i < cpu.size(); ++i) {
-    scale = std::max(scale, std::fabs(cpu[i]));
-    worst = std::max(worst, std::isfinite(device[i]) ? std::fabs(device[i] - cpu[i]) : INFINITY);
-  }
-  return worst / std::max(scale, 1e-30);
-}
 
 struct RankResult {
   std::vector<double> cpuLosses, deviceLosses;

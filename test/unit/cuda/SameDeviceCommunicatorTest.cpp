@@ -12,7 +12,7 @@
 #include "SharedSimulatedDevice.h"
 #include "SimulatedKernels.h"
 
-#include "sim/DeviceValues.h"
+#include "DeviceValues.h"
 
 #include "megatron/CodeGen/CudaKernels.h"
 #include "runtime/device/SameDeviceCommunicator.h"
@@ -32,7 +32,7 @@ namespace {
 void *deviceBuffer(device::DeviceBackend &backend, DType type, const std::vector<double> &values, std::string &error) {
   std::vector<std::byte> staging(values.size() * device::deviceBytes(type));
   for (size_t i = 0; i < values.size(); ++i)
-    cudasim::writeDevice(type, staging.data(), int64_t(i), values[i]);
+    test::writeDevice(type, staging.data(), int64_t(i), values[i]);
   void *memory = backend.allocate(std::max<size_t>(staging.size(), 1), error);
   if (memory && !staging.empty())
     error = backend.copyToDevice(memory, staging.data(), staging.size());
@@ -45,7 +45,7 @@ std::vector<double> hostValues(device::DeviceBackend &backend, DType type, const
   error = backend.copyToHost(staging.data(), memory, staging.size());
   std::vector<double> values(count);
   for (size_t i = 0; i < count; ++i)
-    values[i] = cudasim::readDevice(type, staging.data(), int64_t(i));
+    values[i] = test::readDevice(type, staging.data(), int64_t(i));
   return values;
 }
 
@@ -58,8 +58,8 @@ double rankOrderSum(DType type, const std::vector<std::vector<double>> &ranks, s
   for (size_t r = 1; r < ranks.size(); ++r)
     sum += float(ranks[r][i]);
   std::byte stored[8];
-  cudasim::writeDevice(type, stored, 0, double(sum));
-  return cudasim::readDevice(type, stored, 0);
+  test::writeDevice(type, stored, 0, double(sum));
+  return test::readDevice(type, stored, 0);
 }
 
 struct Fixture {
@@ -189,8 +189,8 @@ TEST(SameDeviceCommunicator, SixteenBitSumsAreRoundedOnce) {
     for (int r = 0; r < n; ++r)
       for (size_t i = 0; i < 64; ++i) {
         std::byte stored[8];
-        cudasim::writeDevice(type, stored, 0, i == 0 ? (r == 0 ? 1.0 : 0x1p-8) : valueOf(r, int64_t(i)));
-        values[size_t(r)][i] = cudasim::readDevice(type, stored, 0);
+        test::writeDevice(type, stored, 0, i == 0 ? (r == 0 ? 1.0 : 0x1p-8) : valueOf(r, int64_t(i)));
+        values[size_t(r)][i] = test::readDevice(type, stored, 0);
       }
     std::string error = device::runRanksOnDevice(f.ranks(n), [&](int rank, comm::Communicator &world) -> std::string {
       device::DeviceBackend &backend = *f.streams[size_t(rank)];
@@ -215,8 +215,8 @@ TEST(SameDeviceCommunicator, SixteenBitSumsAreRoundedOnce) {
 /// `value` as `type` stores it.
 double roundedTo(DType type, double value) {
   std::byte stored[8];
-  cudasim::writeDevice(type, stored, 0, value);
-  return cudasim::readDevice(type, stored, 0);
+  test::writeDevice(type, stored, 0, value);
+  return test::readDevice(type, stored, 0);
 }
 
 TEST(SameDeviceCommunicator, MessagesArriveWhicheverSideComesFirst) {
