@@ -4,7 +4,8 @@
 # toolchain (scripts/gpu-check.sh packs the plans here and runs them there):
 #
 #   bench/gpu-train-step.sh plans BUILD_DIR PLAN_DIR   compile each shape's plan with megatron-model | megatron-opt
-#                                                      --mt-mixed-precision --mt-autodiff --mt-plan
+#                                                      --mt-mixed-precision --mt-autodiff --mt-fuse-elementwise
+#                                                      --mt-plan
 #   bench/gpu-train-step.sh run BIN_DIR PLAN_DIR       on the GPU: device-train-step-bench from BIN_DIR and
 #                                                      bench/train_step_pytorch.py --device cuda --bf16 --sdpa
 #                                                      --fused-adamw, alternating, ROUNDS times per shape
@@ -57,7 +58,8 @@ if [[ $MODE == plans ]]; then
     # shellcheck disable=SC2086
     "$DIR/bin/megatron-model" $flags --max-position-embeddings "$seq" --vocab-size $VOCAB --attention-dropout 0 \
       --hidden-dropout 0 --bf16 > "$PLANS/$shape.mlir"
-    "$DIR/bin/megatron-opt" --mt-mixed-precision --mt-autodiff --mt-plan=output="$PLANS/$shape.plan" \
+    "$DIR/bin/megatron-opt" --mt-mixed-precision --mt-autodiff --mt-fuse-elementwise \
+      --mt-plan=output="$PLANS/$shape.plan" \
       "$PLANS/$shape.mlir" -o /dev/null
     rm "$PLANS/$shape.mlir"
     echo "$shape: $(wc -c < "$PLANS/$shape.plan") bytes of plan"

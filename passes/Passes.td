@@ -104,6 +104,17 @@ def MtPipeline : Pass<"mt-pipeline", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
+def MtFuseElementwise : Pass<"mt-fuse-elementwise", "::mlir::ModuleOp"> {
+  let summary = "Fuses elementwise chains whose intermediate has no other use (dropout + residual add)";
+  let description = [{
+    After `--mt-autodiff`, rewrites `mt.add %r, (mt.dropout %x)` where the dropout's result has no other use
+    into `mt.dropout_add %x, %r`: the dropout's output is neither written nor read back, and its buffer leaves
+    the plan (Megatron's fused bias-dropout-add, less the bias, which cuBLASLt's epilogue already adds). The
+    result is bitwise what the pair computed, on every backend. Every function of the module is rewritten: the
+    forward's residual adds, and in the backward the sums of a residual's gradient with the dropout's backward.
+  }];
+}
+
 def MtMixedPrecision : Pass<"mt-mixed-precision", "::mlir::ModuleOp"> {
   let summary = "Runs the model's compute in bf16 or fp16 with f32 master weights (Megatron's --bf16, --fp16)";
   let description = [{

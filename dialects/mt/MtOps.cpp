@@ -380,6 +380,8 @@ LogicalResult SwigluOp::verify() {
 
 LogicalResult DropoutOp::verify() { return expectProbability(*this, getRate().convertToDouble(), "rate"); }
 
+LogicalResult DropoutAddOp::verify() { return expectProbability(*this, getRate().convertToDouble(), "rate"); }
+
 LogicalResult CastOp::verify() {
   if (elementOf(getX()) == elementOf(getResult()))
     return emitOpError() << "casts " << elementOf(getX()) << " to itself";

@@ -301,6 +301,22 @@ def Mt_DropoutOp : Mt_PureOp<"dropout", [DeclareOpInterfaceMethods<Mt_ShardingOp
   let hasVerifier = 1;
 }
 
+def Mt_DropoutAddOp : Mt_PureOp<"dropout_add", [AllTypesMatch<["x", "residual", "result"]>]> {
+  let summary = "residual + dropout(x), fused (what --mt-fuse-elementwise makes of a dropout feeding an add)";
+  let description = [{
+    `mt.add %residual, (mt.dropout %x)` in one op, so that the dropout's output is never stored: one pass over
+    the elements instead of two, and one activation buffer less. The dropout's mask, scale, `rng_stream` and
+    `shard_dim` are those of `mt.dropout`, and a 16-bit dropout result is rounded to its type before the add, so
+    the fused op computes exactly what the pair computed. Made after `--mt-autodiff` (it has no gradient rule of
+    its own) by `--mt-fuse-elementwise`.
+  }];
+  let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$residual, F64Attr:$rate, OptionalAttr<I64Attr>:$rng_stream,
+                       OptionalAttr<I64Attr>:$shard_dim);
+  let results = (outs Mt_FloatTensor:$result);
+  let assemblyFormat = "$x `,` $residual attr-dict `:` type($x)";
+  let hasVerifier = 1;
+}
+
 def Mt_CastOp : Mt_PureOp<"cast", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Converts a tensor to another floating-point element type";
   let arguments = (ins Mt_FloatTensor:$x);

@@ -1,4 +1,4 @@
-//===- ActivationKernels.cpp - gelu, swiglu and dropout, forward and backward ===//
+//===- ActivationKernels.cpp - gelu, swiglu and dropout (with dropout_add), forward and backward ===//
 
 #include "KernelEmitter.h"
 #include "StepEmitters.h"
@@ -39,17 +39,22 @@ std::vector<CudaKernel> emitDropout(const plan::Plan &plan, const plan::Step &st
       localChunk *= uint64_t(shape[i]);
     fullChunk = localChunk * uint64_t(e.tensorParallel());
   }
-  std::string x = e.in(0), y = e.out(0);
+  const bool residual = step.op == "dropout_add";
   std::string seed = e.runtime("dropout_seed", "unsigned long long");
   std::string training = e.runtime("training", "int");
   std::string stream = e.attribute("rng_stream", "unsigned long long");
   std::string offset = "0ull";
   if (localChunk > 0)
     offset = "(unsigned long long)" + e.runtime("tp_rank", "int") + " * " + std::to_string(localChunk) + "ull";
-  e.body(deviceCall("dropout",
-                    {e.inType(0), e.outType(0), num(n), std::to_string(keepThreshold(rate)) + "ull",
-                     std::to_string(localChunk) + "ull", std::to_string(fullChunk) + "ull"},
-                    {x, y, literal(keepScale(rate)), seed, stream, training, offset}));
+  std::vector<std::string> types = {e.inType(0), e.outType(0)}, args = {e.in(0), e.out(0)};
+  if (residual) {
+    types.insert(types.begin() + 1, e.inType(1));
+    args.insert(args.begin() + 1, e.in(1));
+  }
+  types.insert(types.end(), {num(n), std::to_string(keepThreshold(rate)) + "ull", std::to_string(localChunk) + "ull",
+                             std::to_string(fullChunk) + "ull"});
+  args.insert(args.end(), {literal(keepScale(rate)), seed, stream, training, offset});
+  e.body(deviceCall(residual ? "dropoutAdd" : "dropout", types, args));
   e.launch = gridStride((n + 3) / 4);
   return single(e, error);
 }
@@ -58,7 +63,7 @@ std::vector<CudaKernel> emitDropout(const plan::Plan &plan, const plan::Step &st
 
 std::vector<CudaKernel> emitActivation(const plan::Plan &plan, const plan::Step &step, std::string &error) {
   const std::string &op = step.op;
-  if (op == "dropout")
+  if (op == "dropout" || op == "dropout_add")
     return emitDropout(plan, step, error);
   KernelEmitter e(plan, step, "", {"Activations.cuh"});
   if (op == "gelu" || op == "gelu_grad") {

@@ -53,6 +53,7 @@ const OpRoute kRoutes[] = {
     {"swiglu", StepBackend::Generated, emitActivation, nullptr},
     {"swiglu_grad", StepBackend::Generated, emitActivation, nullptr},
     {"dropout", StepBackend::Generated, emitActivation, nullptr},
+    {"dropout_add", StepBackend::Generated, emitActivation, nullptr},
     {"rope", StepBackend::Generated, emitHeads, nullptr},
     {"rope_grad", StepBackend::Generated, emitHeads, nullptr},
     {"split_qkv", StepBackend::Generated, emitHeads, nullptr},

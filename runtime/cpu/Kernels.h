@@ -164,6 +164,12 @@ bool dropoutKeeps(const DropoutConfig &config, std::uint64_t index);
 template <typename T> void dropoutForward(Index n, const DropoutConfig &config, const T *x, T *y);
 /// dx = dy · keep / (1 - rate) (overwrite). dx may alias dy.
 template <typename T> void dropoutBackward(Index n, const DropoutConfig &config, const T *dy, T *dx);
+/// y = residual + dropout(x) in one pass (mt.dropout_add). When the op computes in 16 bits, `round`
+/// (roundToBf16 or roundToF16) rounds the dropout's values first, as the unfused pair stored its intermediate, so
+/// the result is the pair's bit for bit. y may alias x or residual.
+template <typename T>
+void dropoutAdd(Index n, const DropoutConfig &config, const T *x, const T *residual, T *y,
+                void (*round)(Index, T *) = nullptr);
 
 //===----------------------------------------------------------------------===//
 // Embeddings: token lookup, learned absolute positions, T5's relative position bias (Embeddings.cpp)

@@ -197,9 +197,35 @@ template <typename T> void dropoutBackward(Index n, const DropoutConfig &config,
   dropout(n, config, dy, dx);
 }
 
+template <typename T>
+void dropoutAdd(Index n, const DropoutConfig &config, const T *x, const T *residual, T *y, void (*round)(Index, T *)) {
+  const bool drops = config.rate > 0.0;
+  const std::uint64_t threshold = drops ? keepThreshold(config.rate) : 0;
+  const T scale = drops ? T(keepScale(config.rate)) : T(1);
+  const Index chunks = ceilDiv(n, kRandomChunk);
+#pragma omp parallel for schedule(static) if (worthParallel(n))
+  for (Index c = 0; c < chunks; ++c) {
+    Range r = block(n, kRandomChunk, c);
+    const Index len = r.end - r.begin;
+    T dropped[kRandomChunk];
+    if (drops) {
+      std::uint32_t bits[kRandomChunk];
+      dropoutBits(config, std::uint64_t(r.begin), len, bits);
+      applyMask(len, bits, threshold, scale, x + r.begin, dropped);
+      if (round)
+        round(len, dropped);
+    } else {
+      copy(len, x + r.begin, dropped);
+    }
+    for (Index i = 0; i < len; ++i) // x and residual are read before y is written: y may alias either
+      y[r.begin + i] = residual[r.begin + i] + dropped[i];
+  }
+}
+
 #define INSTANTIATE(T)                                                                                                \
   template void dropoutForward<T>(Index, const DropoutConfig &, const T *, T *);                                      \
-  template void dropoutBackward<T>(Index, const DropoutConfig &, const T *, T *);
+  template void dropoutBackward<T>(Index, const DropoutConfig &, const T *, T *);                                     \
+  template void dropoutAdd<T>(Index, const DropoutConfig &, const T *, const T *, T *, void (*)(Index, T *));
 INSTANTIATE(float)
 INSTANTIATE(double)
 

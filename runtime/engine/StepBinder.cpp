@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <type_traits>
 
 namespace megatron::runtime {
 
@@ -441,8 +442,9 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
         return std::string();
       };
     }
-  } else if (op == "dropout") {
-    // The backward of dropout is the same op on the same stream (docs/dialect.md), so one case serves both.
+  } else if (op == "dropout" || op == "dropout_add") {
+    // The backward of dropout is the same op on the same stream (docs/dialect.md), so one case serves both;
+    // dropout_add (--mt-fuse-elementwise) adds a residual to the dropped-out values in the same pass.
     Index n = s.outCount(0);
     double rate = s.template required<double>("rate");
     std::uint64_t stream = static_cast<std::uint64_t>(s.template attr<int64_t>("rng_stream", 0));
@@ -464,13 +466,32 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
         shard = cpu::dropoutShard(chunk, tp.tpRank, tp.tpSize);
     }
     T *x = s.in(0), *y = s.out(0);
-    run = [=](const RunContext &context) {
-      if (context.training)
-        cpu::dropoutForward(n, cpu::DropoutConfig{rate, context.dropoutSeed, stream, shard}, x, y);
-      else if (x != y)
-        cpu::copy(n, x, y);
-      return std::string();
-    };
+    if (op == "dropout_add") {
+      // The unfused dropout stored its result in the op's 16-bit type: round the dropped values as it did.
+      void (*round)(Index, T *) = nullptr;
+      if constexpr (std::is_same_v<T, float>) {
+        const plan::DType dtype = engine.buffer(step.outputs[0]).dtype;
+        using Rounding = void (*)(Index, float *);
+        if (dtype == plan::DType::BF16)
+          round = static_cast<Rounding>(&cpu::roundToBf16);
+        else if (dtype == plan::DType::F16)
+          round = static_cast<Rounding>(&cpu::roundToF16);
+      }
+      T *residual = s.in(1);
+      run = [=](const RunContext &context) {
+        cpu::dropoutAdd(n, cpu::DropoutConfig{context.training ? rate : 0.0, context.dropoutSeed, stream, shard}, x,
+                        residual, y, round);
+        return std::string();
+      };
+    } else {
+      run = [=](const RunContext &context) {
+        if (context.training)
+          cpu::dropoutForward(n, cpu::DropoutConfig{rate, context.dropoutSeed, stream, shard}, x, y);
+        else if (x != y)
+          cpu::copy(n, x, y);
+        return std::string();
+      };
+    }
   } else if (op == "cross_entropy") {
     Index vocab = s.inShape(0).back();
     cpu::CrossEntropyShape shape{s.inCount(0) / vocab, vocab};

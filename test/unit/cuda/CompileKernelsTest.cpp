@@ -27,8 +27,8 @@ namespace {
 
 std::vector<CudaKernel> everyKernel() {
   std::vector<CudaKernel> all;
-  for (const plan::Plan &plan : {test::gptPlan(), test::llamaPlan(), test::bertPlan(), test::t5Plan(), test::t5Plan(2),
-                                 test::llamaPlan(plan::DType::BF16),
+  for (const plan::Plan &plan : {test::gptPlan(), test::gptPlan(plan::DType::BF16), test::llamaPlan(), test::bertPlan(),
+                                 test::t5Plan(), test::t5Plan(2), test::llamaPlan(plan::DType::BF16),
                                  test::llamaPlan(plan::DType::F16), test::shardedGptPlan()}) {
     KernelSet set = generateKernels(plan);
     all.insert(all.end(), set.kernels.begin(), set.kernels.end());

@@ -21,8 +21,8 @@ namespace megatron::test {
 plan::Plan compileModel(ModelConfig config, const char *precision = "");
 
 const plan::Plan &gptPlan();
-/// The GPT compiled with --mt-mixed-precision for bf16 compute, with its dropout (f32: gptPlan()): the tensor-core
-/// attention's dropout and padding-free causal path.
+/// The GPT compiled with --mt-mixed-precision for bf16 compute and --mt-fuse-elementwise, with its dropout (f32:
+/// gptPlan()): the tensor-core attention's dropout path and the fused dropout_add.
 const plan::Plan &gptPlan(plan::DType compute);
 const plan::Plan &llamaPlan();
 

@@ -19,9 +19,10 @@
 
 namespace megatron::test {
 
-/// Every name testPlan knows: gpt, gpt-bf16 (with dropout), llama, llama-bf16, llama-f16, bert, t5 (one rank); gpt-tp2 (with sequence
-/// parallelism), llama-tp2, bert-tp2 (with sequence parallelism), t5-tp2 (one rank's plan of two); odd-gpt and
-/// odd-gpt-tp2 (TestModels.h's GPT of awkward shapes, the latter with sequence parallelism).
+/// Every name testPlan knows: gpt, gpt-bf16 (with dropout, fused by --mt-fuse-elementwise), llama, llama-bf16,
+/// llama-f16, bert, t5 (one rank); gpt-tp2 (with sequence parallelism), llama-tp2, bert-tp2 (with sequence
+/// parallelism), t5-tp2 (one rank's plan of two); odd-gpt and odd-gpt-tp2 (TestModels.h's GPT of awkward shapes,
+/// the latter with sequence parallelism).
 const std::vector<std::string> &testPlanNames();
 
 /// The plan called `name`, made once per process; null and `error` when it cannot be had (an unknown name, a
