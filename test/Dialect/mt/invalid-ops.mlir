@@ -117,6 +117,23 @@ func.func @dropout_negative(%x: tensor<2x16x64xf32>) {
 
 // -----
 
+// mt.dropout_add (made by --mt-fuse-elementwise) checks its rate as mt.dropout does, and its residual's type.
+func.func @dropout_add_rate(%x: tensor<2x16x64xf32>, %r: tensor<2x16x64xf32>) {
+  // expected-error @+1 {{'mt.dropout_add' op rate must be in [0, 1), got 1}}
+  %y = mt.dropout_add %x, %r {rate = 1.0 : f64} : tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @dropout_add_residual(%x: tensor<2x16x64xf32>, %r: tensor<2x16x64xbf16>) {
+  // expected-error @+1 {{'mt.dropout_add' op failed to verify that all of {x, residual, result} have same type}}
+  %y = "mt.dropout_add"(%x, %r) {rate = 0.1 : f64} : (tensor<2x16x64xf32>, tensor<2x16x64xbf16>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
 // NaN, written as its IEEE-754 bit pattern.
 func.func @dropout_nan(%x: tensor<2x16x64xf32>) {
   // expected-error @+1 {{'mt.dropout' op rate must be in [0, 1), got nan}}
