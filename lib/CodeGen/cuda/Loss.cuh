@@ -18,18 +18,24 @@ template <bool MASKED, typename M> MT_DEVICE double maskAt(const M *mask, i64 r)
   return 1.0;
 }
 
+/// The largest of a row's V logits, returned to every thread of the block.
+template <typename Z, i64 V, int BLOCK> MT_DEVICE typename Compute<Z>::type rowMax(const Z *z) {
+  typedef typename Compute<Z>::type C;
+  C max = -infinity<C>();
+  for (i64 i = threadIdx.x; i < V; i += BLOCK) {
+    C value = load(z + i);
+    max = value > max ? value : max;
+  }
+  return blockMax<BLOCK>(max);
+}
+
 /// lse[row] = max + log Σ exp(z − max); checks the row's label against [0, LIMIT).
 template <typename Z, typename M, typename S, i64 V, i64 LIMIT, int BLOCK, bool MASKED>
 MT_DEVICE void crossEntropyRowLse(const Z *logits, const int *labels, const M *mask, S *lse, u64 *status) {
   typedef typename Compute<Z>::type C;
   const i64 row = blockIdx.x;
   const Z *z = logits + row * V;
-  C max = -infinity<C>();
-  for (i64 i = threadIdx.x; i < V; i += BLOCK) {
-    C value = load(z + i);
-    max = value > max ? value : max;
-  }
-  max = blockMax<BLOCK>(max);
+  const C max = rowMax<Z, V, BLOCK>(z);
   C sum = 0;
   for (i64 i = threadIdx.x; i < V; i += BLOCK)
     sum += exp(C(load(z + i)) - max);
@@ -67,13 +73,7 @@ template <typename Z, i64 V, int BLOCK>
 MT_DEVICE void crossEntropyRowMax(const Z *logits, typename Compute<Z>::type *workspace) {
   typedef typename Compute<Z>::type C;
   const i64 row = blockIdx.x;
-  const Z *z = logits + row * V;
-  C max = -infinity<C>();
-  for (i64 i = threadIdx.x; i < V; i += BLOCK) {
-    C value = load(z + i);
-    max = value > max ? value : max;
-  }
-  max = blockMax<BLOCK>(max);
+  const C max = rowMax<Z, V, BLOCK>(logits + row * V);
   if (threadIdx.x == 0)
     workspace[row] = max;
 }
