@@ -149,7 +149,7 @@ Outcome train(train::TrainOptions options, bool onDevice) {
   options.device = onDevice ? "cuda" : "cpu";
   Outcome outcome;
   testing::internal::CaptureStdout();
-  outcome.exitCode = train::runTraining(options, [&](std::string &) -> std::unique_ptr<device::DeviceBackend> {
+  outcome.exitCode = train::runTraining(options, [&](int, std::string &) -> std::unique_ptr<device::DeviceBackend> {
     return std::make_unique<CountingBackend>(outcome.traffic);
   });
   outcome.output = testing::internal::GetCapturedStdout();
@@ -296,7 +296,7 @@ TEST(CudaDeviceTraining, ACheckpointOfTheDeviceRunResumesOnTheCpu) {
 TEST(CudaDeviceTraining, WithoutABackendCudaFailsAndAutoRunsOnTheCpu) {
   TempDir dir;
   train::TrainOptions options = optionsFor(tinyGpt(""), dir, "none", 1);
-  auto none = [](std::string &error) -> std::unique_ptr<device::DeviceBackend> {
+  auto none = [](int, std::string &error) -> std::unique_ptr<device::DeviceBackend> {
     error = "no CUDA device: none in this test";
     return nullptr;
   };
