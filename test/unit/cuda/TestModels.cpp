@@ -23,7 +23,7 @@ namespace {
 
 /// The model through the compiler's passes: one plan, or one per pipeline stage when `stages` > 1.
 std::vector<plan::Plan> compileStages(ModelConfig config, const char *precision, int64_t tensor, bool sequence,
-                                      int64_t data, int64_t stages) {
+                                      int64_t data, int64_t stages, bool distributedOptimizer = false) {
   config.resolveDefaults();
   std::string problems;
   for (const std::string &problem : config.validate())
@@ -33,7 +33,7 @@ std::vector<plan::Plan> compileStages(ModelConfig config, const char *precision,
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::mt::buildModel(context, config);
   mlir::PassManager pm(&context);
   if (tensor > 1 || data > 1)
-    pm.addPass(mlir::mt::createMtShard(mlir::mt::MtShardOptions{tensor, sequence, data}));
+    pm.addPass(mlir::mt::createMtShard(mlir::mt::MtShardOptions{tensor, sequence, data, distributedOptimizer}));
   if (stages > 1) {
     mlir::mt::MtPipelineOptions pipeline;
     pipeline.stages = stages;
@@ -78,6 +78,11 @@ ModelConfig tinyGpt() {
 } // namespace
 
 plan::Plan compileModel(ModelConfig config, const char *precision) { return compile(std::move(config), precision); }
+
+std::vector<plan::Plan> compileParallelModel(ModelConfig config, const ParallelLayout &layout) {
+  return compileStages(std::move(config), "", layout.tensor, layout.sequence, layout.data, layout.stages,
+                       layout.distributedOptimizer);
+}
 
 const plan::Plan &gptPlan() {
   static const plan::Plan plan = compile(tinyGpt());
