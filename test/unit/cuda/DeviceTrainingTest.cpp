@@ -56,7 +56,7 @@ const plan::Plan &tinyGpt(const std::string &precision) {
   return plans.emplace(precision, test::compileModel(c, precision.c_str())).first->second;
 }
 
-/// The tiny GPT (two layers, so that it splits into two pipeline stages) compiled for `layout`, one plan per stage.
+/// tinyGpt's model with a layer per pipeline stage, compiled in f32 for `layout`: one plan per stage.
 const std::vector<plan::Plan> &tinyParallelGpt(const test::ParallelLayout &layout) {
   static std::map<std::tuple<int64_t, bool, int64_t, bool, int64_t>, std::vector<plan::Plan>> plans;
   auto key = std::make_tuple(layout.tensor, layout.sequence, layout.data, layout.distributedOptimizer, layout.stages);
@@ -64,7 +64,7 @@ const std::vector<plan::Plan> &tinyParallelGpt(const test::ParallelLayout &layou
   if (found != plans.end())
     return found->second;
   ModelConfig c;
-  c.numLayers = 2;
+  c.numLayers = std::max<int64_t>(1, layout.stages);
   c.hiddenSize = 32;
   c.numAttentionHeads = 2;
   c.seqLength = 8;
@@ -126,6 +126,7 @@ struct Outcome {
   std::string output; // standard output
   std::vector<Row> rows;
   Traffic traffic; // on the device
+  double seconds = 0;
 };
 
 std::vector<Row> readLossLog(const std::string &path) {
@@ -184,6 +185,7 @@ Outcome train(train::TrainOptions options, bool onDevice, int ranks = 1) {
   std::unique_ptr<test::SharedSimulatedDevice> shared; // the ranks' one device, made with the first stream
   int made = 0;
   testing::internal::CaptureStdout();
+  const auto start = std::chrono::steady_clock::now();
   outcome.exitCode =
       train::runTraining(options, [&](int device, std::string &) -> std::unique_ptr<device::DeviceBackend> {
         EXPECT_EQ(device, 0) << "ranks as threads share device 0";
@@ -194,6 +196,7 @@ Outcome train(train::TrainOptions options, bool onDevice, int ranks = 1) {
           shared = std::make_unique<test::SharedSimulatedDevice>(kernelLibrary());
         return std::make_unique<test::SharedSimulatedDevice::Stream>(*shared);
       });
+  outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   outcome.output = testing::internal::GetCapturedStdout();
   if (outcome.exitCode == 0)
     outcome.rows = readLossLog(options.lossLog);
@@ -397,36 +400,50 @@ private:
 
 /// The device run of a parallel plan's `ranks` against the CPU trainer's run of the same plan, with the tolerances
 /// of the one-rank f32 test: the collectives add in rank order on both, so only the kernels' summation orders differ.
-void expectParallelRunMatches(const char *what, const std::vector<plan::Plan> &plans, int ranks, int64_t iterations,
-                              const char *banner) {
+/// Two iterations, so that the second runs on the parameters the first step updated; with `generate`, a greedy
+/// sample after training (the logits program over the tensor-parallel group) that must pick the same tokens.
+void expectParallelRunMatches(const char *what, const std::vector<plan::Plan> &plans, int ranks, const char *banner,
+                              bool generate = false) {
   TempDir dir;
+  const int64_t iterations = 2;
   train::TrainOptions options = optionsFor(plans, dir, "parallel", iterations);
+  if (generate) {
+    options.generate = 1;
+    options.generateTokens = 3;
+    options.greedy = true;
+  }
   Outcome cpu = train(options, false), device = train(options, true, ranks);
   ASSERT_EQ(cpu.exitCode, 0) << cpu.output;
   ASSERT_EQ(device.exitCode, 0) << device.output;
   EXPECT_NE(device.output.find(banner), std::string::npos) << device.output;
   EXPECT_NE(device.output.find("the ranks' collectives through the same-device communicator"), std::string::npos)
       << device.output;
+  std::printf("  %s: the CPU trainer %.1f s, the simulated device %.1f s\n", what, cpu.seconds, device.seconds);
   Worst worst = compareRows(what, device.rows, cpu.rows);
   EXPECT_EQ(device.rows.size(), size_t(iterations));
   EXPECT_LE(worst.loss, 1e-5);
   EXPECT_LE(worst.gradNorm, 1e-4);
   EXPECT_LE(worst.validation, 1e-5);
   EXPECT_FALSE(std::isnan(device.rows.back().validation)) << "the last iteration evaluates";
+  if (generate) {
+    ASSERT_NE(samples(cpu.output), "") << cpu.output;
+    EXPECT_EQ(samples(device.output), samples(cpu.output)) << "greedy decoding picks the same tokens";
+  }
 }
 
 // Two tensor-parallel ranks with sequence parallelism: the layers' all-reduces, gathers and scatters, the
 // vocabulary-parallel loss, finalize_grads' sums of the norms' gradients, and the norm of each rank's shards (the
-// replicated parameters counted on rank 0 only) added over "tp".
+// replicated parameters counted on rank 0 only) added over "tp"; then generation, whose logits are gathered over
+// "tp".
 TEST(CudaDeviceTraining, TensorAndSequenceParallelMatchesTheCpuTrainer) {
-  expectParallelRunMatches("tp 2 + sequence parallel", tinyParallelGpt({2, true}), 2, 3,
-                           "tensor parallel: 2, data parallel: 1 (2 ranks as threads");
+  expectParallelRunMatches("tp 2 + sequence parallel", tinyParallelGpt({2, true}), 2,
+                           "tensor parallel: 2, data parallel: 1 (2 ranks as threads", true);
 }
 
 // Two replicas, one micro-batch each per iteration: the gradients summed over "dp" by finalize_grads, the losses
 // and the validation loss summed over the replicas, the norm counted by the first replica only.
 TEST(CudaDeviceTraining, DataParallelMatchesTheCpuTrainer) {
-  expectParallelRunMatches("dp 2", tinyParallelGpt({1, false, 2}), 2, 3,
+  expectParallelRunMatches("dp 2", tinyParallelGpt({1, false, 2}), 2,
                            "tensor parallel: 1, data parallel: 2 (2 ranks as threads");
 }
 
@@ -435,7 +452,7 @@ TEST(CudaDeviceTraining, DataParallelMatchesTheCpuTrainer) {
 TEST(CudaDeviceTraining, PipelineParallelMatchesTheCpuTrainer) {
   const std::vector<plan::Plan> &plans = tinyParallelGpt({1, false, 1, false, 2});
   ASSERT_EQ(plans.size(), 2u);
-  expectParallelRunMatches("pp 2", plans, 2, 3, "pipeline parallel: 2 stages (1F1B)");
+  expectParallelRunMatches("pp 2", plans, 2, "pipeline parallel: 2 stages (1F1B)");
 }
 
 // A tp=2 device run saves after iteration 2; the CPU trainer resumes the same plan from it, and its iterations 3
