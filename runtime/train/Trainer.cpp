@@ -1165,11 +1165,21 @@ int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend,
   }
 
   // --device cuda and auto: every rank's programs on a device backend; auto falls back to the CPU, saying why.
+  comm::ThreadWorldOptions worldOptions; // ranks as threads: how long a collective waits
+  worldOptions.timeout = std::chrono::milliseconds(static_cast<int64_t>(opts.distributedTimeoutMinutes * 60'000.0));
+  std::unique_ptr<comm::ThreadWorld> sameDeviceWorld; // ranks as threads on one device: their device world
   if (opts.device != "cpu") {
     std::string why = makeDeviceBackends(shared, launch, makeBackend, connectDevices);
-    if (world) // the processes decide alike, or they would not meet in the same collectives
+    if (world) { // the processes decide alike, or they would not meet in the same collectives
       why = agreeOnDevices(*world, why);
+    } else if (why.empty() && shared.ranks > 1) {
+      std::vector<device::DeviceBackend *> backends;
+      for (const std::unique_ptr<device::DeviceBackend> &backend : shared.backends)
+        backends.push_back(backend.get());
+      sameDeviceWorld = device::createSameDeviceWorld(backends, why, worldOptions);
+    }
     if (!why.empty()) {
+      sameDeviceWorld.reset();
       shared.backends.clear();
       if (opts.device == "cuda")
         return fail("--device cuda: " + why + " (--device cpu runs on the CPU)");
@@ -1231,8 +1241,6 @@ int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend,
   cpu::setNumThreads(threads);
   // Ranks as threads, each with its own OpenMP team (GEMMs included: one pool, cpu/Threads.cpp). A rank's failure
   // aborts the world; runRanks names the rank at its root.
-  comm::ThreadWorldOptions worldOptions;
-  worldOptions.timeout = std::chrono::milliseconds(static_cast<int64_t>(opts.distributedTimeoutMinutes * 60'000.0));
   if (shared.ranks == 1) {
     Run run(shared, nullptr, nullptr, onDevice ? shared.backends.front().get() : nullptr);
     error = run.main();
@@ -1241,13 +1249,8 @@ int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend,
         shared.ranks, [&](int rank, comm::Communicator &hostWorld) { return runRank(rank, hostWorld, nullptr); },
         worldOptions);
   } else {
-    // On one device: every rank's backend (its own stream) in a same-device world beside the host world.
-    std::vector<device::DeviceBackend *> backends;
-    for (const std::unique_ptr<device::DeviceBackend> &backend : shared.backends)
-      backends.push_back(backend.get());
-    std::unique_ptr<comm::ThreadWorld> deviceWorld = device::createSameDeviceWorld(backends, error, worldOptions);
-    if (!deviceWorld)
-      return fail("--device cuda: " + error);
+    // On one device: every rank's backend (its own stream) in the same-device world, beside the host world.
+    comm::ThreadWorld &deviceWorld = *sameDeviceWorld;
     std::vector<std::string> errors(static_cast<size_t>(shared.ranks));
     error = comm::runRanks(
         shared.ranks,
@@ -1256,15 +1259,15 @@ int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend,
             comm::ThreadWorld &world;
             int rank;
             ~Finished() { world.finished(rank); }
-          } finished{*deviceWorld, rank};
-          return errors[static_cast<size_t>(rank)] = runRank(rank, hostWorld, &deviceWorld->communicator(rank));
+          } finished{deviceWorld, rank};
+          return errors[static_cast<size_t>(rank)] = runRank(rank, hostWorld, &deviceWorld.communicator(rank));
         },
         worldOptions);
     // Every failure reaches the device world first (a failing rank aborts it before the host world; a failed
     // device step aborts it itself), so its first failure is the root cause.
-    if (int origin = deviceWorld->failedRank(); origin >= 0)
+    if (int origin = deviceWorld.failedRank(); origin >= 0)
       error = "rank " + std::to_string(origin) + ": " +
-              (errors[static_cast<size_t>(origin)].empty() ? deviceWorld->failureReason()
+              (errors[static_cast<size_t>(origin)].empty() ? deviceWorld.failureReason()
                                                            : errors[static_cast<size_t>(origin)]);
   }
   if (!error.empty())
