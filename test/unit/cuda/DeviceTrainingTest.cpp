@@ -378,7 +378,9 @@ public:
   std::string describe() const override { return inner->describe(); }
   void *allocate(std::size_t bytes, std::string &error) override { return inner->allocate(bytes, error); }
   void release(void *memory) override { inner->release(memory); }
-  std::string copyToDevice(void *d, const void *h, std::size_t bytes) override { return inner->copyToDevice(d, h, bytes); }
+  std::string copyToDevice(void *d, const void *h, std::size_t bytes) override {
+    return inner->copyToDevice(d, h, bytes);
+  }
   std::string copyToHost(void *h, const void *d, std::size_t bytes) override { return inner->copyToHost(h, d, bytes); }
   std::string copyOnDevice(void *to, const void *from, std::size_t bytes) override {
     return inner->copyOnDevice(to, from, bytes);
