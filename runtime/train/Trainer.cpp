@@ -14,6 +14,7 @@
 #include "runtime/comm/ThreadCommunicator.h"
 #include "runtime/cpu/Kernels.h"
 #include "runtime/data/BatchSource.h"
+#include "runtime/device/SameDeviceCommunicator.h"
 #include "runtime/engine/Engine.h"
 
 #include <algorithm>
@@ -108,10 +109,54 @@ struct Shared {
   int ranks = 1;          // all of them: tensor x data x pipeline (threads, or processes under a launcher)
   int threadsPerRank = 1; // OpenMP threads of each
   std::string launcher;   // "mpirun" or "srun" when the ranks are processes; empty for threads
-  std::unique_ptr<device::DeviceBackend> backend; // --device cuda (one rank): what runs the programs; null: the CPU
+  // --device cuda: what runs the programs, one backend per rank of this process (ranks as threads: all of them, on
+  // one device; as processes: this one's); empty: the CPU. `deviceWorld` says how the ranks' devices communicate.
+  std::vector<std::unique_ptr<device::DeviceBackend>> backends;
+  std::string deviceWorld;
   bool showProgress = false;
   bool progressShown = false;
 };
+
+/// One rank's communicators over one world (null stands for one rank): the tensor-parallel group, the data-parallel
+/// group (this tp rank's replicas), the pipeline group (rank = stage), and the stages holding the tied embedding
+/// (on those stages; else null). A device run has two sets: the host world's, for the loop's own sums and the
+/// checkpoints in host memory, and the device world's, for the device engine's collectives on device memory.
+struct Groups {
+  std::unique_ptr<comm::Communicator> tp, dp, pp, embedding;
+};
+
+/// The stages whose plan sums a tied embedding's gradient (the first and the last).
+bool holdsTiedEmbedding(const plan::Plan &plan) {
+  const plan::Program *finalize = plan.program("finalize_grads");
+  return finalize && std::any_of(finalize->steps.begin(), finalize->steps.end(), [](const plan::Step &step) {
+           auto group = step.attrs.find("group");
+           return group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
+                  std::get<std::string>(group->second) == "embedding";
+         });
+}
+
+/// World rank `rank`'s groups split off `world`, in Megatron's order, tensor-parallel fastest, pipeline slowest:
+/// world rank w is tensor-parallel rank w % T of data-parallel rank (w / T) % D of pipeline stage w / (T·D); a tp
+/// group is T consecutive ranks, a dp group the ranks of one stage with the same tp rank, a pipeline group the
+/// ranks with the same tp and dp ranks. Collective over `world`. "" or the error.
+std::string splitGroups(comm::Communicator &world, int rank, const Shared &shared, Groups &groups) {
+  std::string error;
+  const int tensor = shared.tensor, perStage = shared.tensor * shared.data;
+  const int stage = rank / perStage, inStage = rank % perStage;
+  if (!(groups.tp = world.split(rank / tensor, rank % tensor, "tp", error)))
+    return "creating the tensor-parallel group: " + error;
+  if (!(groups.dp = world.split(stage * tensor + inStage % tensor, inStage / tensor, "dp", error)))
+    return "creating the data-parallel group: " + error;
+  if (shared.pipeline == 1)
+    return {};
+  if (!(groups.pp = world.split(inStage, stage, "pp", error)))
+    return "creating the pipeline group: " + error;
+  groups.embedding = groups.pp->split(holdsTiedEmbedding(shared.plans[static_cast<size_t>(stage)]) ? 0 : -1, stage,
+                                      "embedding", error);
+  if (!groups.embedding && !error.empty())
+    return "creating the embedding group: " + error;
+  return {};
+}
 
 /// One rank's training loop: a full SPMD copy of the loop with its own engine over its shards and its own data
 /// loaders. The ranks of a tensor-parallel group see the same batches; the data-parallel replicas each run their
@@ -119,9 +164,12 @@ struct Shared {
 /// keep the ranks in step.
 class Run {
 public:
-  Run(Shared &shared, comm::Communicator *group, comm::Communicator *replicas, comm::Communicator *stages = nullptr,
-      comm::Communicator *embedding = nullptr)
-      : opts(shared.opts), shared(shared), group(group), replicas(replicas), stages(stages), embedding(embedding),
+  /// `host`: the rank's groups on the host world (null: one rank). A device run's `backend` runs the programs, with
+  /// the rank's groups on the device world `onDevice` (null: one rank); without a backend the CPU engine runs them.
+  Run(Shared &shared, const Groups *host, const Groups *onDevice = nullptr, device::DeviceBackend *backend = nullptr)
+      : opts(shared.opts), shared(shared), group(host ? host->tp.get() : nullptr),
+        replicas(host ? host->dp.get() : nullptr), stages(host ? host->pp.get() : nullptr),
+        embedding(host ? host->embedding.get() : nullptr), onDevice(onDevice), backend(backend),
         dpRank(replicas ? replicas->rank() : 0), dpSize(replicas ? replicas->size() : 1),
         stage(stages ? stages->rank() : 0), leader((!group || group->rank() == 0) && dpRank == 0 && stage == 0) {}
   /// Returns "" or the error (the caller prints it).
@@ -163,6 +211,8 @@ private:
   comm::Communicator *replicas; // the data-parallel group (this tp rank's replicas); null for one rank
   comm::Communicator *stages;   // the pipeline group (rank = stage); null for one stage
   comm::Communicator *embedding; // the stages holding the tied embedding, on those stages; else null
+  const Groups *onDevice;          // a device run's groups on the device world; null for one rank or the CPU
+  device::DeviceBackend *backend;  // a device run's backend; null on the CPU
   int dpRank, dpSize, stage;
   bool leader; // rank 0 of the world: prints, logs, writes files
   // Pipeline: the stash slots in use per local chunk, and the most in use at once (the activations measured).
@@ -171,7 +221,12 @@ private:
   // The plan's buffers on the host: the whole run on the CPU, or the host's view of a device run's (Compute.h).
   std::unique_ptr<runtime::Engine> engine;
   std::unique_ptr<Compute> compute; // what runs the programs: hostCompute(*engine), or `device`
-  DeviceCompute *device = nullptr;  // --device cuda: the compute, on shared.backend
+  DeviceCompute *device = nullptr;  // --device cuda: the compute, on `backend`
+  /// Whether the communication time is measured: the CPU engine times its collectives, the device engine not yet.
+  bool timesCommunication() const { return shared.ranks > 1 && !device; }
+  /// The device compute with this rank's device groups and its share of the norm (`counted`: per parameter, the
+  /// runs of its gradient this rank counts).
+  std::string createDeviceCompute(const std::vector<std::vector<std::pair<int64_t, int64_t>>> &counted);
   GptInputs inputs;
   std::unique_ptr<data::BatchSource> train, validation;
   /// The split's source: the built-in corpus, or Megatron's datasets (--data-path) sized for `samples`.
@@ -261,15 +316,6 @@ std::string Run::setUp() {
                                    embedding);
   if (!engine)
     return "plan '" + opts.plan + "': " + error;
-  if (shared.backend) {
-    std::unique_ptr<DeviceCompute> onDevice = DeviceCompute::create(*engine, *shared.backend, error);
-    if (!onDevice)
-      return "plan '" + opts.plan + "' on " + shared.backend->describe() + ": " + error;
-    device = onDevice.get();
-    compute = std::move(onDevice);
-  } else {
-    compute = hostCompute(*engine);
-  }
   // Each pipeline stage's plan numbers its buffers its own way.
   if (std::string problem = findGptInputs(engine->plan(), inputs); !problem.empty())
     return "plan '" + opts.plan + "': " + problem;
@@ -286,18 +332,29 @@ std::string Run::setUp() {
   if (fp16 || opts.lossScale.constant)
     scaler = std::make_unique<LossScaler>(opts.lossScale);
 
+  // The global gradient norm counts each element of the whole model once: the runs of each gradient this rank
+  // owns (counted by the first replica only: gradientNorm, createDeviceCompute).
   const int rank = group ? group->rank() : 0;
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> counted;
   for (const plan::Param &p : engine->plan().params) {
     float *grad = engine->as<float>(p.grad);
     cpu::Index n = engine->buffer(p.grad).numElements();
     grads.push_back(grad);
     sizes.push_back(n);
+    counted.emplace_back();
     if (heldByEarlierStage(p.name))
       continue; // a tied parameter's copy: the norm counts it once, on the first stage holding it
     for (const ShardRun &run : ownedRuns(p, rank, n)) {
       ownedGrads.push_back(grad + run.local);
       ownedSizes.push_back(run.length);
+      counted.back().push_back({run.local, run.length});
     }
+  }
+  if (backend) {
+    if (std::string problem = createDeviceCompute(counted); !problem.empty())
+      return "plan '" + opts.plan + "' on " + backend->describe() + ": " + problem;
+  } else {
+    compute = hostCompute(*engine);
   }
   const std::vector<int64_t> &shape = engine->buffer(inputs.tokens).shape;
   globalMicroBatches = engine->plan().model.numMicroBatches;
@@ -362,6 +419,25 @@ std::string Run::setUp() {
   curve.floor = floor; // negative: unknown (real text)
   curve.title = engine->plan().model.family + ", " + std::to_string(engine->plan().model.parameters) +
                 " parameters, built-in corpus";
+  return {};
+}
+
+std::string Run::createDeviceCompute(const std::vector<std::vector<std::pair<int64_t, int64_t>>> &counted) {
+  DeviceRank rank;
+  if (onDevice) { // a rank of a parallel run: gradientNorm's share and groups, on the device
+    rank = {onDevice->tp.get(), onDevice->dp.get(), onDevice->pp.get(), onDevice->embedding.get(), std::nullopt};
+    device::NormShare share;
+    // The replicas hold the same summed gradients: the first counts them, the others nothing.
+    share.runs = dpRank == 0 ? counted : std::vector<std::vector<std::pair<int64_t, int64_t>>>(counted.size());
+    share.groups = {rank.tensor, dpSize > 1 ? rank.data : nullptr, rank.pipeline};
+    rank.norm = std::move(share);
+  }
+  std::string error;
+  std::unique_ptr<DeviceCompute> created = DeviceCompute::create(*engine, *backend, std::move(rank), error);
+  if (!created)
+    return error;
+  device = created.get();
+  compute = std::move(created);
   return {};
 }
 
@@ -762,7 +838,7 @@ void Run::log(int64_t iteration, double loss, double gradNorm, double lr, double
                 static_cast<long long>(intervalSkipped));
     intervalSkipped = 0;
   }
-  if (shared.ranks > 1) // rank 0's time inside collectives, waiting for the other ranks included
+  if (timesCommunication()) // rank 0's time inside collectives, waiting for the other ranks included
     std::printf(" | communication (ms): %.1f", commSeconds / std::max<int64_t>(iterations, 1) * 1000.0);
   std::printf("\n");
   std::fflush(stdout);
@@ -793,8 +869,9 @@ std::string Run::main() {
       std::printf("; distributed optimizer");
     std::printf("), sequence parallel: %s\n", plan.parallel.sequence ? "on" : "off");
     if (device)
-      std::printf("device: %s (the programs and the optimizer step; the host feeds the inputs)\n",
-                  device->describe().c_str());
+      std::printf("device: %s (the programs and the optimizer step; the host feeds the inputs)%s\n",
+                  device->describe().c_str(),
+                  shared.deviceWorld.empty() ? "" : ("; the ranks' collectives through " + shared.deviceWorld).c_str());
     if (shared.pipeline > 1)
       std::printf("pipeline parallel: %d stages%s, %lld micro-batches per replica and iteration\n", shared.pipeline,
                   plan.pipeline.virtualStages > 1
@@ -899,14 +976,17 @@ std::string Run::main() {
     std::string planned = mebibytes(engine->allocatedBytes());
     if (shared.ranks > 1)
       planned += " per rank x " + std::to_string(shared.ranks) + " ranks";
-    if (shared.ranks > 1)
+    if (timesCommunication())
       std::printf("communication: %.1f ms per iteration on rank 0 (%.0f%% of its training time; time inside "
                   "collectives, waiting for the other ranks included)\n",
                   trainComm / trained * 1000.0, trainSeconds > 0 ? 100.0 * trainComm / trainSeconds : 0.0);
     if (device)
       std::printf("memory: planned %s on the device (parameters, gradients, AdamW state, inputs, activations), "
                   "measured peak resident on the host %s\n",
-                  mebibytes(device->allocatedBytes()).c_str(), mebibytes(peakResidentBytes()).c_str());
+                  (mebibytes(device->allocatedBytes()) +
+                   (shared.ranks > 1 ? " per rank x " + std::to_string(shared.ranks) + " ranks" : ""))
+                      .c_str(),
+                  mebibytes(peakResidentBytes()).c_str());
     else
       std::printf("memory: planned %s (parameters, gradients, AdamW state, inputs, activations), measured peak "
                   "resident %s\n",
@@ -967,9 +1047,48 @@ std::string Run::main() {
   return {};
 }
 
+/// The device backends of this process's ranks for --device cuda and auto, into shared.backends: one per rank for
+/// ranks as threads, all on device 0 (the same-device world joins them), or this process's on its local rank's
+/// device. "" or why the run cannot be on devices.
+std::string makeDeviceBackends(Shared &shared, const comm::LaunchInfo &launch, const DeviceBackendFactory &makeBackend,
+                               const DeviceWorldFactory &connectDevices) {
+  if (shared.plans.front().parallel.distributedOptimizer)
+    return "plan '" + shared.opts.plan + "': " + distributedOptimizerRefusal();
+  if (!makeBackend)
+    return "this build of the runtime has no device backend";
+  const bool processes = launch.multiProcess();
+  if (processes && shared.ranks > 1 && !connectDevices)
+    return "the ranks are processes under " + shared.launcher +
+           ", and this build cannot connect their devices (that takes NCCL; docs/cuda.md, \"NCCL\")";
+  for (int r = 0; r < (processes ? 1 : shared.ranks); ++r) {
+    std::string why;
+    std::unique_ptr<device::DeviceBackend> backend = makeBackend(processes ? launch.localRank : 0, why);
+    if (!backend)
+      return why.empty() ? "no device backend could be made" : why;
+    shared.backends.push_back(std::move(backend));
+  }
+  if (shared.ranks > 1)
+    shared.deviceWorld = processes ? "the device communicator across the processes"
+                                   : "the same-device communicator (a stream per rank)";
+  return {};
+}
+
+/// Ranks as processes run on devices only if every process has one: the processes' verdicts summed over the host
+/// world. `why` is this process's ("" where it has a backend); returns the common verdict.
+std::string agreeOnDevices(comm::Communicator &world, const std::string &why) {
+  double lacking = why.empty() ? 0 : 1;
+  if (std::string error = world.allReduce(&lacking, 1, plan::DType::F64, comm::ReduceOp::Sum); !error.empty())
+    return "agreeing on the devices: " + error;
+  if (!why.empty() || lacking == 0)
+    return why;
+  return std::to_string(static_cast<int>(lacking)) + " of the " + std::to_string(world.size()) +
+         " processes cannot run on a device";
+}
+
 /// Reads the plan and checks what every rank would otherwise check alike, then runs the ranks: one Run on this
 /// thread for a single rank, else `tensor` threads joined by a communicator.
-int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend) {
+int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend,
+           const DeviceWorldFactory &connectDevices) {
   Shared *sharedPtr = nullptr;
   auto fail = [&](const std::string &message) {
     if (sharedPtr && sharedPtr->progressShown)
@@ -1021,24 +1140,6 @@ int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend) {
   shared.ranks = shared.tensor * shared.data * shared.pipeline;
   shared.threadsPerRank = std::max(1, threads / shared.ranks);
 
-  // --device cuda and auto: one rank's programs on a device backend; auto falls back to the CPU, saying why.
-  if (opts.device != "cpu") {
-    std::string why;
-    if (shared.ranks > 1)
-      why = "plan '" + opts.plan + "' is compiled for " + std::to_string(shared.tensor) + " tensor-parallel x " +
-            std::to_string(shared.data) + " data-parallel x " + std::to_string(shared.pipeline) +
-            " pipeline ranks; multi-rank device training is not supported yet";
-    else if (!makeBackend)
-      why = "this build of the runtime has no device backend";
-    else if (!(shared.backend = makeBackend(why)) && why.empty())
-      why = "no device backend could be made";
-    if (!shared.backend) {
-      if (opts.device == "cuda")
-        return fail("--device cuda: " + why + " (--device cpu runs on the CPU)");
-      std::fprintf(stderr, "megatron-run: --device auto: %s; running on the CPU\n", why.c_str());
-    }
-  }
-
   // Under mpirun or srun this process is one rank of the job; otherwise the ranks are threads of this process.
   std::string launchError;
   comm::Environment environment = comm::processEnvironment();
@@ -1050,51 +1151,7 @@ int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend) {
   if (!environment.count("MEGATRON_RENDEZVOUS_TIMEOUT"))
     launch.rendezvousTimeout =
         std::chrono::milliseconds(static_cast<int64_t>(opts.distributedTimeoutMinutes * 60'000.0));
-
-  // One rank's training on the world: Megatron's order, tensor-parallel fastest, pipeline slowest. World rank w
-  // is tensor-parallel rank w % T of data-parallel rank (w / T) % D of pipeline stage w / (T·D): a tp group is T
-  // consecutive ranks, a dp group the ranks of one stage with the same tp rank, a pipeline group the ranks with
-  // the same tp and dp ranks.
-  const int tensor = shared.tensor, perStage = shared.tensor * shared.data;
-  auto runRank = [&](int rank, comm::Communicator &world) -> std::string {
-    cpu::setNumThreads(shared.threadsPerRank);
-    std::string splitError;
-    const int stage = rank / perStage, inStage = rank % perStage;
-    std::unique_ptr<comm::Communicator> tp = world.split(rank / tensor, rank % tensor, "tp", splitError);
-    if (!tp)
-      return "creating the tensor-parallel group: " + splitError;
-    std::unique_ptr<comm::Communicator> dp =
-        world.split(stage * tensor + inStage % tensor, inStage / tensor, "dp", splitError);
-    if (!dp)
-      return "creating the data-parallel group: " + splitError;
-    std::unique_ptr<comm::Communicator> pp, embedding;
-    if (shared.pipeline > 1) {
-      pp = world.split(inStage, stage, "pp", splitError);
-      if (!pp)
-        return "creating the pipeline group: " + splitError;
-      // The stages whose plan sums a tied embedding's gradient (the first and the last).
-      auto holdsTied = [&](const plan::Plan &plan) {
-        const plan::Program *finalize = plan.program("finalize_grads");
-        return finalize && std::any_of(finalize->steps.begin(), finalize->steps.end(), [](const plan::Step &step) {
-                 auto group = step.attrs.find("group");
-                 return group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
-                        std::get<std::string>(group->second) == "embedding";
-               });
-      };
-      embedding = pp->split(holdsTied(shared.plans[static_cast<size_t>(stage)]) ? 0 : -1, stage, "embedding",
-                            splitError);
-      if (!embedding && !splitError.empty())
-        return "creating the embedding group: " + splitError;
-    }
-    Run run(shared, tp.get(), dp.get(), pp.get(), embedding.get());
-    std::string failure = run.main();
-    // Threads: fail the group in its own name, so that the peers' messages read 'rank R of group "tp" ...
-    // failed' (the first failure wins). Processes: the caller reports first, then aborts the job.
-    if (!failure.empty() && !launch.multiProcess())
-      tp->abort(failure);
-    return failure;
-  };
-
+  std::unique_ptr<comm::Communicator> world; // ranks as processes: the launcher's world, on the host
   if (launch.multiProcess()) {
     if (launch.worldSize != shared.ranks)
       return fail(std::string(comm::toString(launch.launcher)) + " started " + std::to_string(launch.worldSize) +
@@ -1103,17 +1160,77 @@ int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend) {
                   " x pipeline parallel " + std::to_string(shared.pipeline) + " = " + std::to_string(shared.ranks) +
                   " ranks; the world size must be tp x dp x pp");
     shared.launcher = comm::toString(launch.launcher);
-    std::unique_ptr<comm::Communicator> world = comm::connectWorld(launch, error);
-    if (!world)
+    if (!(world = comm::connectWorld(launch, error)))
       return fail(error);
+  }
+
+  // --device cuda and auto: every rank's programs on a device backend; auto falls back to the CPU, saying why.
+  comm::ThreadWorldOptions worldOptions; // ranks as threads: how long a collective waits
+  worldOptions.timeout = std::chrono::milliseconds(static_cast<int64_t>(opts.distributedTimeoutMinutes * 60'000.0));
+  std::unique_ptr<comm::ThreadWorld> sameDeviceWorld; // ranks as threads on one device: their device world
+  if (opts.device != "cpu") {
+    std::string why = makeDeviceBackends(shared, launch, makeBackend, connectDevices);
+    if (world) { // the processes decide alike, or they would not meet in the same collectives
+      why = agreeOnDevices(*world, why);
+    } else if (why.empty() && shared.ranks > 1) {
+      std::vector<device::DeviceBackend *> backends;
+      for (const std::unique_ptr<device::DeviceBackend> &backend : shared.backends)
+        backends.push_back(backend.get());
+      sameDeviceWorld = device::createSameDeviceWorld(backends, why, worldOptions);
+    }
+    if (!why.empty()) {
+      sameDeviceWorld.reset();
+      shared.backends.clear();
+      if (opts.device == "cuda")
+        return fail("--device cuda: " + why + " (--device cpu runs on the CPU)");
+      std::fprintf(stderr, "megatron-run: --device auto: %s; running on the CPU\n", why.c_str());
+    }
+  }
+  const bool onDevice = !shared.backends.empty();
+
+  // One rank's training: its groups split off the world (and, on devices, off the device world alike), then the
+  // loop. On devices the loop's own sums and the checkpoints stay on the host world's groups: their buffers are
+  // host memory.
+  auto runRank = [&](int rank, comm::Communicator &hostWorld, comm::Communicator *deviceWorld) -> std::string {
+    cpu::setNumThreads(shared.threadsPerRank);
+    Groups host, devices;
+    std::string failure = splitGroups(hostWorld, rank, shared, host);
+    if (failure.empty() && deviceWorld)
+      if (failure = splitGroups(*deviceWorld, rank, shared, devices); !failure.empty())
+        failure = "on the device: " + failure;
+    if (failure.empty()) {
+      Run run(shared, &host, deviceWorld ? &devices : nullptr,
+              onDevice ? shared.backends[launch.multiProcess() ? 0 : static_cast<size_t>(rank)].get() : nullptr);
+      failure = run.main();
+    }
+    // Threads: fail the groups in this rank's own name, so that the peers' messages read 'rank R of group "tp" ...
+    // failed' (the first failure wins); the device world's first, since the root cause is read there (below).
+    // Processes: the caller reports first, then aborts the job.
+    if (!failure.empty() && !launch.multiProcess()) {
+      if (comm::Communicator *first = devices.tp ? devices.tp.get() : deviceWorld)
+        first->abort(failure);
+      if (host.tp)
+        host.tp->abort(failure);
+    }
+    return failure;
+  };
+
+  if (launch.multiProcess()) {
     // --cpu-threads (or every core) is the node's: each of its processes takes its share.
     int perNode = launch.localSize > 0 ? launch.localSize : 1;
     shared.threadsPerRank = std::max(1, (opts.threads > 0 ? opts.threads : threads) / perNode);
     cpu::setNumThreads(shared.threadsPerRank);
-    error = runRank(launch.worldRank, *world);
+    // On devices, the device world is connected over the host world (NCCL under megatron-run).
+    std::unique_ptr<comm::Communicator> deviceWorld;
+    if (onDevice && shared.ranks > 1 && !(deviceWorld = connectDevices(*world, *shared.backends.front(), error)))
+      error = "--device cuda: connecting the ranks' devices: " + error;
+    if (error.empty())
+      error = runRank(launch.worldRank, *world, deviceWorld.get());
     if (!error.empty()) {
-      // The peers may be blocked in MPI calls that cannot time out: report, then stop the whole job.
+      // The peers may be blocked in MPI or NCCL calls that cannot time out: report, then stop the whole job.
       fail("rank " + std::to_string(launch.worldRank) + ": " + error);
+      if (deviceWorld)
+        deviceWorld->abort(error);
       world->abort(error);
       return 1;
     }
@@ -1122,15 +1239,36 @@ int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend) {
   }
 
   cpu::setNumThreads(threads);
+  // Ranks as threads, each with its own OpenMP team (GEMMs included: one pool, cpu/Threads.cpp). A rank's failure
+  // aborts the world; runRanks names the rank at its root.
   if (shared.ranks == 1) {
-    Run run(shared, nullptr, nullptr);
+    Run run(shared, nullptr, nullptr, onDevice ? shared.backends.front().get() : nullptr);
     error = run.main();
+  } else if (!onDevice) {
+    error = comm::runRanks(
+        shared.ranks, [&](int rank, comm::Communicator &hostWorld) { return runRank(rank, hostWorld, nullptr); },
+        worldOptions);
   } else {
-    // Ranks as threads, each with its own OpenMP team (GEMMs included: one pool, cpu/Threads.cpp). A rank's failure
-    // aborts the world; runRanks names the rank at its root.
-    comm::ThreadWorldOptions world;
-    world.timeout = std::chrono::milliseconds(static_cast<int64_t>(opts.distributedTimeoutMinutes * 60'000.0));
-    error = comm::runRanks(shared.ranks, runRank, world);
+    // On one device: every rank's backend (its own stream) in the same-device world, beside the host world.
+    comm::ThreadWorld &deviceWorld = *sameDeviceWorld;
+    std::vector<std::string> errors(static_cast<size_t>(shared.ranks));
+    error = comm::runRanks(
+        shared.ranks,
+        [&](int rank, comm::Communicator &hostWorld) {
+          struct Finished { // however the rank ends, its device peers stop waiting for it
+            comm::ThreadWorld &world;
+            int rank;
+            ~Finished() { world.finished(rank); }
+          } finished{deviceWorld, rank};
+          return errors[static_cast<size_t>(rank)] = runRank(rank, hostWorld, &deviceWorld.communicator(rank));
+        },
+        worldOptions);
+    // Every failure reaches the device world first (a failing rank aborts it before the host world; a failed
+    // device step aborts it itself), so its first failure is the root cause.
+    if (int origin = deviceWorld.failedRank(); origin >= 0)
+      error = "rank " + std::to_string(origin) + ": " +
+              (errors[static_cast<size_t>(origin)].empty() ? deviceWorld.failureReason()
+                                                           : errors[static_cast<size_t>(origin)]);
   }
   if (!error.empty())
     return fail(error);
@@ -1189,8 +1327,9 @@ std::vector<std::string> validate(const TrainOptions &o) {
   return problems;
 }
 
-int runTraining(const TrainOptions &options, const DeviceBackendFactory &makeBackend) {
-  return runAll(options, makeBackend);
+int runTraining(const TrainOptions &options, const DeviceBackendFactory &makeBackend,
+                const DeviceWorldFactory &connectDevices) {
+  return runAll(options, makeBackend, connectDevices);
 }
 
 } // namespace megatron::train

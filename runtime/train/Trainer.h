@@ -18,6 +18,10 @@
 #include <string>
 #include <vector>
 
+namespace megatron::comm {
+class Communicator;
+} // namespace megatron::comm
+
 namespace megatron::device {
 class DeviceBackend;
 } // namespace megatron::device
@@ -37,8 +41,8 @@ struct TrainOptions {
   int64_t saveInterval = 0;
   int64_t exitInterval = 0; // stop (saving, with --save) after an iteration divisible by this
   int threads = 0;          // 0: every core
-  // --device: "cpu", "cuda" (the programs on the device backend that runTraining's factory makes; one rank only),
-  // or "auto" (cuda where a backend can be made and the plan has one rank, else the CPU).
+  // --device: "cpu", "cuda" (every rank's programs and optimizer step on a device backend that runTraining's
+  // factory makes), or "auto" (cuda where every rank gets a backend and the plan runs on the device, else the CPU).
   std::string device = "cpu";
   double distributedTimeoutMinutes = 10; // a collective's longest wait (ranks as threads; MPI has no timeout)
   std::vector<std::string> dataPath; // Megatron's --data-path: a prefix, or weight prefix pairs; empty: built-in
@@ -62,14 +66,26 @@ struct TrainOptions {
 /// Problems with the options, each naming its flag. `trainIters` may be 0 only to generate from --load.
 std::vector<std::string> validate(const TrainOptions &options);
 
-/// Makes the device backend of a --device cuda or auto run: the GPU's (megatron-run), or the host simulator's
-/// (the tests). Null and `error` when there is none ("no CUDA device: ...").
-using DeviceBackendFactory = std::function<std::unique_ptr<device::DeviceBackend>(std::string &error)>;
+/// Makes a device backend of a --device cuda or auto run on device `device`: the GPU's (megatron-run), or the host
+/// simulator's (the tests). Called once per rank of this process: for ranks as threads, every rank gets its own
+/// backend (on a GPU, its own stream) on device 0, which they share; for ranks as processes (mpirun, srun,
+/// torchrun) the process's one backend on the device of its local rank. Null and `error` when there is none
+/// ("no CUDA device: ...").
+using DeviceBackendFactory = std::function<std::unique_ptr<device::DeviceBackend>(int device, std::string &error)>;
 
-/// Runs training (and generation) as the options say, on the CPU or, for --device cuda and auto, on a backend from
-/// `makeBackend` (called once, for a plan of one rank). Prints the log to standard output and errors to standard
-/// error; returns the process exit code (0, or 1 with a message).
-int runTraining(const TrainOptions &options, const DeviceBackendFactory &makeBackend = {});
+/// Ranks as processes on devices: the communicator over all ranks whose buffers are device pointers of `backend`
+/// (megatron-run: NCCL, cuda::createNcclWorld), bootstrapped over the launcher's host world; collective over
+/// `hostWorld`. Null and `error` when it cannot be made. An empty factory refuses multi-process device runs.
+using DeviceWorldFactory = std::function<std::unique_ptr<comm::Communicator>(
+    comm::Communicator &hostWorld, device::DeviceBackend &backend, std::string &error)>;
+
+/// Runs training (and generation) as the options say, on the CPU or, for --device cuda and auto, on backends from
+/// `makeBackend` (docs/cuda.md, "Training on the device"): ranks as threads share one device through a same-device
+/// world (runtime/device/SameDeviceCommunicator.h); ranks as processes join their devices with `connectDevices`.
+/// Prints the log to standard output and errors to standard error; returns the process exit code (0, or 1 with a
+/// message).
+int runTraining(const TrainOptions &options, const DeviceBackendFactory &makeBackend = {},
+                const DeviceWorldFactory &connectDevices = {});
 
 } // namespace megatron::train
 

@@ -2,12 +2,14 @@
 //
 // Training flags use Megatron-LM's names and defaults; everything else is in runtime/train. A plan compiled for
 // tensor parallelism carries its layout, and its ranks run as threads of this process (docs/megatron-run.md).
-// --device cuda runs a one-rank plan on the GPU through the CUDA backend (docs/cuda.md).
+// --device cuda runs the plan's ranks on GPUs through the CUDA backend: ranks as threads share one GPU, a stream
+// each; ranks as processes take their local rank's GPU and NCCL (docs/cuda.md, "Training on the device").
 //
 //===----------------------------------------------------------------------===//
 
-#include "runtime/comm/Launch.h"
+#include "runtime/comm/Communicator.h"
 #include "runtime/cuda/CudaBackend.h"
+#include "runtime/cuda/NcclCommunicator.h"
 #include "runtime/train/Trainer.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -36,14 +38,26 @@ std::vector<std::string> gatherDataPath(int argc, char **argv) {
   return args;
 }
 
-/// --device cuda's backend: the GPU of this process's local rank, as Megatron's torch.cuda.set_device(local_rank).
-std::unique_ptr<megatron::device::DeviceBackend> makeCudaBackend(std::string &error) {
-  std::string launchError;
-  megatron::comm::LaunchInfo launch = megatron::comm::detectLaunch(megatron::comm::processEnvironment(), launchError);
+/// --device cuda's backend on GPU `device`: the process's local rank under a launcher, as Megatron's
+/// torch.cuda.set_device(local_rank); 0 for ranks as threads, each of which gets its own backend (stream) on it.
+std::unique_ptr<megatron::device::DeviceBackend> makeCudaBackend(int device, std::string &error) {
   megatron::cuda::CudaBackendOptions options;
-  options.device = launchError.empty() ? launch.localRank : 0;
+  options.device = device;
   // Without a GPU (or a build without CUDA) the error says why: "no CUDA device: ...".
   return megatron::cuda::createCudaBackend(options, error);
+}
+
+/// Ranks as processes on GPUs: NCCL over the launcher's host world. Untested: no machine with several GPUs has run
+/// it (docs/cuda.md, "NCCL").
+std::unique_ptr<megatron::comm::Communicator> connectNccl(megatron::comm::Communicator &hostWorld,
+                                                          megatron::device::DeviceBackend &backend,
+                                                          std::string &error) {
+  auto *cuda = dynamic_cast<megatron::cuda::CudaBackend *>(&backend);
+  if (!cuda) {
+    error = "NCCL needs a CUDA backend, not " + backend.describe();
+    return nullptr;
+  }
+  return megatron::cuda::createNcclWorld(hostWorld, *cuda, error);
 }
 } // namespace
 
@@ -90,8 +104,8 @@ int main(int argc, char **argv) {
                        cl::desc("CPU threads in total, shared by a tensor-parallel plan's ranks (default: every core)"),
                        cl::init(0), cl::cat(training));
   cl::opt<std::string> device("device",
-                             cl::desc("cpu (default), cuda (the GPU of this process's local rank), or auto (cuda "
-                                      "where it can run, else the CPU)"),
+                             cl::desc("cpu (default), cuda (the GPU of this process's local rank; ranks as threads "
+                                      "share it, a stream each), or auto (cuda where it can run, else the CPU)"),
                              cl::init("cpu"), cl::cat(training));
   cl::opt<double> distributedTimeout(
       "distributed-timeout-minutes",
@@ -217,5 +231,9 @@ int main(int argc, char **argv) {
       llvm::errs() << "megatron-run: error: " << problem << "\n";
     return 1;
   }
-  return megatron::train::runTraining(o, makeCudaBackend);
+  // A build without NCCL cannot join the GPUs of ranks that are processes; runTraining then refuses such runs.
+  megatron::train::DeviceWorldFactory connectDevices;
+  if (megatron::cuda::haveNccl())
+    connectDevices = connectNccl;
+  return megatron::train::runTraining(o, makeCudaBackend, connectDevices);
 }

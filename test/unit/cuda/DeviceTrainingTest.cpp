@@ -6,9 +6,14 @@
 // resumes from. The whole loop is the CPU trainer's; only the compute differs, so what these runs compare is that
 // the device runs the same programs on the same inputs and steps the same optimizer (the numerics of each program
 // are DeviceEngineTest's). The model is tiny and the runs short: the simulator runs each thread as a fiber.
+// Parallel plans (tensor with sequence parallelism, data, pipeline) run their ranks as threads, each on its own stream
+// of one simulated device (SharedSimulatedDevice.h), against the CPU trainer running the same plan's ranks as
+// threads: the losses, norms and checkpoints of every layout are the layout-independent run's, so a collective
+// bound wrongly, a norm counted twice or a pipeline message out of order shows in them.
 //
 //===----------------------------------------------------------------------===//
 
+#include "SharedSimulatedDevice.h"
 #include "TestModels.h"
 #include "UniqueTempDir.h"
 
@@ -19,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -48,6 +54,26 @@ const plan::Plan &tinyGpt(const std::string &precision) {
   c.vocabSize = 215;
   c.makeVocabSizeDivisibleBy = 8;
   return plans.emplace(precision, test::compileModel(c, precision.c_str())).first->second;
+}
+
+/// tinyGpt's model with a layer per pipeline stage, compiled in f32 for `layout`: one plan per stage.
+const std::vector<plan::Plan> &tinyParallelGpt(const test::ParallelLayout &layout) {
+  static std::map<std::tuple<int64_t, bool, int64_t, bool, int64_t>, std::vector<plan::Plan>> plans;
+  auto key = std::make_tuple(layout.tensor, layout.sequence, layout.data, layout.distributedOptimizer, layout.stages);
+  auto found = plans.find(key);
+  if (found != plans.end())
+    return found->second;
+  ModelConfig c;
+  c.numLayers = std::max<int64_t>(1, layout.stages);
+  c.hiddenSize = 32;
+  c.numAttentionHeads = 2;
+  c.seqLength = 8;
+  c.microBatchSize = 2;
+  c.globalBatchSize = 4;
+  c.vocabSize = 215;
+  c.makeVocabSizeDivisibleBy = 8;
+  c.tensorModelParallelSize = layout.tensor; // pads the vocabulary to a multiple of 8 x the ranks
+  return plans.emplace(key, test::compileParallelModel(c, layout)).first->second;
 }
 
 /// The kernels of these plans, compiled for the simulator once and cached in the build tree.
@@ -100,6 +126,7 @@ struct Outcome {
   std::string output; // standard output
   std::vector<Row> rows;
   Traffic traffic; // on the device
+  double seconds = 0;
 };
 
 std::vector<Row> readLossLog(const std::string &path) {
@@ -124,11 +151,12 @@ std::vector<Row> readLossLog(const std::string &path) {
   return rows;
 }
 
-/// Training options for `plan` written into `dir`: quiet, evaluating one global batch at the end.
-train::TrainOptions optionsFor(const plan::Plan &plan, const TempDir &dir, const std::string &name,
+/// Training options for `stages` (a plan, or one per pipeline stage) written into `dir`: quiet, evaluating one
+/// global batch at the end.
+train::TrainOptions optionsFor(const std::vector<plan::Plan> &stages, const TempDir &dir, const std::string &name,
                                int64_t iterations) {
   const std::string path = dir.path + "/" + name + ".plan";
-  std::ofstream(path) << plan::toJson(plan);
+  std::ofstream(path) << plan::toJson(stages);
   train::TrainOptions options;
   options.plan = path;
   options.trainIters = iterations;
@@ -144,14 +172,31 @@ train::TrainOptions optionsFor(const plan::Plan &plan, const TempDir &dir, const
   return options;
 }
 
-/// Trains as `options` say, on the CPU or on the simulator's backend.
-Outcome train(train::TrainOptions options, bool onDevice) {
+train::TrainOptions optionsFor(const plan::Plan &plan, const TempDir &dir, const std::string &name,
+                               int64_t iterations) {
+  return optionsFor(std::vector<plan::Plan>{plan}, dir, name, iterations);
+}
+
+/// Trains as `options` say, on the CPU or on the simulator: a plan of one rank on a backend of its own (counting
+/// the copies), the `ranks` of a parallel plan each on its own stream of one simulated device.
+Outcome train(train::TrainOptions options, bool onDevice, int ranks = 1) {
   options.device = onDevice ? "cuda" : "cpu";
   Outcome outcome;
+  std::unique_ptr<test::SharedSimulatedDevice> shared; // the ranks' one device, made with the first stream
+  int made = 0;
   testing::internal::CaptureStdout();
-  outcome.exitCode = train::runTraining(options, [&](std::string &) -> std::unique_ptr<device::DeviceBackend> {
-    return std::make_unique<CountingBackend>(outcome.traffic);
-  });
+  const auto start = std::chrono::steady_clock::now();
+  outcome.exitCode =
+      train::runTraining(options, [&](int device, std::string &) -> std::unique_ptr<device::DeviceBackend> {
+        EXPECT_EQ(device, 0) << "ranks as threads share device 0";
+        EXPECT_LT(made++, ranks) << "a backend per rank";
+        if (ranks == 1)
+          return std::make_unique<CountingBackend>(outcome.traffic);
+        if (!shared)
+          shared = std::make_unique<test::SharedSimulatedDevice>(kernelLibrary());
+        return std::make_unique<test::SharedSimulatedDevice::Stream>(*shared);
+      });
+  outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   outcome.output = testing::internal::GetCapturedStdout();
   if (outcome.exitCode == 0)
     outcome.rows = readLossLog(options.lossLog);
@@ -296,7 +341,7 @@ TEST(CudaDeviceTraining, ACheckpointOfTheDeviceRunResumesOnTheCpu) {
 TEST(CudaDeviceTraining, WithoutABackendCudaFailsAndAutoRunsOnTheCpu) {
   TempDir dir;
   train::TrainOptions options = optionsFor(tinyGpt(""), dir, "none", 1);
-  auto none = [](std::string &error) -> std::unique_ptr<device::DeviceBackend> {
+  auto none = [](int, std::string &error) -> std::unique_ptr<device::DeviceBackend> {
     error = "no CUDA device: none in this test";
     return nullptr;
   };
@@ -319,6 +364,179 @@ TEST(CudaDeviceTraining, WithoutABackendCudaFailsAndAutoRunsOnTheCpu) {
       EXPECT_EQ(readLossLog(options.lossLog).size(), 1u);
     }
   }
+}
+
+} // namespace
+
+namespace {
+
+/// A rank's backend whose kernel launches fail from the `failAt`-th on: a device that fails in the middle of an
+/// iteration, while its peers wait in collectives.
+class FailingBackend final : public device::DeviceBackend {
+public:
+  FailingBackend(std::unique_ptr<device::DeviceBackend> inner, int failAt) : inner(std::move(inner)), failAt(failAt) {}
+  std::string describe() const override { return inner->describe(); }
+  void *allocate(std::size_t bytes, std::string &error) override { return inner->allocate(bytes, error); }
+  void release(void *memory) override { inner->release(memory); }
+  std::string copyToDevice(void *d, const void *h, std::size_t bytes) override {
+    return inner->copyToDevice(d, h, bytes);
+  }
+  std::string copyToHost(void *h, const void *d, std::size_t bytes) override { return inner->copyToHost(h, d, bytes); }
+  std::string copyOnDevice(void *to, const void *from, std::size_t bytes) override {
+    return inner->copyOnDevice(to, from, bytes);
+  }
+  std::string fill(void *d, unsigned char value, std::size_t bytes) override { return inner->fill(d, value, bytes); }
+  std::string prepare(const std::vector<codegen::CudaKernel> &kernels) override { return inner->prepare(kernels); }
+  std::string launch(const codegen::CudaKernel &kernel, void **args) override {
+    if (++launches >= failAt)
+      return "an injected fault launching " + kernel.name;
+    return inner->launch(kernel, args);
+  }
+  std::string gemm(const device::Gemm &call) override { return inner->gemm(call); }
+  std::string synchronize() override { return inner->synchronize(); }
+
+private:
+  std::unique_ptr<device::DeviceBackend> inner;
+  int failAt, launches = 0;
+};
+
+/// The device run of a parallel plan's `ranks` against the CPU trainer's run of the same plan, with the tolerances
+/// of the one-rank f32 test: the collectives add in rank order on both, so only the kernels' summation orders differ.
+/// Two iterations, so that the second runs on the parameters the first step updated; with `generate`, a greedy
+/// sample after training (the logits program over the tensor-parallel group) that must pick the same tokens.
+void expectParallelRunMatches(const char *what, const std::vector<plan::Plan> &plans, int ranks, const char *banner,
+                              bool generate = false) {
+  TempDir dir;
+  const int64_t iterations = 2;
+  train::TrainOptions options = optionsFor(plans, dir, "parallel", iterations);
+  if (generate) {
+    options.generate = 1;
+    options.generateTokens = 3;
+    options.greedy = true;
+  }
+  Outcome cpu = train(options, false), device = train(options, true, ranks);
+  ASSERT_EQ(cpu.exitCode, 0) << cpu.output;
+  ASSERT_EQ(device.exitCode, 0) << device.output;
+  EXPECT_NE(device.output.find(banner), std::string::npos) << device.output;
+  EXPECT_NE(device.output.find("the ranks' collectives through the same-device communicator"), std::string::npos)
+      << device.output;
+  std::printf("  %s: the CPU trainer %.1f s, the simulated device %.1f s\n", what, cpu.seconds, device.seconds);
+  Worst worst = compareRows(what, device.rows, cpu.rows);
+  EXPECT_EQ(device.rows.size(), size_t(iterations));
+  EXPECT_LE(worst.loss, 1e-5);
+  EXPECT_LE(worst.gradNorm, 1e-4);
+  EXPECT_LE(worst.validation, 1e-5);
+  EXPECT_FALSE(std::isnan(device.rows.back().validation)) << "the last iteration evaluates";
+  if (generate) {
+    ASSERT_NE(samples(cpu.output), "") << cpu.output;
+    EXPECT_EQ(samples(device.output), samples(cpu.output)) << "greedy decoding picks the same tokens";
+  }
+}
+
+// Two tensor-parallel ranks with sequence parallelism: the layers' all-reduces, gathers and scatters, the
+// vocabulary-parallel loss, finalize_grads' sums of the norms' gradients, and the norm of each rank's shards (the
+// replicated parameters counted on rank 0 only) added over "tp"; then generation, whose logits are gathered over
+// "tp".
+TEST(CudaDeviceTraining, TensorAndSequenceParallelMatchesTheCpuTrainer) {
+  expectParallelRunMatches("tp 2 + sequence parallel", tinyParallelGpt({2, true}), 2,
+                           "tensor parallel: 2, data parallel: 1 (2 ranks as threads", true);
+}
+
+// Two replicas, one micro-batch each per iteration: the gradients summed over "dp" by finalize_grads, the losses
+// and the validation loss summed over the replicas, the norm counted by the first replica only.
+TEST(CudaDeviceTraining, DataParallelMatchesTheCpuTrainer) {
+  expectParallelRunMatches("dp 2", tinyParallelGpt({1, false, 2}), 2,
+                           "tensor parallel: 1, data parallel: 2 (2 ranks as threads");
+}
+
+// Two pipeline stages under 1F1B: the stash slots, the activations and their gradients as tagged messages, the tied
+// embedding's gradient summed over the first and last stage and counted once in the norm.
+TEST(CudaDeviceTraining, PipelineParallelMatchesTheCpuTrainer) {
+  const std::vector<plan::Plan> &plans = tinyParallelGpt({1, false, 1, false, 2});
+  ASSERT_EQ(plans.size(), 2u);
+  expectParallelRunMatches("pp 2", plans, 2, "pipeline parallel: 2 stages (1F1B)");
+}
+
+// A tp=2 device run saves after iteration 2; the CPU trainer resumes the same plan from it, and its iterations 3
+// and 4 are those of a CPU run that never stopped: every rank's shards and moments came down and were assembled
+// whole.
+TEST(CudaDeviceTraining, ATensorParallelDeviceCheckpointResumesOnTheCpu) {
+  TempDir dir;
+  train::TrainOptions options = optionsFor(tinyParallelGpt({2, true}), dir, "tp-resume", 4);
+  Outcome reference = train(options, false);
+  ASSERT_EQ(reference.exitCode, 0) << reference.output;
+  options.save = dir.path + "/checkpoints";
+  options.exitInterval = 2;
+  Outcome first = train(options, true, 2);
+  ASSERT_EQ(first.exitCode, 0) << first.output;
+  EXPECT_NE(first.output.find("saved checkpoint at iteration 2"), std::string::npos) << first.output;
+  options.load = options.save;
+  options.save.clear();
+  options.exitInterval = 0;
+  Outcome resumed = train(options, false);
+  ASSERT_EQ(resumed.exitCode, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("loaded checkpoint iteration 2"), std::string::npos) << resumed.output;
+  std::vector<Row> both = first.rows;
+  both.insert(both.end(), resumed.rows.begin(), resumed.rows.end());
+  Worst worst = compareRows("tp 2 device, then CPU", both, reference.rows);
+  EXPECT_EQ(both.size(), 4u);
+  EXPECT_LE(worst.loss, 1e-5);
+  EXPECT_LE(worst.gradNorm, 1e-4);
+}
+
+// Rank 1's device fails a kernel launch in its first iteration while rank 0 waits for it in a collective: the run
+// stops at once (no timeout involved) with rank 1 named as the root cause, and its reason.
+TEST(CudaDeviceTraining, ARankWhoseDeviceFailsStopsTheOthersNamingIt) {
+  TempDir dir;
+  train::TrainOptions options = optionsFor(tinyParallelGpt({2, true}), dir, "failing", 2);
+  options.device = "cuda";
+  test::SharedSimulatedDevice shared(kernelLibrary());
+  int made = 0;
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  const auto start = std::chrono::steady_clock::now();
+  int code = train::runTraining(options, [&](int, std::string &) -> std::unique_ptr<device::DeviceBackend> {
+    auto stream = std::make_unique<test::SharedSimulatedDevice::Stream>(shared);
+    if (made++ == 1)
+      return std::make_unique<FailingBackend>(std::move(stream), 20);
+    return stream;
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  testing::internal::GetCapturedStdout();
+  std::string error = testing::internal::GetCapturedStderr();
+  std::printf("  stopped after %.1f s: %s", seconds, error.c_str());
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(error.find("megatron-run: error: rank 1: iteration 1"), std::string::npos) << error;
+  EXPECT_NE(error.find("an injected fault launching "), std::string::npos) << error;
+  EXPECT_LT(seconds, 60.0) << "the peers stop at the failure, not at the 10-minute timeout";
+}
+
+// The distributed optimizer's moments are a flat shard per replica, which the device optimizer does not keep:
+// --device cuda refuses such a plan naming the flag that compiled it, before any rank starts; auto trains on the CPU.
+TEST(CudaDeviceTraining, TheDistributedOptimizerIsRefusedNamingItsFlag) {
+  TempDir dir;
+  train::TrainOptions options = optionsFor(tinyParallelGpt({1, false, 2, true}), dir, "zero", 1);
+  ASSERT_TRUE(tinyParallelGpt({1, false, 2, true}).front().parallel.distributedOptimizer);
+  int made = 0;
+  auto factory = [&](int, std::string &) -> std::unique_ptr<device::DeviceBackend> {
+    ++made;
+    return std::make_unique<cudasim::SimulatedBackend>(kernelLibrary(), 1);
+  };
+  for (const char *device : {"cuda", "auto"}) {
+    options.device = device;
+    testing::internal::CaptureStdout();
+    testing::internal::CaptureStderr();
+    int code = train::runTraining(options, factory);
+    testing::internal::GetCapturedStdout();
+    std::string error = testing::internal::GetCapturedStderr();
+    std::printf("  --device %s: %s", device, error.c_str());
+    EXPECT_NE(error.find("--use-distributed-optimizer"), std::string::npos) << error;
+    EXPECT_NE(error.find(options.device == "cuda" ? "error: --device cuda: plan '" : "; running on the CPU"),
+              std::string::npos)
+        << error;
+    EXPECT_EQ(code, options.device == "cuda" ? 1 : 0) << error;
+  }
+  EXPECT_EQ(made, 0) << "refused before any backend is made";
 }
 
 } // namespace

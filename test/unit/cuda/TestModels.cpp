@@ -21,10 +21,11 @@ namespace megatron::test {
 
 namespace {
 
-/// The model through the compiler's passes: one plan, or one per pipeline stage when `stages` > 1; `fuse` adds
-/// --mt-fuse-elementwise after autodiff.
+/// The model through the compiler's passes: one plan, or one per pipeline stage when `stages` > 1;
+/// `distributedOptimizer` shards the optimizer (with `data` > 1), `fuse` adds --mt-fuse-elementwise after autodiff.
 std::vector<plan::Plan> compileStages(ModelConfig config, const char *precision, int64_t tensor, bool sequence,
-                                      int64_t data, int64_t stages, bool fuse = false) {
+                                      int64_t data, int64_t stages, bool distributedOptimizer = false,
+                                      bool fuse = false) {
   config.resolveDefaults();
   std::string problems;
   for (const std::string &problem : config.validate())
@@ -34,7 +35,7 @@ std::vector<plan::Plan> compileStages(ModelConfig config, const char *precision,
   mlir::OwningOpRef<mlir::ModuleOp> module = mlir::mt::buildModel(context, config);
   mlir::PassManager pm(&context);
   if (tensor > 1 || data > 1)
-    pm.addPass(mlir::mt::createMtShard(mlir::mt::MtShardOptions{tensor, sequence, data}));
+    pm.addPass(mlir::mt::createMtShard(mlir::mt::MtShardOptions{tensor, sequence, data, distributedOptimizer}));
   if (stages > 1) {
     mlir::mt::MtPipelineOptions pipeline;
     pipeline.stages = stages;
@@ -82,6 +83,11 @@ ModelConfig tinyGpt() {
 
 plan::Plan compileModel(ModelConfig config, const char *precision) { return compile(std::move(config), precision); }
 
+std::vector<plan::Plan> compileParallelModel(ModelConfig config, const ParallelLayout &layout) {
+  return compileStages(std::move(config), "", layout.tensor, layout.sequence, layout.data, layout.stages,
+                       layout.distributedOptimizer);
+}
+
 const plan::Plan &gptPlan() {
   static const plan::Plan plan = compile(tinyGpt());
   return plan;
@@ -89,8 +95,8 @@ const plan::Plan &gptPlan() {
 
 const plan::Plan &gptPlan(plan::DType compute) {
   // Fused as the benchmarks compile it (--mt-fuse-elementwise): dropout_add's kernels are checked here.
-  static const plan::Plan bf16 =
-      std::move(compileStages(tinyGpt(), "bf16", 1, false, 1, 1, /*fuse=*/true).front());
+  static const plan::Plan bf16 = std::move(
+      compileStages(tinyGpt(), "bf16", 1, false, 1, 1, /*distributedOptimizer=*/false, /*fuse=*/true).front());
   return compute == plan::DType::BF16 ? bf16 : gptPlan();
 }
 

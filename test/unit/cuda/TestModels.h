@@ -20,6 +20,20 @@ namespace megatron::test {
 /// ("bf16", "fp16"): for a test that needs a model of its own shape.
 plan::Plan compileModel(ModelConfig config, const char *precision = "");
 
+/// A layout of --mt-shard (tensor x data ranks, sequence parallelism, the distributed optimizer) and
+/// --mt-pipeline (stages).
+struct ParallelLayout {
+  int64_t tensor = 1;
+  bool sequence = false;
+  int64_t data = 1;
+  bool distributedOptimizer = false;
+  int64_t stages = 1;
+};
+
+/// `config` compiled in f32 for `layout`: one rank's plan per pipeline stage, for a test that needs a parallel
+/// model of its own shape.
+std::vector<plan::Plan> compileParallelModel(ModelConfig config, const ParallelLayout &layout);
+
 const plan::Plan &gptPlan();
 /// The GPT compiled with --mt-mixed-precision for bf16 compute and --mt-fuse-elementwise, with its dropout (f32:
 /// gptPlan()): the tensor-core attention's dropout path and the fused dropout_add.
