@@ -4,6 +4,9 @@
 
 #if MEGATRON_HAVE_CUDA
 
+#include <algorithm>
+#include <cstdint>
+
 namespace megatron::cuda {
 
 namespace {
@@ -32,15 +35,25 @@ bool cudaTypeOf(plan::DType type, cudaDataType_t &cuda) {
   }
 }
 
-/// "m=4096 n=1024 k=1024 A=bf16 (ld 1024) B=bf16ᵀ (ld 1024) D=f32 (ld 1024) bias=f32": the cache key, and how
-/// messages name a call.
+/// The alignment cuBLASLt may assume of `pointer`: its largest power-of-two divisor, up to the 256 bytes the
+/// heuristic assumes by default. A plan's buffers are only 64-byte aligned (plan::kAlignment), and an algorithm
+/// chosen for 256-byte alignment would read them misaligned.
+uint32_t alignmentOf(const void *pointer) {
+  const uintptr_t address = reinterpret_cast<uintptr_t>(pointer);
+  return address == 0 ? 256u : uint32_t(std::min<uintptr_t>(address & (~address + 1), 256));
+}
+
+/// "m=4096 n=1024 k=1024 A=bf16 (ld 1024) B=bf16ᵀ (ld 1024) D=f32 (ld 1024) bias=f32 align 64/64/256": the cache
+/// key, and how messages name a call.
 std::string describeShape(const device::Gemm &g) {
   auto operand = [](const device::GemmOperand &o) {
     return std::string(plan::toString(o.dtype)) + (o.transposed ? "^T" : "") + " (ld " + std::to_string(o.ld) + ")";
   };
   return "m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) +
          " A=" + operand(g.a) + " B=" + operand(g.b) + " D=" + plan::toString(g.cType) + " (ld " +
-         std::to_string(g.ldc) + ")" + (g.bias ? std::string(" bias=") + plan::toString(g.biasType) : "");
+         std::to_string(g.ldc) + ")" + (g.bias ? std::string(" bias=") + plan::toString(g.biasType) : "") +
+         " align " + std::to_string(alignmentOf(g.a.data)) + "/" + std::to_string(alignmentOf(g.b.data)) + "/" +
+         std::to_string(alignmentOf(g.c));
 }
 
 } // namespace
@@ -127,6 +140,12 @@ std::string CublasLtGemm::build(const device::Gemm &g, Shape &shape) {
     return failure("cublasLtMatmulPreferenceCreate", status);
   cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspaceBytes,
                                        sizeof workspaceBytes);
+  // cuBLASLt's A is our B (see the header); C and D are one buffer.
+  const uint32_t alignA = alignmentOf(g.b.data), alignB = alignmentOf(g.a.data), alignD = alignmentOf(g.c);
+  cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &alignA, sizeof alignA);
+  cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &alignB, sizeof alignB);
+  cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alignD, sizeof alignD);
+  cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &alignD, sizeof alignD);
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   status = cublasLtMatmulAlgoGetHeuristic(handle, shape.desc, shape.a, shape.b, shape.d, shape.d, preference, 1,

@@ -6,8 +6,9 @@
 // column n of D) is then one value per row of Dᵀ, which is what CUBLASLT_EPILOGUE_BIAS broadcasts.
 //
 // Descriptors and the algorithm that cublasLtMatmulAlgoGetHeuristic picks are built once per distinct shape
-// (sizes, types, leading dimensions, transposes, bias) and kept: a training step asks for the same few dozen
-// shapes every micro-batch. Private to runtime/cuda; compiled only with the CUDA toolkit.
+// (sizes, types, leading dimensions, transposes, bias, and the operands' pointer alignment, which the heuristic is
+// told: it assumes 256 bytes unless told otherwise, and a plan's buffers are 64-byte aligned) and kept: a training
+// step asks for the same few dozen shapes every micro-batch. Private to runtime/cuda; compiled only with the CUDA toolkit.
 //
 //===----------------------------------------------------------------------===//
 

@@ -3,7 +3,8 @@
 // The one place that turns a kernel's parameter list (codegen::KernelArg) into the values a launch passes: the
 // step's buffers as device addresses and its integer attributes are fixed when the step is bound; the run-time
 // values (tp_rank, dropout_seed, training, loss_scale, index_status, workspace) are written into their slots before each
-// launch. The device engine and the simulator's step checker both bind through it. MLIR-free.
+// launch. The device engine and the step checker (test/unit/cuda/StepChecker, on any backend) both bind through it.
+// MLIR-free.
 //
 //===----------------------------------------------------------------------===//
 

@@ -4,8 +4,9 @@
 // DeviceBackend call is checked on its own before the engine tests use them together: copies both ways, fill, a
 // hand-written kernel through NVRTC and cudaLaunchKernel, and every GEMM form the device engine issues (each
 // operand transposed or not, f32/bf16/f16, a bias, accumulation with beta = 1, an f32 output from 16-bit inputs)
-// against a float64 product of the same (rounded) inputs on the host. A transposition or leading-dimension
-// mistake in the row-major to column-major mapping (CublasLtGemm.h) fails here by name.
+// against a float64 product of the same (rounded) inputs on the host, with operands 64-byte aligned as a plan's
+// are. A transposition, leading-dimension or alignment mistake in the row-major to column-major mapping
+// (CublasLtGemm.h) fails here by name.
 //
 //===----------------------------------------------------------------------===//
 
@@ -192,11 +193,15 @@ void checkGemm(cuda::CudaBackend &backend, const GemmCase &c) {
       expected[size_t(i * n + j)] = sum + (c.bias ? bias.values[size_t(j)] : 0) + c.beta * d.values[size_t(i * n + j)];
     }
 
+  // Each operand 64 bytes into its allocation: a plan's buffers are 64-byte aligned, not the 256 bytes cuBLASLt's
+  // heuristic assumes unless told (CublasLtGemm passes the real alignment).
   std::string error;
+  std::vector<void *> allocations;
   auto upload = [&](const Matrix &x) {
-    void *p = backend.allocate(x.bytes.size(), error);
-    EXPECT_EQ(backend.copyToDevice(p, x.bytes.data(), x.bytes.size()), "");
-    return p;
+    char *base = static_cast<char *>(backend.allocate(x.bytes.size() + 64, error));
+    allocations.push_back(base);
+    EXPECT_EQ(backend.copyToDevice(base + 64, x.bytes.data(), x.bytes.size()), "");
+    return static_cast<void *>(base + 64);
   };
   void *da = upload(a), *db = upload(b), *dbias = upload(bias), *dd = upload(d);
   device::Gemm g;
@@ -221,7 +226,7 @@ void checkGemm(cuda::CudaBackend &backend, const GemmCase &c) {
     const double got = readBack(c.output, out, i);
     ASSERT_NEAR(got, expected[i], std::fabs(expected[i]) * outputUlp + double(k) * 0x1p-22) << "element " << i;
   }
-  for (void *p : {da, db, dbias, dd})
+  for (void *p : allocations)
     backend.release(p);
 }
 
