@@ -15,7 +15,12 @@
 // batch is fixed: random tokens and labels below the vocabulary, an all-ones loss mask. Kernels are compiled (or
 // found in the disk cache) before the clock starts, and the first iterations are untimed.
 //
+// With --profile, one more iteration runs with a wait after every call, and a table gives each kind of work's
+// share of it (kernels by op and role, GEMMs by shape): where the time goes, without a profiler. The waits add a
+// few microseconds per call, so the table's total exceeds a timed iteration.
+//
 // Run: device-train-step-bench --plan gpt.plan [--steps 20] [--warmup 3] [--device 0] [--peak-tflops 989]
+//                              [--profile]
 // Without a GPU it exits 1 saying why (as megatron-run --device cuda does). MLIR-free.
 //
 //===----------------------------------------------------------------------===//
@@ -24,6 +29,7 @@
 #include "runtime/data/SplitMix.h"
 #include "runtime/device/DeviceEngine.h"
 #include "runtime/device/DeviceOptimizer.h"
+#include "runtime/device/ForwardingBackend.h"
 
 #include <algorithm>
 #include <chrono>
@@ -31,6 +37,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -52,6 +59,46 @@ struct Options {
   std::string plan;
   int steps = 20, warmup = 3, device = 0;
   double peakTflops = 0; // 0: from the device's name
+  bool profile = false;
+};
+
+/// Times each kernel launch and GEMM while `timing` is set, by waiting for it: wall-clock seconds and calls per
+/// kind of work ("attention/tensor_core bf16", "gemm 8192x3072x1024 bf16").
+class CallTimer final : public device::ForwardingBackend {
+public:
+  using ForwardingBackend::ForwardingBackend;
+  bool timing = false;
+  std::map<std::string, std::pair<double, int>> totals;
+
+  std::string launch(const codegen::CudaKernel &kernel, void **args) override {
+    return timed(kernel.op + (kernel.role.empty() ? "" : "/" + kernel.role) + " " + dtypeOfName(kernel.name),
+                 [&] { return inner.launch(kernel, args); });
+  }
+  std::string gemm(const device::Gemm &call) override {
+    const std::string label = "gemm " + std::to_string(call.m) + "x" + std::to_string(call.n) + "x" +
+                              std::to_string(call.k) + " " + plan::toString(call.a.dtype) + "->" +
+                              plan::toString(call.cType);
+    return timed(label, [&] { return inner.gemm(call); });
+  }
+
+private:
+  /// The storage type in a generated kernel's name (mt_<op>[_<role>]_<dtype>_<hash>).
+  static std::string dtypeOfName(const std::string &name) {
+    const size_t hash = name.rfind('_'), type = hash == std::string::npos ? hash : name.rfind('_', hash - 1);
+    return type == std::string::npos ? "" : name.substr(type + 1, hash - type - 1);
+  }
+  template <typename Call> std::string timed(const std::string &label, Call call) {
+    if (!timing)
+      return call();
+    const auto start = std::chrono::steady_clock::now();
+    std::string error = call();
+    if (error.empty())
+      error = inner.synchronize();
+    auto &[seconds, calls] = totals[label];
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ++calls;
+    return error;
+  }
 };
 
 Options parse(int argc, char **argv) {
@@ -81,8 +128,10 @@ Options parse(int argc, char **argv) {
       o.device = int(number(0));
     else if (flag == "--peak-tflops")
       o.peakTflops = number(1);
+    else if (flag == "--profile")
+      o.profile = true;
     else
-      die("unknown flag '" + flag + "' (flags: --plan --steps --warmup --device --peak-tflops)");
+      die("unknown flag '" + flag + "' (flags: --plan --steps --warmup --device --peak-tflops --profile)");
   }
   if (o.plan.empty())
     die("--plan FILE is required (a single-rank plan: megatron-opt --mt-autodiff --mt-plan=output=FILE)");
@@ -170,10 +219,11 @@ int main(int argc, char **argv) {
 
   const auto compileStart = std::chrono::steady_clock::now();
   const codegen::KernelSet kernels = codegen::generateKernels(*plan);
-  std::unique_ptr<device::DeviceEngine> engine = device::DeviceEngine::create(*plan, kernels, *backend, error);
+  CallTimer timer(*backend);
+  std::unique_ptr<device::DeviceEngine> engine = device::DeviceEngine::create(*plan, kernels, timer, error);
   if (!engine)
     die(error);
-  std::unique_ptr<device::DeviceOptimizer> optimizer = device::DeviceOptimizer::create(*engine, *backend, error);
+  std::unique_ptr<device::DeviceOptimizer> optimizer = device::DeviceOptimizer::create(*engine, timer, error);
   if (!optimizer)
     die(error);
   const double compileSeconds =
@@ -194,7 +244,7 @@ int main(int argc, char **argv) {
   device::AdamWSettings adam;
   adam.lr = 1e-4;
   std::vector<double> times, losses;
-  for (int iteration = 0; iteration < options.warmup + options.steps; ++iteration) {
+  auto iterate = [&](int iteration) {
     check(backend->synchronize(), "before the iteration");
     const auto start = std::chrono::steady_clock::now();
     check(engine->zero(plan::Arena::Grads), "zeroing the gradients");
@@ -207,7 +257,10 @@ int main(int argc, char **argv) {
     adam.step = iteration + 1;
     check(optimizer->step(adam, 1.0, norm), "the optimizer step");
     check(backend->synchronize(), "after the iteration");
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  };
+  for (int iteration = 0; iteration < options.warmup + options.steps; ++iteration) {
+    const double ms = iterate(iteration);
     double loss = 0;
     check(engine->loss("train_step", loss), "reading the loss");
     losses.push_back(loss);
@@ -228,5 +281,16 @@ int main(int argc, char **argv) {
                         (median * 1e-3) / 1e12;
   std::printf("\nours median_ms=%.3f min_ms=%.3f tokens_per_s=%.0f model_tflops=%.1f mfu=%.4f steps=%zu\n", median,
               sorted.front(), tokens / (median * 1e-3), tflops, peak > 0 ? tflops / peak : 0.0, times.size());
+  if (options.profile) {
+    timer.timing = true;
+    const double profiled = iterate(options.warmup + options.steps);
+    std::vector<std::pair<std::string, std::pair<double, int>>> rows(timer.totals.begin(), timer.totals.end());
+    std::sort(rows.begin(), rows.end(), [](const auto &a, const auto &b) { return a.second.first > b.second.first; });
+    std::printf("profile: one iteration of %.2f ms with a wait after each call (kernels by op/role and type, GEMMs "
+                "by m x n x k):\n", profiled);
+    for (const auto &[label, total] : rows)
+      std::printf("  %-48s %6d calls %10.3f ms %6.1f%%\n", label.c_str(), total.second, total.first * 1e3,
+                  100 * total.first * 1e3 / profiled);
+  }
   return 0;
 }

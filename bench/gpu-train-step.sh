@@ -18,7 +18,8 @@
 # parameter names and shapes). One step on both sides: forward, loss, backward, gradient norm and clipping to 1.0,
 # AdamW. Each run is a fresh process with WARMUP untimed and STEPS timed steps; its figure is the median step.
 # The summary gives per shape the medians over rounds, tokens/s, model TFLOP/s and MFU (the plan's FLOPs, the same
-# count for both sides), and the ratio ours/PyTorch in tokens/s.
+# count for both sides), and the ratio ours/PyTorch in tokens/s. The first round of ours also prints where one
+# iteration's time goes (the 25 largest kinds of work: device-train-step-bench --profile).
 #
 # Settings: ROUNDS (default 2), STEPS (10), WARMUP (3), PYTHON (python3: the GPU machines' has torch).
 set -euo pipefail
@@ -79,8 +80,9 @@ for shape in $SHAPES; do
   plan="$PLANS/$shape.plan"
   [[ -f $plan ]] || { echo "gpu-train-step.sh: $plan is missing (run the plans phase)" >&2; exit 1; }
   for ((round = 1; round <= ROUNDS; round++)); do
-    ours() {
-      "$DIR/device-train-step-bench" --plan "$plan" --steps "$STEPS" --warmup "$WARMUP" > "$WORK/ours.txt" 2>&1 \
+    ours() { # the first round also profiles one iteration (device-train-step-bench --profile)
+      "$DIR/device-train-step-bench" --plan "$plan" --steps "$STEPS" --warmup "$WARMUP" \
+        $( ((round == 1)) && echo --profile) > "$WORK/ours.txt" 2>&1 \
         || { cat "$WORK/ours.txt" >&2; return 1; }
       cat "$WORK/ours.txt" >> "$WORK/ours-$shape.log"
     }
@@ -105,6 +107,7 @@ for shape in $SHAPES; do
   grep -m1 '^pytorch .*parameters' "$WORK/pytorch-$shape.log" | sed 's/^/  peer: /'
   grep -m1 '^losses:' "$WORK/ours-$shape.log" | sed 's/^/  ours /'
   grep -m1 '^warm-up losses:' "$WORK/pytorch-$shape.log" | sed 's/^/  pytorch /'
+  grep -A 25 '^profile:' "$WORK/ours-$shape.log" | sed 's/^/  ours /'
 done
 
 "$PYTHON" - "$WORK/results.txt" <<'EOF'
