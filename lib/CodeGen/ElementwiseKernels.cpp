@@ -74,7 +74,7 @@ std::vector<CudaKernel> emitElementwise(const plan::Plan &plan, const plan::Step
     const int64_t cols = e.outBuffer(0).numElements();
     const int64_t rows = cols > 0 ? e.inBuffer(0).numElements() / cols : 0;
     e.body(deviceCall("sumRows", {e.inType(0), e.outType(0), num(rows), num(cols)}, {e.in(0), e.out(0)}));
-    e.launch = perColumn(cols);
+    e.launch = perColumnTile(cols);
   }
   return single(e, error);
 }

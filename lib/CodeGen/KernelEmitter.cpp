@@ -76,6 +76,13 @@ LaunchConfig perColumn(int64_t columns) {
   return c;
 }
 
+LaunchConfig perColumnTile(int64_t columns) {
+  LaunchConfig c;
+  c.block[0] = 32 * 32; // Common.cuh's kColumnTile × kRowLanes
+  c.grid[0] = std::max<int64_t>((columns + 31) / 32, 1);
+  return c;
+}
+
 int rowBlock(int64_t width, int most) {
   int block = 32;
   while (block < most && block * 4 < width)

@@ -37,6 +37,8 @@ LaunchConfig gridStride(int64_t n);
 LaunchConfig perRow(int64_t rows, int block);
 /// One thread per column.
 LaunchConfig perColumn(int64_t columns);
+/// Common.cuh's columnSums: one block of 32 columns × 32 row lanes per 32 columns.
+LaunchConfig perColumnTile(int64_t columns);
 /// Threads per block for one block per row of `width` elements: a power of two from 32 to `most`, about a
 /// quarter of the width, so that each thread keeps a few elements in registers.
 int rowBlock(int64_t width, int most = 1024);

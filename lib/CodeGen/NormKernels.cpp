@@ -53,7 +53,7 @@ std::vector<CudaKernel> emitNorm(const plan::Plan &plan, const plan::Step &step,
                            {params.in(0), params.in(1), params.in(3), params.out(1)}));
   }
   dx.launch = perRow(rows, block);
-  params.launch = perColumn(hidden);
+  params.launch = perColumnTile(hidden);
   return several({&dx, &params}, error);
 }
 

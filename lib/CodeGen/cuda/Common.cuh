@@ -85,6 +85,38 @@ template <int BLOCK, typename C, typename Op> MT_DEVICE C blockReduce(C v, Op op
 template <int BLOCK, typename C> MT_DEVICE C blockSum(C v) { return blockReduce<BLOCK>(v, Sum()); }
 template <int BLOCK, typename C> MT_DEVICE C blockMax(C v) { return blockReduce<BLOCK>(v, Max()); }
 
+/// Column sums of a [ROWS, COLS] operand by a block of 32 columns × 32 row lanes (1024 threads, grid
+/// ceil(COLS / 32): KernelEmitter's perColumnTile): lane (tx, ty) adds term(r, c, acc) for rows r = ty, ty + 32, ...
+/// of column c = blockIdx.x·32 + tx into N accumulators, and the 32 lanes' partials are then added in lane order
+/// through shared memory; done(c, sums) runs once per column. The order is fixed by the tile, so runs repeat bit
+/// for bit, and 32 lanes per column keep the GPU busy where a thread per column (a bias of 768 or 2048 values
+/// over 8192 rows) would leave most of it idle.
+constexpr int kColumnTile = 32, kRowLanes = 32;
+template <int N, i64 ROWS, i64 COLS, typename C, typename Term, typename Done>
+MT_DEVICE void columnSums(Term term, Done done) {
+  const int tx = int(threadIdx.x) % kColumnTile, ty = int(threadIdx.x) / kColumnTile;
+  const i64 c = i64(blockIdx.x) * kColumnTile + tx;
+  C acc[N];
+  for (int k = 0; k < N; ++k)
+    acc[k] = C(0);
+  if (c < COLS)
+    for (i64 r = ty; r < ROWS; r += kRowLanes)
+      term(r, c, acc);
+  __shared__ C partial[N][kRowLanes][kColumnTile];
+  for (int k = 0; k < N; ++k)
+    partial[k][ty][tx] = acc[k];
+  __syncthreads();
+  if (ty != 0 || c >= COLS)
+    return;
+  for (int k = 0; k < N; ++k) {
+    C total = partial[k][0][tx];
+    for (int lane = 1; lane < kRowLanes; ++lane)
+      total += partial[k][lane][tx];
+    acc[k] = total;
+  }
+  done(c, acc);
+}
+
 /// Records a bad index (a token id or label outside its range): the smallest position wins, so the host reports
 /// the first one as the CPU kernels do. *status starts at ~0ull; the host reads it after the step.
 MT_DEVICE void reportBadIndex(u64 *status, i64 position) { atomicMin(status, u64(position)); }

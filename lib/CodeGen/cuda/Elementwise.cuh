@@ -50,13 +50,8 @@ MT_DEVICE void addBias(const X *x, const B *bias, Y *y) {
 /// same sum in the same order, whatever the launch.
 template <typename S, typename D, i64 ROWS, i64 COLS> MT_DEVICE void sumRows(const S *src, D *dst) {
   typedef typename Compute<D>::type C;
-  const i64 c = globalThread();
-  if (c >= COLS)
-    return;
-  C acc = 0;
-  for (i64 r = 0; r < ROWS; ++r)
-    acc += load(src + r * COLS + c);
-  store(dst + c, load(dst + c) + acc);
+  columnSums<1, ROWS, COLS, C>([&](i64 r, i64 c, C (&acc)[1]) { acc[0] += load(src + r * COLS + c); },
+                               [&](i64 c, const C (&sum)[1]) { store(dst + c, load(dst + c) + sum[0]); });
 }
 
 /// x *= factor over n elements (gradient clipping; n and factor known only at run time).

@@ -78,17 +78,16 @@ template <typename D, typename X, typename S, typename GW, typename GB, i64 ROWS
 MT_DEVICE void layerNormBackwardParams(const D *dy, const X *x, const S *mean, const S *rstd, GW *dweight,
                                        GB *dbias) {
   typedef typename Compute<X>::type C;
-  const i64 c = globalThread();
-  if (c >= H)
-    return;
-  C accW = 0, accB = 0;
-  for (i64 r = 0; r < ROWS; ++r) {
-    const C g = load(dy + r * H + c);
-    accW += g * (C(load(x + r * H + c)) - C(load(mean + r))) * C(load(rstd + r));
-    accB += g;
-  }
-  store(dweight + c, C(load(dweight + c)) + accW);
-  store(dbias + c, C(load(dbias + c)) + accB);
+  columnSums<2, ROWS, H, C>(
+      [&](i64 r, i64 c, C (&acc)[2]) {
+        const C g = load(dy + r * H + c);
+        acc[0] += g * (C(load(x + r * H + c)) - C(load(mean + r))) * C(load(rstd + r));
+        acc[1] += g;
+      },
+      [&](i64 c, const C (&sum)[2]) {
+        store(dweight + c, C(load(dweight + c)) + sum[0]);
+        store(dbias + c, C(load(dbias + c)) + sum[1]);
+      });
 }
 
 template <typename X, typename W, typename Y, typename S, i64 H, int BLOCK>
@@ -139,13 +138,11 @@ MT_DEVICE void rmsNormBackwardInput(const D *dy, const X *x, const W *w, const S
 template <typename D, typename X, typename S, typename GW, i64 ROWS, i64 H>
 MT_DEVICE void rmsNormBackwardParams(const D *dy, const X *x, const S *rstd, GW *dweight) {
   typedef typename Compute<X>::type C;
-  const i64 c = globalThread();
-  if (c >= H)
-    return;
-  C acc = 0;
-  for (i64 r = 0; r < ROWS; ++r)
-    acc += C(load(dy + r * H + c)) * C(load(x + r * H + c)) * C(load(rstd + r));
-  store(dweight + c, C(load(dweight + c)) + acc);
+  columnSums<1, ROWS, H, C>(
+      [&](i64 r, i64 c, C (&acc)[1]) {
+        acc[0] += C(load(dy + r * H + c)) * C(load(x + r * H + c)) * C(load(rstd + r));
+      },
+      [&](i64 c, const C (&sum)[1]) { store(dweight + c, C(load(dweight + c)) + sum[0]); });
 }
 
 } // namespace mt
