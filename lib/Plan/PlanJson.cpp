@@ -79,6 +79,15 @@ const Program *Plan::program(const std::string &name) const {
   return nullptr;
 }
 
+bool Plan::sumsTiedEmbedding() const {
+  const Program *finalize = program("finalize_grads");
+  return finalize && std::any_of(finalize->steps.begin(), finalize->steps.end(), [](const Step &step) {
+           auto group = step.attrs.find("group");
+           return group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
+                  std::get<std::string>(group->second) == "embedding";
+         });
+}
+
 int64_t distributedOptimizerChunk(int64_t gradsArenaBytes, int64_t dataParallel) {
   int64_t elements = gradsArenaBytes / static_cast<int64_t>(sizeof(float));
   int64_t d = std::max<int64_t>(dataParallel, 1);

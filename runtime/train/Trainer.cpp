@@ -125,15 +125,6 @@ struct Groups {
   std::unique_ptr<comm::Communicator> tp, dp, pp, embedding;
 };
 
-/// The stages whose plan sums a tied embedding's gradient (the first and the last).
-bool holdsTiedEmbedding(const plan::Plan &plan) {
-  const plan::Program *finalize = plan.program("finalize_grads");
-  return finalize && std::any_of(finalize->steps.begin(), finalize->steps.end(), [](const plan::Step &step) {
-           auto group = step.attrs.find("group");
-           return group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
-                  std::get<std::string>(group->second) == "embedding";
-         });
-}
 
 /// World rank `rank`'s groups split off `world`, in Megatron's order, tensor-parallel fastest, pipeline slowest:
 /// world rank w is tensor-parallel rank w % T of data-parallel rank (w / T) % D of pipeline stage w / (T·D); a tp
@@ -151,7 +142,7 @@ std::string splitGroups(comm::Communicator &world, int rank, const Shared &share
     return {};
   if (!(groups.pp = world.split(inStage, stage, "pp", error)))
     return "creating the pipeline group: " + error;
-  groups.embedding = groups.pp->split(holdsTiedEmbedding(shared.plans[static_cast<size_t>(stage)]) ? 0 : -1, stage,
+  groups.embedding = groups.pp->split(shared.plans[static_cast<size_t>(stage)].sumsTiedEmbedding() ? 0 : -1, stage,
                                       "embedding", error);
   if (!groups.embedding && !error.empty())
     return "creating the embedding group: " + error;

@@ -171,6 +171,9 @@ struct Plan {
   std::vector<Program> programs;
 
   const Program *program(const std::string &name) const;
+  /// Whether this stage's finalize_grads sums a tied embedding's gradient over the "embedding" group (the first
+  /// and the last pipeline stage of a model whose output layer shares the word embeddings).
+  bool sumsTiedEmbedding() const;
   /// The bytes the runtime allocates for `arena`: arenaBytes, except for the stash (one slot per micro-batch in
   /// flight, pipeline.stashSlots of them) and, under the distributed optimizer, the params and grads arenas,
   /// padded to parallel.data chunks of optimizerShard.elements floats so that the reduce-scatter of the gradients

@@ -62,15 +62,6 @@ struct Layout {
   int ranks() const { return tensor * data * stages; }
 };
 
-/// The stages whose plan sums a tied embedding's gradient (the first and the last), as megatron-run finds them.
-bool holdsTiedEmbedding(const plan::Plan &plan) {
-  const plan::Program *finalize = plan.program("finalize_grads");
-  return finalize && std::any_of(finalize->steps.begin(), finalize->steps.end(), [](const plan::Step &step) {
-           auto group = step.attrs.find("group");
-           return group != step.attrs.end() && std::get_if<std::string>(&group->second) &&
-                  std::get<std::string>(group->second) == "embedding";
-         });
-}
 
 /// Runs `program` on both engines with the inputs of micro-batch `microBatch` of replica `replica`, and records
 /// the loss where the program has one.
@@ -222,7 +213,7 @@ std::string runRank(const plan::Plan &plan, Layout layout, int rank, comm::Commu
     if (layout.stages > 1) {
       if (!(g.pp = world.split(inStage, stage, "pp", error)))
         return error;
-      g.embedding = g.pp->split(holdsTiedEmbedding(plan) ? 0 : -1, stage, "embedding", error);
+      g.embedding = g.pp->split(plan.sumsTiedEmbedding() ? 0 : -1, stage, "embedding", error);
       if (!error.empty())
         return error;
     }
@@ -400,7 +391,7 @@ TEST(CudaMultiRankDevice, GptPipelineParallelMatchesTheCpuEngines) {
   // gradient summed over the "embedding" group of the first and last stage.
   const std::vector<plan::Plan> &plans = test::pipelineGptPlans(2);
   ASSERT_EQ(plans.size(), 2u);
-  ASSERT_TRUE(holdsTiedEmbedding(plans[0]) && holdsTiedEmbedding(plans[1]));
+  ASSERT_TRUE(plans[0].sumsTiedEmbedding() && plans[1].sumsTiedEmbedding());
   std::vector<RankResult> results;
   expectMatch("gpt f32, pp 2", plans, Layout{1, 1, 2}, 1e-5, 1e-5, results);
   ASSERT_EQ(results.size(), 2u);
