@@ -427,8 +427,11 @@ std::string Run::createDeviceCompute(const std::vector<std::vector<std::pair<int
   if (onDevice) { // a rank of a parallel run: gradientNorm's share and groups, on the device
     rank = {onDevice->tp.get(), onDevice->dp.get(), onDevice->pp.get(), onDevice->embedding.get(), std::nullopt};
     device::NormShare share;
-    // The replicas hold the same summed gradients: the first counts them, the others nothing.
-    share.runs = dpRank == 0 ? counted : std::vector<std::vector<std::pair<int64_t, int64_t>>>(counted.size());
+    // The replicas hold the same summed gradients: the first counts them, the others nothing. Under the
+    // distributed optimizer each replica holds its chunk's sums and counts the runs in it.
+    share.runs = dpRank == 0 || engine->plan().parallel.distributedOptimizer
+                     ? counted
+                     : std::vector<std::vector<std::pair<int64_t, int64_t>>>(counted.size());
     share.groups = {rank.tensor, dpSize > 1 ? rank.data : nullptr, rank.pipeline};
     rank.norm = std::move(share);
   }
@@ -933,12 +936,12 @@ std::string Run::main() {
     bool saveNow = !opts.save.empty() && ((opts.saveInterval > 0 && iteration % opts.saveInterval == 0) ||
                                           iteration == opts.trainIters || exitNow);
     if (saveNow) {
+      if (device) // the checkpoint is written from the host engine (the moments' chunks gathered there)
+        if (std::string error = trainingStateToHost(*compute, engine->plan()); !error.empty())
+          return error;
       FlatMoments whole;
       if (distributed)
         if (std::string error = gatherOptimizerState(whole); !error.empty())
-          return error;
-      if (device) // the checkpoint is written from the host engine
-        if (std::string error = trainingStateToHost(*compute, engine->plan()); !error.empty())
           return error;
       ResumeState state{iteration, train->state(), {{"seed", opts.seed}, {"consumed_samples", train->state()}}};
       if (scaler) {
@@ -1052,8 +1055,6 @@ std::string Run::main() {
 /// device. "" or why the run cannot be on devices.
 std::string makeDeviceBackends(Shared &shared, const comm::LaunchInfo &launch, const DeviceBackendFactory &makeBackend,
                                const DeviceWorldFactory &connectDevices) {
-  if (shared.plans.front().parallel.distributedOptimizer)
-    return "plan '" + shared.opts.plan + "': " + distributedOptimizerRefusal();
   if (!makeBackend)
     return "this build of the runtime has no device backend";
   const bool processes = launch.multiProcess();
