@@ -403,12 +403,13 @@ private:
 
 /// The device run of a parallel plan's `ranks` against the CPU trainer's run of the same plan, with the tolerances
 /// of the one-rank f32 test: the collectives add in rank order on both, so only the kernels' summation orders differ.
-/// Two iterations, so that the second runs on the parameters the first step updated; with `generate`, a greedy
-/// sample after training (the logits program over the tensor-parallel group) that must pick the same tokens.
+/// Two iterations by default, so that the second runs on the parameters the first step updated (the warm-up's
+/// first step has a learning rate of 0: only the evaluation at the end sees the second step, a third iteration's
+/// loss and norm see it too); with `generate`, a greedy sample after training (the logits program over the
+/// tensor-parallel group) that must pick the same tokens.
 void expectParallelRunMatches(const char *what, const std::vector<plan::Plan> &plans, int ranks, const char *banner,
-                              bool generate = false) {
+                              bool generate = false, int64_t iterations = 2) {
   TempDir dir;
-  const int64_t iterations = 2;
   train::TrainOptions options = optionsFor(plans, dir, "parallel", iterations);
   if (generate) {
     options.generate = 1;
@@ -520,14 +521,15 @@ TEST(CudaDeviceTraining, ARankWhoseDeviceFailsStopsTheOthersNamingIt) {
 // The distributed optimizer (ZeRO-1) over two replicas: finalize_grads leaves the data-parallel sums to the
 // optimizer, which reduce-scatters the flat gradients arena over "dp" on the device, counts its chunk in the norm
 // (every replica counts), clips and steps AdamW on its chunk with the flat moments, and all-gathers the parameters.
-// A chunk bound at the wrong offset, a piece stepped twice or a parameter left out of the all-gather shows in the
-// second iteration's loss and norm.
+// Three iterations: a chunk bound at the wrong offset, a piece stepped twice or a parameter left out of the
+// all-gather shows in the third iteration's loss and norm (the first step's learning rate is the warm-up's 0).
 TEST(CudaDeviceTraining, DistributedOptimizerMatchesTheCpuTrainer) {
   const std::vector<plan::Plan> &plans = tinyParallelGpt({1, false, 2, true});
   ASSERT_TRUE(plans.front().parallel.distributedOptimizer);
   expectParallelRunMatches("dp 2 + distributed optimizer", plans, 2,
                            "data parallel: 2 (2 ranks as threads, 1 OpenMP thread each; 1 micro-batch(es) per "
-                           "data-parallel rank; distributed optimizer)");
+                           "data-parallel rank; distributed optimizer)",
+                           /*generate=*/false, /*iterations=*/3);
 }
 
 // The distributed optimizer with two tensor-parallel ranks per replica: each replica's chunk of its own shards,
@@ -535,7 +537,8 @@ TEST(CudaDeviceTraining, DistributedOptimizerMatchesTheCpuTrainer) {
 TEST(CudaDeviceTraining, DistributedOptimizerWithTensorParallelMatchesTheCpuTrainer) {
   expectParallelRunMatches("tp 2 x dp 2 + distributed optimizer", tinyParallelGpt({2, true, 2, true}), 4,
                            "tensor parallel: 2, data parallel: 2 (4 ranks as threads, 1 OpenMP thread each; 1 "
-                           "micro-batch(es) per data-parallel rank; distributed optimizer)");
+                           "micro-batch(es) per data-parallel rank; distributed optimizer)",
+                           /*generate=*/false, /*iterations=*/3);
 }
 
 // A device run under the distributed optimizer saves after iteration 2: each replica's chunk of the moments comes
