@@ -3,10 +3,10 @@
 // The distributed optimizer (ZeRO-1, Megatron's --use-distributed-optimizer; plan::OptimizerShard) sees the params
 // and grads arenas, laid out alike, as one flat f32 buffer padded to `dpSize` chunks of plan::distributedOptimizerChunk
 // elements: replica r reduce-scatters the gradients, updates flat elements [r * chunk, (r + 1) * chunk) and
-// all-gathers the parameters. This is that chunk worked out from the plan alone, as megatron-run's CPU trainer
-// works it out (runtime/train/Trainer.cpp, setUpDistributedOptimizer): the parameters' pieces in it, and the flat
-// runs of it this rank counts in the global gradient norm. The device optimizer (DeviceOptimizer) steps it.
-// MLIR-free.
+// all-gathers the parameters. This is that chunk worked out from the plan alone: the parameters' pieces in it, and
+// the flat runs of it this rank counts in the global gradient norm. Both steps use it, so that they chunk and count
+// alike: megatron-run's CPU trainer (runtime/train/Trainer.cpp, setUpDistributedOptimizer) and the device optimizer
+// (DeviceOptimizer). Plan-only and MLIR-free.
 //
 //===----------------------------------------------------------------------===//
 
