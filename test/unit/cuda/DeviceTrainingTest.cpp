@@ -541,6 +541,16 @@ TEST(CudaDeviceTraining, DistributedOptimizerWithTensorParallelMatchesTheCpuTrai
                            /*generate=*/false, /*iterations=*/3);
 }
 
+// The distributed optimizer on two pipeline stages of two replicas each: every stage's replicas chunk their own
+// stage's arenas, and the tied embedding's copy on the last stage is stepped there but counted in the norm on the
+// first stage only, the stages' sums added over "pp".
+TEST(CudaDeviceTraining, DistributedOptimizerWithPipelineParallelMatchesTheCpuTrainer) {
+  const std::vector<plan::Plan> &plans = tinyParallelGpt({1, false, 2, true, 2});
+  ASSERT_EQ(plans.size(), 2u);
+  expectParallelRunMatches("pp 2 x dp 2 + distributed optimizer", plans, 4, "distributed optimizer)",
+                           /*generate=*/false, /*iterations=*/3);
+}
+
 // A device run under the distributed optimizer saves after iteration 2: each replica's chunk of the moments comes
 // down and is gathered whole; the CPU trainer resumes from it, and its iterations 3 and 4 (whose AdamW steps read
 // those moments) are those of a CPU run that never stopped.
