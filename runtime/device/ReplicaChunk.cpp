@@ -32,8 +32,8 @@ std::string flatLayoutProblem(const plan::Plan &plan) {
 
 } // namespace
 
-std::optional<ReplicaChunk> replicaChunk(const plan::Plan &plan, int dpRank, int dpSize, const std::vector<Runs> *counted,
-                                         std::string &error) {
+std::optional<ReplicaChunk> replicaChunk(const plan::Plan &plan, int dpRank, int dpSize,
+                                         const std::vector<Runs> *counted, std::string &error) {
   if (!plan.parallel.distributedOptimizer || !plan.optimizerShard) {
     error = "the plan is not compiled with the distributed optimizer";
     return std::nullopt;

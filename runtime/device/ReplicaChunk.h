@@ -45,8 +45,8 @@ struct ReplicaChunk {
 /// alike (every parameter and gradient f32, each gradient at its parameter's offset). `counted`: per parameter,
 /// the runs of its gradient this rank counts in the norm when it holds them (runtime/train/Shards.h's ownedRuns;
 /// none for a tied parameter's later copy); null counts every element.
-std::optional<ReplicaChunk> replicaChunk(const plan::Plan &plan, int dpRank, int dpSize, const std::vector<Runs> *counted,
-                                         std::string &error);
+std::optional<ReplicaChunk> replicaChunk(const plan::Plan &plan, int dpRank, int dpSize,
+                                         const std::vector<Runs> *counted, std::string &error);
 
 } // namespace megatron::device
 
