@@ -64,6 +64,8 @@ public:
   /// Buffer `id`'s device address (a stash buffer's in slot 0), and host copies of its bytes in device storage
   /// (numElements · deviceBytes).
   void *address(int id);
+  /// The start of `arena` in device memory (null when it is empty): the distributed optimizer's flat views.
+  void *arenaAddress(plan::Arena arena) { return arenas[size_t(arena)]; }
   std::size_t bytes(int id) const;
   std::string upload(int id, const void *host);
   std::string download(int id, void *host);

@@ -52,10 +52,25 @@ std::string pointee(std::string cType) {
   return cType;
 }
 
+/// torch.optim.AdamW's scalars of `adam`, in double on the host exactly as cpu::adamwStep computes them.
+NamedArguments adamScalars(const AdamWSettings &adam) {
+  const double t = double(adam.step);
+  NamedArguments scalars;
+  scalars.set("decay_factor", 1.0 - adam.lr * adam.weightDecay)
+      .set("lerp_weight", 1.0 - adam.beta1)
+      .set("beta2", adam.beta2)
+      .set("one_minus_beta2", 1.0 - adam.beta2)
+      .set("neg_step_size", -(adam.lr / (1.0 - std::pow(adam.beta1, t))))
+      .set("correction2_sqrt", std::sqrt(1.0 - std::pow(adam.beta2, t)))
+      .set("eps", adam.eps);
+  return scalars;
+}
+
 } // namespace
 
 std::unique_ptr<DeviceOptimizer> DeviceOptimizer::create(DeviceEngine &engine, DeviceBackend &backend,
-                                                         std::string &error, std::optional<NormShare> share) {
+                                                         std::string &error, std::optional<NormShare> share,
+                                                         comm::Communicator *replicas) {
   const plan::Plan &plan = engine.plan();
   if (share) {
     if (share->runs.size() != plan.params.size()) {
@@ -73,7 +88,7 @@ std::unique_ptr<DeviceOptimizer> DeviceOptimizer::create(DeviceEngine &engine, D
   }
   if (share) // runs that continue one another are one launch (a sharded matrix's rows are owned run by run)
     for (auto &runs : share->runs) {
-      std::vector<std::pair<std::int64_t, std::int64_t>> merged;
+      Runs merged;
       for (const auto &run : runs)
         if (!merged.empty() && merged.back().first + merged.back().second == run.first)
           merged.back().second += run.second;
@@ -82,6 +97,17 @@ std::unique_ptr<DeviceOptimizer> DeviceOptimizer::create(DeviceEngine &engine, D
       runs = std::move(merged);
     }
   std::unique_ptr<DeviceOptimizer> optimizer(new DeviceOptimizer(engine, backend));
+  if (plan.parallel.distributedOptimizer) {
+    const int dpRank = replicas ? replicas->rank() : 0, dpSize = replicas ? replicas->size() : 1;
+    optimizer->chunk = replicaChunk(plan, dpRank, dpSize, share ? &share->runs : nullptr, error);
+    if (!optimizer->chunk)
+      return nullptr;
+    optimizer->replicas = dpSize > 1 ? replicas : nullptr;
+    optimizer->flatParams = static_cast<float *>(engine.arenaAddress(plan::Arena::Params));
+    optimizer->flatGrads = static_cast<float *>(engine.arenaAddress(plan::Arena::Grads));
+    optimizer->shardExpAvg = static_cast<float *>(engine.address(plan.optimizerShard->expAvg));
+    optimizer->shardExpAvgSq = static_cast<float *>(engine.address(plan.optimizerShard->expAvgSq));
+  }
   optimizer->share = std::move(share);
   optimizer->kernels = codegen::optimizerKernels(engine.plan());
   if (error = backend.prepare(optimizer->kernels); !error.empty())
@@ -109,24 +135,26 @@ const codegen::CudaKernel *DeviceOptimizer::find(const std::string &op, const st
   return nullptr;
 }
 
+std::string DeviceOptimizer::scale(void *x, plan::DType type, std::int64_t n, double factor) {
+  const codegen::CudaKernel *kernel = find("scale", "x", codegen::cTypeOf(type));
+  if (!kernel)
+    return "no scaling kernel for " + std::string(codegen::cTypeOf(type)) + " gradients";
+  NamedArguments values;
+  values.set("x", x).set("n", static_cast<long long>(n)).set("factor", static_cast<float>(factor));
+  return launchWith(backend, *kernel, values);
+}
+
 std::string DeviceOptimizer::scaleGradients(double factor) {
   for (const plan::Param &p : engine.plan().params) {
-    const codegen::CudaKernel *scale = find("scale", "x", codegen::cTypeOf(engine.plan().buffers[size_t(p.grad)].dtype));
-    if (!scale)
-      return "no scaling kernel for the gradient of " + p.name;
-    NamedArguments values;
-    values.set("x", engine.address(p.grad))
-        .set("n", static_cast<long long>(engine.plan().buffers[size_t(p.grad)].numElements()))
-        .set("factor", static_cast<float>(factor));
-    if (std::string error = launchWith(backend, *scale, values); !error.empty())
-      return error;
+    const plan::Buffer &grad = engine.plan().buffers[size_t(p.grad)];
+    if (std::string error = scale(engine.address(p.grad), grad.dtype, grad.numElements(), factor); !error.empty())
+      return "the gradient of " + p.name + ": " + error;
   }
   return {};
 }
 
-std::string DeviceOptimizer::addSquares(const plan::Param &p, std::int64_t first, std::int64_t n) {
-  const plan::Buffer &grad = engine.plan().buffers[size_t(p.grad)];
-  const std::string type = codegen::cTypeOf(grad.dtype);
+std::string DeviceOptimizer::addSquares(const void *x, plan::DType dtype, std::int64_t n) {
+  const std::string type = codegen::cTypeOf(dtype);
   const codegen::CudaKernel *partialSums = find("sum_squares_partial", "x", type);
   const codegen::CudaKernel *finish = find("sum_squares_finish", "partial", "double");
   if (!partialSums || !finish)
@@ -134,38 +162,88 @@ std::string DeviceOptimizer::addSquares(const plan::Param &p, std::int64_t first
   if (n == 0)
     return {};
   NamedArguments values;
-  values.set("x", static_cast<std::byte *>(engine.address(p.grad)) + first * std::int64_t(deviceBytes(grad.dtype)))
-      .set("n", static_cast<long long>(n))
-      .set("partial", partial)
-      .set("total", total);
+  values.set("x", x).set("n", static_cast<long long>(n)).set("partial", partial).set("total", total);
   if (std::string error = launchWith(backend, *partialSums, values); !error.empty())
     return error;
   return launchWith(backend, *finish, values);
 }
 
+std::string DeviceOptimizer::addSharedSquares() {
+  if (chunk) { // the chunk's runs, as the CPU trainer sums them after the reduce-scatter
+    for (const auto &[first, count] : chunk->normRuns)
+      if (std::string error = addSquares(flatGrads + first, plan::DType::F32, count); !error.empty())
+        return error;
+    return {};
+  }
+  const plan::Plan &plan = engine.plan();
+  for (size_t i = 0; i < plan.params.size(); ++i) {
+    const plan::Param &p = plan.params[i];
+    const plan::Buffer &grad = plan.buffers[size_t(p.grad)];
+    const std::byte *data = static_cast<const std::byte *>(engine.address(p.grad));
+    const Runs every = {{0, grad.numElements()}};
+    for (const auto &[first, count] : share ? share->runs[i] : every)
+      if (std::string error = addSquares(data + first * std::int64_t(deviceBytes(grad.dtype)), grad.dtype, count);
+          !error.empty())
+        return error;
+  }
+  return {};
+}
+
+std::string DeviceOptimizer::adamw(const AdamWSettings &adam, plan::DType type, void *param, const void *grad,
+                                   void *expAvg, void *expAvgSq, std::int64_t n, bool decay) {
+  const codegen::CudaKernel *kernel = find("adamw", "param", codegen::cTypeOf(type));
+  if (!kernel)
+    return "no AdamW kernel for " + std::string(codegen::cTypeOf(type)) + " parameters";
+  NamedArguments values = adamScalars(adam);
+  values.set("param", param)
+      .set("grad", grad)
+      .set("exp_avg", expAvg)
+      .set("exp_avg_sq", expAvgSq)
+      .set("n", static_cast<long long>(n))
+      .set("decay", decay ? 1 : 0);
+  return launchWith(backend, *kernel, values);
+}
+
+std::string DeviceOptimizer::stepParameters(const AdamWSettings &adam) {
+  if (chunk) { // the chunk's pieces: values and gradients at the same flat elements, moments from the chunk's start
+    for (const ReplicaChunk::Piece &piece : chunk->pieces)
+      if (std::string error = adamw(adam, plan::DType::F32, flatParams + piece.flat, flatGrads + piece.flat,
+                                    shardExpAvg + (piece.flat - chunk->lo), shardExpAvgSq + (piece.flat - chunk->lo),
+                                    piece.length, piece.decay);
+          !error.empty())
+        return "the chunk's piece at flat element " + std::to_string(piece.flat) + ": " + error;
+    return {};
+  }
+  const plan::Plan &plan = engine.plan();
+  for (const plan::Param &p : plan.params)
+    if (std::string error = adamw(adam, plan.buffers[size_t(p.buffer)].dtype, engine.address(p.buffer),
+                                  engine.address(p.grad), engine.address(p.expAvg), engine.address(p.expAvgSq),
+                                  plan.buffers[size_t(p.buffer)].numElements(), p.weightDecay);
+        !error.empty())
+      return p.name + ": " + error;
+  return {};
+}
+
 std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, double &norm, double lossScale,
                                   bool *skipped) {
-  const plan::Plan &plan = engine.plan();
   if (skipped)
     *skipped = false;
   if (lossScale != 1.0)
     if (std::string error = scaleGradients(1.0 / lossScale); !error.empty())
       return error;
-  // The norm: each gradient's squares summed per block, the blocks added in order onto the running total; then
-  // the ranks' totals added over the share's groups, on the device.
+  // The distributed optimizer: the replicas' gradients summed, each receiving its chunk in place in the gradients
+  // arena (whose padding stays zero), so that a replica's inf or NaN reaches the norm of its chunk's owner.
+  if (replicas)
+    if (std::string error = replicas->reduceScatter(flatGrads, flatGrads + replicas->rank() * chunk->chunk,
+                                                    chunk->chunk, plan::DType::F32, comm::ReduceOp::Sum);
+        !error.empty())
+      return "the distributed optimizer's reduce-scatter: " + error;
+  // The norm: each run's squares summed per block, the blocks added in order onto the running total; then the
+  // ranks' totals added over the share's groups, on the device.
   if (std::string error = backend.fill(total, 0, sizeof(double)); !error.empty())
     return error;
-  for (size_t i = 0; i < plan.params.size(); ++i) {
-    const plan::Param &p = plan.params[i];
-    if (!share) {
-      if (std::string error = addSquares(p, 0, plan.buffers[size_t(p.grad)].numElements()); !error.empty())
-        return error;
-      continue;
-    }
-    for (const auto &[first, count] : share->runs[i])
-      if (std::string error = addSquares(p, first, count); !error.empty())
-        return error;
-  }
+  if (std::string error = addSharedSquares(); !error.empty())
+    return error;
   if (share)
     for (comm::Communicator *group : share->groups)
       if (group)
@@ -183,36 +261,23 @@ std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, do
     return "the gradient norm is " + std::to_string(norm) + " (inf or NaN in a gradient)";
   }
 
-  // Clipping, as Megatron: every gradient times clip / (norm + 1e-6) when that is below 1.
+  // Clipping, as Megatron: the gradients (the chunk's, under the distributed optimizer) times clip / (norm + 1e-6)
+  // when that is below 1.
   const double coefficient = clipGrad > 0 ? clipGrad / (norm + 1e-6) : 1.0;
-  if (coefficient < 1.0)
-    if (std::string error = scaleGradients(coefficient); !error.empty())
-      return error;
-
-  // AdamW with torch's scalars, in double on the host exactly as cpu::adamwStep computes them.
-  const double t = double(adam.step);
-  NamedArguments scalars;
-  scalars.set("decay_factor", 1.0 - adam.lr * adam.weightDecay)
-      .set("lerp_weight", 1.0 - adam.beta1)
-      .set("beta2", adam.beta2)
-      .set("one_minus_beta2", 1.0 - adam.beta2)
-      .set("neg_step_size", -(adam.lr / (1.0 - std::pow(adam.beta1, t))))
-      .set("correction2_sqrt", std::sqrt(1.0 - std::pow(adam.beta2, t)))
-      .set("eps", adam.eps);
-  for (const plan::Param &p : plan.params) {
-    const codegen::CudaKernel *adamw = find("adamw", "param", codegen::cTypeOf(plan.buffers[size_t(p.buffer)].dtype));
-    if (!adamw)
-      return "no AdamW kernel for " + p.name;
-    NamedArguments values = scalars;
-    values.set("param", engine.address(p.buffer))
-        .set("grad", engine.address(p.grad))
-        .set("exp_avg", engine.address(p.expAvg))
-        .set("exp_avg_sq", engine.address(p.expAvgSq))
-        .set("n", static_cast<long long>(plan.buffers[size_t(p.buffer)].numElements()))
-        .set("decay", p.weightDecay ? 1 : 0);
-    if (std::string error = launchWith(backend, *adamw, values); !error.empty())
+  if (coefficient < 1.0) {
+    std::string error = chunk ? scale(flatGrads + chunk->lo, plan::DType::F32, chunk->hi - chunk->lo, coefficient)
+                              : scaleGradients(coefficient);
+    if (!error.empty())
       return error;
   }
+  if (std::string error = stepParameters(adam); !error.empty())
+    return error;
+  // Every replica gets every chunk's new parameters, in place in the parameters arena.
+  if (replicas)
+    if (std::string error = replicas->allGather(flatParams + replicas->rank() * chunk->chunk, flatParams,
+                                                chunk->chunk, plan::DType::F32);
+        !error.empty())
+      return "the distributed optimizer's all-gather: " + error;
   return {};
 }
 

@@ -6,7 +6,10 @@
 // CPU's gradients), clipping by clip / (norm + 1e-6) when that is below 1 (Megatron's --clip-grad), and AdamW on
 // every parameter with torch.optim.AdamW's scalars computed on the host in double, as cpu::adamwStep computes them.
 // A rank of a parallel run counts its share of the global norm and adds the ranks' shares over its groups
-// (NormShare); the distributed optimizer (ZeRO) is not done on the device yet. MLIR-free.
+// (NormShare). Under the distributed optimizer (ZeRO-1, Megatron's --use-distributed-optimizer) the step is the CPU
+// trainer's on the device: the gradients arena reduce-scattered over the data-parallel group (each replica
+// receiving its chunk, ReplicaChunk.h), the norm over the chunks, clipping of the chunk, AdamW on the chunk's pieces
+// with the optimizer_shard's flat moments, and the parameters arena all-gathered. MLIR-free.
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,6 +18,7 @@
 
 #include "runtime/comm/Communicator.h"
 #include "runtime/device/DeviceEngine.h"
+#include "runtime/device/ReplicaChunk.h"
 
 #include <cstdint>
 #include <memory>
@@ -47,9 +51,13 @@ class DeviceOptimizer {
 public:
   /// Prepares the plan's optimizer kernels on `backend` and the norm's device workspace. `engine` and `backend`
   /// must outlive it. Without `share`, every element of every gradient counts once and no group is involved (one
-  /// rank); with one, its runs must lie within the gradients and name every parameter.
+  /// rank); with one, its runs must lie within the gradients and name every parameter. A plan compiled with the
+  /// distributed optimizer steps this replica's chunk: `replicas` is the data-parallel group on the device (null:
+  /// one replica), and the share's runs are those the rank counts as if it held the whole gradients (every replica
+  /// gives them; each counts their part in its chunk).
   static std::unique_ptr<DeviceOptimizer> create(DeviceEngine &engine, DeviceBackend &backend, std::string &error,
-                                                 std::optional<NormShare> share = std::nullopt);
+                                                 std::optional<NormShare> share = std::nullopt,
+                                                 comm::Communicator *replicas = nullptr);
   ~DeviceOptimizer();
   DeviceOptimizer(const DeviceOptimizer &) = delete;
   DeviceOptimizer &operator=(const DeviceOptimizer &) = delete;
@@ -65,10 +73,20 @@ public:
 
 private:
   DeviceOptimizer(DeviceEngine &engine, DeviceBackend &backend) : engine(engine), backend(backend) {}
-  /// Every gradient times `factor` (the scale kernel).
+  /// `n` elements of type `type` at `x` times `factor` (the scale kernel).
+  std::string scale(void *x, plan::DType type, std::int64_t n, double factor);
+  /// Every gradient times `factor`.
   std::string scaleGradients(double factor);
-  /// The squares of `n` elements of parameter `p`'s gradient from element `first`, added onto the running total.
-  std::string addSquares(const plan::Param &p, std::int64_t first, std::int64_t n);
+  /// The squares of `n` elements of type `type` at `x`, added onto the running total.
+  std::string addSquares(const void *x, plan::DType type, std::int64_t n);
+  /// This rank's share of the squares of the gradients onto the running total: its runs of every gradient, or of
+  /// the replica's chunk.
+  std::string addSharedSquares();
+  /// AdamW on `n` elements of parameters of type `type` with their gradients and moments.
+  std::string adamw(const AdamWSettings &adam, plan::DType type, void *param, const void *grad, void *expAvg,
+                    void *expAvgSq, std::int64_t n, bool decay);
+  /// AdamW on every parameter, or on the pieces of the replica's chunk.
+  std::string stepParameters(const AdamWSettings &adam);
   /// The optimizer kernel for `op` whose run-time argument `arg` has C type `cType`.
   const codegen::CudaKernel *find(const std::string &op, const std::string &arg, const std::string &cType) const;
 
@@ -76,6 +94,10 @@ private:
   DeviceBackend &backend;
   std::vector<codegen::CudaKernel> kernels;
   std::optional<NormShare> share;
+  // The distributed optimizer: this replica's chunk, its group, the flat arenas and the flat moments (f32).
+  std::optional<ReplicaChunk> chunk;
+  comm::Communicator *replicas = nullptr;
+  float *flatParams = nullptr, *flatGrads = nullptr, *shardExpAvg = nullptr, *shardExpAvgSq = nullptr;
   double *partial = nullptr, *total = nullptr; // device: the partial sums of one tensor, the running total
 };
 

@@ -27,12 +27,18 @@ private:
   runtime::Engine &engine;
 };
 
-/// Calls `move` on every parameter's value and AdamW moments.
+/// Calls `move` on every parameter's value and AdamW moments: per parameter, or the distributed optimizer's flat
+/// shard (the parameters' moments are -1 then).
 template <typename Move> std::string forEachStateBuffer(const plan::Plan &plan, Move move) {
   for (const plan::Param &p : plan.params)
     for (int id : {p.buffer, p.expAvg, p.expAvgSq})
+      if (id >= 0)
+        if (std::string error = move(id); !error.empty())
+          return "'" + p.name + "': " + error;
+  if (plan.optimizerShard)
+    for (int id : {plan.optimizerShard->expAvg, plan.optimizerShard->expAvgSq})
       if (std::string error = move(id); !error.empty())
-        return "'" + p.name + "': " + error;
+        return "the distributed optimizer's moments: " + error;
   return {};
 }
 

@@ -43,27 +43,17 @@ bool sixteenBit(plan::DType dtype) { return dtype == plan::DType::BF16 || dtype 
 
 } // namespace
 
-std::string distributedOptimizerRefusal() {
-  return "the plan is compiled with the distributed optimizer (ZeRO-1: megatron-opt --mt-shard=\"... "
-         "distributed-optimizer=1\", Megatron's --use-distributed-optimizer), which the device does not run yet: "
-         "its AdamW moments are a flat shard per replica, the device optimizer keeps them per parameter (compile "
-         "it without distributed-optimizer=1, or run it with --device cpu)";
-}
-
 std::unique_ptr<DeviceCompute> DeviceCompute::create(runtime::Engine &host, device::DeviceBackend &backend,
                                                      DeviceRank rank, std::string &error) {
   const plan::Plan &plan = host.plan();
-  if (plan.parallel.distributedOptimizer) {
-    error = distributedOptimizerRefusal();
-    return nullptr;
-  }
   std::unique_ptr<DeviceCompute> compute(new DeviceCompute(host, backend));
   compute->kernels = codegen::generateKernels(plan);
   compute->engine = device::DeviceEngine::create(plan, compute->kernels, backend, error, rank.tensor, rank.data,
                                                  rank.pipeline, rank.embedding);
   if (!compute->engine)
     return nullptr;
-  compute->optimizer = device::DeviceOptimizer::create(*compute->engine, backend, error, std::move(rank.norm));
+  compute->optimizer =
+      device::DeviceOptimizer::create(*compute->engine, backend, error, std::move(rank.norm), rank.data);
   if (!compute->optimizer)
     return nullptr;
   return compute;

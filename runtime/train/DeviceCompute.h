@@ -2,7 +2,8 @@
 //
 // The Compute of `megatron-run --device cuda` (docs/cuda.md, "Training on the device"): the plan's generated kernels
 // on a device::DeviceEngine over a DeviceBackend (a GPU, or the host simulator in the tests), and Megatron's
-// optimizer step (gradient norm, clipping, fp16's unscale and skip, AdamW) on a device::DeviceOptimizer. The host
+// optimizer step (gradient norm, clipping, fp16's unscale and skip, AdamW; the distributed optimizer's
+// reduce-scatter and all-gather) on a device::DeviceOptimizer. The host
 // engine stays the loop's view of the buffers: toDevice and toHost copy between the two, converting 16-bit
 // values between the device's two-byte storage and the host's f32. A rank of a parallel run (DeviceRank) gives the
 // engine its communicators on the device (the same-device world's groups, or NCCL's) and the optimizer its share of
@@ -25,22 +26,18 @@ namespace megatron::train {
 
 /// A rank's part in a parallel run on the device: its groups, whose buffers are device pointers (null stands for
 /// one rank, as in device::DeviceEngine::create), and its share of the global gradient norm (none: one rank, every
-/// element counted).
+/// element counted; under the distributed optimizer, every replica's runs as the first replica's, NormShare).
 struct DeviceRank {
   comm::Communicator *tensor = nullptr, *data = nullptr, *pipeline = nullptr, *embedding = nullptr;
   std::optional<device::NormShare> norm;
 };
 
-/// Why a plan compiled with the distributed optimizer (ZeRO) does not run on the device: its AdamW moments are a
-/// flat shard per replica, where the device optimizer keeps them per parameter. Names the flag that compiled it.
-std::string distributedOptimizerRefusal();
-
 class DeviceCompute final : public Compute {
 public:
   /// Generates the plan's kernels, allocates its arenas on `backend` and prepares the optimizer, with `rank`'s
   /// groups and norm share (collective over the tensor group: its ranks create theirs at the same time). Fails
-  /// with a message on a plan the device engine cannot run, or one compiled with the distributed optimizer (whose
-  /// moments are not per parameter). `host`, `backend` and the groups must outlive it.
+  /// with a message on a plan the device engine cannot run. A plan compiled with the distributed optimizer steps
+  /// the replica's chunk (DeviceOptimizer) over the data group. `host`, `backend` and the groups must outlive it.
   static std::unique_ptr<DeviceCompute> create(runtime::Engine &host, device::DeviceBackend &backend,
                                                DeviceRank rank, std::string &error);
 

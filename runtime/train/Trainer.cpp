@@ -14,6 +14,7 @@
 #include "runtime/comm/ThreadCommunicator.h"
 #include "runtime/cpu/Kernels.h"
 #include "runtime/data/BatchSource.h"
+#include "runtime/device/ReplicaChunk.h"
 #include "runtime/device/SameDeviceCommunicator.h"
 #include "runtime/engine/Engine.h"
 
@@ -191,7 +192,9 @@ private:
     return floor >= 0 ? before + fixed(floor) + after : std::string();
   }
   std::string gradientNorm(double &norm);
-  std::string setUpDistributedOptimizer();
+  /// The distributed optimizer's chunk of this replica; `counted`: per parameter, the runs of its gradient this rank
+  /// counts in the norm.
+  std::string setUpDistributedOptimizer(const std::vector<device::Runs> &counted);
   /// The optimizer step of a device run: unscale, norm, skip or clip, AdamW, all on the device.
   std::string deviceOptimizerStep(int64_t iteration, double &gradNorm);
   std::string distributedOptimizerStep(int64_t iteration, double &gradNorm);
@@ -244,13 +247,13 @@ private:
   bool skipOverflow(double &gradNorm);
 
   // The distributed optimizer (ZeRO-1, plan.parallel.distributed_optimizer). The gradients and parameters arenas,
-  // laid out alike, are seen as one flat f32 buffer of flatCount elements padded to dpSize chunks of `chunk`
+  // laid out alike, are seen as one flat f32 buffer padded to dpSize chunks of `chunk`
   // (plan::distributedOptimizerChunk; the engine allocates the padding, Plan::allocatedBytes): this replica
   // reduce-scatters the gradients in place, updates chunk dpRank = flat
   // [lo, hi) and all-gathers the parameters. AdamW's moments are the plan's optimizer_shard: the chunk's only
   // (element i is flat element dpRank * chunk + i); a checkpoint gathers them whole and a load scatters them.
   bool distributed = false;
-  int64_t flatCount = 0, chunk = 0, lo = 0, hi = 0;
+  int64_t chunk = 0, lo = 0, hi = 0;
   float *shardExpAvg = nullptr, *shardExpAvgSq = nullptr; // the optimizer_shard's buffers
   float *flatGrads = nullptr, *flatParams = nullptr; // the arenas, dpSize * chunk floats each
   struct Piece {           // a parameter's part of this replica's chunk
@@ -365,7 +368,7 @@ std::string Run::setUp() {
     floor = opts.lossFloor >= 0 ? opts.lossFloor : std::isnan(train->floor()) ? -1.0 : train->floor();
 
   if (engine->plan().parallel.distributedOptimizer)
-    if (std::string problem = setUpDistributedOptimizer(); !problem.empty())
+    if (std::string problem = setUpDistributedOptimizer(counted); !problem.empty())
       return "plan '" + opts.plan + "': " + problem;
 
   initializeParameters(*engine, opts.seed);
@@ -418,8 +421,11 @@ std::string Run::createDeviceCompute(const std::vector<std::vector<std::pair<int
   if (onDevice) { // a rank of a parallel run: gradientNorm's share and groups, on the device
     rank = {onDevice->tp.get(), onDevice->dp.get(), onDevice->pp.get(), onDevice->embedding.get(), std::nullopt};
     device::NormShare share;
-    // The replicas hold the same summed gradients: the first counts them, the others nothing.
-    share.runs = dpRank == 0 ? counted : std::vector<std::vector<std::pair<int64_t, int64_t>>>(counted.size());
+    // The replicas hold the same summed gradients: the first counts them, the others nothing. Under the
+    // distributed optimizer each replica holds its chunk's sums and counts the runs in it.
+    share.runs = dpRank == 0 || engine->plan().parallel.distributedOptimizer
+                     ? counted
+                     : std::vector<std::vector<std::pair<int64_t, int64_t>>>(counted.size());
     share.groups = {rank.tensor, dpSize > 1 ? rank.data : nullptr, rank.pipeline};
     rank.norm = std::move(share);
   }
@@ -621,57 +627,25 @@ std::string Run::gradientNorm(double &norm) {
   return {};
 }
 
-std::string Run::setUpDistributedOptimizer() {
-  // The gradients and parameters arenas must hold exactly the parameters' f32 gradients and values, each
-  // gradient at its parameter's offset: then flat element i of one is flat element i of the other.
-  const plan::Plan &plan = engine->plan();
-  const char *refusal = "the distributed optimizer needs every parameter in f32 and the params and grads arenas "
-                        "laid out alike (each gradient at its parameter's offset); ";
-  if (plan.arenaBytes[static_cast<int>(plan::Arena::Params)] != plan.arenaBytes[static_cast<int>(plan::Arena::Grads)])
-    return refusal + std::string("the arenas differ in size");
-  size_t inParams = 0, inGrads = 0;
-  for (const plan::Buffer &b : plan.buffers) {
-    inParams += b.arena == plan::Arena::Params;
-    inGrads += b.arena == plan::Arena::Grads;
-  }
-  if (inParams != plan.params.size() || inGrads != plan.params.size())
-    return refusal + std::string("the arenas hold other buffers");
-  for (const plan::Param &p : plan.params) {
-    const plan::Buffer &value = plan.buffers[static_cast<size_t>(p.buffer)],
-                       &grad = plan.buffers[static_cast<size_t>(p.grad)];
-    if (value.dtype != plan::DType::F32 || grad.dtype != plan::DType::F32 || value.offset != grad.offset ||
-        value.bytes != grad.bytes || value.arena != plan::Arena::Params || grad.arena != plan::Arena::Grads)
-      return refusal + ("'" + p.name + "' differs");
-  }
-  const int64_t gradsBytes = plan.arenaBytes[static_cast<int>(plan::Arena::Grads)];
-  if (!plan.optimizerShard || plan.optimizerShard->elements != plan::distributedOptimizerChunk(gradsBytes, dpSize))
-    return "the distributed optimizer's moments (optimizer_shard) do not match " + std::to_string(dpSize) +
-           " data-parallel chunks of the gradients arena";
+std::string Run::setUpDistributedOptimizer(const std::vector<device::Runs> &counted) {
+  // The replica's chunk from the plan, as the device optimizer works it out (runtime/device/ReplicaChunk.h): the
+  // arenas' layout checked, the parameters' pieces in the chunk and the flat runs of it this rank counts.
+  std::string error;
+  std::optional<device::ReplicaChunk> mine = device::replicaChunk(engine->plan(), dpRank, dpSize, &counted, error);
+  if (!mine)
+    return error;
   distributed = true;
-  flatCount = gradsBytes / static_cast<int64_t>(sizeof(float));
-  chunk = plan.optimizerShard->elements;
-  lo = std::min(flatCount, dpRank * chunk);
-  hi = std::min(flatCount, (dpRank + 1) * chunk);
+  chunk = mine->chunk;
+  lo = mine->lo;
+  hi = mine->hi;
   flatGrads = reinterpret_cast<float *>(engine->arenaData(plan::Arena::Grads));
   flatParams = reinterpret_cast<float *>(engine->arenaData(plan::Arena::Params));
-  shardExpAvg = engine->as<float>(plan.optimizerShard->expAvg);
-  shardExpAvgSq = engine->as<float>(plan.optimizerShard->expAvgSq);
-  const int rank = group ? group->rank() : 0;
-  for (const plan::Param &p : plan.params) {
-    int64_t start = plan.buffers[static_cast<size_t>(p.grad)].offset / static_cast<int64_t>(sizeof(float));
-    int64_t n = engine->buffer(p.grad).numElements();
-    int64_t from = std::max(lo, start), to = std::min(hi, start + n);
-    if (from < to)
-      pieces.push_back({engine->as<float>(p.buffer) + (from - start), shardExpAvg + (from - lo),
-                        shardExpAvgSq + (from - lo), from, to - from, p.weightDecay});
-    if (heldByEarlierStage(p.name))
-      continue; // counted by the first stage holding it
-    for (const ShardRun &run : ownedRuns(p, rank, n)) {
-      int64_t a = std::max(lo, start + run.local), b = std::min(hi, start + run.local + run.length);
-      if (a < b)
-        normRuns.push_back({a, b - a});
-    }
-  }
+  shardExpAvg = engine->as<float>(engine->plan().optimizerShard->expAvg);
+  shardExpAvgSq = engine->as<float>(engine->plan().optimizerShard->expAvgSq);
+  for (const device::ReplicaChunk::Piece &piece : mine->pieces)
+    pieces.push_back({flatParams + piece.flat, shardExpAvg + (piece.flat - lo), shardExpAvgSq + (piece.flat - lo),
+                      piece.flat, piece.length, piece.decay});
+  normRuns = std::move(mine->normRuns);
   return {};
 }
 
@@ -680,7 +654,7 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
     return "iteration " + std::to_string(iteration) + ": the distributed optimizer's " + what + ": " + error;
   };
   // The replicas' gradients summed, each replica receiving its chunk, in place in the gradients arena (whose
-  // padding past flatCount stays zero).
+  // padding past the arena's end stays zero).
   const bool several = replicas && dpSize > 1; // one replica: its chunk is the whole arena, nothing to exchange
   if (several)
     if (std::string error = replicas->reduceScatter(flatGrads, flatGrads + dpRank * chunk, chunk,
@@ -756,7 +730,7 @@ std::string Run::gatherOptimizerState(FlatMoments &whole) {
 }
 
 void Run::scatterOptimizerState() {
-  // This replica's chunk of whole flat moments (a loaded checkpoint's); the padding past flatCount stays zero.
+  // This replica's chunk of whole flat moments (a loaded checkpoint's); the padding past the arena's end stays zero.
   std::fill(shardExpAvg, shardExpAvg + chunk, 0.0f);
   std::fill(shardExpAvgSq, shardExpAvgSq + chunk, 0.0f);
   std::copy(wholeExpAvg.begin() + lo, wholeExpAvg.begin() + hi, shardExpAvg);
@@ -924,12 +898,12 @@ std::string Run::main() {
     bool saveNow = !opts.save.empty() && ((opts.saveInterval > 0 && iteration % opts.saveInterval == 0) ||
                                           iteration == opts.trainIters || exitNow);
     if (saveNow) {
+      if (device) // the checkpoint is written from the host engine (the moments' chunks gathered there)
+        if (std::string error = trainingStateToHost(*compute, engine->plan()); !error.empty())
+          return error;
       FlatMoments whole;
       if (distributed)
         if (std::string error = gatherOptimizerState(whole); !error.empty())
-          return error;
-      if (device) // the checkpoint is written from the host engine
-        if (std::string error = trainingStateToHost(*compute, engine->plan()); !error.empty())
           return error;
       ResumeState state{iteration, train->state(), {{"seed", opts.seed}, {"consumed_samples", train->state()}}};
       if (scaler) {
@@ -1043,8 +1017,6 @@ std::string Run::main() {
 /// device. "" or why the run cannot be on devices.
 std::string makeDeviceBackends(Shared &shared, const comm::LaunchInfo &launch, const DeviceBackendFactory &makeBackend,
                                const DeviceWorldFactory &connectDevices) {
-  if (shared.plans.front().parallel.distributedOptimizer)
-    return "plan '" + shared.opts.plan + "': " + distributedOptimizerRefusal();
   if (!makeBackend)
     return "this build of the runtime has no device backend";
   const bool processes = launch.multiProcess();

@@ -9,7 +9,8 @@
 // Parallel plans (tensor with sequence parallelism, data, pipeline) run their ranks as threads, each on its own stream
 // of one simulated device (SharedSimulatedDevice.h), against the CPU trainer running the same plan's ranks as
 // threads: the losses, norms and checkpoints of every layout are the layout-independent run's, so a collective
-// bound wrongly, a norm counted twice or a pipeline message out of order shows in them.
+// bound wrongly, a norm counted twice or a pipeline message out of order shows in them. The distributed optimizer
+// (ZeRO-1) is the CPU trainer's on the device: reduce-scatter, chunked AdamW and all-gather.
 //
 //===----------------------------------------------------------------------===//
 
@@ -402,12 +403,13 @@ private:
 
 /// The device run of a parallel plan's `ranks` against the CPU trainer's run of the same plan, with the tolerances
 /// of the one-rank f32 test: the collectives add in rank order on both, so only the kernels' summation orders differ.
-/// Two iterations, so that the second runs on the parameters the first step updated; with `generate`, a greedy
-/// sample after training (the logits program over the tensor-parallel group) that must pick the same tokens.
+/// Two iterations by default, so that the second runs on the parameters the first step updated (the warm-up's
+/// first step has a learning rate of 0: only the evaluation at the end sees the second step, a third iteration's
+/// loss and norm see it too); with `generate`, a greedy sample after training (the logits program over the
+/// tensor-parallel group) that must pick the same tokens.
 void expectParallelRunMatches(const char *what, const std::vector<plan::Plan> &plans, int ranks, const char *banner,
-                              bool generate = false) {
+                              bool generate = false, int64_t iterations = 2) {
   TempDir dir;
-  const int64_t iterations = 2;
   train::TrainOptions options = optionsFor(plans, dir, "parallel", iterations);
   if (generate) {
     options.generate = 1;
@@ -457,17 +459,17 @@ TEST(CudaDeviceTraining, PipelineParallelMatchesTheCpuTrainer) {
   expectParallelRunMatches("pp 2", plans, 2, "pipeline parallel: 2 stages (1F1B)");
 }
 
-// A tp=2 device run saves after iteration 2; the CPU trainer resumes the same plan from it, and its iterations 3
-// and 4 are those of a CPU run that never stopped: every rank's shards and moments came down and were assembled
-// whole.
-TEST(CudaDeviceTraining, ATensorParallelDeviceCheckpointResumesOnTheCpu) {
+/// A device run of `plans` on `ranks` saves after iteration 2; the CPU trainer resumes the same plan from it, and
+/// its iterations 3 and 4 must be those of a CPU run that never stopped: every rank's parameters and moments came
+/// down and were assembled whole.
+void expectDeviceCheckpointResumesOnTheCpu(const char *what, const std::vector<plan::Plan> &plans, int ranks) {
   TempDir dir;
-  train::TrainOptions options = optionsFor(tinyParallelGpt({2, true}), dir, "tp-resume", 4);
+  train::TrainOptions options = optionsFor(plans, dir, "resume", 4);
   Outcome reference = train(options, false);
   ASSERT_EQ(reference.exitCode, 0) << reference.output;
   options.save = dir.path + "/checkpoints";
   options.exitInterval = 2;
-  Outcome first = train(options, true, 2);
+  Outcome first = train(options, true, ranks);
   ASSERT_EQ(first.exitCode, 0) << first.output;
   EXPECT_NE(first.output.find("saved checkpoint at iteration 2"), std::string::npos) << first.output;
   options.load = options.save;
@@ -478,10 +480,15 @@ TEST(CudaDeviceTraining, ATensorParallelDeviceCheckpointResumesOnTheCpu) {
   EXPECT_NE(resumed.output.find("loaded checkpoint iteration 2"), std::string::npos) << resumed.output;
   std::vector<Row> both = first.rows;
   both.insert(both.end(), resumed.rows.begin(), resumed.rows.end());
-  Worst worst = compareRows("tp 2 device, then CPU", both, reference.rows);
+  Worst worst = compareRows(what, both, reference.rows);
   EXPECT_EQ(both.size(), 4u);
   EXPECT_LE(worst.loss, 1e-5);
   EXPECT_LE(worst.gradNorm, 1e-4);
+}
+
+// A tp=2 device run's checkpoint: each rank's shards.
+TEST(CudaDeviceTraining, ATensorParallelDeviceCheckpointResumesOnTheCpu) {
+  expectDeviceCheckpointResumesOnTheCpu("tp 2 device, then CPU", tinyParallelGpt({2, true}), 2);
 }
 
 // Rank 1's device fails a kernel launch in its first iteration while rank 0 waits for it in a collective: the run
@@ -511,32 +518,45 @@ TEST(CudaDeviceTraining, ARankWhoseDeviceFailsStopsTheOthersNamingIt) {
   EXPECT_LT(seconds, 60.0) << "the peers stop at the failure, not at the 10-minute timeout";
 }
 
-// The distributed optimizer's moments are a flat shard per replica, which the device optimizer does not keep:
-// --device cuda refuses such a plan naming the flag that compiled it, before any rank starts; auto trains on the CPU.
-TEST(CudaDeviceTraining, TheDistributedOptimizerIsRefusedNamingItsFlag) {
-  TempDir dir;
-  train::TrainOptions options = optionsFor(tinyParallelGpt({1, false, 2, true}), dir, "zero", 1);
-  ASSERT_TRUE(tinyParallelGpt({1, false, 2, true}).front().parallel.distributedOptimizer);
-  int made = 0;
-  auto factory = [&](int, std::string &) -> std::unique_ptr<device::DeviceBackend> {
-    ++made;
-    return std::make_unique<cudasim::SimulatedBackend>(kernelLibrary(), 1);
-  };
-  for (const char *device : {"cuda", "auto"}) {
-    options.device = device;
-    testing::internal::CaptureStdout();
-    testing::internal::CaptureStderr();
-    int code = train::runTraining(options, factory);
-    testing::internal::GetCapturedStdout();
-    std::string error = testing::internal::GetCapturedStderr();
-    std::printf("  --device %s: %s", device, error.c_str());
-    EXPECT_NE(error.find("--use-distributed-optimizer"), std::string::npos) << error;
-    EXPECT_NE(error.find(options.device == "cuda" ? "error: --device cuda: plan '" : "; running on the CPU"),
-              std::string::npos)
-        << error;
-    EXPECT_EQ(code, options.device == "cuda" ? 1 : 0) << error;
-  }
-  EXPECT_EQ(made, 0) << "refused before any backend is made";
+// The distributed optimizer (ZeRO-1) over two replicas: finalize_grads leaves the data-parallel sums to the
+// optimizer, which reduce-scatters the flat gradients arena over "dp" on the device, counts its chunk in the norm
+// (every replica counts), clips and steps AdamW on its chunk with the flat moments, and all-gathers the parameters.
+// Three iterations: a chunk bound at the wrong offset, a piece stepped twice or a parameter left out of the
+// all-gather shows in the third iteration's loss and norm (the first step's learning rate is the warm-up's 0).
+TEST(CudaDeviceTraining, DistributedOptimizerMatchesTheCpuTrainer) {
+  const std::vector<plan::Plan> &plans = tinyParallelGpt({1, false, 2, true});
+  ASSERT_TRUE(plans.front().parallel.distributedOptimizer);
+  expectParallelRunMatches("dp 2 + distributed optimizer", plans, 2,
+                           "data parallel: 2 (2 ranks as threads, 1 OpenMP thread each; 1 micro-batch(es) per "
+                           "data-parallel rank; distributed optimizer)",
+                           /*generate=*/false, /*iterations=*/3);
+}
+
+// The distributed optimizer with two tensor-parallel ranks per replica: each replica's chunk of its own shards,
+// the norm's runs of the replicated parameters counted by tensor rank 0 only, added over "tp" then "dp".
+TEST(CudaDeviceTraining, DistributedOptimizerWithTensorParallelMatchesTheCpuTrainer) {
+  expectParallelRunMatches("tp 2 x dp 2 + distributed optimizer", tinyParallelGpt({2, true, 2, true}), 4,
+                           "tensor parallel: 2, data parallel: 2 (4 ranks as threads, 1 OpenMP thread each; 1 "
+                           "micro-batch(es) per data-parallel rank; distributed optimizer)",
+                           /*generate=*/false, /*iterations=*/3);
+}
+
+// The distributed optimizer on two pipeline stages of two replicas each: every stage's replicas chunk their own
+// stage's arenas, and the tied embedding's copy on the last stage is stepped there but counted in the norm on the
+// first stage only, the stages' sums added over "pp".
+TEST(CudaDeviceTraining, DistributedOptimizerWithPipelineParallelMatchesTheCpuTrainer) {
+  const std::vector<plan::Plan> &plans = tinyParallelGpt({1, false, 2, true, 2});
+  ASSERT_EQ(plans.size(), 2u);
+  expectParallelRunMatches("pp 2 x dp 2 + distributed optimizer", plans, 4, "distributed optimizer)",
+                           /*generate=*/false, /*iterations=*/3);
+}
+
+// A device run under the distributed optimizer saves after iteration 2: each replica's chunk of the moments comes
+// down and is gathered whole; the CPU trainer resumes from it, and its iterations 3 and 4 (whose AdamW steps read
+// those moments) are those of a CPU run that never stopped.
+TEST(CudaDeviceTraining, ADistributedOptimizerDeviceCheckpointResumesOnTheCpu) {
+  expectDeviceCheckpointResumesOnTheCpu("dp 2 + distributed optimizer device, then CPU",
+                                        tinyParallelGpt({1, false, 2, true}), 2);
 }
 
 } // namespace
