@@ -57,10 +57,12 @@ const plan::Plan &tinyGpt(const std::string &precision) {
   return plans.emplace(precision, test::compileModel(c, precision.c_str())).first->second;
 }
 
-/// tinyGpt's model with a layer per pipeline stage, compiled in f32 for `layout`: one plan per stage.
+/// tinyGpt's model with a layer per pipeline stage, compiled for `layout` (f32 unless it names a precision): one
+/// plan per stage.
 const std::vector<plan::Plan> &tinyParallelGpt(const test::ParallelLayout &layout) {
-  static std::map<std::tuple<int64_t, bool, int64_t, bool, int64_t>, std::vector<plan::Plan>> plans;
-  auto key = std::make_tuple(layout.tensor, layout.sequence, layout.data, layout.distributedOptimizer, layout.stages);
+  static std::map<std::tuple<int64_t, bool, int64_t, bool, int64_t, std::string>, std::vector<plan::Plan>> plans;
+  auto key = std::make_tuple(layout.tensor, layout.sequence, layout.data, layout.distributedOptimizer, layout.stages,
+                             std::string(layout.precision));
   auto found = plans.find(key);
   if (found != plans.end())
     return found->second;
@@ -215,6 +217,9 @@ struct Worst {
   double loss = 0, gradNorm = 0, validation = 0;
 };
 
+/// How far a device run may be from the CPU trainer's: f32 differs in summation order only.
+constexpr Worst kF32Run{/*loss=*/1e-5, /*gradNorm=*/1e-4, /*validation=*/1e-5};
+
 /// The rows of both runs side by side, printed, and their worst relative differences.
 Worst compareRows(const char *what, const std::vector<Row> &device, const std::vector<Row> &cpu) {
   Worst worst;
@@ -254,9 +259,9 @@ TEST(CudaDeviceTraining, GptMatchesTheCpuTrainerAndGenerates) {
   ASSERT_EQ(device.exitCode, 0) << device.output;
   EXPECT_NE(device.output.find("device: the host CUDA simulator"), std::string::npos) << device.output;
   Worst worst = compareRows("f32", device.rows, cpu.rows);
-  EXPECT_LE(worst.loss, 1e-5);
-  EXPECT_LE(worst.gradNorm, 1e-4);
-  EXPECT_LE(worst.validation, 1e-5);
+  EXPECT_LE(worst.loss, kF32Run.loss);
+  EXPECT_LE(worst.gradNorm, kF32Run.gradNorm);
+  EXPECT_LE(worst.validation, kF32Run.validation);
   EXPECT_FALSE(std::isnan(device.rows.back().validation)) << "the last iteration evaluates";
   ASSERT_NE(samples(cpu.output), "") << cpu.output;
   EXPECT_EQ(samples(device.output), samples(cpu.output)) << "greedy decoding picks the same tokens";
@@ -408,7 +413,7 @@ private:
 /// loss and norm see it too); with `generate`, a greedy sample after training (the logits program over the
 /// tensor-parallel group) that must pick the same tokens.
 void expectParallelRunMatches(const char *what, const std::vector<plan::Plan> &plans, int ranks, const char *banner,
-                              bool generate = false, int64_t iterations = 2) {
+                              bool generate = false, int64_t iterations = 2, const Worst &tolerance = kF32Run) {
   TempDir dir;
   train::TrainOptions options = optionsFor(plans, dir, "parallel", iterations);
   if (generate) {
@@ -425,9 +430,9 @@ void expectParallelRunMatches(const char *what, const std::vector<plan::Plan> &p
   std::printf("  %s: the CPU trainer %.1f s, the simulated device %.1f s\n", what, cpu.seconds, device.seconds);
   Worst worst = compareRows(what, device.rows, cpu.rows);
   EXPECT_EQ(device.rows.size(), size_t(iterations));
-  EXPECT_LE(worst.loss, 1e-5);
-  EXPECT_LE(worst.gradNorm, 1e-4);
-  EXPECT_LE(worst.validation, 1e-5);
+  EXPECT_LE(worst.loss, tolerance.loss);
+  EXPECT_LE(worst.gradNorm, tolerance.gradNorm);
+  EXPECT_LE(worst.validation, tolerance.validation);
   EXPECT_FALSE(std::isnan(device.rows.back().validation)) << "the last iteration evaluates";
   if (generate) {
     ASSERT_NE(samples(cpu.output), "") << cpu.output;
@@ -442,6 +447,18 @@ void expectParallelRunMatches(const char *what, const std::vector<plan::Plan> &p
 TEST(CudaDeviceTraining, TensorAndSequenceParallelMatchesTheCpuTrainer) {
   expectParallelRunMatches("tp 2 + sequence parallel", tinyParallelGpt({2, true}), 2,
                            "tensor parallel: 2, data parallel: 1 (2 ranks as threads", true);
+}
+
+// bf16 across four ranks, tp 2 + sequence parallel × dp 2 with the distributed optimizer: 16-bit activations
+// all-reduced, gathered and scattered on the device, the tensor-core attention, the f32 master gradients
+// reduce-scattered by the optimizer. The tolerances are the one-rank bf16 test's: a value now and then rounds to
+// the neighbouring bf16 number on one backend and not the other, and the attention rounds its probabilities.
+TEST(CudaDeviceTraining, Bf16TensorParallelWithTheDistributedOptimizerMatchesTheCpuTrainer) {
+  test::ParallelLayout layout{2, true, 2, true};
+  layout.precision = "bf16";
+  expectParallelRunMatches("bf16, tp 2 + sequence parallel x dp 2, distributed optimizer", tinyParallelGpt(layout), 4,
+                           "tensor parallel: 2, data parallel: 2 (4 ranks as threads", false, 2,
+                           Worst{/*loss=*/1e-3, /*gradNorm=*/1e-2, /*validation=*/1e-3});
 }
 
 // Two replicas, one micro-batch each per iteration: the gradients summed over "dp" by finalize_grads, the losses

@@ -84,8 +84,8 @@ ModelConfig tinyGpt() {
 plan::Plan compileModel(ModelConfig config, const char *precision) { return compile(std::move(config), precision); }
 
 std::vector<plan::Plan> compileParallelModel(ModelConfig config, const ParallelLayout &layout) {
-  return compileStages(std::move(config), "", layout.tensor, layout.sequence, layout.data, layout.stages,
-                       layout.distributedOptimizer);
+  return compileStages(std::move(config), layout.precision, layout.tensor, layout.sequence, layout.data,
+                       layout.stages, layout.distributedOptimizer);
 }
 
 const plan::Plan &gptPlan() {

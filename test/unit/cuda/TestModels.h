@@ -28,10 +28,11 @@ struct ParallelLayout {
   int64_t data = 1;
   bool distributedOptimizer = false;
   int64_t stages = 1;
+  const char *precision = ""; ///< --mt-mixed-precision's dtype ("bf16", "fp16"), or f32
 };
 
-/// `config` compiled in f32 for `layout`: one rank's plan per pipeline stage, for a test that needs a parallel
-/// model of its own shape.
+/// `config` compiled for `layout` (in its precision): one rank's plan per pipeline stage, for a test that needs a
+/// parallel model of its own shape.
 std::vector<plan::Plan> compileParallelModel(ModelConfig config, const ParallelLayout &layout);
 
 const plan::Plan &gptPlan();
