@@ -277,13 +277,15 @@ TEST(CudaDeviceTraining, GptMatchesTheCpuTrainerAndGenerates) {
 
 // fp16 with dynamic loss scaling from 2^20 and a hysteresis of 1: the first steps overflow in f16 and are skipped,
 // halving the scale each time, on both; the skipped iterations, the scales and the losses agree.
-TEST(CudaDeviceTraining, Fp16DynamicLossScalingSkipsTheSameSteps) {
+/// fp16 from a loss scale that overflows at first (2^20, hysteresis 1): both runs skip the same iterations and end
+/// with the same scale, and the steps taken agree within fp16's rounding.
+void expectTheSameLossScaling(const char *what, const std::vector<plan::Plan> &plans, int ranks) {
   TempDir dir;
-  train::TrainOptions options = optionsFor(tinyGpt("fp16"), dir, "fp16", 3);
+  train::TrainOptions options = optionsFor(plans, dir, "fp16", 3);
   options.lossScale.anyGiven = true;
   options.lossScale.initial = 0x1p20;
   options.lossScale.hysteresis = 1;
-  Outcome cpu = train(options, false), device = train(options, true);
+  Outcome cpu = train(options, false), device = train(options, true, ranks);
   ASSERT_EQ(cpu.exitCode, 0) << cpu.output;
   ASSERT_EQ(device.exitCode, 0) << device.output;
   int skipped = 0;
@@ -291,16 +293,24 @@ TEST(CudaDeviceTraining, Fp16DynamicLossScalingSkipsTheSameSteps) {
     skipped += std::isnan(row.gradNorm);
   EXPECT_GE(skipped, 1) << "the test wants a skipped step";
   EXPECT_LT(skipped, int(cpu.rows.size())) << "and a step taken";
-  Worst worst = compareRows("fp16", device.rows, cpu.rows);
+  Worst worst = compareRows(what, device.rows, cpu.rows);
   EXPECT_LE(worst.loss, 1e-4);
   EXPECT_LE(worst.gradNorm, 1e-3);
   EXPECT_LE(worst.validation, 1e-4);
+  // The loss scale and the skipped count (a multi-rank CPU run also logs its communication time after them).
   auto scaleLine = [](const std::string &output) {
     size_t at = output.find("| loss scale: ");
-    return at == std::string::npos ? std::string() : output.substr(at, output.find('\n', at) - at);
+    if (at == std::string::npos)
+      return std::string();
+    const size_t end = std::min(output.find('\n', at), output.find(" | communication", at));
+    return output.substr(at, end - at);
   };
   EXPECT_NE(scaleLine(cpu.output), "");
   EXPECT_EQ(scaleLine(device.output), scaleLine(cpu.output)) << "the same scale and skipped iterations";
+}
+
+TEST(CudaDeviceTraining, Fp16DynamicLossScalingSkipsTheSameSteps) {
+  expectTheSameLossScaling("fp16", {tinyGpt("fp16")}, 1);
 }
 
 TEST(CudaDeviceTraining, Bf16MatchesTheCpuTrainer) {
@@ -459,6 +469,15 @@ TEST(CudaDeviceTraining, Bf16TensorParallelWithTheDistributedOptimizerMatchesThe
   expectParallelRunMatches("bf16, tp 2 + sequence parallel x dp 2, distributed optimizer", tinyParallelGpt(layout), 4,
                            "tensor parallel: 2, data parallel: 2 (4 ranks as threads", false, 2,
                            Worst{/*loss=*/1e-3, /*gradNorm=*/1e-2, /*validation=*/1e-3});
+}
+
+// fp16 over two pipeline stages: the overflow shows in the global norm summed over the stages, so both stages skip
+// the same iterations, and the loss scale of the loss seed (on the last stage) scales the gradients that travel
+// back to the first.
+TEST(CudaDeviceTraining, Fp16PipelineParallelSkipsTheSameSteps) {
+  test::ParallelLayout layout{1, false, 1, false, 2};
+  layout.precision = "fp16";
+  expectTheSameLossScaling("fp16, pp 2", tinyParallelGpt(layout), 2);
 }
 
 // Two replicas, one micro-batch each per iteration: the gradients summed over "dp" by finalize_grads, the losses
