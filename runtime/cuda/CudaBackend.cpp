@@ -45,8 +45,8 @@ public:
     if (stream)
       cudaStreamSynchronize(stream);
     gemms.reset();
-    for (auto &[name, library] : libraries)
-      cudaLibraryUnload(library);
+    for (auto &[name, prepared] : loaded)
+      cudaLibraryUnload(prepared.library);
     if (stream)
       cudaStreamDestroy(stream);
   }
@@ -113,7 +113,7 @@ public:
       return "kernel " + kernel.name + " was not prepared";
     const codegen::LaunchConfig &l = kernel.launch;
     return check("cudaLaunchKernel", [&] {
-      cudaError_t status = cudaLaunchKernel(reinterpret_cast<const void *>(found->second),
+      cudaError_t status = cudaLaunchKernel(reinterpret_cast<const void *>(found->second.kernel),
                                             dim3(unsigned(l.grid[0]), unsigned(l.grid[1]), unsigned(l.grid[2])),
                                             dim3(unsigned(l.block[0]), unsigned(l.block[1]), unsigned(l.block[2])),
                                             args, size_t(l.sharedBytes), stream);
@@ -155,8 +155,11 @@ private:
   KernelCache cache;
   cudaStream_t stream = nullptr;
   std::unique_ptr<CublasLtGemm> gemms;
-  std::map<std::string, cudaLibrary_t> libraries; // by kernel name: one CUBIN each
-  std::map<std::string, cudaKernel_t> loaded;
+  struct Prepared {
+    cudaLibrary_t library; // one CUBIN per kernel
+    cudaKernel_t kernel;
+  };
+  std::map<std::string, Prepared> loaded; // by kernel name
   int compiled = 0, fromCache = 0;
 };
 
@@ -207,11 +210,12 @@ std::string CudaBackendImpl::prepare(const std::vector<codegen::CudaKernel> &ker
         status != cudaSuccess)
       return failure("cudaLibraryLoadData", status) + " for kernel " + todo[i]->name + " (sm_" +
              std::to_string(info.arch()) + ")";
-    libraries[todo[i]->name] = library;
     cudaKernel_t kernel = nullptr;
-    if (cudaError_t status = cudaLibraryGetKernel(&kernel, library, todo[i]->name.c_str()); status != cudaSuccess)
+    if (cudaError_t status = cudaLibraryGetKernel(&kernel, library, todo[i]->name.c_str()); status != cudaSuccess) {
+      cudaLibraryUnload(library);
       return failure("cudaLibraryGetKernel", status) + " for kernel " + todo[i]->name;
-    loaded[todo[i]->name] = kernel;
+    }
+    loaded[todo[i]->name] = Prepared{library, kernel};
   }
   return {};
 }
