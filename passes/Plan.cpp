@@ -58,6 +58,8 @@ struct MtPlanPass : mt::impl::MtPlanBase<MtPlanPass> {
                  << " + optimizer state " << mebibytes(arena(plan::Arena::Optimizer)) << " + inputs "
                  << mebibytes(arena(plan::Arena::Inputs)) << " + activations "
                  << mebibytes(arena(plan::Arena::Activations));
+    if (arena(plan::Arena::Weights))
+      llvm::outs() << " + 16-bit weights " << mebibytes(arena(plan::Arena::Weights));
     if (pipelined)
       llvm::outs() << " + " << p.pipeline.stashSlots << " micro-batches in flight x "
                    << mebibytes(arena(plan::Arena::Stash)) << " stash";

@@ -183,6 +183,10 @@ private:
   FailureOr<plan::Program> lowerFinalizeGrads(func::FuncOp func);
   void bindGradients(func::FuncOp func);
   void bind(Value value, StringRef param, GradAccumulateOp sink);
+  /// Mixed precision: the buffer of the 16-bit copy of a parameter that `narrow` (a cast of `ref`) makes, in the
+  /// weights arena. Every program's casts of one parameter to one type share it; the first one adds its step to
+  /// the cast_weights program.
+  FailureOr<int> weightCopy(CastOp narrow, ParamRefOp ref);
 
   ModuleOp module;
   int64_t stage;
@@ -191,6 +195,8 @@ private:
   int64_t persistentBytes[plan::kNumArenas] = {};
   llvm::StringMap<int> paramBuffers, gradBuffers;
   SmallVector<int> inputBuffers;
+  llvm::StringMap<int> weightCopies; // "<parameter>:<type>" -> its 16-bit copy
+  plan::Program castWeights;         // the steps that write the copies from the parameters
 
   // Per program:
   DenseMap<Value, int> buffers;
@@ -328,6 +334,30 @@ void PlanLowering::bind(Value value, StringRef param, GradAccumulateOp sink) {
   explicitSinks[sink].push_back(value);
 }
 
+FailureOr<int> PlanLowering::weightCopy(CastOp narrow, ParamRefOp ref) {
+  auto type = cast<RankedTensorType>(narrow.getResult().getType());
+  std::string key;
+  llvm::raw_string_ostream(key) << ref.getName() << ":" << type.getElementType();
+  if (auto it = weightCopies.find(key); it != weightCopies.end())
+    return it->second;
+  FailureOr<int> copy = newBuffer(narrow, type, plan::Arena::Weights);
+  if (failed(copy))
+    return failure();
+  weightCopies[key] = *copy;
+  castWeights.steps.push_back({"cast", locationName(narrow.getLoc()), {paramBuffers.lookup(ref.getName())},
+                               {*copy}, {false}, stepAttrs(narrow)});
+  return *copy;
+}
+
+/// A cast of a parameter to a 16-bit type: what mixed precision computes with (MixedPrecision.cpp).
+ParamRefOp narrowedParam(Operation &op) {
+  auto narrow = dyn_cast<CastOp>(op);
+  if (!narrow)
+    return {};
+  Type to = getElementTypeOrSelf(narrow.getResult().getType());
+  return to.isBF16() || to.isF16() ? narrow.getX().getDefiningOp<ParamRefOp>() : ParamRefOp();
+}
+
 void PlanLowering::bindGradients(func::FuncOp func) {
   boundToGradient.clear();
   elidedGradientOps.clear();
@@ -399,6 +429,14 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
       result.buffers[*view].offset = result.buffers[base].offset;
       viewBase[*view] = baseOf(base);
       buffers[op.getResult(0)] = *view;
+      continue;
+    }
+    if (ParamRefOp ref = narrowedParam(op)) {
+      // Not a step: the program reads the parameter's 16-bit copy, which cast_weights keeps (Plan.h, Arena).
+      FailureOr<int> copy = weightCopy(cast<CastOp>(op), ref);
+      if (failed(copy))
+        return failure();
+      buffers[op.getResult(0)] = *copy;
       continue;
     }
     if (elidedGradientOps.contains(&op))
@@ -683,6 +721,10 @@ FailureOr<plan::Plan> PlanLowering::run() {
         return failure();
       result.programs.push_back(std::move(*program));
     }
+  }
+  if (!castWeights.steps.empty()) {
+    castWeights.name = "cast_weights";
+    result.programs.push_back(std::move(castWeights));
   }
   if (auto finalize = module.lookupSymbol<func::FuncOp>("finalize_grads")) {
     FailureOr<plan::Program> program = lowerFinalizeGrads(finalize);

@@ -31,7 +31,7 @@ struct DTypeInfo {
 constexpr DTypeInfo dtypes[] = {{DType::F32, "f32", 4}, {DType::F64, "f64", 8}, {DType::BF16, "bf16", 2},
                                 {DType::F16, "f16", 2}, {DType::I32, "i32", 4}, {DType::I64, "i64", 8}};
 constexpr const char *arenaNames[kNumArenas] = {"inputs", "params", "grads", "optimizer", "activations",
-                                                       "stash"};
+                                                "stash",  "weights"};
 constexpr const char *initNames[] = {"normal", "zeros", "ones"};
 } // namespace
 

@@ -112,7 +112,11 @@ std::unique_ptr<DeviceEngine> DeviceEngine::create(const plan::Plan &plan, const
   return engine;
 }
 
-void *DeviceEngine::address(int id) { return slotAddress(id, 0); }
+void *DeviceEngine::address(int id) {
+  if (planValue.buffers[size_t(id)].arena == plan::Arena::Params)
+    weightsChanged();
+  return slotAddress(id, 0);
+}
 
 void *DeviceEngine::slotAddress(int id, int slot) {
   const plan::Buffer &b = planValue.buffers[size_t(id)];
@@ -246,6 +250,12 @@ std::string DeviceEngine::run(const std::string &name, const runtime::RunContext
   if (found == programs.end())
     return "the plan has no program '" + name + "'" +
            (planValue.program(name) ? " (stash slot " + std::to_string(context.stashSlot) + ")" : "");
+  if (!weightsFresh && name != "cast_weights") {
+    if (planValue.program("cast_weights"))
+      if (std::string error = run("cast_weights", context); !error.empty())
+        return "the 16-bit copies of the weights: " + error;
+    weightsFresh = true;
+  }
   BoundProgram &program = **found;
   RuntimeValues values;
   values.tpRank = groups.tensor ? groups.tensor->rank() : 0;

@@ -58,6 +58,12 @@ public:
   /// The scalar the last run of `name` left in its loss buffer (copied to the host), or an error.
   std::string loss(const std::string &name, double &value);
 
+  /// The parameters changed on the device (uploaded, stepped by the optimizer): the next run() first refreshes
+  /// the 16-bit copies with the plan's cast_weights program, as runtime::Engine::weightsChanged. address(),
+  /// arenaAddress() and upload() of a parameter call it; the distributed optimizer, which keeps a flat pointer,
+  /// is followed by a call.
+  void weightsChanged() { weightsFresh = false; }
+
   /// Zeroes a whole arena on the device (the gradients before an iteration's first micro-batch).
   std::string zero(plan::Arena arena);
 
@@ -65,7 +71,11 @@ public:
   /// (numElements · deviceBytes).
   void *address(int id);
   /// The start of `arena` in device memory (null when it is empty): the distributed optimizer's flat views.
-  void *arenaAddress(plan::Arena arena) { return arenas[size_t(arena)]; }
+  void *arenaAddress(plan::Arena arena) {
+    if (arena == plan::Arena::Params)
+      weightsChanged();
+    return arenas[size_t(arena)];
+  }
   std::size_t bytes(int id) const;
   std::string upload(int id, const void *host);
   std::string download(int id, void *host);
@@ -88,6 +98,7 @@ private:
   unsigned long long *status = nullptr; // device words, one per step that reports indices
   void *workspace = nullptr;          // the collectives' packed gradients
   std::vector<std::unique_ptr<BoundProgram>> programs;
+  bool weightsFresh = false; // the weights arena holds the current parameters' 16-bit copies
 };
 
 } // namespace megatron::device

@@ -154,6 +154,8 @@ std::unique_ptr<Engine> Engine::createImpl(plan::Plan plan, std::string &error, 
 
 void *Engine::data(int id) {
   const plan::Buffer &b = planValue.buffers[id];
+  if (b.arena == plan::Arena::Params)
+    weightsChanged();
   std::int64_t offset = b.offset * storageScale[static_cast<int>(b.arena)];
   if (b.arena == plan::Arena::Stash)
     offset += bindingSlot * stashSlotBytes();
@@ -189,10 +191,23 @@ Engine::BoundProgram *Engine::boundProgram(const std::string &name, const RunCon
   return nullptr;
 }
 
+std::string Engine::refreshWeights(const RunContext &context) {
+  if (weightsFresh)
+    return {};
+  BoundProgram *cast = boundProgram("cast_weights", context);
+  for (std::size_t i = 0; cast && i < cast->steps.size(); ++i)
+    if (std::string error = cast->steps[i].run(context); !error.empty())
+      return "step " + std::to_string(i) + " of cast_weights (the 16-bit copies of the weights): " + error;
+  weightsFresh = true;
+  return {};
+}
+
 std::string Engine::run(const std::string &name, const RunContext &context) {
   BoundProgram *program = boundProgram(name, context);
   if (!program)
     return "the plan has no program '" + name + "' (stash slot " + std::to_string(context.stashSlot) + ")";
+  if (std::string error = refreshWeights(context); !error.empty())
+    return error;
   for (BoundStep &step : program->steps)
     if (std::string error = step.run(context); !error.empty()) {
       // The peers would wait for this rank in their next collective: fail the group now, so that they stop
@@ -214,6 +229,8 @@ std::string Engine::runStep(const std::string &name, std::size_t index, const Ru
   if (index >= program->steps.size())
     return "program '" + name + "' has " + std::to_string(program->steps.size()) + " steps, not " +
            std::to_string(index + 1);
+  if (std::string error = refreshWeights(context); !error.empty())
+    return error;
   return program->steps[index].run(context);
 }
 

@@ -92,7 +92,7 @@ public:
   /// sets it, and null means a single rank, where such a step fails unless tpSize is 1.
   AllReduceFn allReduce;
 
-  /// The bytes of buffer `id`.
+  /// The bytes of buffer `id`. Handing out a parameter's bytes counts as changing them (weightsChanged).
   void *data(int id);
   template <typename T> T *as(int id) { return static_cast<T *>(data(id)); }
   const plan::Buffer &buffer(int id) const { return planValue.buffers[id]; }
@@ -108,11 +108,24 @@ public:
   /// here, and compare. Unlike run(), a failure does not abort the communicators' groups.
   std::string runStep(const std::string &name, std::size_t index, const RunContext &context);
 
+  /// The parameters changed (initialised, loaded, stepped by an optimizer): the next run() first refreshes the
+  /// programs' 16-bit copies of them with the plan's cast_weights program (mixed precision; nothing without one).
+  /// data() and arenaData() of a parameter call it, so a writer through those is covered; a writer that keeps a
+  /// pointer across iterations (the distributed optimizer's flat view) calls it after each write.
+  void weightsChanged() { weightsFresh = false; }
+  /// Runs cast_weights now if the copies are stale, as run() and runStep() do first; "" or the error. For
+  /// callers that read the copies before running a step (a step-by-step comparison uploads its inputs first).
+  std::string refreshWeights(const RunContext &context = {});
+
   /// Zeroes a whole arena (the gradients before an iteration's first micro-batch).
   void zero(plan::Arena arena);
   /// The first byte of an arena (plan.arenaBytes of them, the plan's offsets from here): the distributed optimizer
   /// treats the gradients and parameters as flat buffers.
-  std::byte *arenaData(plan::Arena arena) { return arenas[static_cast<int>(arena)].get(); }
+  std::byte *arenaData(plan::Arena arena) {
+    if (arena == plan::Arena::Params)
+      weightsChanged();
+    return arenas[static_cast<int>(arena)].get();
+  }
 
   /// The loss the last run of `name` left in its loss buffer.
   double loss(const std::string &name);
@@ -159,6 +172,7 @@ private:
   comm::Communicator *ppGroup = nullptr;
   comm::Communicator *embGroup = nullptr;
   double commSeconds = 0.0;
+  bool weightsFresh = false; // the weights arena holds the current parameters' 16-bit copies
   // While binding: the stash slot (over all chunks) that Stash buffers resolve to, and the program's chunk.
   std::int64_t bindingSlot = 0;
   int bindingChunk = -1;

@@ -695,6 +695,7 @@ std::string Run::distributedOptimizerStep(int64_t iteration, double &gradNorm) {
     if (std::string error = replicas->allGather(flatParams + dpRank * chunk, flatParams, chunk, plan::DType::F32);
         !error.empty())
       return fail("all-gather", error);
+  engine->weightsChanged(); // written through flatParams, which the engine cannot see
   return {};
 }
 

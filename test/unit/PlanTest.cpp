@@ -117,8 +117,8 @@ TEST(PlanJson, RefusesWhatIsNotAPlan) {
 }
 
 TEST(PlanJson, RefusesOtherVersions) {
-  std::string error = errorOf(replaced(toJson(smallPlan()), "\"version\": 3", "\"version\": 2"));
-  EXPECT_NE(error.find("format version 2, and this megatron-run reads version 3"), std::string::npos) << error;
+  std::string error = errorOf(replaced(toJson(smallPlan()), "\"version\": 4", "\"version\": 2"));
+  EXPECT_NE(error.find("format version 2, and this megatron-run reads version 4"), std::string::npos) << error;
 }
 
 TEST(PlanJson, DetectsModification) {

@@ -20,7 +20,7 @@
 namespace megatron::plan {
 
 /// The format written and the only one read; a plan of another version is refused with a clear message.
-inline constexpr int kPlanVersion = 3;
+inline constexpr int kPlanVersion = 4;
 inline constexpr const char *kPlanFormat = "megatron-plan";
 
 enum class DType { F32, F64, BF16, F16, I32, I64 };
@@ -31,9 +31,12 @@ int64_t bytesOf(DType type);
 /// Where a buffer lives. Persistent arenas keep their contents across steps; `activations` is reused by every
 /// program, laid out by the memory planner. `stash` (pipeline parallelism) holds what a chunk's forward leaves for
 /// its backward: arenaBytes[Stash] is one slot, and the runtime keeps PipelineInfo::stashSlots of them, one per
-/// micro-batch (and chunk) in flight.
-enum class Arena { Inputs, Params, Grads, Optimizer, Activations, Stash };
-inline constexpr int kNumArenas = 6;
+/// micro-batch (and chunk) in flight. `weights` (mixed precision) holds one 16-bit copy of each parameter that the
+/// programs compute with: the plan's `cast_weights` program writes them from the f32 parameters, and the engines
+/// run it before any program that follows a change of the parameters (as Megatron keeps its bf16 model weights
+/// beside the fp32 main weights), instead of every micro-batch casting them again and keeping its own copy.
+enum class Arena { Inputs, Params, Grads, Optimizer, Activations, Stash, Weights };
+inline constexpr int kNumArenas = 7;
 const char *toString(Arena arena);
 std::optional<Arena> parseArena(const std::string &name);
 
@@ -64,7 +67,8 @@ struct Step {
 
 struct Program {
   std::string name; // "train_step" (forward + backward + gradients), "forward" (evaluation), "logits"
-                    // (generation) or "finalize_grads" (after an iteration's last micro-batch); under pipeline
+                    // (generation), "finalize_grads" (after an iteration's last micro-batch) or "cast_weights"
+                    // (the 16-bit copies of the parameters from the f32 ones, see Arena); under pipeline
                     // parallelism "train_forward_chunk<c>" / "train_backward_chunk<c>" (the halves of a training
                     // step), "forward_chunk<c>" and "logits_chunk<c>" for model chunk c
   int chunk = -1;         // pipeline: this stage's local chunk whose stash slots the program reads or writes

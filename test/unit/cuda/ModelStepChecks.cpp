@@ -39,6 +39,8 @@ std::string runProgram(StepChecker &checker, const runtime::Engine &engine, cons
 /// Two micro-batches of train_step, then every other program as an evaluation.
 std::string runPrograms(StepChecker &checker, runtime::Engine &engine, double lossScale) {
   engine.zero(plan::Arena::Grads);
+  if (std::string error = engine.refreshWeights(); !error.empty()) // the checker uploads them before each step
+    return error;
   for (int64_t microBatch = 0; microBatch < 2; ++microBatch) {
     runtime::RunContext context;
     context.dropoutSeed = runtime::dropoutSeedFor(1234, 0, microBatch);
