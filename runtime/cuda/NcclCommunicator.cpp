@@ -299,25 +299,25 @@ public:
     return error.empty() ? reduceScatter(scratch, recv, outer * chunk, type, op) : error;
   }
 
-  /// ncclCommSplit, non-blocking like its parent: the split is a collective over this group, so it is settled
-  /// against the deadline (a rank that never calls it fails the world instead of hanging the others).
+  /// ncclCommSplit, non-blocking like its parent: the split is a collective over this group, run by NCCL in the
+  /// background as an operation of the parent, so the parent is settled against the deadline (a rank that never
+  /// calls it fails the world instead of hanging the others). NCCL writes the child's handle when the split is
+  /// complete, from its own thread: `child` is read, and joins the world, only after the parent has settled.
   std::unique_ptr<Communicator> split(int color, int key, const std::string &newName, std::string &error) override {
     if (error = world->failure(); !error.empty())
       return nullptr;
     const std::string what = "split of group \"" + groupName + "\" into \"" + newName + "\"";
     cudaSetDevice(backend.deviceIndex());
     auto child = std::make_shared<Handle>(backend.deviceIndex());
-    world->adopt(child); // a failure while it is being made aborts it too
-    ncclResult_t result = ncclSuccess;
     {
-      std::lock_guard<std::mutex> parentLock(handle->mutex);
-      std::lock_guard<std::mutex> childLock(child->mutex);
+      std::lock_guard<std::mutex> lock(handle->mutex);
       if (!handle->comm) {
         error = what + ": " + world->failure();
         return nullptr;
       }
       // No config: the child inherits its parent's, non-blocking included.
-      result = ncclCommSplit(handle->comm, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &child->comm, nullptr);
+      ncclResult_t result =
+          ncclCommSplit(handle->comm, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &child->comm, nullptr);
       if (result != ncclSuccess && result != ncclInProgress)
         error = what + " on rank " + std::to_string(myRank) + ": " + ncclReason(result, handle->comm);
     }
@@ -325,16 +325,21 @@ public:
       abort(error);
       return nullptr;
     }
-    if (std::string ending = world->settle({handle.get(), child.get()}); !ending.empty()) {
+    std::string ending = world->settle({handle.get()});
+    if (ending.empty() && child->comm)
+      ending = world->settle({child.get()});
+    if (!ending.empty()) {
       error = "rank " + std::to_string(world->rank()) + ": " + what + " " + ending;
-      world->fail(error);
+      world->fail(error); // aborting the parent ends the split in NCCL's thread first
+      if (child->comm) {
+        ncclCommAbort(child->comm);
+        child->comm = nullptr;
+      }
       return nullptr;
     }
-    {
-      std::lock_guard<std::mutex> lock(child->mutex);
-      if (!child->comm) // a negative color: no group
-        return nullptr;
-    }
+    if (!child->comm) // a negative color: no group
+      return nullptr;
+    world->adopt(child);
     return std::make_unique<NcclCommunicator>(child, backend, newName, world);
   }
 
