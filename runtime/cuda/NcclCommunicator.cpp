@@ -105,7 +105,8 @@ public:
     watchdog = std::make_unique<CollectiveWatchdog>(options, [this](const std::string &reason) { fail(reason); });
   }
 
-  /// Registers a communicator (also one still being made), so that a failure aborts it.
+  /// Registers a communicator (the world's own while NCCL initializes it, a split's once made), so that a failure
+  /// aborts it.
   void adopt(const std::shared_ptr<Handle> &handle) {
     std::lock_guard<std::mutex> lock(mutex);
     handles.erase(std::remove_if(handles.begin(), handles.end(),
