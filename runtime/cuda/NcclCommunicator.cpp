@@ -1,12 +1,38 @@
 //===- NcclCommunicator.cpp - comm::Communicator on NCCL, for device buffers -----===//
+//
+// Why the communicators are non-blocking (ncclConfig_t::blocking = 0). A watchdog is only as good as its abort:
+// - NCCL's kernels spin on the GPU until their peers arrive; ncclCommAbort raises the flag they poll, so they exit
+//   and a cudaStreamSynchronize behind them returns. That works in either mode, from any thread.
+// - But a blocking communicator can also block the host thread inside NCCL: ncclCommInitRank and ncclCommSplit
+//   wait for every peer, and a collective may connect to its peers when first issued (NCCL connects lazily). No
+//   other thread may call ncclCommAbort on a communicator while a call on it is in progress (communicators are not
+//   thread-safe), so such a hang could not be broken.
+// - A non-blocking communicator returns at once from every call but ncclCommAbort and ncclCommDestroy: ncclSuccess,
+//   an error, or ncclInProgress, after which NCCL's header and guide require polling ncclCommGetAsyncError until
+//   the state leaves ncclInProgress before any other NCCL call on it or any other work on its stream. This file
+//   does that poll itself (NcclWorld::settle) with the world's deadline, so a call returns with the work enqueued,
+//   as in blocking mode, or with an error naming the operation; and every NCCL call on a communicator holds its
+//   Handle's mutex only for that brief call, so the watchdog's thread can always take it to query or abort.
+//
+// Failing the world (NcclWorld::fail), from whichever thread finds the failure: the reason becomes the world's first
+// failure, which every later call of every communicator of this world returns; the watchdog is dismissed;
+// ncclCommAbort ends every communicator of this process; and the host world that bootstrapped NCCL is aborted
+// (MPI: the job ends, which is the only way to stop peers blocked in NCCL kernels or MPI calls).
+//
+//===----------------------------------------------------------------------===//
 
 #include "runtime/cuda/NcclCommunicator.h"
 
 #if MEGATRON_HAVE_NCCL
+#include "runtime/comm/CollectiveWatchdog.h"
+
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <mutex>
+#include <thread>
+#include <vector>
 #endif
 
 namespace megatron::cuda {
@@ -18,9 +44,12 @@ bool haveNccl() { return true; }
 namespace {
 
 using comm::CallInfo;
+using comm::CollectiveWatchdog;
 using comm::CommOp;
 using comm::DType;
+using comm::OperationStatus;
 using comm::ReduceOp;
+using SteadyClock = std::chrono::steady_clock;
 
 bool ncclTypeOf(DType type, ncclDataType_t &nccl) {
   switch (type) {
@@ -34,28 +63,171 @@ bool ncclTypeOf(DType type, ncclDataType_t &nccl) {
   return false;
 }
 
-/// The first failure of the world, shared by every communicator split off it in this process.
-struct Failure {
+/// NCCL's name for `result`, with its last error message when it has one. `comm` may be null.
+std::string ncclReason(ncclResult_t result, ncclComm_t comm) {
+  std::string text = ncclGetErrorString(result);
+  const char *last = ncclGetLastError(comm);
+  if (last && *last)
+    text += std::string(" (") + last + ")";
+  return text;
+}
+
+/// One NCCL communicator, shared by its NcclCommunicator, the world (which aborts it) and the watchdog's queries.
+/// Every NCCL call on `comm` holds `mutex`; none of them blocks (non-blocking mode), so nobody holds it for long.
+struct Handle {
+  explicit Handle(int device) : device(device) {}
   std::mutex mutex;
-  std::string reason;
+  ncclComm_t comm = nullptr; // null once aborted or destroyed; guarded by mutex
+  const int device;
+};
+
+/// A CUDA event recorded behind one operation on the stream: its completion.
+struct CompletionEvent {
+  cudaEvent_t event = nullptr;
+  ~CompletionEvent() {
+    if (event)
+      cudaEventDestroy(event); // safe before it completes: CUDA releases it then
+  }
+};
+
+/// What every communicator of one NCCL world in this process shares: the first failure, the communicators to abort,
+/// the host world to abort, and the watchdog. Must not outlive the host world.
+class NcclWorld {
+public:
+  NcclWorld(comm::Communicator &hostWorld, int device, std::chrono::milliseconds timeout)
+      : hostWorld(hostWorld), device(device), limit(timeout), worldRank(hostWorld.rank()) {
+    CollectiveWatchdog::Options options;
+    options.rank = worldRank;
+    options.timeout = timeout;
+    // Megatron's 10 minutes are polled every 100 ms (as PyTorch's watchdog); short test timeouts more often.
+    options.pollInterval = std::clamp(std::chrono::milliseconds(timeout.count() / 20), std::chrono::milliseconds(1),
+                                      std::chrono::milliseconds(100));
+    watchdog = std::make_unique<CollectiveWatchdog>(options, [this](const std::string &reason) { fail(reason); });
+  }
+
+  /// Registers a communicator (the world's own while NCCL initializes it, a split's once made), so that a failure
+  /// aborts it.
+  void adopt(const std::shared_ptr<Handle> &handle) {
+    std::lock_guard<std::mutex> lock(mutex);
+    handles.erase(std::remove_if(handles.begin(), handles.end(),
+                                 [](const std::weak_ptr<Handle> &h) { return h.expired(); }),
+                  handles.end());
+    handles.push_back(handle);
+  }
+
+  std::string failure() const {
+    std::lock_guard<std::mutex> lock(mutex);
+    return first;
+  }
+
+  /// See the file comment. The first failure wins; later ones change nothing. Callable from any thread that holds
+  /// no Handle's mutex (the watchdog's included).
+  void fail(const std::string &reason) {
+    std::vector<std::shared_ptr<Handle>> live;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!first.empty())
+        return;
+      first = reason;
+      for (const std::weak_ptr<Handle> &weak : handles)
+        if (std::shared_ptr<Handle> handle = weak.lock())
+          live.push_back(std::move(handle));
+    }
+    watchdog->dismiss();
+    cudaSetDevice(device);
+    for (const std::shared_ptr<Handle> &handle : live) {
+      std::lock_guard<std::mutex> lock(handle->mutex);
+      if (handle->comm)
+        ncclCommAbort(handle->comm);
+      handle->comm = nullptr;
+    }
+    hostWorld.abort(reason);
+  }
+
+  /// Waits until none of `handles` (null ones skipped) is in ncclInProgress, for at most the timeout. Returns "",
+  /// or how the operation ended, as the end of a sentence: "failed: <NCCL's error>", or "did not complete within 10
+  /// minutes (a peer never joined it, or hung)". Takes each handle's mutex only to query it.
+  std::string settle(std::initializer_list<Handle *> waitFor) const {
+    const SteadyClock::time_point deadline = SteadyClock::now() + limit;
+    std::chrono::microseconds pause(10);
+    for (;;) {
+      bool busy = false;
+      for (Handle *handle : waitFor) {
+        if (!handle)
+          continue;
+        std::lock_guard<std::mutex> lock(handle->mutex);
+        if (!handle->comm) { // aborted meanwhile: the world failed
+          std::string reason = failure();
+          return "failed: " + (reason.empty() ? std::string("its communicator was aborted") : reason);
+        }
+        ncclResult_t state = ncclSuccess;
+        if (ncclResult_t result = ncclCommGetAsyncError(handle->comm, &state); result != ncclSuccess)
+          state = result;
+        if (state == ncclInProgress)
+          busy = true;
+        else if (state != ncclSuccess)
+          return "failed: " + ncclReason(state, handle->comm);
+      }
+      if (!busy)
+        return {};
+      if (SteadyClock::now() >= deadline)
+        return "did not complete within " + comm::describeDuration(limit) + " (a peer never joined it, or hung)";
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(1000));
+    }
+  }
+
+  /// Watches one operation just issued on the stream: `event`, recorded behind it, says when it finished, and the
+  /// communicator's asynchronous error whether it failed.
+  void watch(const CallInfo &call, const std::string &group, std::shared_ptr<Handle> handle,
+             std::shared_ptr<CompletionEvent> event) {
+    watchdog->watch(comm::describeIssued(call), group, [handle = std::move(handle), event = std::move(event)] {
+      cudaSetDevice(handle->device); // the watchdog's thread
+      {
+        std::lock_guard<std::mutex> lock(handle->mutex);
+        ncclResult_t state = ncclSuccess;
+        if (handle->comm && ncclCommGetAsyncError(handle->comm, &state) == ncclSuccess && state != ncclSuccess &&
+            state != ncclInProgress)
+          return OperationStatus::failed("NCCL reports " + ncclReason(state, handle->comm));
+      }
+      cudaError_t status = cudaEventQuery(event->event);
+      if (status == cudaSuccess)
+        return OperationStatus::done();
+      if (status == cudaErrorNotReady)
+        return OperationStatus::running();
+      return OperationStatus::failed(std::string("the device reports ") + cudaGetErrorName(status) + ": " +
+                                     cudaGetErrorString(status));
+    });
+  }
+
+  int rank() const { return worldRank; }
+
+private:
+  comm::Communicator &hostWorld;
+  const int device;
+  const std::chrono::milliseconds limit;
+  const int worldRank;
+  mutable std::mutex mutex;
+  std::string first;                          // guarded by mutex
+  std::vector<std::weak_ptr<Handle>> handles; // guarded by mutex
+  std::unique_ptr<CollectiveWatchdog> watchdog; // last: its thread stops before the rest goes
 };
 
 class NcclCommunicator final : public comm::Communicator {
 public:
-  NcclCommunicator(ncclComm_t comm, CudaBackend &backend, std::string name, std::shared_ptr<Failure> failure)
-      : handle(comm), backend(backend), groupName(std::move(name)), failure(std::move(failure)) {
-    ncclCommUserRank(handle, &myRank);
-    ncclCommCount(handle, &count);
+  NcclCommunicator(std::shared_ptr<Handle> handle, CudaBackend &backend, std::string name,
+                   std::shared_ptr<NcclWorld> world)
+      : world(std::move(world)), handle(std::move(handle)), backend(backend), groupName(std::move(name)) {
+    std::lock_guard<std::mutex> lock(this->handle->mutex);
+    ncclCommUserRank(this->handle->comm, &myRank);
+    ncclCommCount(this->handle->comm, &count);
   }
 
   ~NcclCommunicator() override {
     cudaSetDevice(backend.deviceIndex());
     if (scratch)
-      cudaFree(scratch);
-    if (!failed().empty())
-      ncclCommAbort(handle); // a failed world may never finish its operations
-    else
-      ncclCommDestroy(handle);
+      cudaFree(scratch); // waits for the device; a hang there is the watchdog's to end
+    release();
   }
 
   int rank() const override { return myRank; }
@@ -63,38 +235,40 @@ public:
   const std::string &name() const override { return groupName; }
 
   std::string allReduce(void *data, int64_t n, DType type, ReduceOp op) override {
-    return issue({CommOp::AllReduce, type, op, n}, data, data, [&](ncclDataType_t t, cudaStream_t s) {
-      return ncclAllReduce(data, data, size_t(n), t, ncclOpOf(op), handle, s);
+    return issue({CommOp::AllReduce, type, op, n}, data, data, [&](ncclComm_t c, ncclDataType_t t, cudaStream_t s) {
+      return ncclAllReduce(data, data, size_t(n), t, ncclOpOf(op), c, s);
     });
   }
 
   std::string allGather(const void *send, void *recv, int64_t perRank, DType type) override {
-    return issue({CommOp::AllGather, type, ReduceOp::Sum, perRank}, send, recv, [&](ncclDataType_t t, cudaStream_t s) {
-      return ncclAllGather(send, recv, size_t(perRank), t, handle, s);
-    });
+    return issue({CommOp::AllGather, type, ReduceOp::Sum, perRank}, send, recv,
+                 [&](ncclComm_t c, ncclDataType_t t, cudaStream_t s) {
+                   return ncclAllGather(send, recv, size_t(perRank), t, c, s);
+                 });
   }
 
   std::string reduceScatter(const void *send, void *recv, int64_t perRank, DType type, ReduceOp op) override {
-    return issue({CommOp::ReduceScatter, type, op, perRank}, send, recv, [&](ncclDataType_t t, cudaStream_t s) {
-      return ncclReduceScatter(send, recv, size_t(perRank), t, ncclOpOf(op), handle, s);
-    });
+    return issue({CommOp::ReduceScatter, type, op, perRank}, send, recv,
+                 [&](ncclComm_t c, ncclDataType_t t, cudaStream_t s) {
+                   return ncclReduceScatter(send, recv, size_t(perRank), t, ncclOpOf(op), c, s);
+                 });
   }
 
   std::string broadcast(void *data, int64_t n, DType type, int root) override {
     return issue({CommOp::Broadcast, type, ReduceOp::Sum, n, 1, root}, data, data,
-                 [&](ncclDataType_t t, cudaStream_t s) {
-                   return ncclBroadcast(data, data, size_t(n), t, root, handle, s);
+                 [&](ncclComm_t c, ncclDataType_t t, cudaStream_t s) {
+                   return ncclBroadcast(data, data, size_t(n), t, root, c, s);
                  });
   }
 
   std::string send(const void *data, int64_t n, DType type, int peer, int tag) override {
     return issue({CommOp::Send, type, ReduceOp::Sum, n, 1, peer, tag}, data, data,
-                 [&](ncclDataType_t t, cudaStream_t s) { return ncclSend(data, size_t(n), t, peer, handle, s); });
+                 [&](ncclComm_t c, ncclDataType_t t, cudaStream_t s) { return ncclSend(data, size_t(n), t, peer, c, s); });
   }
 
   std::string recv(void *data, int64_t n, DType type, int peer, int tag) override {
     return issue({CommOp::Recv, type, ReduceOp::Sum, n, 1, peer, tag}, data, data,
-                 [&](ncclDataType_t t, cudaStream_t s) { return ncclRecv(data, size_t(n), t, peer, handle, s); });
+                 [&](ncclComm_t c, ncclDataType_t t, cudaStream_t s) { return ncclRecv(data, size_t(n), t, peer, c, s); });
   }
 
   // NCCL only knows contiguous per-rank blocks: the [outer][size][chunk] layouts go through [size][outer][chunk]
@@ -126,39 +300,60 @@ public:
     return error.empty() ? reduceScatter(scratch, recv, outer * chunk, type, op) : error;
   }
 
+  /// ncclCommSplit, non-blocking like its parent: the split is a collective over this group, run by NCCL in the
+  /// background as an operation of the parent, so the parent is settled against the deadline (a rank that never
+  /// calls it fails the world instead of hanging the others). NCCL writes the child's handle when the split is
+  /// complete, from its own thread: `child` is read, and joins the world, only after the parent has settled.
   std::unique_ptr<Communicator> split(int color, int key, const std::string &newName, std::string &error) override {
-    if (error = failed(); !error.empty())
+    if (error = world->failure(); !error.empty())
       return nullptr;
+    const std::string what = "split of group \"" + groupName + "\" into \"" + newName + "\"";
     cudaSetDevice(backend.deviceIndex());
-    ncclComm_t child = nullptr;
-    if (ncclResult_t result = ncclCommSplit(handle, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &child, nullptr);
-        result != ncclSuccess) {
-      error = "split of group \"" + groupName + "\" into \"" + newName + "\" on rank " + std::to_string(myRank) +
-              ": " + ncclGetErrorString(result) + " (" + ncclGetLastError(handle) + ")";
+    auto child = std::make_shared<Handle>(backend.deviceIndex());
+    {
+      std::lock_guard<std::mutex> lock(handle->mutex);
+      if (!handle->comm) {
+        error = what + ": " + world->failure();
+        return nullptr;
+      }
+      // No config: the child inherits its parent's, non-blocking included.
+      ncclResult_t result =
+          ncclCommSplit(handle->comm, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &child->comm, nullptr);
+      if (result != ncclSuccess && result != ncclInProgress)
+        error = what + " on rank " + std::to_string(myRank) + ": " + ncclReason(result, handle->comm);
+    }
+    if (!error.empty()) {
       abort(error);
       return nullptr;
     }
-    if (!child)
+    std::string ending = world->settle({handle.get()});
+    if (ending.empty() && child->comm)
+      ending = world->settle({child.get()});
+    if (!ending.empty()) {
+      error = "rank " + std::to_string(world->rank()) + ": " + what + " " + ending;
+      world->fail(error); // aborting the parent ends the split in NCCL's thread first
+      if (child->comm) {
+        ncclCommAbort(child->comm);
+        child->comm = nullptr;
+      }
       return nullptr;
-    return std::make_unique<NcclCommunicator>(child, backend, newName, failure);
+    }
+    if (!child->comm) // a negative color: no group
+      return nullptr;
+    world->adopt(child);
+    return std::make_unique<NcclCommunicator>(child, backend, newName, world);
   }
 
   void abort(const std::string &reason) override {
-    std::lock_guard<std::mutex> lock(failure->mutex);
-    if (failure->reason.empty())
-      failure->reason = "rank " + std::to_string(myRank) + " of group \"" + groupName + "\" failed: " + reason;
+    world->fail("rank " + std::to_string(myRank) + " of group \"" + groupName + "\" failed: " + reason);
   }
 
 private:
   static ncclRedOp_t ncclOpOf(ReduceOp op) { return op == ReduceOp::Max ? ncclMax : ncclSum; }
 
-  std::string failed() const {
-    std::lock_guard<std::mutex> lock(failure->mutex);
-    return failure->reason;
-  }
-
-  /// Validates the call as every implementation does, checks the world and NCCL's asynchronous state, then
-  /// issues it on the backend's stream.
+  /// Validates the call as every implementation does, checks the world and NCCL's asynchronous state, issues it on
+  /// the backend's stream, waits until NCCL has enqueued it (non-blocking mode), records an event behind it and
+  /// hands it to the watchdog.
   template <typename Issue> std::string issue(CallInfo call, const void *send, const void *recv, Issue issueCall) {
     const std::string where = call.describe(groupName) + " on rank " + std::to_string(myRank);
     // comm::Communicator's host implementations refuse 16-bit reductions; NCCL performs them.
@@ -166,25 +361,77 @@ private:
       abort(where + ": " + problem);
       return where + ": " + problem;
     }
-    if (std::string reason = failed(); !reason.empty())
+    if (std::string reason = world->failure(); !reason.empty())
       return where + ": " + reason;
-    ncclResult_t async = ncclSuccess;
-    if (ncclCommGetAsyncError(handle, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
-      const std::string error = where + ": an earlier operation failed: " + ncclGetErrorString(async);
-      abort(error);
-      return error;
-    }
     ncclDataType_t type;
     if (!ncclTypeOf(call.type, type))
       return where + ": NCCL has no such type";
     cudaSetDevice(backend.deviceIndex());
-    if (ncclResult_t result = issueCall(type, static_cast<cudaStream_t>(backend.nativeStream()));
-        result != ncclSuccess) {
-      const std::string error = where + ": " + ncclGetErrorString(result) + " (" + ncclGetLastError(handle) + ")";
+    cudaStream_t stream = static_cast<cudaStream_t>(backend.nativeStream());
+    std::string error;
+    ncclResult_t result = ncclSuccess;
+    {
+      std::lock_guard<std::mutex> lock(handle->mutex);
+      if (!handle->comm)
+        return where + ": " + world->failure();
+      ncclResult_t async = ncclSuccess;
+      if (ncclCommGetAsyncError(handle->comm, &async) == ncclSuccess && async != ncclSuccess &&
+          async != ncclInProgress)
+        error = where + ": an earlier operation failed: " + ncclReason(async, handle->comm);
+      else if (result = issueCall(handle->comm, type, stream); result != ncclSuccess && result != ncclInProgress)
+        error = where + ": " + ncclReason(result, handle->comm);
+    }
+    if (!error.empty()) {
       abort(error);
       return error;
     }
+    if (result == ncclInProgress)
+      if (std::string ending = world->settle({handle.get()}); !ending.empty()) {
+        error = "rank " + std::to_string(world->rank()) + ": " + comm::describeIssued(call) + " on group \"" +
+                groupName + "\" " + ending;
+        world->fail(error);
+        return error;
+      }
+    auto event = std::make_shared<CompletionEvent>();
+    cudaError_t status = cudaEventCreateWithFlags(&event->event, cudaEventDisableTiming);
+    if (status == cudaSuccess)
+      status = cudaEventRecord(event->event, stream);
+    if (status != cudaSuccess) {
+      error = where + ": cannot record its completion event: " + cudaGetErrorName(status);
+      abort(error);
+      return error;
+    }
+    world->watch(call, groupName, handle, std::move(event));
     return {};
+  }
+
+  /// Ends the communicator: after a failure with ncclCommAbort; otherwise ncclCommFinalize (which completes its
+  /// operations, settled against the deadline) and ncclCommDestroy. A finalize that fails or times out fails the
+  /// world, so that no peer waits for this rank.
+  void release() {
+    ncclResult_t result = ncclSuccess;
+    {
+      std::lock_guard<std::mutex> lock(handle->mutex);
+      if (!handle->comm)
+        return;
+      if (!world->failure().empty()) {
+        ncclCommAbort(handle->comm);
+        handle->comm = nullptr;
+        return;
+      }
+      result = ncclCommFinalize(handle->comm);
+    }
+    std::string ending = result == ncclSuccess || result == ncclInProgress
+                             ? world->settle({handle.get()})
+                             : "failed: " + std::string(ncclGetErrorString(result));
+    if (!ending.empty()) {
+      world->fail("rank " + std::to_string(world->rank()) + ": destroying group \"" + groupName + "\" " + ending);
+      return; // fail() aborted it
+    }
+    std::lock_guard<std::mutex> lock(handle->mutex);
+    if (handle->comm)
+      ncclCommDestroy(handle->comm);
+    handle->comm = nullptr;
   }
 
   /// At least `bytes` of device scratch (grown by reallocating; cudaFree waits for the work that used it).
@@ -210,10 +457,10 @@ private:
                                  : "group \"" + groupName + "\": cudaMemcpy2DAsync failed: " + cudaGetErrorName(status);
   }
 
-  ncclComm_t handle;
+  std::shared_ptr<NcclWorld> world; // first: outlives the rest, so the watchdog runs until this is released
+  std::shared_ptr<Handle> handle;
   CudaBackend &backend;
   std::string groupName;
-  std::shared_ptr<Failure> failure;
   int myRank = 0, count = 1;
   void *scratch = nullptr;
   size_t scratchBytes = 0;
@@ -222,8 +469,13 @@ private:
 } // namespace
 
 std::unique_ptr<comm::Communicator> createNcclWorld(comm::Communicator &hostWorld, CudaBackend &backend,
-                                                    std::string &error) {
+                                                    std::string &error, const NcclWorldOptions &options) {
   const std::string where = "NCCL world on rank " + std::to_string(hostWorld.rank());
+  if (options.timeout <= std::chrono::milliseconds(0)) {
+    error = where + ": the timeout must be positive, got " + std::to_string(options.timeout.count()) + " ms";
+    hostWorld.abort(error);
+    return nullptr;
+  }
   ncclUniqueId id{};
   static_assert(sizeof id % 4 == 0, "the id travels as 32-bit words");
   if (hostWorld.rank() == 0)
@@ -235,21 +487,35 @@ std::unique_ptr<comm::Communicator> createNcclWorld(comm::Communicator &hostWorl
   if (error = hostWorld.broadcast(&id, int64_t(sizeof id / 4), DType::I32, 0); !error.empty())
     return nullptr;
   cudaSetDevice(backend.deviceIndex());
-  ncclComm_t comm = nullptr;
-  if (ncclResult_t result = ncclCommInitRank(&comm, hostWorld.size(), id, hostWorld.rank()); result != ncclSuccess) {
-    error = where + " (" + backend.describe() + "): ncclCommInitRank: " + ncclGetErrorString(result) + " (" +
-            ncclGetLastError(nullptr) + ")";
-    hostWorld.abort(error);
+  auto world = std::make_shared<NcclWorld>(hostWorld, backend.deviceIndex(), options.timeout);
+  auto handle = std::make_shared<Handle>(backend.deviceIndex());
+  world->adopt(handle);
+  ncclResult_t result = ncclSuccess;
+  {
+    std::lock_guard<std::mutex> lock(handle->mutex);
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0; // see the file comment
+    result = ncclCommInitRankConfig(&handle->comm, hostWorld.size(), id, hostWorld.rank(), &config);
+    if (result != ncclSuccess && result != ncclInProgress)
+      error = where + " (" + backend.describe() + "): ncclCommInitRankConfig: " + ncclReason(result, handle->comm);
+  }
+  if (error.empty())
+    if (std::string ending = world->settle({handle.get()}); !ending.empty())
+      error = "rank " + std::to_string(hostWorld.rank()) + ": ncclCommInitRank of group \"" + hostWorld.name() +
+              "\" (" + std::to_string(hostWorld.size()) + " ranks, " + backend.describe() + ") " + ending;
+  if (!error.empty()) {
+    world->fail(error); // aborts the half-made communicator and the host world
     return nullptr;
   }
-  return std::make_unique<NcclCommunicator>(comm, backend, hostWorld.name(), std::make_shared<Failure>());
+  return std::make_unique<NcclCommunicator>(handle, backend, hostWorld.name(), world);
 }
 
 #else
 
 bool haveNccl() { return false; }
 
-std::unique_ptr<comm::Communicator> createNcclWorld(comm::Communicator &, CudaBackend &, std::string &error) {
+std::unique_ptr<comm::Communicator> createNcclWorld(comm::Communicator &, CudaBackend &, std::string &error,
+                                                    const NcclWorldOptions &) {
   error = "no NCCL: this build has no CUDA toolkit with NCCL (configured without it or with MEGATRON_ENABLE_CUDA=OFF)";
   return nullptr;
 }

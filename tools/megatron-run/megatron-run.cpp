@@ -47,17 +47,19 @@ std::unique_ptr<megatron::device::DeviceBackend> makeCudaBackend(int device, std
   return megatron::cuda::createCudaBackend(options, error);
 }
 
-/// Ranks as processes on GPUs: NCCL over the launcher's host world. Untested: no machine with several GPUs has run
-/// it (docs/cuda.md, "NCCL").
+/// Ranks as processes on GPUs: NCCL over the launcher's host world, every operation bounded by `timeout`
+/// (--distributed-timeout-minutes). Untested: no machine with several GPUs has run it (docs/cuda.md, "NCCL").
 std::unique_ptr<megatron::comm::Communicator> connectNccl(megatron::comm::Communicator &hostWorld,
                                                           megatron::device::DeviceBackend &backend,
-                                                          std::string &error) {
+                                                          std::chrono::milliseconds timeout, std::string &error) {
   auto *cuda = dynamic_cast<megatron::cuda::CudaBackend *>(&backend);
   if (!cuda) {
     error = "NCCL needs a CUDA backend, not " + backend.describe();
     return nullptr;
   }
-  return megatron::cuda::createNcclWorld(hostWorld, *cuda, error);
+  megatron::cuda::NcclWorldOptions options;
+  options.timeout = timeout;
+  return megatron::cuda::createNcclWorld(hostWorld, *cuda, error, options);
 }
 } // namespace
 
@@ -110,7 +112,8 @@ int main(int argc, char **argv) {
   cl::opt<double> distributedTimeout(
       "distributed-timeout-minutes",
       cl::desc("How long a rank waits in a collective for the others before the run stops with an error naming "
-               "the ranks that never arrived (ranks as threads; default 10, as Megatron)"),
+               "the ranks that never arrived (ranks as threads), or naming the collective (NCCL); default 10, as "
+               "Megatron"),
       cl::init(10.0), cl::cat(training));
   cl::opt<std::string> lossCurve("loss-curve", cl::desc("Write the loss curve to this SVG file"),
                                  cl::value_desc("file.svg"), cl::cat(training));
@@ -233,7 +236,10 @@ int main(int argc, char **argv) {
   }
   // A build without NCCL cannot join the GPUs of ranks that are processes; runTraining then refuses such runs.
   megatron::train::DeviceWorldFactory connectDevices;
-  if (megatron::cuda::haveNccl())
-    connectDevices = connectNccl;
+  if (megatron::cuda::haveNccl()) {
+    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(o.distributedTimeoutMinutes * 60'000.0));
+    connectDevices = [timeout](megatron::comm::Communicator &hostWorld, megatron::device::DeviceBackend &backend,
+                               std::string &error) { return connectNccl(hostWorld, backend, timeout, error); };
+  }
   return megatron::train::runTraining(o, makeCudaBackend, connectDevices);
 }

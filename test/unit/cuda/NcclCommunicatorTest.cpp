@@ -4,7 +4,10 @@
 // (bootstrapped through a ThreadCommunicator world, as megatron-run bootstraps through MPI or the rendezvous):
 // every call is issued through NCCL on device buffers and must leave them as a group of one leaves them, the
 // strided *Dim layouts included, and a bad call must be refused by name. Several ranks are covered by the
-// same-device communicator's tests; NCCL across GPUs awaits a machine with several. Without a GPU, it skips.
+// same-device communicator's tests; NCCL across GPUs awaits a machine with several. The watchdog is checked both
+// ways on that one rank: with a tiny timeout it leaves operations that complete alone, and a collective held
+// behind a host function on the stream (as a peer that never arrives holds NCCL's kernel) stops the world by
+// name. Without a GPU, every test skips.
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,19 +17,33 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <numeric>
+#include <thread>
+
+#if MEGATRON_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 using namespace megatron;
 
 namespace {
 
+/// The GPU's backend when this build has NCCL; else null and why the test skips.
+std::unique_ptr<cuda::CudaBackend> gpuWithNccl(std::string &why) {
+  if (!cuda::haveNccl()) {
+    why = "this build has no NCCL";
+    return nullptr;
+  }
+  return cuda::createCudaBackend({}, why);
+}
+
 TEST(NcclCommunicator, AWorldOfOneRankOnTheGpu) {
   std::string why;
-  std::unique_ptr<cuda::CudaBackend> backend = cuda::createCudaBackend({}, why);
+  std::unique_ptr<cuda::CudaBackend> backend = gpuWithNccl(why);
   if (!backend)
     GTEST_SKIP() << why;
-  if (!cuda::haveNccl())
-    GTEST_SKIP() << "this build has no NCCL";
   std::string failure = comm::runRanks(1, [&](int, comm::Communicator &hostWorld) -> std::string {
     std::string error;
     std::unique_ptr<comm::Communicator> world = cuda::createNcclWorld(hostWorld, *backend, error);
@@ -70,6 +87,93 @@ TEST(NcclCommunicator, AWorldOfOneRankOnTheGpu) {
     return "";
   });
   EXPECT_EQ(failure, "");
+}
+
+// With a timeout of 2 s, the watchdog forgets the operations that finish: 3 s after they did (over a hundred
+// polls), the world is healthy and keeps working.
+TEST(NcclCommunicator, TheWatchdogLeavesOperationsThatCompleteAlone) {
+  std::string why;
+  std::unique_ptr<cuda::CudaBackend> backend = gpuWithNccl(why);
+  if (!backend)
+    GTEST_SKIP() << why;
+  std::string failure = comm::runRanks(1, [&](int, comm::Communicator &hostWorld) -> std::string {
+    cuda::NcclWorldOptions options;
+    options.timeout = std::chrono::milliseconds(2000);
+    std::string error;
+    std::unique_ptr<comm::Communicator> world = cuda::createNcclWorld(hostWorld, *backend, error, options);
+    if (!world)
+      return error;
+    const int64_t n = 1024;
+    std::vector<float> host(n), back(n);
+    std::iota(host.begin(), host.end(), 1.0f);
+    float *a = static_cast<float *>(backend->allocate(n * 4, error));
+    if (!a)
+      return error;
+    EXPECT_EQ(backend->copyToDevice(a, host.data(), n * 4), "");
+    for (int i = 0; i < 50; ++i)
+      EXPECT_EQ(world->allReduce(a, n, comm::DType::F32, comm::ReduceOp::Sum), "");
+    EXPECT_EQ(backend->copyToHost(back.data(), a, n * 4), ""); // after the stream's work
+    EXPECT_EQ(back, host);
+    std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+    EXPECT_EQ(world->allReduce(a, n, comm::DType::F32, comm::ReduceOp::Sum), "");
+    std::unique_ptr<comm::Communicator> tp = world->split(0, 0, "tp", error);
+    EXPECT_NE(tp, nullptr) << error;
+    if (tp) {
+      EXPECT_EQ(tp->broadcast(a, n, comm::DType::F32, 0), "");
+    }
+    EXPECT_EQ(backend->copyToHost(back.data(), a, n * 4), "");
+    backend->release(a);
+    return "";
+  });
+  EXPECT_EQ(failure, "");
+}
+
+#if MEGATRON_HAVE_CUDA
+/// A host function that holds its stream until `*flag` is set.
+void CUDART_CB holdUntilReleased(void *flag) {
+  while (!static_cast<std::atomic<bool> *>(flag)->load())
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+#endif
+
+// A collective that cannot complete stops the world after the timeout: the next calls return the watchdog's
+// message, naming the rank, the collective, the group and the timeout, instead of waiting.
+TEST(NcclCommunicator, ACollectiveThatNeverCompletesStopsTheWorldNamingIt) {
+#if MEGATRON_HAVE_CUDA
+  std::string why;
+  std::unique_ptr<cuda::CudaBackend> backend = gpuWithNccl(why);
+  if (!backend)
+    GTEST_SKIP() << why;
+  comm::runRanks(1, [&](int, comm::Communicator &hostWorld) -> std::string {
+    cuda::NcclWorldOptions options;
+    options.timeout = std::chrono::milliseconds(500);
+    std::string error;
+    std::unique_ptr<comm::Communicator> world = cuda::createNcclWorld(hostWorld, *backend, error, options);
+    if (!world)
+      return error;
+    float *a = static_cast<float *>(backend->allocate(30 * 4, error));
+    if (!a)
+      return error;
+    std::atomic<bool> released{false};
+    auto stream = static_cast<cudaStream_t>(backend->nativeStream());
+    EXPECT_EQ(cudaLaunchHostFunc(stream, holdUntilReleased, &released), cudaSuccess);
+    EXPECT_EQ(world->allReduce(a, 30, comm::DType::F32, comm::ReduceOp::Sum), ""); // enqueued behind the hold
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000)); // four timeouts
+    released = true; // whatever ncclCommAbort waits for on the stream can finish now
+    const std::string expected = "rank 0: all_reduce of 120 B (f32, sum) on group \"world\" did not complete within "
+                                 "500 ms (a peer never joined it, or hung)";
+    const std::string after = world->allReduce(a, 30, comm::DType::F32, comm::ReduceOp::Sum);
+    EXPECT_NE(after.find(expected), std::string::npos) << after;
+    std::unique_ptr<comm::Communicator> tp = world->split(0, 0, "tp", error);
+    EXPECT_EQ(tp, nullptr);
+    EXPECT_EQ(error, expected);
+    cudaStreamSynchronize(stream); // the aborted collective has left the stream
+    backend->release(a);
+    return "";
+  });
+#else
+  GTEST_SKIP() << "this build has no CUDA";
+#endif
 }
 
 } // namespace
