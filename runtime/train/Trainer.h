@@ -44,7 +44,7 @@ struct TrainOptions {
   // --device: "cpu", "cuda" (every rank's programs and optimizer step on a device backend that runTraining's
   // factory makes), or "auto" (cuda where every rank gets a backend and the plan runs on the device, else the CPU).
   std::string device = "cpu";
-  double distributedTimeoutMinutes = 10; // a collective's longest wait (ranks as threads; MPI has no timeout)
+  double distributedTimeoutMinutes = 10; // a collective's longest wait (ranks as threads, NCCL; MPI has none)
   std::vector<std::string> dataPath; // Megatron's --data-path: a prefix, or weight prefix pairs; empty: built-in
   std::string split = "969, 30, 1"; // --split: train, validation, test weights
   std::string vocabFile, mergeFile; // GPT-2's tokenizer files, to decode generated text from --data-path data
