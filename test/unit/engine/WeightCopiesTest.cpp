@@ -55,69 +55,64 @@ struct CopyPlan {
 constexpr float kUnrepresentable = 1.0f + 0x1p-10f;
 constexpr float kRepresentable = 3.0f + 0x1p-6f;
 
-std::unique_ptr<Engine> engineFor(const CopyPlan &plan) {
-  std::string error;
-  std::unique_ptr<Engine> engine = Engine::create(plan.value, error, runtime::ParallelRank{});
-  EXPECT_TRUE(engine) << error;
-  return engine;
-}
+class WeightCopies : public ::testing::Test {
+protected:
+  void SetUp() override {
+    std::string error;
+    engine = Engine::create(plan.value, error, runtime::ParallelRank{});
+    ASSERT_TRUE(engine) << error;
+  }
+  std::string forward() { return engine->run("forward", RunContext{}); }
+  float y(int i) { return engine->as<float>(plan.y)[i]; }
 
-TEST(WeightCopies, TheFirstRunCastsTheParameters) {
   CopyPlan plan;
-  std::unique_ptr<Engine> engine = engineFor(plan);
-  ASSERT_TRUE(engine);
+  std::unique_ptr<Engine> engine;
+};
+
+TEST_F(WeightCopies, TheFirstRunCastsTheParameters) {
   std::fill_n(engine->as<float>(plan.w), 4, kUnrepresentable);
-  ASSERT_EQ(engine->run("forward", RunContext{}), "");
+  ASSERT_EQ(forward(), "");
   for (int i = 0; i < 4; ++i)
-    EXPECT_EQ(engine->as<float>(plan.y)[i], 1.0f) << "the copy is the parameter rounded to bf16";
+    EXPECT_EQ(y(i), 1.0f) << "the copy is the parameter rounded to bf16";
 }
 
-TEST(WeightCopies, WritingAParameterThroughTheEngineRefreshesTheCopy) {
-  CopyPlan plan;
-  std::unique_ptr<Engine> engine = engineFor(plan);
-  ASSERT_TRUE(engine);
+TEST_F(WeightCopies, WritingAParameterThroughTheEngineRefreshesTheCopy) {
   std::fill_n(engine->as<float>(plan.w), 4, kUnrepresentable);
-  ASSERT_EQ(engine->run("forward", RunContext{}), "");
+  ASSERT_EQ(forward(), "");
   std::fill_n(engine->as<float>(plan.w), 4, kRepresentable); // as an optimizer step writes it
-  ASSERT_EQ(engine->run("forward", RunContext{}), "");
-  EXPECT_EQ(engine->as<float>(plan.y)[3], kRepresentable);
+  ASSERT_EQ(forward(), "");
+  EXPECT_EQ(y(3), kRepresentable);
   // runStep refreshes too (step-by-step comparisons run steps alone).
   engine->as<float>(plan.w)[3] = -kRepresentable;
   ASSERT_EQ(engine->runStep("forward", 0, RunContext{}), "");
-  EXPECT_EQ(engine->as<float>(plan.y)[3], -kRepresentable);
+  EXPECT_EQ(y(3), -kRepresentable);
 }
 
-TEST(WeightCopies, AWriterThatKeepsAPointerSaysSo) {
+TEST_F(WeightCopies, AWriterThatKeepsAPointerSaysSo) {
   // The distributed optimizer updates the parameters arena through a flat pointer it took once.
-  CopyPlan plan;
-  std::unique_ptr<Engine> engine = engineFor(plan);
-  ASSERT_TRUE(engine);
   float *flat = reinterpret_cast<float *>(engine->arenaData(plan::Arena::Params));
   std::fill_n(flat, 4, kRepresentable);
-  ASSERT_EQ(engine->run("forward", RunContext{}), "");
-  ASSERT_EQ(engine->as<float>(plan.y)[0], kRepresentable);
+  ASSERT_EQ(forward(), "");
+  ASSERT_EQ(y(0), kRepresentable);
   flat[0] = 2.0f;
-  ASSERT_EQ(engine->run("forward", RunContext{}), "");
-  EXPECT_EQ(engine->as<float>(plan.y)[0], kRepresentable) << "unannounced, the copy is not refreshed";
+  ASSERT_EQ(forward(), "");
+  EXPECT_EQ(y(0), kRepresentable) << "unannounced, the copy is not refreshed";
   engine->weightsChanged();
-  ASSERT_EQ(engine->run("forward", RunContext{}), "");
-  EXPECT_EQ(engine->as<float>(plan.y)[0], 2.0f);
+  ASSERT_EQ(forward(), "");
+  EXPECT_EQ(y(0), 2.0f);
 }
 
-TEST(WeightCopies, RunsCastWeightsOncePerChange) {
+TEST_F(WeightCopies, RunsCastWeightsOncePerChange) {
   // The copies are made once for all the micro-batches of an iteration: a write into them by hand survives runs
   // until the parameters change.
-  CopyPlan plan;
-  std::unique_ptr<Engine> engine = engineFor(plan);
-  ASSERT_TRUE(engine);
   float *flat = reinterpret_cast<float *>(engine->arenaData(plan::Arena::Params));
   std::fill_n(flat, 4, 1.0f);
   ASSERT_EQ(engine->refreshWeights(), "");
   float *copy = reinterpret_cast<float *>(engine->arenaData(plan::Arena::Weights));
   copy[1] = 5.0f;
   for (int microBatch = 0; microBatch < 3; ++microBatch) {
-    ASSERT_EQ(engine->run("forward", RunContext{}), "");
-    EXPECT_EQ(engine->as<float>(plan.y)[1], 5.0f) << "micro-batch " << microBatch << " cast the weights again";
+    ASSERT_EQ(forward(), "");
+    EXPECT_EQ(y(1), 5.0f) << "micro-batch " << microBatch << " cast the weights again";
   }
 }
 
