@@ -43,15 +43,6 @@ std::string launchWith(DeviceBackend &backend, const codegen::CudaKernel &kernel
   return backend.launch(kernel, args.data());
 }
 
-/// The C type of a pointer parameter: "const float *" → "float".
-std::string pointee(std::string cType) {
-  if (cType.rfind("const ", 0) == 0)
-    cType = cType.substr(6);
-  while (!cType.empty() && (cType.back() == '*' || cType.back() == ' '))
-    cType.pop_back();
-  return cType;
-}
-
 /// torch.optim.AdamW's scalars of `adam`, in double on the host exactly as cpu::adamwStep computes them.
 NamedArguments adamScalars(const AdamWSettings &adam) {
   const double t = double(adam.step);
@@ -117,110 +108,98 @@ std::unique_ptr<DeviceOptimizer> DeviceOptimizer::create(DeviceEngine &engine, D
     return nullptr;
   optimizer->partial = static_cast<double *>(memory);
   optimizer->total = optimizer->partial + codegen::kSumSquaresGrid;
+  if (error = optimizer->makeLists(); !error.empty())
+    return nullptr;
   return optimizer;
 }
 
 DeviceOptimizer::~DeviceOptimizer() {
   if (partial)
     backend.release(partial);
+  if (listWords)
+    backend.release(listWords);
 }
 
-const codegen::CudaKernel *DeviceOptimizer::find(const std::string &op, const std::string &arg,
-                                                 const std::string &cType) const {
-  for (const codegen::CudaKernel &kernel : kernels)
-    if (kernel.op == op)
-      for (const codegen::KernelArg &a : kernel.args)
-        if (a.name == arg && pointee(a.cType) == cType)
-          return &kernel;
-  return nullptr;
-}
-
-std::string DeviceOptimizer::scale(void *x, plan::DType type, std::int64_t n, double factor) {
-  const codegen::CudaKernel *kernel = find("scale", "x", codegen::cTypeOf(type));
-  if (!kernel)
-    return "no scaling kernel for " + std::string(codegen::cTypeOf(type)) + " gradients";
-  NamedArguments values;
-  values.set("x", x).set("n", static_cast<long long>(n)).set("factor", static_cast<float>(factor));
-  return launchWith(backend, *kernel, values);
-}
-
-std::string DeviceOptimizer::scaleGradients(double factor) {
-  for (const plan::Param &p : engine.plan().params) {
-    const plan::Buffer &grad = engine.plan().buffers[size_t(p.grad)];
-    if (std::string error = scale(engine.address(p.grad), grad.dtype, grad.numElements(), factor); !error.empty())
-      return "the gradient of " + p.name + ": " + error;
+std::string DeviceOptimizer::addLists(const std::string &op,
+                                      std::map<std::vector<plan::DType>, std::vector<long long>> words,
+                                      std::vector<WorkList> &lists, std::vector<long long> &hostWords) {
+  for (auto &[types, list] : words) {
+    WorkList work;
+    const std::string role = codegen::optimizerKernelRole(types);
+    for (const codegen::CudaKernel &kernel : kernels)
+      if (kernel.op == op && kernel.role == role)
+        work.kernel = &kernel;
+    if (!work.kernel)
+      return "no " + op + " kernel for " + role + " storage";
+    work.first = std::int64_t(hostWords.size());
+    work.count = std::int64_t(list.size()) / codegen::optimizerItemWords(op);
+    hostWords.insert(hostWords.end(), list.begin(), list.end());
+    if (work.count > 0)
+      lists.push_back(work);
   }
   return {};
 }
 
-std::string DeviceOptimizer::addSquares(const void *x, plan::DType dtype, std::int64_t n) {
-  const std::string type = codegen::cTypeOf(dtype);
-  const codegen::CudaKernel *partialSums = find("sum_squares_partial", "x", type);
-  const codegen::CudaKernel *finish = find("sum_squares_finish", "partial", "double");
-  if (!partialSums || !finish)
-    return "no gradient-norm kernel for " + type + " gradients";
-  if (n == 0)
-    return {};
-  NamedArguments values;
-  values.set("x", x).set("n", static_cast<long long>(n)).set("partial", partial).set("total", total);
-  if (std::string error = launchWith(backend, *partialSums, values); !error.empty())
-    return error;
-  return launchWith(backend, *finish, values);
-}
-
-std::string DeviceOptimizer::addSharedSquares() {
-  if (chunk) { // the chunk's runs, as the CPU trainer sums them after the reduce-scatter
-    for (const auto &[first, count] : chunk->normRuns)
-      if (std::string error = addSquares(flatGrads + first, plan::DType::F32, count); !error.empty())
-        return error;
-    return {};
-  }
+std::string DeviceOptimizer::makeLists() {
+  using Words = std::map<std::vector<plan::DType>, std::vector<long long>>;
   const plan::Plan &plan = engine.plan();
+  Words everyGradient, squares, adam;
   for (size_t i = 0; i < plan.params.size(); ++i) {
     const plan::Param &p = plan.params[i];
     const plan::Buffer &grad = plan.buffers[size_t(p.grad)];
+    codegen::appendSpanItems(everyGradient[{grad.dtype}], engine.address(p.grad), grad.dtype, grad.numElements());
+    if (chunk)
+      continue;
     const std::byte *data = static_cast<const std::byte *>(engine.address(p.grad));
     const Runs every = {{0, grad.numElements()}};
     for (const auto &[first, count] : share ? share->runs[i] : every)
-      if (std::string error = addSquares(data + first * std::int64_t(deviceBytes(grad.dtype)), grad.dtype, count);
-          !error.empty())
-        return error;
+      codegen::appendSpanItems(squares[{grad.dtype}], data + first * std::int64_t(deviceBytes(grad.dtype)),
+                               grad.dtype, count);
+    const plan::Buffer &value = plan.buffers[size_t(p.buffer)], &moment = plan.buffers[size_t(p.expAvg)];
+    codegen::AdamwTensor tensor{engine.address(p.buffer), engine.address(p.grad), engine.address(p.expAvg),
+                                engine.address(p.expAvgSq), value.numElements(), p.weightDecay,
+                                value.dtype, grad.dtype, moment.dtype};
+    codegen::appendAdamwItems(adam[{value.dtype, grad.dtype, moment.dtype}], tensor);
   }
-  return {};
-}
-
-std::string DeviceOptimizer::adamw(const AdamWSettings &adam, plan::DType type, void *param, const void *grad,
-                                   void *expAvg, void *expAvgSq, std::int64_t n, bool decay) {
-  const codegen::CudaKernel *kernel = find("adamw", "param", codegen::cTypeOf(type));
-  if (!kernel)
-    return "no AdamW kernel for " + std::string(codegen::cTypeOf(type)) + " parameters";
-  NamedArguments values = adamScalars(adam);
-  values.set("param", param)
-      .set("grad", grad)
-      .set("exp_avg", expAvg)
-      .set("exp_avg_sq", expAvgSq)
-      .set("n", static_cast<long long>(n))
-      .set("decay", decay ? 1 : 0);
-  return launchWith(backend, *kernel, values);
-}
-
-std::string DeviceOptimizer::stepParameters(const AdamWSettings &adam) {
-  if (chunk) { // the chunk's pieces: values and gradients at the same flat elements, moments from the chunk's start
+  Words clip;
+  if (chunk) { // the chunk's runs and pieces, as the CPU trainer steps them after the reduce-scatter
+    const plan::DType f32 = plan::DType::F32;
+    for (const auto &[first, count] : chunk->normRuns)
+      codegen::appendSpanItems(squares[{f32}], flatGrads + first, f32, count);
+    codegen::appendSpanItems(clip[{f32}], flatGrads + chunk->lo, f32, chunk->hi - chunk->lo);
+    // Values and gradients at the same flat elements, moments from the chunk's start.
     for (const ReplicaChunk::Piece &piece : chunk->pieces)
-      if (std::string error = adamw(adam, plan::DType::F32, flatParams + piece.flat, flatGrads + piece.flat,
-                                    shardExpAvg + (piece.flat - chunk->lo), shardExpAvgSq + (piece.flat - chunk->lo),
-                                    piece.length, piece.decay);
-          !error.empty())
-        return "the chunk's piece at flat element " + std::to_string(piece.flat) + ": " + error;
-    return {};
+      codegen::appendAdamwItems(adam[{f32, f32, f32}],
+                                {flatParams + piece.flat, flatGrads + piece.flat,
+                                 shardExpAvg + (piece.flat - chunk->lo), shardExpAvgSq + (piece.flat - chunk->lo),
+                                 piece.length, piece.decay, f32, f32, f32});
+  } else {
+    clip = everyGradient;
   }
-  const plan::Plan &plan = engine.plan();
-  for (const plan::Param &p : plan.params)
-    if (std::string error = adamw(adam, plan.buffers[size_t(p.buffer)].dtype, engine.address(p.buffer),
-                                  engine.address(p.grad), engine.address(p.expAvg), engine.address(p.expAvgSq),
-                                  plan.buffers[size_t(p.buffer)].numElements(), p.weightDecay);
-        !error.empty())
-      return p.name + ": " + error;
+  std::vector<long long> hostWords;
+  for (std::string error : {addLists("scale", everyGradient, unscaleLists, hostWords),
+                            addLists("scale", clip, clipLists, hostWords),
+                            addLists("sum_squares_partial", squares, squareLists, hostWords),
+                            addLists("adamw", adam, adamLists, hostWords)})
+    if (!error.empty())
+      return error;
+  if (hostWords.empty())
+    return {};
+  std::string error;
+  listWords = static_cast<long long *>(backend.allocate(hostWords.size() * sizeof(long long), error));
+  if (!listWords)
+    return "the optimizer's work lists: " + error;
+  return backend.copyToDevice(listWords, hostWords.data(), hostWords.size() * sizeof(long long));
+}
+
+template <typename Values>
+std::string DeviceOptimizer::launchLists(const std::vector<WorkList> &lists, Values values) {
+  for (const WorkList &list : lists) {
+    values.set("items", static_cast<const long long *>(listWords + list.first))
+        .set("count", static_cast<long long>(list.count));
+    if (std::string error = launchWith(backend, *list.kernel, values); !error.empty())
+      return error;
+  }
   return {};
 }
 
@@ -229,8 +208,9 @@ std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, do
   if (skipped)
     *skipped = false;
   if (lossScale != 1.0)
-    if (std::string error = scaleGradients(1.0 / lossScale); !error.empty())
-      return error;
+    if (std::string error = launchLists(unscaleLists, NamedArguments().set("factor", float(1.0 / lossScale)));
+        !error.empty())
+      return "unscaling the gradients: " + error;
   // The distributed optimizer: the replicas' gradients summed, each receiving its chunk in place in the gradients
   // arena (whose padding stays zero), so that a replica's inf or NaN reaches the norm of its chunk's owner.
   if (replicas)
@@ -238,12 +218,23 @@ std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, do
                                                     chunk->chunk, plan::DType::F32, comm::ReduceOp::Sum);
         !error.empty())
       return "the distributed optimizer's reduce-scatter: " + error;
-  // The norm: each run's squares summed per block, the blocks added in order onto the running total; then the
-  // ranks' totals added over the share's groups, on the device.
+  // The norm: the squares of the runs this rank counts summed per block, the blocks added in order onto the
+  // running total (per gradient type); then the ranks' totals added over the share's groups, on the device.
   if (std::string error = backend.fill(total, 0, sizeof(double)); !error.empty())
     return error;
-  if (std::string error = addSharedSquares(); !error.empty())
-    return error;
+  for (const WorkList &list : squareLists) {
+    const codegen::CudaKernel *finish = nullptr;
+    for (const codegen::CudaKernel &kernel : kernels)
+      if (kernel.op == "sum_squares_finish")
+        finish = &kernel;
+    NamedArguments values;
+    values.set("partial", partial).set("total", total);
+    std::string error = launchLists({list}, values);
+    if (error.empty())
+      error = finish ? launchWith(backend, *finish, values) : "no sum_squares_finish kernel";
+    if (!error.empty())
+      return "the gradient norm: " + error;
+  }
   if (share)
     for (comm::Communicator *group : share->groups)
       if (group)
@@ -264,14 +255,12 @@ std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, do
   // Clipping, as Megatron: the gradients (the chunk's, under the distributed optimizer) times clip / (norm + 1e-6)
   // when that is below 1.
   const double coefficient = clipGrad > 0 ? clipGrad / (norm + 1e-6) : 1.0;
-  if (coefficient < 1.0) {
-    std::string error = chunk ? scale(flatGrads + chunk->lo, plan::DType::F32, chunk->hi - chunk->lo, coefficient)
-                              : scaleGradients(coefficient);
-    if (!error.empty())
-      return error;
-  }
-  if (std::string error = stepParameters(adam); !error.empty())
-    return error;
+  if (coefficient < 1.0)
+    if (std::string error = launchLists(clipLists, NamedArguments().set("factor", float(coefficient)));
+        !error.empty())
+      return "clipping the gradients: " + error;
+  if (std::string error = launchLists(adamLists, adamScalars(adam)); !error.empty())
+    return "AdamW: " + error;
   // Every replica gets every chunk's new parameters, in place in the parameters arena.
   if (replicas)
     if (std::string error = replicas->allGather(flatParams + replicas->rank() * chunk->chunk, flatParams,

@@ -21,6 +21,7 @@
 #include "runtime/device/ReplicaChunk.h"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,22 +74,21 @@ public:
 
 private:
   DeviceOptimizer(DeviceEngine &engine, DeviceBackend &backend) : engine(engine), backend(backend) {}
-  /// `n` elements of type `type` at `x` times `factor` (the scale kernel).
-  std::string scale(void *x, plan::DType type, std::int64_t n, double factor);
-  /// Every gradient times `factor`.
-  std::string scaleGradients(double factor);
-  /// The squares of `n` elements of type `type` at `x`, added onto the running total.
-  std::string addSquares(const void *x, plan::DType type, std::int64_t n);
-  /// This rank's share of the squares of the gradients onto the running total: its runs of every gradient, or of
-  /// the replica's chunk.
-  std::string addSharedSquares();
-  /// AdamW on `n` elements of parameters of type `type` with their gradients and moments.
-  std::string adamw(const AdamWSettings &adam, plan::DType type, void *param, const void *grad, void *expAvg,
-                    void *expAvgSq, std::int64_t n, bool decay);
-  /// AdamW on every parameter, or on the pieces of the replica's chunk.
-  std::string stepParameters(const AdamWSettings &adam);
-  /// The optimizer kernel for `op` whose run-time argument `arg` has C type `cType`.
-  const codegen::CudaKernel *find(const std::string &op, const std::string &arg, const std::string &cType) const;
+  /// One launch: a work list of the optimizer kernels (codegen::appendAdamwItems, appendSpanItems), stored in
+  /// `listWords` on the device from word `first`, and the kernel that runs it.
+  struct WorkList {
+    const codegen::CudaKernel *kernel = nullptr;
+    std::int64_t first = 0;
+    std::int64_t count = 0; // items
+  };
+  /// The lists of `op`, one per storage-type key, from `words` (per key), appended to `hostWords`; an error when
+  /// no kernel serves a key.
+  std::string addLists(const std::string &op, std::map<std::vector<plan::DType>, std::vector<long long>> words,
+                       std::vector<WorkList> &lists, std::vector<long long> &hostWords);
+  /// Every list made once at creation (the buffers never move) and copied to the device.
+  std::string makeLists();
+  /// Every list of `lists` launched, with `values` holding the kernels' other arguments by name.
+  template <typename Values> std::string launchLists(const std::vector<WorkList> &lists, Values values);
 
   DeviceEngine &engine;
   DeviceBackend &backend;
@@ -98,7 +98,12 @@ private:
   std::optional<ReplicaChunk> chunk;
   comm::Communicator *replicas = nullptr;
   float *flatParams = nullptr, *flatGrads = nullptr, *shardExpAvg = nullptr, *shardExpAvgSq = nullptr;
-  double *partial = nullptr, *total = nullptr; // device: the partial sums of one tensor, the running total
+  double *partial = nullptr, *total = nullptr; // device: the blocks' partial sums, the running total
+  long long *listWords = nullptr;               // device: every work list's words
+  std::vector<WorkList> unscaleLists;           // every gradient (fp16's loss scale)
+  std::vector<WorkList> clipLists;              // the gradients clipping scales: every one, or the chunk
+  std::vector<WorkList> squareLists;            // the norm's runs: the share's, every gradient, or the chunk's
+  std::vector<WorkList> adamLists;              // every parameter, or the chunk's pieces
 };
 
 } // namespace megatron::device

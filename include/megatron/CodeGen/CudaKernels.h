@@ -107,9 +107,32 @@ const char *cTypeOf(plan::DType type);
 
 /// The optimizer's kernels for the plan's parameters: AdamW for each distinct (parameter, gradient, moment)
 /// storage triple, and the gradient norm's squares (sum_squares_partial, sum_squares_finish) and the clipping
-/// scale for each distinct gradient type. Their sizes are run-time arguments ("n"), since the optimizer runs per
-/// parameter or over a flat arena; their launch grids are fixed. `steps` is empty.
+/// scale for each distinct gradient type. AdamW, sum_squares_partial and scale run over a work list (below) whose
+/// device address ("items") and item count ("count") are run-time arguments, so one launch serves every
+/// parameter; their launch grids are fixed. `steps` is empty; `role` names the storage types a kernel serves
+/// (optimizerKernelRole).
 std::vector<CudaKernel> optimizerKernels(const plan::Plan &plan);
+
+/// The optimizer kernels' work lists ("multi-tensor apply", lib/CodeGen/cuda/Optimizer.cuh): each tensor is split
+/// into items of at most kOptimizerItemElements elements, so that a launch's blocks share the work evenly. An
+/// AdamW item is 6 words (the addresses of the parameter, gradient and both moments, the elements, and 1 to
+/// apply weight decay, else 0); a sum_squares_partial or scale item is 2 words (address, elements).
+inline constexpr int64_t kOptimizerItemElements = int64_t(1) << 16;
+struct AdamwTensor {
+  void *param = nullptr;
+  const void *grad = nullptr;
+  void *expAvg = nullptr, *expAvgSq = nullptr;
+  int64_t elements = 0;
+  bool decay = true;
+  plan::DType paramType = plan::DType::F32, gradType = plan::DType::F32, momentType = plan::DType::F32;
+};
+void appendAdamwItems(std::vector<long long> &items, const AdamwTensor &tensor);
+void appendSpanItems(std::vector<long long> &items, const void *data, plan::DType type, int64_t elements);
+/// Words per item of the list of `op` ("adamw": 6; "sum_squares_partial", "scale": 2).
+int optimizerItemWords(const std::string &op);
+/// The role of the optimizer kernel for storage `types`: "f32" for a gradient type (sum_squares_partial, scale),
+/// "f32_f32_f32" for AdamW's parameter, gradient and moments.
+std::string optimizerKernelRole(const std::vector<plan::DType> &types);
 
 /// The same-device communicator's reduction (runtime/device/SameDeviceCommunicator.h, lib/CodeGen/cuda/
 /// RankReduction.cuh): destinations[d][i] = sources[0][i] op ... op sources[ranks-1][i] in rank order, for every

@@ -1,4 +1,4 @@
-//===- Elementwise.cuh - Fill, residual add, fan-in, bias, scaling ----------===//
+//===- Elementwise.cuh - Fill, residual add, fan-in, bias ------------------===//
 //
 // Memory-bound grid-stride loops; every element is written by one thread, so results never depend on the launch.
 // The counterparts of runtime/cpu/Elementwise.cpp and addBias / sumRows of runtime/cpu/Linear.cpp.
@@ -52,12 +52,6 @@ template <typename S, typename D, i64 ROWS, i64 COLS> MT_DEVICE void sumRows(con
   typedef typename Compute<D>::type C;
   columnSums<1, ROWS, COLS, C>([&](i64 r, i64 c, C (&acc)[1]) { acc[0] += load(src + r * COLS + c); },
                                [&](i64 c, const C (&sum)[1]) { store(dst + c, load(dst + c) + sum[0]); });
-}
-
-/// x *= factor over n elements (gradient clipping; n and factor known only at run time).
-template <typename T> MT_DEVICE void scale(T *x, i64 n, float factor) {
-  for (i64 i = globalThread(); i < n; i += gridStride())
-    store(x + i, load(x + i) * factor);
 }
 
 } // namespace mt

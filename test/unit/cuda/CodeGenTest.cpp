@@ -160,6 +160,25 @@ TEST(CudaCodeGen, OptimizerKernelsPerStorageType) {
   kernels = optimizerKernels(mixed);
   ASSERT_FALSE(kernels.empty());
   EXPECT_NE(kernels.front().source.find("mt::adamw<float, float, float>"), std::string::npos);
+  EXPECT_EQ(kernels.front().role, "f32_f32_f32");
+}
+
+TEST(CudaCodeGen, OptimizerWorkListsSplitTensorsIntoItems) {
+  // 150000 bf16 elements: items of 65536, 65536 and 18928, each address 2 bytes per element further.
+  alignas(8) static unsigned char memory[1];
+  const auto base = reinterpret_cast<long long>(memory);
+  std::vector<long long> items;
+  appendSpanItems(items, memory, plan::DType::BF16, 150000);
+  EXPECT_EQ(items, (std::vector<long long>{base, 65536, base + 131072, 65536, base + 262144, 18928}));
+  EXPECT_EQ(optimizerItemWords("scale"), 2);
+
+  // AdamW: each of the four tensors advances by its own storage type; the decay flag is every item's.
+  items.clear();
+  appendAdamwItems(items, {memory, memory, memory, memory, 65537, false, plan::DType::F32, plan::DType::F16,
+                           plan::DType::F64});
+  EXPECT_EQ(items, (std::vector<long long>{base, base, base, base, 65536, 0, base + 262144, base + 131072,
+                                           base + 524288, base + 524288, 1, 0}));
+  EXPECT_EQ(optimizerItemWords("adamw"), 6);
 }
 
 TEST(CudaCodeGen, MixedPrecisionCastsAndTheScaledLossSeed) {

@@ -240,7 +240,12 @@ void expectTrainingIterationsMatch(device::DeviceBackend &backend, int iteration
       grads.scale(1.0 / (cpuNorm + 1e-6));
     cpuAdamw(cpu, adam);
     double gpuNorm = 0;
+    const int launchesBefore = both.counted.launches;
     ASSERT_EQ(optimizer->step(adam, 1.0, gpuNorm), "");
+    // One launch per kernel for all the parameters (the work lists): the norm's partial sums and their total,
+    // the clipping scale when the norm exceeds the clip, and AdamW.
+    EXPECT_EQ(both.counted.launches - launchesBefore, 3 + (1.0 / (cpuNorm + 1e-6) < 1.0 ? 1 : 0))
+        << plan.params.size() << " parameters";
     worstNorm = std::max(worstNorm, std::fabs(gpuNorm - cpuNorm) / cpuNorm);
     std::printf("  iteration %lld: loss CPU %.9g, device %.9g; gradient norm CPU %.9g, device %.9g\n",
                 static_cast<long long>(iteration), cpuLoss / 2, gpuLoss / 2, cpuNorm, gpuNorm);

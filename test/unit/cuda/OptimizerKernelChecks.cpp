@@ -21,7 +21,7 @@ namespace megatron::test {
 
 namespace {
 
-constexpr int64_t kElements = 300001; // more than the 262144 threads of the fixed grids, and odd
+constexpr int64_t kElements = 300001; // more than the 262144 threads of the fixed grids, odd, and 5 work items
 
 /// The test GPT's optimizer kernel for `op` (all its parameters, gradients and moments are f32).
 std::string kernelFor(const std::string &op, codegen::CudaKernel &kernel) {
@@ -59,6 +59,10 @@ std::string launchNamed(device::DeviceBackend &backend, const codegen::CudaKerne
   return backend.launch(kernel, args.data());
 }
 
+/// The work list `words` (codegen::appendAdamwItems, appendSpanItems) in fresh device memory, and its arguments.
+std::string listOnDevice(device::DeviceBackend &backend, const std::vector<long long> &words, const std::string &op,
+                         DeviceMemory &device, std::map<std::string, std::uint64_t> &values);
+
 /// `host` copied into fresh device memory.
 template <typename T>
 std::string toDevice(device::DeviceBackend &backend, const std::vector<T> &host, DeviceMemory &device) {
@@ -71,6 +75,15 @@ template <typename T>
 std::string toHost(device::DeviceBackend &backend, const DeviceMemory &device, std::vector<T> &host) {
   host.resize(device.bytes() / sizeof(T));
   return backend.copyToHost(host.data(), device.data(), device.bytes());
+}
+
+std::string listOnDevice(device::DeviceBackend &backend, const std::vector<long long> &words, const std::string &op,
+                         DeviceMemory &device, std::map<std::string, std::uint64_t> &values) {
+  if (std::string error = toDevice(backend, words, device); !error.empty())
+    return error;
+  values["items"] = slot(static_cast<const void *>(device.data()));
+  values["count"] = slot<long long>(static_cast<long long>(words.size()) / codegen::optimizerItemWords(op));
+  return {};
 }
 
 std::vector<float> randomVector(std::mt19937 &rng, float mean, float spread, bool positive = false) {
@@ -122,21 +135,21 @@ std::string checkAdamw(device::DeviceBackend &backend, double relativeTolerance)
     cpu::adamwStep<float>(kElements, c, decay, param.data(), grad.data(), m.data(), v.data());
     // The step's scalars in double, as the CPU backend computes them (docs/cuda.md).
     const double t = double(c.step);
-    if (std::string error = launchNamed(backend, adamw,
-                                        {{"param", slot(dParam.data())},
-                                         {"grad", slot(dGrad.data())},
-                                         {"exp_avg", slot(dM.data())},
-                                         {"exp_avg_sq", slot(dV.data())},
-                                         {"n", slot<long long>(kElements)},
-                                         {"decay_factor", slot(1.0 - c.lr * c.weightDecay)},
-                                         {"lerp_weight", slot(1.0 - c.beta1)},
-                                         {"beta2", slot(c.beta2)},
-                                         {"one_minus_beta2", slot(1.0 - c.beta2)},
-                                         {"neg_step_size", slot(-(c.lr / (1.0 - std::pow(c.beta1, t))))},
-                                         {"correction2_sqrt", slot(std::sqrt(1.0 - std::pow(c.beta2, t)))},
-                                         {"eps", slot(c.eps)},
-                                         {"decay", slot<int>(decay)}});
-        !error.empty())
+    std::map<std::string, std::uint64_t> values = {
+        {"decay_factor", slot(1.0 - c.lr * c.weightDecay)},
+        {"lerp_weight", slot(1.0 - c.beta1)},
+        {"beta2", slot(c.beta2)},
+        {"one_minus_beta2", slot(1.0 - c.beta2)},
+        {"neg_step_size", slot(-(c.lr / (1.0 - std::pow(c.beta1, t))))},
+        {"correction2_sqrt", slot(std::sqrt(1.0 - std::pow(c.beta2, t)))},
+        {"eps", slot(c.eps)}};
+    // The tensor as a work list of several items (one launch, as the optimizer steps every parameter).
+    std::vector<long long> items;
+    codegen::appendAdamwItems(items, {dParam.data(), dGrad.data(), dM.data(), dV.data(), kElements, decay != 0});
+    DeviceMemory dItems;
+    if (std::string error = listOnDevice(backend, items, "adamw", dItems, values); !error.empty())
+      return error;
+    if (std::string error = launchNamed(backend, adamw, values); !error.empty())
       return error;
     const std::string where = decay ? " (with weight decay)" : " (no weight decay)";
     using Result = std::tuple<const char *, const std::vector<float> *, const DeviceMemory *>;
@@ -171,11 +184,17 @@ std::string checkSumOfSquares(device::DeviceBackend &backend, double relativeTol
     return error;
   if (std::string error = toDevice(backend, std::vector<double>{0.5}, dTotal); !error.empty())
     return error;
-  if (std::string error = launchNamed(backend, partialKernel,
-                                      {{"x", slot(dX.data())},
-                                       {"n", slot<long long>(kElements)},
-                                       {"partial", slot(dPartial.data())}});
-      !error.empty())
+  // Two runs of the tensor in one list: the items of a run split at kOptimizerItemElements, the second run's
+  // first item shorter.
+  const int64_t split = 100003;
+  std::vector<long long> items;
+  codegen::appendSpanItems(items, dX.data(), plan::DType::F32, split);
+  codegen::appendSpanItems(items, dX.data() + split * sizeof(float), plan::DType::F32, kElements - split);
+  std::map<std::string, std::uint64_t> values = {{"partial", slot(dPartial.data())}};
+  DeviceMemory dItems;
+  if (std::string error = listOnDevice(backend, items, "sum_squares_partial", dItems, values); !error.empty())
+    return error;
+  if (std::string error = launchNamed(backend, partialKernel, values); !error.empty())
     return error;
   if (std::string error =
           launchNamed(backend, finishKernel, {{"partial", slot(dPartial.data())}, {"total", slot(dTotal.data())}});
@@ -205,9 +224,13 @@ std::string checkScale(device::DeviceBackend &backend, double relativeTolerance)
   DeviceMemory dX;
   if (std::string error = toDevice(backend, x, dX); !error.empty())
     return error;
-  if (std::string error = launchNamed(
-          backend, scale, {{"x", slot(dX.data())}, {"n", slot<long long>(kElements)}, {"factor", slot(factor)}});
-      !error.empty())
+  std::vector<long long> items;
+  codegen::appendSpanItems(items, dX.data(), plan::DType::F32, kElements);
+  std::map<std::string, std::uint64_t> values = {{"factor", slot(factor)}};
+  DeviceMemory dItems;
+  if (std::string error = listOnDevice(backend, items, "scale", dItems, values); !error.empty())
+    return error;
+  if (std::string error = launchNamed(backend, scale, values); !error.empty())
     return error;
   if (std::string error = toHost(backend, dX, x); !error.empty())
     return error;
