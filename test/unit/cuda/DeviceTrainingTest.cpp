@@ -20,6 +20,7 @@
 
 #include "sim/SimulatedBackend.h"
 
+#include "runtime/device/ForwardingBackend.h"
 #include "runtime/train/Trainer.h"
 
 #include <gtest/gtest.h>
@@ -57,17 +58,18 @@ const plan::Plan &tinyGpt(const std::string &precision) {
   return plans.emplace(precision, test::compileModel(c, precision.c_str())).first->second;
 }
 
-/// tinyGpt's model with a layer per pipeline stage, compiled for `layout` (f32 unless it names a precision): one
-/// plan per stage.
+/// tinyGpt's model with a layer per model chunk (pipeline stage, or virtual stage of an interleaved pipeline),
+/// compiled for `layout` (f32 unless it names a precision): one plan per stage.
 const std::vector<plan::Plan> &tinyParallelGpt(const test::ParallelLayout &layout) {
-  static std::map<std::tuple<int64_t, bool, int64_t, bool, int64_t, std::string>, std::vector<plan::Plan>> plans;
+  static std::map<std::tuple<int64_t, bool, int64_t, bool, int64_t, std::string, int64_t>, std::vector<plan::Plan>>
+      plans;
   auto key = std::make_tuple(layout.tensor, layout.sequence, layout.data, layout.distributedOptimizer, layout.stages,
-                             std::string(layout.precision));
+                             std::string(layout.precision), layout.virtualStages);
   auto found = plans.find(key);
   if (found != plans.end())
     return found->second;
   ModelConfig c;
-  c.numLayers = std::max<int64_t>(1, layout.stages);
+  c.numLayers = std::max<int64_t>(1, layout.stages * layout.virtualStages);
   c.hiddenSize = 32;
   c.numAttentionHeads = 2;
   c.seqLength = 8;
@@ -362,31 +364,18 @@ namespace {
 
 /// A rank's backend whose kernel launches fail from the `failAt`-th on: a device that fails in the middle of an
 /// iteration, while its peers wait in collectives.
-class FailingBackend final : public device::DeviceBackend {
+class FailingBackend final : public device::ForwardingBackend {
 public:
-  FailingBackend(std::unique_ptr<device::DeviceBackend> inner, int failAt) : inner(std::move(inner)), failAt(failAt) {}
-  std::string describe() const override { return inner->describe(); }
-  void *allocate(std::size_t bytes, std::string &error) override { return inner->allocate(bytes, error); }
-  void release(void *memory) override { inner->release(memory); }
-  std::string copyToDevice(void *d, const void *h, std::size_t bytes) override {
-    return inner->copyToDevice(d, h, bytes);
-  }
-  std::string copyToHost(void *h, const void *d, std::size_t bytes) override { return inner->copyToHost(h, d, bytes); }
-  std::string copyOnDevice(void *to, const void *from, std::size_t bytes) override {
-    return inner->copyOnDevice(to, from, bytes);
-  }
-  std::string fill(void *d, unsigned char value, std::size_t bytes) override { return inner->fill(d, value, bytes); }
-  std::string prepare(const std::vector<codegen::CudaKernel> &kernels) override { return inner->prepare(kernels); }
+  FailingBackend(std::unique_ptr<device::DeviceBackend> owned, int failAt)
+      : ForwardingBackend(*owned), owned(std::move(owned)), failAt(failAt) {}
   std::string launch(const codegen::CudaKernel &kernel, void **args) override {
     if (++launches >= failAt)
       return "an injected fault launching " + kernel.name;
-    return inner->launch(kernel, args);
+    return inner.launch(kernel, args);
   }
-  std::string gemm(const device::Gemm &call) override { return inner->gemm(call); }
-  std::string synchronize() override { return inner->synchronize(); }
 
 private:
-  std::unique_ptr<device::DeviceBackend> inner;
+  std::unique_ptr<device::DeviceBackend> owned; // `inner`
   int failAt, launches = 0;
 };
 
@@ -469,6 +458,44 @@ TEST(CudaDeviceTraining, PipelineParallelMatchesTheCpuTrainer) {
   expectParallelRunMatches("pp 2", plans, 2, "pipeline parallel: 2 stages (1F1B)");
 }
 
+/// Two pipeline stages of two model chunks each (a layer per chunk), for interleaved 1F1B, in `precision`, with
+/// `tensor` ranks per stage (sequence parallel when there are two).
+const std::vector<plan::Plan> &tinyInterleavedGpt(const char *precision = "", int64_t tensor = 1) {
+  test::ParallelLayout layout{tensor, tensor > 1, 1, false, 2};
+  layout.precision = precision;
+  layout.virtualStages = 2;
+  const std::vector<plan::Plan> &plans = tinyParallelGpt(layout);
+  EXPECT_EQ(plans.size(), 2u);
+  EXPECT_EQ(plans.front().pipeline.virtualStages, 2);
+  return plans;
+}
+
+constexpr const char *kInterleavedBanner = "pipeline parallel: 2 stages x 2 virtual (interleaved 1F1B)";
+
+// Interleaved 1F1B: each stage runs its two chunks' programs (train_forward_chunkN, train_backward_chunkN), a
+// micro-batch's activations cross the stages three times forward and three times back, the messages tagged by
+// micro-batch and chunk, each chunk's stash in its own slots; the tied embedding's gradient sums over the first
+// chunk of stage 0 and the last chunk of stage 1. Three iterations, so that the steps taken show in the losses.
+TEST(CudaDeviceTraining, InterleavedPipelineMatchesTheCpuTrainer) {
+  expectParallelRunMatches("pp 2 x 2 virtual", tinyInterleavedGpt(), 2, kInterleavedBanner, /*generate=*/true,
+                           /*iterations=*/3);
+}
+
+// bf16 under interleaved 1F1B: 16-bit activations and their gradients as the messages between chunks. The one-rank
+// bf16 test's tolerances.
+TEST(CudaDeviceTraining, Bf16InterleavedPipelineMatchesTheCpuTrainer) {
+  expectParallelRunMatches("bf16, pp 2 x 2 virtual", tinyInterleavedGpt("bf16"), 2, kInterleavedBanner,
+                           /*generate=*/false, /*iterations=*/3,
+                           Worst{/*loss=*/1e-3, /*gradNorm=*/1e-2, /*validation=*/1e-3});
+}
+
+// Two tensor-parallel ranks (sequence parallel) on each of two interleaved stages: the chunks' collectives over
+// "tp" between their pipeline messages, four ranks.
+TEST(CudaDeviceTraining, TensorParallelInterleavedPipelineMatchesTheCpuTrainer) {
+  expectParallelRunMatches("tp 2 + sequence parallel x pp 2 x 2 virtual", tinyInterleavedGpt("", 2), 4,
+                           kInterleavedBanner);
+}
+
 /// A device run of `plans` on `ranks` saves after iteration 2; the CPU trainer resumes the same plan from it, and
 /// its iterations 3 and 4 must be those of a CPU run that never stopped: every rank's parameters and moments came
 /// down and were assembled whole.
@@ -505,6 +532,11 @@ TEST(CudaDeviceTraining, ACheckpointOfTheDeviceRunResumesOnTheCpu) {
 // A tp=2 device run's checkpoint: each rank's shards.
 TEST(CudaDeviceTraining, ATensorParallelDeviceCheckpointResumesOnTheCpu) {
   expectDeviceCheckpointResumesOnTheCpu("tp 2 device, then CPU", tinyParallelGpt({2, true}), 2);
+}
+
+// An interleaved run's checkpoint: each stage's two chunks' parameters and moments.
+TEST(CudaDeviceTraining, AnInterleavedPipelineDeviceCheckpointResumesOnTheCpu) {
+  expectDeviceCheckpointResumesOnTheCpu("pp 2 x 2 virtual device, then CPU", tinyInterleavedGpt(), 2);
 }
 
 // Rank 1's device fails a kernel launch in its first iteration while rank 0 waits for it in a collective: the run
