@@ -243,6 +243,14 @@ Worst compareRows(const char *what, const std::vector<Row> &device, const std::v
   return worst;
 }
 
+/// The communication time per iteration of a run's summary ("communication: 12.3 ms per iteration on rank 0 ..."),
+/// or -1 where it prints none (one rank).
+double communicationPerIteration(const std::string &output) {
+  const std::string line = "\ncommunication: ";
+  const size_t at = output.find(line);
+  return at == std::string::npos ? -1 : std::stod(output.substr(at + line.size()));
+}
+
 /// The lines of the samples printed after training.
 std::string samples(const std::string &output) {
   size_t start = output.find("\nsamples (");
@@ -265,6 +273,10 @@ TEST(CudaDeviceTraining, GptMatchesTheCpuTrainerAndGenerates) {
   EXPECT_LE(worst.gradNorm, kF32Run.gradNorm);
   EXPECT_LE(worst.validation, kF32Run.validation);
   EXPECT_FALSE(std::isnan(device.rows.back().validation)) << "the last iteration evaluates";
+  // One rank communicates with nobody: neither run prints a communication time.
+  EXPECT_EQ(communicationPerIteration(cpu.output), -1) << cpu.output;
+  EXPECT_EQ(communicationPerIteration(device.output), -1) << device.output;
+  EXPECT_EQ(device.output.find("| communication (ms)"), std::string::npos) << device.output;
   ASSERT_NE(samples(cpu.output), "") << cpu.output;
   EXPECT_EQ(samples(device.output), samples(cpu.output)) << "greedy decoding picks the same tokens";
 
@@ -401,6 +413,15 @@ void expectParallelRunMatches(const char *what, const std::vector<plan::Plan> &p
   EXPECT_NE(device.output.find("the ranks' collectives through the same-device communicator"), std::string::npos)
       << device.output;
   std::printf("  %s: the CPU trainer %.1f s, the simulated device %.1f s\n", what, cpu.seconds, device.seconds);
+  // Both print rank 0's time in collectives and pipeline messages: the CPU engine's clock, the device's markers
+  // around the same steps (on the simulator the host's clock too, so waiting for the other ranks' threads counts).
+  const double cpuCommunication = communicationPerIteration(cpu.output),
+               deviceCommunication = communicationPerIteration(device.output);
+  std::printf("  %s: communication per iteration on rank 0: the CPU trainer %.1f ms, the simulated device %.1f ms\n",
+              what, cpuCommunication, deviceCommunication);
+  EXPECT_GE(cpuCommunication, 0.0) << cpu.output;
+  EXPECT_GT(deviceCommunication, 0.0) << device.output;
+  EXPECT_NE(device.output.find("| communication (ms): "), std::string::npos) << device.output;
   Worst worst = compareRows(what, device.rows, cpu.rows);
   EXPECT_EQ(device.rows.size(), size_t(iterations));
   EXPECT_LE(worst.loss, tolerance.loss);
