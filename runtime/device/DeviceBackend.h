@@ -74,8 +74,8 @@ public:
   virtual std::string gemm(const Gemm &call) = 0;
 
   /// Waits for every operation issued so far: "" or what went wrong (on a GPU, an asynchronous fault shows here).
-  /// Besides copyToHost and elapsedMilliseconds, the only call that waits; a communicator calls it before another rank reads this
-  /// rank's memory, and benchmarks before they read the clock.
+  /// Besides copyToHost and elapsedMilliseconds, the only call that waits; a communicator calls it before another
+  /// rank reads this rank's memory, and benchmarks before they read the clock.
   virtual std::string synchronize() = 0;
 
   /// Timing without waiting, as CUDA events do it: a marker is made once (createMarker; destroyMarker frees it)

@@ -221,8 +221,10 @@ private:
   /// Seconds this rank has spent in its programs' collectives and pipeline messages so far: the CPU engine's clock,
   /// or the markers the device recorded around them (read where the device is idle, between iterations).
   std::string communicationSeconds(double &seconds) {
+    if (device)
+      return device->communicationSeconds(seconds);
     seconds = engine->communicationSeconds();
-    return device ? device->communicationSeconds(seconds) : std::string();
+    return {};
   }
   /// The device compute with this rank's device groups and its share of the norm (`counted`: per parameter, the
   /// runs of its gradient this rank counts).
