@@ -131,6 +131,38 @@ public:
     return check("cudaStreamSynchronize", [&] { return cudaStreamSynchronize(stream); });
   }
 
+  // Markers are CUDA events with timing on, recorded on the stream; reading one pair waits for its end event only.
+  std::string createMarker(device::TimingMarker *&marker) override {
+    cudaEvent_t event = nullptr;
+    if (std::string error = check("cudaEventCreate", [&] { return cudaEventCreate(&event); }); !error.empty())
+      return error;
+    marker = reinterpret_cast<device::TimingMarker *>(event);
+    return {};
+  }
+
+  void destroyMarker(device::TimingMarker *marker) override {
+    if (marker && current().empty())
+      cudaEventDestroy(event(marker));
+  }
+
+  std::string recordMarker(device::TimingMarker *marker) override {
+    return check("cudaEventRecord", [&] { return cudaEventRecord(event(marker), stream); });
+  }
+
+  std::string elapsedMilliseconds(device::TimingMarker *start, device::TimingMarker *end,
+                                  double &milliseconds) override {
+    if (std::string error = check("cudaEventSynchronize", [&] { return cudaEventSynchronize(event(end)); });
+        !error.empty())
+      return error;
+    float elapsed = 0;
+    if (std::string error = check("cudaEventElapsedTime",
+                                  [&] { return cudaEventElapsedTime(&elapsed, event(start), event(end)); });
+        !error.empty())
+      return error;
+    milliseconds = elapsed;
+    return {};
+  }
+
   void *nativeStream() const override { return stream; }
   int deviceIndex() const override { return info.index; }
   int kernelsCompiled() const override { return compiled; }
@@ -142,6 +174,8 @@ private:
     cudaError_t status = cudaSetDevice(info.index);
     return status == cudaSuccess ? std::string() : failure("cudaSetDevice", status);
   }
+
+  static cudaEvent_t event(device::TimingMarker *marker) { return reinterpret_cast<cudaEvent_t>(marker); }
 
   template <typename Call> std::string check(const char *what, Call call) {
     if (std::string error = current(); !error.empty())

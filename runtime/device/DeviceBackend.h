@@ -3,7 +3,8 @@
 // The device engine (DeviceEngine.h) runs a plan's programs on an accelerator through this interface alone, so
 // that the same orchestration runs on the host CUDA simulator in CI (test/unit/cuda/sim/SimulatedBackend) and on
 // a GPU through the CUDA runtime, cuBLASLt and NCCL. The calls are those of a CUDA stream: every operation is
-// ordered after the previous ones, and only copyToHost and synchronize wait for them to finish. MLIR-free.
+// ordered after the previous ones, and only copyToHost, synchronize and elapsedMilliseconds wait for them to
+// finish. MLIR-free.
 //
 //===----------------------------------------------------------------------===//
 
@@ -43,6 +44,9 @@ struct Gemm {
   plan::DType biasType = plan::DType::F32;
 };
 
+/// A point on a backend's stream whose time the device records (a CUDA event); opaque, each backend's own.
+struct TimingMarker;
+
 class DeviceBackend {
 public:
   virtual ~DeviceBackend() = default;
@@ -70,9 +74,18 @@ public:
   virtual std::string gemm(const Gemm &call) = 0;
 
   /// Waits for every operation issued so far: "" or what went wrong (on a GPU, an asynchronous fault shows here).
-  /// Besides copyToHost, the only call that waits; a communicator calls it before another rank reads this
-  /// rank's memory, and benchmarks before they read the clock.
+  /// Besides copyToHost and elapsedMilliseconds, the only call that waits; a communicator calls it before another
+  /// rank reads this rank's memory, and benchmarks before they read the clock.
   virtual std::string synchronize() = 0;
+
+  /// Timing without waiting, as CUDA events do it: a marker is made once (createMarker; destroyMarker frees it)
+  /// and reused; recordMarker places it on the stream after the work issued so far and returns at once; and
+  /// elapsedMilliseconds gives the time between two recorded markers, waiting for the work before `end` (so a
+  /// caller reads it where it waits for the stream anyway). Reading a marker that was never recorded is an error.
+  virtual std::string createMarker(TimingMarker *&marker) = 0;
+  virtual void destroyMarker(TimingMarker *marker) = 0;
+  virtual std::string recordMarker(TimingMarker *marker) = 0;
+  virtual std::string elapsedMilliseconds(TimingMarker *start, TimingMarker *end, double &milliseconds) = 0;
 };
 
 /// Bytes of one element of `dtype` in device memory (bf16 and f16 are two bytes; the CPU engine keeps them as f32).

@@ -68,6 +68,8 @@ std::unique_ptr<DeviceEngine> DeviceEngine::create(const plan::Plan &plan, const
   if (tensorGroup)
     if (error = runtime::splitTensorBlocks(plan, *tensorGroup, engine->groups.tensorBlocks); !error.empty())
       return nullptr;
+  if (tensorGroup || dataGroup || pipelineGroup || embeddingGroup)
+    engine->communication = std::make_unique<StreamSpans>(backend);
   for (int a = 0; a < plan::kNumArenas; ++a) {
     const int64_t bytes = plan.allocatedBytes(plan::Arena(a));
     if (bytes == 0)
@@ -198,7 +200,8 @@ std::string DeviceEngine::bindProgram(const plan::Program &program, int slot) {
             bindJoiningCollectives(collectives, step, stepPlan->kernels.size(), error);
         if (!between || !bindLaunches())
           return b.where + ": " + error;
-        b.between = std::move(*between);
+        for (HostStep &collective : *between)
+          b.between.push_back(timed(std::move(collective)));
         break;
       }
       // The rank's communicators (a single rank's collectives copy or do nothing).
@@ -206,7 +209,7 @@ std::string DeviceEngine::bindProgram(const plan::Program &program, int slot) {
       if (!host)
         return b.where + ": " + error;
       b.kind = BoundStep::Kind::Host;
-      b.host = std::move(*host);
+      b.host = timed(std::move(*host));
       break;
     }
     case codegen::StepBackend::Missing:
@@ -215,6 +218,27 @@ std::string DeviceEngine::bindProgram(const plan::Program &program, int slot) {
     bound->steps.push_back(std::move(b));
   }
   programs.push_back(std::move(bound));
+  return {};
+}
+
+HostStep DeviceEngine::timed(HostStep step) {
+  if (!communication)
+    return step;
+  return [spans = communication.get(), step = std::move(step)](const runtime::RunContext &context) {
+    if (std::string error = spans->begin(); !error.empty())
+      return error;
+    std::string error = step(context);
+    std::string ended = spans->end(); // also after a failure, so that the spans stay paired
+    return error.empty() ? ended : error;
+  };
+}
+
+std::string DeviceEngine::communicationSeconds(double &seconds) {
+  double milliseconds = 0;
+  if (communication)
+    if (std::string error = communication->totalMilliseconds(milliseconds); !error.empty())
+      return "reading the communication time: " + error;
+  seconds = milliseconds / 1000.0;
   return {};
 }
 

@@ -16,6 +16,7 @@
 #include "runtime/device/DeviceBackend.h"
 #include "runtime/device/DeviceCollectives.h"
 #include "runtime/device/KernelLaunch.h"
+#include "runtime/device/StreamSpans.h"
 #include "runtime/engine/Engine.h"
 
 #include <memory>
@@ -64,6 +65,12 @@ public:
   /// is followed by a call.
   void weightsChanged() { weightsFresh = false; }
 
+  /// Seconds this rank's stream has spent in the programs' collectives and pipeline messages since the engine was
+  /// made, waiting for its peers included (what the CPU engine's communicationSeconds counts); 0 on one rank, where
+  /// nothing is timed. Reads the markers recorded around them since the last call (StreamSpans.h): call it where
+  /// the stream's work is done anyway (after a loss or a norm came down), or it waits for that work.
+  std::string communicationSeconds(double &seconds);
+
   /// Zeroes a whole arena on the device (the gradients before an iteration's first micro-batch).
   std::string zero(plan::Arena arena);
 
@@ -87,6 +94,8 @@ private:
   DeviceEngine(const plan::Plan &plan, const codegen::KernelSet &kernels, DeviceBackend &backend);
   std::string bindProgram(const plan::Program &program, int slot);
   std::string runStep(BoundStep &step, const RuntimeValues &values, const runtime::RunContext &context);
+  /// `step` timed as communication (with communicators; else as it is).
+  HostStep timed(HostStep step);
   /// Buffer `id`'s address in stash slot `slot`.
   void *slotAddress(int id, int slot);
 
@@ -99,6 +108,7 @@ private:
   void *workspace = nullptr;          // the collectives' packed gradients
   std::vector<std::unique_ptr<BoundProgram>> programs;
   bool weightsFresh = false; // the weights arena holds the current parameters' 16-bit copies
+  std::unique_ptr<StreamSpans> communication; // the collectives' spans; null on one rank
 };
 
 } // namespace megatron::device

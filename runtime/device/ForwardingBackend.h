@@ -35,6 +35,12 @@ public:
   std::string launch(const codegen::CudaKernel &kernel, void **args) override { return inner.launch(kernel, args); }
   std::string gemm(const Gemm &call) override { return inner.gemm(call); }
   std::string synchronize() override { return inner.synchronize(); }
+  std::string createMarker(TimingMarker *&marker) override { return inner.createMarker(marker); }
+  void destroyMarker(TimingMarker *marker) override { inner.destroyMarker(marker); }
+  std::string recordMarker(TimingMarker *marker) override { return inner.recordMarker(marker); }
+  std::string elapsedMilliseconds(TimingMarker *start, TimingMarker *end, double &milliseconds) override {
+    return inner.elapsedMilliseconds(start, end, milliseconds);
+  }
 
 protected:
   DeviceBackend &inner;

@@ -53,6 +53,10 @@ public:
   std::string optimizerStep(const device::AdamWSettings &adam, double clipGrad, double lossScale, double &norm,
                             bool *skipped);
 
+  /// Seconds the device spent in the programs' collectives and pipeline messages since it was made, read from the
+  /// markers recorded around them (DeviceEngine::communicationSeconds): call it where the device is idle.
+  std::string communicationSeconds(double &seconds) { return engine->communicationSeconds(seconds); }
+
   /// For the banner: "the host CUDA simulator", "CUDA device 0 (...)".
   std::string describe() const { return backend.describe(); }
   /// The device memory of the plan's arenas.

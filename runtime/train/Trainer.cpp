@@ -216,8 +216,16 @@ private:
   std::unique_ptr<runtime::Engine> engine;
   std::unique_ptr<Compute> compute; // what runs the programs: hostCompute(*engine), or `device`
   DeviceCompute *device = nullptr;  // --device cuda: the compute, on `backend`
-  /// Whether the communication time is measured: the CPU engine times its collectives, the device engine not yet.
-  bool timesCommunication() const { return shared.ranks > 1 && !device; }
+  /// Whether the communication time is shown: with several ranks (one rank's collectives are copies or nothing).
+  bool timesCommunication() const { return shared.ranks > 1; }
+  /// Seconds this rank has spent in its programs' collectives and pipeline messages so far: the CPU engine's clock,
+  /// or the markers the device recorded around them (read where the device is idle, between iterations).
+  std::string communicationSeconds(double &seconds) {
+    if (device)
+      return device->communicationSeconds(seconds);
+    seconds = engine->communicationSeconds();
+    return {};
+  }
   /// The device compute with this rank's device groups and its share of the norm (`counted`: per parameter, the
   /// runs of its gradient this rank counts).
   std::string createDeviceCompute(const std::vector<std::vector<std::pair<int64_t, int64_t>>> &counted);
@@ -855,11 +863,15 @@ std::string Run::main() {
   int64_t intervalIterations = 0, trained = 0;
   for (int64_t iteration = startIteration + 1; iteration <= opts.trainIters; ++iteration) {
     double loss = 0, gradNorm = 0;
-    double commBefore = engine->communicationSeconds();
+    double commBefore = 0, commAfter = 0;
+    if (std::string error = communicationSeconds(commBefore); !error.empty())
+      return error;
     auto iterationStart = Clock::now();
     if (std::string error = trainIteration(iteration, loss, gradNorm); !error.empty())
       return error;
-    double comm = engine->communicationSeconds() - commBefore;
+    if (std::string error = communicationSeconds(commAfter); !error.empty())
+      return error;
+    double comm = commAfter - commBefore;
     intervalComm += comm;
     trainComm += comm;
     trainSeconds += secondsSince(iterationStart);
@@ -944,8 +956,9 @@ std::string Run::main() {
       planned += " per rank x " + std::to_string(shared.ranks) + " ranks";
     if (timesCommunication())
       std::printf("communication: %.1f ms per iteration on rank 0 (%.0f%% of its training time; time inside "
-                  "collectives, waiting for the other ranks included)\n",
-                  trainComm / trained * 1000.0, trainSeconds > 0 ? 100.0 * trainComm / trainSeconds : 0.0);
+                  "collectives%s, waiting for the other ranks included)\n",
+                  trainComm / trained * 1000.0, trainSeconds > 0 ? 100.0 * trainComm / trainSeconds : 0.0,
+                  device ? " on the device's stream" : "");
     if (device)
       std::printf("memory: planned %s on the device (parameters, gradients, AdamW state, inputs, activations), "
                   "measured peak resident on the host %s\n",

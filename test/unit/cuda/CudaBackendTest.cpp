@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 
@@ -101,6 +102,47 @@ TEST(CudaBackend, CompilesAndLaunchesAKernel) {
   codegen::CudaKernel unknown = kernel;
   unknown.name = "mt_test_not_prepared";
   EXPECT_NE(backend->launch(unknown, args).find("was not prepared"), std::string::npos);
+}
+
+// Markers (CUDA events) recorded around a kernel that spins for a million clock cycles: the time between them is
+// the kernel's, read without a synchronize of the stream; a marker is reused for a second span; a pair of which
+// one was never recorded is an error, not a number.
+TEST(CudaBackend, TimesTheStreamBetweenTwoMarkers) {
+  REQUIRE_GPU(backend);
+  codegen::CudaKernel kernel;
+  kernel.name = "mt_test_spin";
+  kernel.source = "extern \"C\" __global__ void mt_test_spin(long long cycles) {\n"
+                  "  long long start = clock64();\n"
+                  "  while (clock64() - start < cycles) {}\n"
+                  "}\n";
+  kernel.launch.grid[0] = 1;
+  kernel.launch.block[0] = 32;
+  ASSERT_EQ(backend->prepare({kernel}), "");
+  device::TimingMarker *start = nullptr, *end = nullptr, *never = nullptr;
+  ASSERT_EQ(backend->createMarker(start), "");
+  ASSERT_EQ(backend->createMarker(end), "");
+  ASSERT_EQ(backend->createMarker(never), "");
+  long long cycles = 1'000'000;
+  void *args[] = {&cycles};
+  ASSERT_EQ(backend->recordMarker(start), "");
+  ASSERT_EQ(backend->launch(kernel, args), "");
+  ASSERT_EQ(backend->recordMarker(end), "");
+  double spin = -1;
+  ASSERT_EQ(backend->elapsedMilliseconds(start, end, spin), "");
+  std::printf("  a million cycles: %.4f ms between the markers\n", spin);
+  EXPECT_GT(spin, 0.0);
+  EXPECT_LT(spin, 1000.0);
+  ASSERT_EQ(backend->recordMarker(start), ""); // reused: an empty span
+  ASSERT_EQ(backend->recordMarker(end), "");
+  double empty = -1;
+  ASSERT_EQ(backend->elapsedMilliseconds(start, end, empty), "");
+  EXPECT_GE(empty, 0.0);
+  EXPECT_LT(empty, spin);
+  double unused = 0;
+  EXPECT_NE(backend->elapsedMilliseconds(never, end, unused), "");
+  backend->destroyMarker(start);
+  backend->destroyMarker(end);
+  backend->destroyMarker(never);
 }
 
 TEST(CudaBackend, ReportsACompileErrorWithTheKernelsName) {

@@ -6,11 +6,13 @@
 // resumes from. The whole loop is the CPU trainer's; only the compute differs, so what these runs compare is that
 // the device runs the same programs on the same inputs and steps the same optimizer (the numerics of each program
 // are DeviceEngineTest's). The model is tiny and the runs short: the simulator runs each thread as a fiber.
-// Parallel plans (tensor with sequence parallelism, data, pipeline) run their ranks as threads, each on its own stream
-// of one simulated device (SharedSimulatedDevice.h), against the CPU trainer running the same plan's ranks as
-// threads: the losses, norms and checkpoints of every layout are the layout-independent run's, so a collective
-// bound wrongly, a norm counted twice or a pipeline message out of order shows in them. The distributed optimizer
-// (ZeRO-1) is the CPU trainer's on the device: reduce-scatter, chunked AdamW and all-gather.
+// Parallel plans (tensor with sequence parallelism, data, pipeline under 1F1B and interleaved 1F1B) run their ranks
+// as threads, each on its own stream of one simulated device (SharedSimulatedDevice.h), against the CPU trainer
+// running the same plan's ranks as threads: the losses, norms and checkpoints of every layout are the
+// layout-independent run's, so a collective bound wrongly, a norm counted twice or a pipeline message out of order
+// shows in them. The distributed optimizer (ZeRO-1) is the CPU trainer's on the device: reduce-scatter, chunked
+// AdamW and all-gather. A parallel device run prints rank 0's communication time as the CPU run does, from markers
+// the device engine records around its collectives and pipeline messages.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,6 +22,7 @@
 
 #include "sim/SimulatedBackend.h"
 
+#include "runtime/device/ForwardingBackend.h"
 #include "runtime/train/Trainer.h"
 
 #include <gtest/gtest.h>
@@ -57,17 +60,18 @@ const plan::Plan &tinyGpt(const std::string &precision) {
   return plans.emplace(precision, test::compileModel(c, precision.c_str())).first->second;
 }
 
-/// tinyGpt's model with a layer per pipeline stage, compiled for `layout` (f32 unless it names a precision): one
-/// plan per stage.
+/// tinyGpt's model with a layer per model chunk (pipeline stage, or virtual stage of an interleaved pipeline),
+/// compiled for `layout` (f32 unless it names a precision): one plan per stage.
 const std::vector<plan::Plan> &tinyParallelGpt(const test::ParallelLayout &layout) {
-  static std::map<std::tuple<int64_t, bool, int64_t, bool, int64_t, std::string>, std::vector<plan::Plan>> plans;
+  static std::map<std::tuple<int64_t, bool, int64_t, bool, int64_t, std::string, int64_t>, std::vector<plan::Plan>>
+      plans;
   auto key = std::make_tuple(layout.tensor, layout.sequence, layout.data, layout.distributedOptimizer, layout.stages,
-                             std::string(layout.precision));
+                             std::string(layout.precision), layout.virtualStages);
   auto found = plans.find(key);
   if (found != plans.end())
     return found->second;
   ModelConfig c;
-  c.numLayers = std::max<int64_t>(1, layout.stages);
+  c.numLayers = std::max<int64_t>(1, layout.stages * layout.virtualStages);
   c.hiddenSize = 32;
   c.numAttentionHeads = 2;
   c.seqLength = 8;
@@ -241,6 +245,25 @@ Worst compareRows(const char *what, const std::vector<Row> &device, const std::v
   return worst;
 }
 
+/// The communication time per iteration of a run's summary ("communication: 12.3 ms per iteration on rank 0 ..."),
+/// or -1 where it prints none (one rank).
+double communicationPerIteration(const std::string &output) {
+  const std::string line = "\ncommunication: ";
+  const size_t at = output.find(line);
+  return at == std::string::npos ? -1 : std::stod(output.substr(at + line.size()));
+}
+
+/// Whether `plan`'s programs communicate (collectives, pipeline messages): what both engines time. Under the
+/// distributed optimizer a replica's programs sum nothing over "dp" (the optimizer's exchanges are timed by neither).
+bool communicates(const plan::Plan &plan) {
+  for (const plan::Program &program : plan.programs)
+    for (const plan::Step &step : program.steps)
+      if (step.op == "all_reduce" || step.op == "all_gather" || step.op == "reduce_scatter" ||
+          step.op == "all_reduce_grads" || step.op == "send" || step.op == "recv")
+        return true;
+  return false;
+}
+
 /// The lines of the samples printed after training.
 std::string samples(const std::string &output) {
   size_t start = output.find("\nsamples (");
@@ -263,6 +286,10 @@ TEST(CudaDeviceTraining, GptMatchesTheCpuTrainerAndGenerates) {
   EXPECT_LE(worst.gradNorm, kF32Run.gradNorm);
   EXPECT_LE(worst.validation, kF32Run.validation);
   EXPECT_FALSE(std::isnan(device.rows.back().validation)) << "the last iteration evaluates";
+  // One rank communicates with nobody: neither run prints a communication time.
+  EXPECT_EQ(communicationPerIteration(cpu.output), -1) << cpu.output;
+  EXPECT_EQ(communicationPerIteration(device.output), -1) << device.output;
+  EXPECT_EQ(device.output.find("| communication (ms)"), std::string::npos) << device.output;
   ASSERT_NE(samples(cpu.output), "") << cpu.output;
   EXPECT_EQ(samples(device.output), samples(cpu.output)) << "greedy decoding picks the same tokens";
 
@@ -362,31 +389,18 @@ namespace {
 
 /// A rank's backend whose kernel launches fail from the `failAt`-th on: a device that fails in the middle of an
 /// iteration, while its peers wait in collectives.
-class FailingBackend final : public device::DeviceBackend {
+class FailingBackend final : public device::ForwardingBackend {
 public:
-  FailingBackend(std::unique_ptr<device::DeviceBackend> inner, int failAt) : inner(std::move(inner)), failAt(failAt) {}
-  std::string describe() const override { return inner->describe(); }
-  void *allocate(std::size_t bytes, std::string &error) override { return inner->allocate(bytes, error); }
-  void release(void *memory) override { inner->release(memory); }
-  std::string copyToDevice(void *d, const void *h, std::size_t bytes) override {
-    return inner->copyToDevice(d, h, bytes);
-  }
-  std::string copyToHost(void *h, const void *d, std::size_t bytes) override { return inner->copyToHost(h, d, bytes); }
-  std::string copyOnDevice(void *to, const void *from, std::size_t bytes) override {
-    return inner->copyOnDevice(to, from, bytes);
-  }
-  std::string fill(void *d, unsigned char value, std::size_t bytes) override { return inner->fill(d, value, bytes); }
-  std::string prepare(const std::vector<codegen::CudaKernel> &kernels) override { return inner->prepare(kernels); }
+  FailingBackend(std::unique_ptr<device::DeviceBackend> owned, int failAt)
+      : ForwardingBackend(*owned), owned(std::move(owned)), failAt(failAt) {}
   std::string launch(const codegen::CudaKernel &kernel, void **args) override {
     if (++launches >= failAt)
       return "an injected fault launching " + kernel.name;
-    return inner->launch(kernel, args);
+    return inner.launch(kernel, args);
   }
-  std::string gemm(const device::Gemm &call) override { return inner->gemm(call); }
-  std::string synchronize() override { return inner->synchronize(); }
 
 private:
-  std::unique_ptr<device::DeviceBackend> inner;
+  std::unique_ptr<device::DeviceBackend> owned; // `inner`
   int failAt, launches = 0;
 };
 
@@ -412,6 +426,21 @@ void expectParallelRunMatches(const char *what, const std::vector<plan::Plan> &p
   EXPECT_NE(device.output.find("the ranks' collectives through the same-device communicator"), std::string::npos)
       << device.output;
   std::printf("  %s: the CPU trainer %.1f s, the simulated device %.1f s\n", what, cpu.seconds, device.seconds);
+  // Both print rank 0's time in its programs' collectives and pipeline messages: the CPU engine's clock, the
+  // device's markers around the same steps (on the simulator the host's clock too, so waiting for the other ranks'
+  // threads counts); none on a replica under the distributed optimizer, whose programs have no collective.
+  const double cpuCommunication = communicationPerIteration(cpu.output),
+               deviceCommunication = communicationPerIteration(device.output);
+  std::printf("  %s: communication per iteration on rank 0: the CPU trainer %.1f ms, the simulated device %.1f ms\n",
+              what, cpuCommunication, deviceCommunication);
+  EXPECT_GE(cpuCommunication, 0.0) << cpu.output;
+  if (communicates(plans.front())) {
+    EXPECT_GT(deviceCommunication, 0.0) << device.output;
+  } else {
+    EXPECT_EQ(cpuCommunication, 0.0) << cpu.output;
+    EXPECT_EQ(deviceCommunication, 0.0) << device.output;
+  }
+  EXPECT_NE(device.output.find("| communication (ms): "), std::string::npos) << device.output;
   Worst worst = compareRows(what, device.rows, cpu.rows);
   EXPECT_EQ(device.rows.size(), size_t(iterations));
   EXPECT_LE(worst.loss, tolerance.loss);
@@ -469,6 +498,44 @@ TEST(CudaDeviceTraining, PipelineParallelMatchesTheCpuTrainer) {
   expectParallelRunMatches("pp 2", plans, 2, "pipeline parallel: 2 stages (1F1B)");
 }
 
+/// Two pipeline stages of two model chunks each (a layer per chunk), for interleaved 1F1B, in `precision`, with
+/// `tensor` ranks per stage (sequence parallel when there are two).
+const std::vector<plan::Plan> &tinyInterleavedGpt(const char *precision = "", int64_t tensor = 1) {
+  test::ParallelLayout layout{tensor, tensor > 1, 1, false, 2};
+  layout.precision = precision;
+  layout.virtualStages = 2;
+  const std::vector<plan::Plan> &plans = tinyParallelGpt(layout);
+  EXPECT_EQ(plans.size(), 2u);
+  EXPECT_EQ(plans.front().pipeline.virtualStages, 2);
+  return plans;
+}
+
+constexpr const char *kInterleavedBanner = "pipeline parallel: 2 stages x 2 virtual (interleaved 1F1B)";
+
+// Interleaved 1F1B: each stage runs its two chunks' programs (train_forward_chunkN, train_backward_chunkN), a
+// micro-batch's activations cross the stages three times forward and three times back, the messages tagged by
+// micro-batch and chunk, each chunk's stash in its own slots; the tied embedding's gradient sums over the first
+// chunk of stage 0 and the last chunk of stage 1. Three iterations, so that the steps taken show in the losses.
+TEST(CudaDeviceTraining, InterleavedPipelineMatchesTheCpuTrainer) {
+  expectParallelRunMatches("pp 2 x 2 virtual", tinyInterleavedGpt(), 2, kInterleavedBanner, /*generate=*/true,
+                           /*iterations=*/3);
+}
+
+// bf16 under interleaved 1F1B: 16-bit activations and their gradients as the messages between chunks. The one-rank
+// bf16 test's iterations and tolerances.
+TEST(CudaDeviceTraining, Bf16InterleavedPipelineMatchesTheCpuTrainer) {
+  expectParallelRunMatches("bf16, pp 2 x 2 virtual", tinyInterleavedGpt("bf16"), 2, kInterleavedBanner,
+                           /*generate=*/false, /*iterations=*/2,
+                           Worst{/*loss=*/1e-3, /*gradNorm=*/1e-2, /*validation=*/1e-3});
+}
+
+// Two tensor-parallel ranks (sequence parallel) on each of two interleaved stages: the chunks' collectives over
+// "tp" between their pipeline messages, four ranks.
+TEST(CudaDeviceTraining, TensorParallelInterleavedPipelineMatchesTheCpuTrainer) {
+  expectParallelRunMatches("tp 2 + sequence parallel x pp 2 x 2 virtual", tinyInterleavedGpt("", 2), 4,
+                           kInterleavedBanner);
+}
+
 /// A device run of `plans` on `ranks` saves after iteration 2; the CPU trainer resumes the same plan from it, and
 /// its iterations 3 and 4 must be those of a CPU run that never stopped: every rank's parameters and moments came
 /// down and were assembled whole.
@@ -505,6 +572,11 @@ TEST(CudaDeviceTraining, ACheckpointOfTheDeviceRunResumesOnTheCpu) {
 // A tp=2 device run's checkpoint: each rank's shards.
 TEST(CudaDeviceTraining, ATensorParallelDeviceCheckpointResumesOnTheCpu) {
   expectDeviceCheckpointResumesOnTheCpu("tp 2 device, then CPU", tinyParallelGpt({2, true}), 2);
+}
+
+// An interleaved run's checkpoint: each stage's two chunks' parameters and moments.
+TEST(CudaDeviceTraining, AnInterleavedPipelineDeviceCheckpointResumesOnTheCpu) {
+  expectDeviceCheckpointResumesOnTheCpu("pp 2 x 2 virtual device, then CPU", tinyInterleavedGpt(), 2);
 }
 
 // Rank 1's device fails a kernel launch in its first iteration while rank 0 waits for it in a collective: the run

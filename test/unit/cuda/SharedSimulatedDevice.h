@@ -55,6 +55,24 @@ public:
       return {};
     }
 
+    // The device's markers: every call has completed when it returns, so the host's clock is every stream's.
+    std::string createMarker(device::TimingMarker *&marker) override {
+      return locked([&] { return shared.device.createMarker(marker); });
+    }
+    void destroyMarker(device::TimingMarker *marker) override {
+      locked([&] {
+        shared.device.destroyMarker(marker);
+        return 0;
+      });
+    }
+    std::string recordMarker(device::TimingMarker *marker) override {
+      return locked([&] { return shared.device.recordMarker(marker); });
+    }
+    std::string elapsedMilliseconds(device::TimingMarker *start, device::TimingMarker *end,
+                                    double &milliseconds) override {
+      return locked([&] { return shared.device.elapsedMilliseconds(start, end, milliseconds); });
+    }
+
     int launches = 0, synchronizations = 0; ///< this stream's, for the tests
 
   private:

@@ -21,11 +21,12 @@ namespace megatron::test {
 
 namespace {
 
-/// The model through the compiler's passes: one plan, or one per pipeline stage when `stages` > 1;
-/// `distributedOptimizer` shards the optimizer (with `data` > 1), `fuse` adds --mt-fuse-elementwise after autodiff.
+/// The model through the compiler's passes: one plan, or one per pipeline stage when `stages` > 1 (each with
+/// `virtualStages` model chunks); `distributedOptimizer` shards the optimizer (with `data` > 1), `fuse` adds
+/// --mt-fuse-elementwise after autodiff.
 std::vector<plan::Plan> compileStages(ModelConfig config, const char *precision, int64_t tensor, bool sequence,
                                       int64_t data, int64_t stages, bool distributedOptimizer = false,
-                                      bool fuse = false) {
+                                      bool fuse = false, int64_t virtualStages = 1) {
   config.resolveDefaults();
   std::string problems;
   for (const std::string &problem : config.validate())
@@ -39,6 +40,7 @@ std::vector<plan::Plan> compileStages(ModelConfig config, const char *precision,
   if (stages > 1) {
     mlir::mt::MtPipelineOptions pipeline;
     pipeline.stages = stages;
+    pipeline.virtualStages = virtualStages;
     pm.addPass(mlir::mt::createMtPipeline(pipeline));
   }
   if (*precision)
@@ -85,7 +87,7 @@ plan::Plan compileModel(ModelConfig config, const char *precision) { return comp
 
 std::vector<plan::Plan> compileParallelModel(ModelConfig config, const ParallelLayout &layout) {
   return compileStages(std::move(config), layout.precision, layout.tensor, layout.sequence, layout.data,
-                       layout.stages, layout.distributedOptimizer);
+                       layout.stages, layout.distributedOptimizer, /*fuse=*/false, layout.virtualStages);
 }
 
 const plan::Plan &gptPlan() {

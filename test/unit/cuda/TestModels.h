@@ -21,7 +21,7 @@ namespace megatron::test {
 plan::Plan compileModel(ModelConfig config, const char *precision = "");
 
 /// A layout of --mt-shard (tensor x data ranks, sequence parallelism, the distributed optimizer) and
-/// --mt-pipeline (stages).
+/// --mt-pipeline (stages, and model chunks per stage: interleaved 1F1B when virtualStages > 1).
 struct ParallelLayout {
   int64_t tensor = 1;
   bool sequence = false;
@@ -29,6 +29,7 @@ struct ParallelLayout {
   bool distributedOptimizer = false;
   int64_t stages = 1;
   const char *precision = ""; ///< --mt-mixed-precision's dtype ("bf16", "fp16"), or f32
+  int64_t virtualStages = 1;
 };
 
 /// `config` compiled for `layout` (in its precision): one rank's plan per pipeline stage, for a test that needs a

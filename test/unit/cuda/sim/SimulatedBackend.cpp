@@ -30,6 +30,8 @@ double element(const device::GemmOperand &x, int64_t row, int64_t column) {
 SimulatedBackend::~SimulatedBackend() {
   for (const auto &[memory, bytes] : allocations)
     std::free(const_cast<std::byte *>(memory));
+  for (const auto &[marker, at] : markers)
+    delete reinterpret_cast<const char *>(marker);
 }
 
 bool SimulatedBackend::owns(const void *memory, std::size_t bytes) const {
@@ -56,6 +58,38 @@ void *SimulatedBackend::allocate(std::size_t bytes, std::string &error) {
 void SimulatedBackend::release(void *memory) {
   if (allocations.erase(static_cast<const std::byte *>(memory)))
     std::free(memory);
+}
+
+// A marker is a distinct address (one byte of the host heap) naming its entry in `markers`.
+std::string SimulatedBackend::createMarker(device::TimingMarker *&marker) {
+  marker = reinterpret_cast<device::TimingMarker *>(new char);
+  markers.emplace(marker, std::nullopt);
+  return {};
+}
+
+void SimulatedBackend::destroyMarker(device::TimingMarker *marker) {
+  if (markers.erase(marker))
+    delete reinterpret_cast<char *>(marker);
+}
+
+std::string SimulatedBackend::recordMarker(device::TimingMarker *marker) {
+  auto found = markers.find(marker);
+  if (found == markers.end())
+    return "recordMarker on a marker that was not made by this backend";
+  found->second = std::chrono::steady_clock::now();
+  return {};
+}
+
+std::string SimulatedBackend::elapsedMilliseconds(device::TimingMarker *start, device::TimingMarker *end,
+                                                  double &milliseconds) {
+  auto from = markers.find(start), to = markers.find(end);
+  if (from == markers.end() || to == markers.end())
+    return "elapsedMilliseconds on a marker that was not made by this backend";
+  if (!from->second || !to->second)
+    return std::string("elapsedMilliseconds: the ") + (!from->second ? "start" : "end") +
+           " marker was never recorded";
+  milliseconds = std::chrono::duration<double, std::milli>(*to->second - *from->second).count();
+  return {};
 }
 
 std::string SimulatedBackend::copyToDevice(void *device, const void *host, std::size_t bytes) {

@@ -15,7 +15,9 @@
 
 #include "runtime/device/DeviceBackend.h"
 
+#include <chrono>
 #include <map>
+#include <optional>
 
 namespace megatron::cudasim {
 
@@ -37,6 +39,12 @@ public:
   std::string gemm(const device::Gemm &call) override;
   /// Every call runs to completion before it returns: nothing to wait for.
   std::string synchronize() override { return {}; }
+  /// So a marker holds the host's clock at the time it is recorded: all the work before it is done by then.
+  std::string createMarker(device::TimingMarker *&marker) override;
+  void destroyMarker(device::TimingMarker *marker) override;
+  std::string recordMarker(device::TimingMarker *marker) override;
+  std::string elapsedMilliseconds(device::TimingMarker *start, device::TimingMarker *end,
+                                  double &milliseconds) override;
 
   /// What the engine asked for, for the tests: launches and GEMMs run, and host copies (either direction).
   int launches = 0, gemms = 0, hostCopies = 0;
@@ -48,6 +56,8 @@ private:
   std::map<const std::byte *, std::size_t> allocations;
   /// Whether [memory, memory + bytes) lies within one allocation.
   bool owns(const void *memory, std::size_t bytes = 1) const;
+  /// The markers made here, with the host time each was last recorded at (none: never recorded).
+  std::map<const device::TimingMarker *, std::optional<std::chrono::steady_clock::time_point>> markers;
 };
 
 } // namespace megatron::cudasim
