@@ -61,8 +61,8 @@ public:
 
   /// The parameters changed on the device (uploaded, stepped by the optimizer): the next run() first refreshes
   /// the 16-bit copies with the plan's cast_weights program, as runtime::Engine::weightsChanged. address(),
-  /// arenaAddress() and upload() of a parameter call it; the distributed optimizer, which keeps a flat pointer,
-  /// is followed by a call.
+  /// arenaAddress() and upload() of a parameter call it; DeviceOptimizer, which writes through addresses it took
+  /// once, calls it after each step.
   void weightsChanged() { weightsFresh = false; }
 
   /// Seconds this rank's stream has spent in the programs' collectives and pipeline messages since the engine was

@@ -261,6 +261,7 @@ std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, do
       return "clipping the gradients: " + error;
   if (std::string error = launchLists(adamLists, adamScalars(adam)); !error.empty())
     return "AdamW: " + error;
+  engine.weightsChanged(); // written through the work lists' addresses, which the engine cannot see
   // Every replica gets every chunk's new parameters, in place in the parameters arena.
   if (replicas)
     if (std::string error = replicas->allGather(flatParams + replicas->rank() * chunk->chunk, flatParams,

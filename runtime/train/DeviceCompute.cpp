@@ -102,9 +102,7 @@ std::string DeviceCompute::toHost(int id, int64_t first, int64_t count) {
 
 std::string DeviceCompute::optimizerStep(const device::AdamWSettings &adam, double clipGrad, double lossScale,
                                          double &norm, bool *skipped) {
-  std::string error = optimizer->step(adam, clipGrad, norm, lossScale, skipped);
-  engine->weightsChanged(); // the distributed optimizer writes through a flat pointer the engine cannot see
-  return error;
+  return optimizer->step(adam, clipGrad, norm, lossScale, skipped);
 }
 
 int64_t DeviceCompute::allocatedBytes() const {
