@@ -74,6 +74,23 @@ SmallVector<SmallVector<int64_t>> savedShapes(Operation *op) {
       .Default([](Operation *) { return SmallVector<SmallVector<int64_t>>{}; });
 }
 
+/// The operand whose buffer a kernel may overwrite with its (only) result, element by element, reading each element
+/// before writing it: the cross-entropy backward turns the logits into their gradient in place, as Megatron's
+/// does. At GPT sizes the logits are the largest activation (a micro-batch of 8 × 1024 tokens over GPT-2's vocabulary
+/// is 824 MB in bf16), and a second buffer of that size would be live beside them.
+std::optional<unsigned> overwritableOperand(Operation *op) {
+  if (isa<CrossEntropyGradOp>(op))
+    return 1; // (dloss, logits, labels, [mask])
+  return std::nullopt;
+}
+
+/// Whether `op` is the last reader of `value` in its block (nothing after it reads it, the return included).
+bool isLastUse(Value value, Operation *op) {
+  return llvm::all_of(value.getUsers(), [&](Operation *user) {
+    return user == op || (user->getBlock() == op->getBlock() && user->isBeforeInBlock(op));
+  });
+}
+
 /// The forward op whose saved statistics a backward op reads, or null for a backward op that reads none.
 Operation *forwardOf(Operation *op) {
   auto userOf = [](Value operand, auto matches) -> Operation * {
@@ -418,17 +435,21 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
       buffers[ref.getResult()] = paramBuffers.lookup(ref.getName());
       continue;
     }
-    if (isa<SplitHeadsOp, MergeHeadsOp, CopyToGroupOp>(op)) {
-      // A view: the same bytes under the result's shape. It gets its own buffer record (kernels read their
-      // dimensions from it) placed at its base's offset once the base is placed.
-      int base = buffers.lookup(op.getOperand(0));
-      FailureOr<int> view = newBuffer(&op, cast<RankedTensorType>(op.getResult(0).getType()),
-                                      result.buffers[base].arena);
-      if (failed(view))
+    // A buffer record for `value` over the bytes of buffer `base` (kernels read their dimensions from the record),
+    // placed at its base's offset once the base is placed; the base lives as long as the alias is used.
+    auto alias = [&](Value value, int base) -> FailureOr<int> {
+      FailureOr<int> id = newBuffer(&op, cast<RankedTensorType>(value.getType()), result.buffers[base].arena);
+      if (failed(id))
         return failure();
-      result.buffers[*view].offset = result.buffers[base].offset;
-      viewBase[*view] = baseOf(base);
-      buffers[op.getResult(0)] = *view;
+      result.buffers[*id].offset = result.buffers[base].offset;
+      viewBase[*id] = baseOf(base);
+      buffers[value] = *id;
+      return id;
+    };
+    if (isa<SplitHeadsOp, MergeHeadsOp, CopyToGroupOp>(op)) {
+      // A view: the same bytes under the result's shape.
+      if (failed(alias(op.getResult(0), buffers.lookup(op.getOperand(0)))))
+        return failure();
       continue;
     }
     if (ParamRefOp ref = narrowedParam(op)) {
@@ -469,6 +490,20 @@ FailureOr<plan::Program> PlanLowering::lowerProgram(func::FuncOp func, StringRef
         step.outputs.push_back(gradBuffers.lookup(param->second));
         step.accumulate.push_back(true);
         continue;
+      }
+      // In place: the result takes the bytes of an activation operand that dies here.
+      if (std::optional<unsigned> index = overwritableOperand(&op)) {
+        Value operand = op.getOperand(*index);
+        int base = buffers.lookup(operand);
+        if (operand.getType() == opResult.getType() && isLastUse(operand, &op) &&
+            llvm::is_contained(activationIds, baseOf(base))) {
+          FailureOr<int> buffer = alias(opResult, base);
+          if (failed(buffer))
+            return failure();
+          step.outputs.push_back(*buffer);
+          step.accumulate.push_back(false);
+          continue;
+        }
       }
       FailureOr<int> buffer = newBuffer(&op, cast<RankedTensorType>(opResult.getType()), plan::Arena::Activations);
       if (failed(buffer))
