@@ -204,7 +204,8 @@ LogicalResult RmsNormOp::verify() {
 
 /// mt.linear's operands and result (and mt.linear_gelu's, whose `pre` is the linear's result): x [..., in],
 /// weight [out, in], an optional bias [out], result [..., out], all of one element type.
-static LogicalResult verifyLinear(Operation *op, Value x, Value weight, Value bias, Value result) {
+static LogicalResult verifyLinear(Operation *op, Value x, Value weight, Value bias, Value result,
+                                  StringRef resultName) {
   if (tensorOf(x).getRank() < 2)
     return op->emitOpError() << "x must have rank >= 2 ([..., in]), got " << x.getType();
   if (failed(expectRank(op, weight, 2, "weight", "[out, in]")))
@@ -217,9 +218,9 @@ static LogicalResult verifyLinear(Operation *op, Value x, Value weight, Value bi
     return failure();
   SmallVector<int64_t> expected(shapeOf(x).drop_back());
   expected.push_back(out);
-  if (failed(expectShape(op, result, expected, "result")))
+  if (failed(expectShape(op, result, expected, resultName)))
     return failure();
-  SmallVector<std::pair<Value, StringRef>> values = {{x, "x"}, {weight, "weight"}, {result, "result"}};
+  SmallVector<std::pair<Value, StringRef>> values = {{x, "x"}, {weight, "weight"}, {result, resultName}};
   if (bias)
     values.push_back({bias, "bias"});
   return expectSameElementType(op, values);
@@ -230,11 +231,15 @@ static uint64_t linearFlops(Value x, Value weight) {
   return saturatingProduct({2, static_cast<uint64_t>(numElements(x)) / in, in, out});
 }
 
-LogicalResult LinearOp::verify() { return verifyLinear(*this, getX(), getWeight(), getBias(), getResult()); }
+LogicalResult LinearOp::verify() {
+  return verifyLinear(*this, getX(), getWeight(), getBias(), getResult(), "result");
+}
 
 uint64_t LinearOp::getForwardFlops() { return linearFlops(getX(), getWeight()); }
 
-LogicalResult LinearGeluOp::verify() { return verifyLinear(*this, getX(), getWeight(), getBias(), getPre()); }
+LogicalResult LinearGeluOp::verify() {
+  return verifyLinear(*this, getX(), getWeight(), getBias(), getPre(), "pre");
+}
 
 uint64_t LinearGeluOp::getForwardFlops() { return linearFlops(getX(), getWeight()); }
 
