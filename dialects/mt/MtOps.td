@@ -318,7 +318,7 @@ def Mt_DropoutAddOp : Mt_PureOp<"dropout_add", [AllTypesMatch<["x", "residual", 
 }
 
 def Mt_LinearGeluOp : Mt_PureOp<"linear_gelu", [DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>, AllTypesMatch<["pre", "result"]>]> {
-  let summary = "gelu(x · Wᵀ + b) with its pre-activation, fused (what --mt-fuse-elementwise makes of a linear feeding a tanh GeLU)";
+  let summary = "A linear and its tanh GeLU in one op, with the pre-activation (what --mt-fuse-elementwise makes of the pair)";
   let description = [{
     `pre = mt.linear %x, %weight[, %bias]` and `result = mt.gelu pre` with the tanh approximation, in one op: on a
     GPU one cuBLASLt GEMM whose GELU_AUX(_BIAS) epilogue writes both, so that no kernel reads `pre` back. `pre`
