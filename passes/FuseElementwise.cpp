@@ -9,13 +9,18 @@
 //   epilogue writes both from the GEMM;
 // - a linear's input gradient whose only use is a tanh GeLU gradient (as its dy) becomes one
 //   mt.linear_grad_input_gelu: cuBLASLt's DGELU epilogue scales the product by gelu'(pre) before storing it.
+// A forward-only function (@forward, run for validation and generation) has no GeLU gradient: its linear_gelu's
+// pre-activation is then unused, and still written. One op form means one cuBLASLt epilogue and shape per layer in
+// every program, the evaluation pays one write per MLP (still a read less than the unfused pair), and the memory
+// planner gives the unused buffer the one step that writes it, so the activation arena, which train_step sizes,
+// does not grow (the GPT of fuse-elementwise.test: identical arenas).
 // Runs after autodiff: the fused ops have no gradient rules, and the backward already holds the gradients of the
 // ops they replace, so nothing there changes beyond the fusions themselves.
 //
 // Only the tanh GeLU is fused. cublasLt.h (CUDA 13) says no more than "GELU" for CUBLASLT_EPILOGUE_GELU*; the
 // tanh form is what PyTorch states for the op that reaches that epilogue (torch._decomp's _addmm_activation:
-// `aten.gelu(out, approximate="tanh")` on CUDA) and what Megatron's and Transformer Engine's fused bias-GeLU
-// compute; the exact (erf) GeLU has no cuBLASLt epilogue and stays a kernel of its own.
+// `aten.gelu(out, approximate="tanh")` on CUDA) and what Megatron's fused bias-GeLU computes; the exact (erf)
+// GeLU has no cuBLASLt epilogue and stays a kernel of its own.
 //
 // The GeLU fusions also need what cuBLASLt needs of the epilogue's aux matrix (cublasLt.h,
 // CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD): a leading dimension, here the GeLU's width, divisible by 8, and f32 or
