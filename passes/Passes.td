@@ -105,13 +105,25 @@ def MtPipeline : Pass<"mt-pipeline", "::mlir::ModuleOp"> {
 }
 
 def MtFuseElementwise : Pass<"mt-fuse-elementwise", "::mlir::ModuleOp"> {
-  let summary = "Fuses elementwise chains whose intermediate has no other use (dropout + residual add)";
+  let summary = "Fuses elementwise ops into the op before them where the intermediate has no other use (dropout + residual add, GEMM + GeLU)";
   let description = [{
-    After `--mt-autodiff`, rewrites `mt.add %r, (mt.dropout %x)` where the dropout's result has no other use
-    into `mt.dropout_add %x, %r`: the dropout's output is neither written nor read back, and its buffer leaves
-    the plan (Megatron's fused bias-dropout-add, less the bias, which cuBLASLt's epilogue already adds). The
-    result is bitwise what the pair computed, on every backend. Every function of the module is rewritten: the
-    forward's residual adds, and in the backward the sums of a residual's gradient with the dropout's backward.
+    After `--mt-autodiff`, rewrites
+
+    - `mt.add %r, (mt.dropout %x)` where the dropout's result has no other use into `mt.dropout_add %x, %r`: the
+      dropout's output is neither written nor read back, and its buffer leaves the plan (Megatron's fused
+      bias-dropout-add, less the bias, which cuBLASLt's epilogue already adds);
+    - `mt.gelu (mt.linear %x, %w[, %b])` with the tanh approximation, where the linear's result has no other use
+      than the GeLU and the backward's reads of it as the GeLU's input, into `mt.linear_gelu %x, %w[, %b]`, whose
+      two results are the pre-activation and the activation (cuBLASLt's GELU_AUX_BIAS epilogue writes both);
+    - `mt.gelu_grad (mt.linear_grad_input %dy, %w), %pre` with the tanh approximation, where the input gradient
+      has no other use, into `mt.linear_grad_input_gelu %dy, %w, %pre` (cuBLASLt's DGELU epilogue).
+
+    The GeLU fusions apply to f32 and 16-bit tensors whose last dimension is a multiple of 8 (cuBLASLt's rule for
+    the epilogue's aux matrix); the exact (erf) GeLU has no cuBLASLt epilogue and is left alone. The results are
+    bitwise what the pairs computed on the CPU backend (which rounds a 16-bit intermediate as the pair stored it);
+    the GPU's epilogues skip that rounding. Every function of the module is rewritten: the forward's residual adds
+    and MLPs (in the forward-only functions too, where the pre-activation is then unused), and in the backward the
+    sums of a residual's gradient with the dropout's backward and the MLP's input gradient.
   }];
 }
 

@@ -13,25 +13,36 @@ using namespace mlir::mt::verify;
 // Linears
 //===----------------------------------------------------------------------===//
 
-LogicalResult LinearGradInputOp::verify() {
-  if (tensorOf(getDy()).getRank() < 2)
-    return emitOpError() << "dy must have rank >= 2 ([..., out]), got " << getDy().getType();
-  if (failed(expectRank(*this, getWeight(), 2, "weight", "[out, in]")))
+/// mt.linear_grad_input's operands and result (and mt.linear_grad_input_gelu's): dy [..., out], weight [out, in],
+/// dx [..., in], all of one element type.
+static LogicalResult verifyLinearGradInput(Operation *op, Value dy, Value weight, Value dx, StringRef dxName) {
+  if (tensorOf(dy).getRank() < 2)
+    return op->emitOpError() << "dy must have rank >= 2 ([..., out]), got " << dy.getType();
+  if (failed(expectRank(op, weight, 2, "weight", "[out, in]")))
     return failure();
-  int64_t out = shapeOf(getWeight())[0], in = shapeOf(getWeight())[1];
-  if (shapeOf(getDy()).back() != out)
-    return emitOpError() << "dy " << getDy().getType() << " must end in out = " << out << " (weight's rows)";
-  SmallVector<int64_t> expected(shapeOf(getDy()).drop_back());
+  int64_t out = shapeOf(weight)[0], in = shapeOf(weight)[1];
+  if (shapeOf(dy).back() != out)
+    return op->emitOpError() << "dy " << dy.getType() << " must end in out = " << out << " (weight's rows)";
+  SmallVector<int64_t> expected(shapeOf(dy).drop_back());
   expected.push_back(in);
-  if (failed(expectShape(*this, getDx(), expected, "dx")))
+  if (failed(expectShape(op, dx, expected, dxName)))
     return failure();
-  return expectSameElementType(*this, {{getDy(), "dy"}, {getWeight(), "weight"}, {getDx(), "dx"}});
+  return expectSameElementType(op, {{dy, "dy"}, {weight, "weight"}, {dx, dxName}});
 }
 
-uint64_t LinearGradInputOp::getForwardFlops() {
-  return saturatingProduct(
-      {2, static_cast<uint64_t>(numElements(getDy())), static_cast<uint64_t>(shapeOf(getWeight())[1])});
+static uint64_t linearGradInputFlops(Value dy, Value weight) {
+  return saturatingProduct({2, static_cast<uint64_t>(numElements(dy)), static_cast<uint64_t>(shapeOf(weight)[1])});
 }
+
+LogicalResult LinearGradInputOp::verify() { return verifyLinearGradInput(*this, getDy(), getWeight(), getDx(), "dx"); }
+
+uint64_t LinearGradInputOp::getForwardFlops() { return linearGradInputFlops(getDy(), getWeight()); }
+
+LogicalResult LinearGradInputGeluOp::verify() {
+  return verifyLinearGradInput(*this, getDy(), getWeight(), getDpre(), "dpre");
+}
+
+uint64_t LinearGradInputGeluOp::getForwardFlops() { return linearGradInputFlops(getDy(), getWeight()); }
 
 LogicalResult LinearGradWeightOp::verify() {
   if (tensorOf(getDy()).getRank() < 2 || tensorOf(getX()).getRank() != tensorOf(getDy()).getRank())

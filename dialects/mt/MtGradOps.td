@@ -26,6 +26,22 @@ def Mt_LinearGradInputOp : Mt_PureOp<"linear_grad_input", [DeclareOpInterfaceMet
   let hasVerifier = 1;
 }
 
+def Mt_LinearGradInputGeluOp : Mt_PureOp<"linear_grad_input_gelu", [DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>, AllTypesMatch<["pre", "dpre"]>]> {
+  let summary = "dpre = (dy · W) · gelu'(pre), fused: a linear's input gradient through the tanh GeLU before it";
+  let description = [{
+    `mt.gelu_grad (mt.linear_grad_input %dy, %weight), %pre` with the tanh approximation, in one op (what
+    `--mt-fuse-elementwise` makes of the pair when the input gradient has no other use): on a GPU one cuBLASLt
+    GEMM whose DGELU epilogue reads `pre` (the `pre` result of `mt.linear_gelu`) and scales the product, so that
+    the product is never stored. It always overwrites `dpre`. The CPU backend rounds the product to a 16-bit type
+    before the GeLU gradient, as the unfused pair stored it, so the fused op computes exactly what the pair
+    computed there. Operands and shapes are those of `mt.linear_grad_input`; `pre` has the result's type.
+  }];
+  let arguments = (ins Mt_FloatTensor:$dy, Mt_FloatTensor:$weight, Mt_FloatTensor:$pre);
+  let results = (outs Mt_FloatTensor:$dpre);
+  let assemblyFormat = "$dy `,` $weight `,` $pre attr-dict `:` type($dy) `,` type($weight) `->` type($dpre)";
+  let hasVerifier = 1;
+}
+
 def Mt_LinearGradWeightOp : Mt_PureOp<"linear_grad_weight", [DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>]> {
   let summary = "dW = dyᵀ · x over all leading dimensions: the weight gradient of mt.linear";
   let arguments = (ins Mt_FloatTensor:$dy, Mt_FloatTensor:$x);

@@ -202,31 +202,46 @@ LogicalResult RmsNormOp::verify() {
   return verify::norm(*this, getX(), getWeight(), getEpsilon().convertToDouble());
 }
 
-LogicalResult LinearOp::verify() {
-  if (tensorOf(getX()).getRank() < 2)
-    return emitOpError() << "x must have rank >= 2 ([..., in]), got " << getX().getType();
-  if (failed(expectRank(*this, getWeight(), 2, "weight", "[out, in]")))
+/// mt.linear's operands and result (and mt.linear_gelu's, whose `pre` is the linear's result): x [..., in],
+/// weight [out, in], an optional bias [out], result [..., out], all of one element type.
+static LogicalResult verifyLinear(Operation *op, Value x, Value weight, Value bias, Value result,
+                                  StringRef resultName) {
+  if (tensorOf(x).getRank() < 2)
+    return op->emitOpError() << "x must have rank >= 2 ([..., in]), got " << x.getType();
+  if (failed(expectRank(op, weight, 2, "weight", "[out, in]")))
     return failure();
-  int64_t in = shapeOf(getX()).back(), out = shapeOf(getWeight())[0];
-  if (shapeOf(getWeight())[1] != in)
-    return emitOpError() << "weight " << getWeight().getType() << " must be [out, in] with in = " << in
-                         << " (the last dimension of x)";
-  if (getBias() && failed(expectShape(*this, getBias(), {out}, "bias")))
+  int64_t in = shapeOf(x).back(), out = shapeOf(weight)[0];
+  if (shapeOf(weight)[1] != in)
+    return op->emitOpError() << "weight " << weight.getType() << " must be [out, in] with in = " << in
+                             << " (the last dimension of x)";
+  if (bias && failed(expectShape(op, bias, {out}, "bias")))
     return failure();
-  SmallVector<int64_t> expected(shapeOf(getX()).drop_back());
+  SmallVector<int64_t> expected(shapeOf(x).drop_back());
   expected.push_back(out);
-  if (failed(expectShape(*this, getResult(), expected, "result")))
+  if (failed(expectShape(op, result, expected, resultName)))
     return failure();
-  SmallVector<std::pair<Value, StringRef>> values = {{getX(), "x"}, {getWeight(), "weight"}, {getResult(), "result"}};
-  if (getBias())
-    values.push_back({getBias(), "bias"});
-  return expectSameElementType(*this, values);
+  SmallVector<std::pair<Value, StringRef>> values = {{x, "x"}, {weight, "weight"}, {result, resultName}};
+  if (bias)
+    values.push_back({bias, "bias"});
+  return expectSameElementType(op, values);
 }
 
-uint64_t LinearOp::getForwardFlops() {
-  uint64_t in = shapeOf(getX()).back(), out = shapeOf(getWeight())[0];
-  return saturatingProduct({2, static_cast<uint64_t>(numElements(getX())) / in, in, out});
+static uint64_t linearFlops(Value x, Value weight) {
+  uint64_t in = shapeOf(x).back(), out = shapeOf(weight)[0];
+  return saturatingProduct({2, static_cast<uint64_t>(numElements(x)) / in, in, out});
 }
+
+LogicalResult LinearOp::verify() {
+  return verifyLinear(*this, getX(), getWeight(), getBias(), getResult(), "result");
+}
+
+uint64_t LinearOp::getForwardFlops() { return linearFlops(getX(), getWeight()); }
+
+LogicalResult LinearGeluOp::verify() {
+  return verifyLinear(*this, getX(), getWeight(), getBias(), getPre(), "pre");
+}
+
+uint64_t LinearGeluOp::getForwardFlops() { return linearFlops(getX(), getWeight()); }
 
 LogicalResult PoolerOp::verify() {
   if (failed(expectRank(*this, getX(), 3, "x", "[batch, seq, hidden]")) ||

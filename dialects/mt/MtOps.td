@@ -317,6 +317,25 @@ def Mt_DropoutAddOp : Mt_PureOp<"dropout_add", [AllTypesMatch<["x", "residual", 
   let hasVerifier = 1;
 }
 
+def Mt_LinearGeluOp : Mt_PureOp<"linear_gelu", [DeclareOpInterfaceMethods<Mt_FlopCountOpInterface>, AllTypesMatch<["pre", "result"]>]> {
+  let summary = "A linear and its tanh GeLU in one op, with the pre-activation (what --mt-fuse-elementwise makes of the pair)";
+  let description = [{
+    `pre = mt.linear %x, %weight[, %bias]` and `result = mt.gelu pre` with the tanh approximation, in one op: on a
+    GPU one cuBLASLt GEMM whose GELU_AUX(_BIAS) epilogue writes both, so that no kernel reads `pre` back. `pre`
+    is the backward's input to the GeLU gradient (`mt.gelu_grad` or `mt.linear_grad_input_gelu`); a forward-only
+    function leaves it unused. The CPU backend rounds `pre` to a 16-bit type before the GeLU, as the unfused pair
+    stored it, so the fused op computes exactly what the pair computed there; a GPU applies the GeLU to the f32
+    accumulator (one rounding less). Only the tanh form: cuBLASLt's GELU epilogue has no exact (erf) variant.
+    Operands and shapes are those of `mt.linear`. Made after `--mt-autodiff` by `--mt-fuse-elementwise`.
+  }];
+  let arguments = (ins Mt_FloatTensor:$x, Mt_FloatTensor:$weight, Optional<Mt_FloatTensor>:$bias);
+  let results = (outs Mt_FloatTensor:$pre, Mt_FloatTensor:$result);
+  let assemblyFormat = [{
+    $x `,` $weight (`,` $bias^)? attr-dict `:` type($x) `,` type($weight) (`,` type($bias)^)? `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 def Mt_CastOp : Mt_PureOp<"cast", [DeclareOpInterfaceMethods<Mt_ShardingOpInterface>, DeclareOpInterfaceMethods<Mt_AutodiffOpInterface>]> {
   let summary = "Converts a tensor to another floating-point element type";
   let arguments = (ins Mt_FloatTensor:$x);

@@ -73,6 +73,8 @@ const OpRoute kRoutes[] = {
     {"linear", StepBackend::CublasLt, nullptr, nullptr},
     {"linear_grad_input", StepBackend::CublasLt, nullptr, nullptr},
     {"linear_grad_weight", StepBackend::CublasLt, nullptr, nullptr},
+    {"linear_gelu", StepBackend::CublasLt, nullptr, nullptr},            // the GELU_AUX(_BIAS) epilogue
+    {"linear_grad_input_gelu", StepBackend::CublasLt, nullptr, nullptr}, // the DGELU epilogue
     {"pooler", StepBackend::Generated, emitPooler, nullptr},
     {"pooler_grad", StepBackend::Generated, emitPooler, nullptr},
     {"all_reduce", StepBackend::Nccl, nullptr, nullptr},

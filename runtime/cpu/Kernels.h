@@ -304,6 +304,17 @@ template <typename T> void linearForward(const LinearShape &shape, const T *x, c
 /// dx = dy · weight. Overwrites dx, or with accumulate = true adds to it (a free fan-in: the GEMM's beta).
 template <typename T>
 void linearBackwardInput(const LinearShape &shape, const T *dy, const T *weight, T *dx, bool accumulate = false);
+/// mt.linear_gelu: pre = x · weightᵀ + bias (linearForward), then y = gelu(pre) with the tanh approximation, in
+/// one call. When the op computes in 16 bits, `round` (roundToBf16 or roundToF16) rounds pre before the GeLU, as
+/// the unfused linear stored it, so both results are the pair's bit for bit.
+template <typename T>
+void linearGeluForward(const LinearShape &shape, const T *x, const T *weight, const T *bias, T *pre, T *y,
+                       void (*round)(Index, T *) = nullptr);
+/// mt.linear_grad_input_gelu: dpre = (dy · weight) · gelu'(pre), tanh approximation (overwrite); `round` rounds the
+/// product first, as linearGeluForward does pre.
+template <typename T>
+void linearBackwardInputGelu(const LinearShape &shape, const T *dy, const T *weight, const T *pre, T *dpre,
+                             void (*round)(Index, T *) = nullptr);
 /// dweight += dyᵀ · x (accumulate).
 template <typename T> void linearBackwardWeight(const LinearShape &shape, const T *dy, const T *x, T *dweight);
 /// dst[cols] += Σ_r src[r, :] over rows (mt.sum_rows: bias gradients), rows summed in order (accumulate).

@@ -1,9 +1,11 @@
-//===- Linear.cpp - mt.linear, mt.pooler, mt.sum_rows, mt.add_bias: GEMMs, column sums ===//
+//===- Linear.cpp - mt.linear (and its GeLU fusions), mt.pooler, mt.sum_rows, mt.add_bias ===//
 //
 // A linear layer is three GEMMs (forward, input gradient, weight gradient) and a column sum (bias gradient). The
 // backward pieces are separate entry points because the compiler schedules them separately (the weight gradient
 // can wait, the input gradient is on the critical path). The pooler is a linear on token 0 of each sequence
 // followed by tanh; the token-0 rows are read in place through the GEMM's leading dimension.
+// The GeLU fusions (--mt-fuse-elementwise) call the linear's and the GeLU's kernels in turn, rounding the
+// intermediate as the unfused pair stored it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -77,6 +79,24 @@ void linearBackwardInput(const LinearShape &s, const T *dy, const T *weight, T *
   gemm(false, false, s.rows, s.in, s.out, T(1), dy, s.out, weight, s.in, accumulate ? T(1) : T(0), dx, s.in);
 }
 
+template <typename T>
+void linearGeluForward(const LinearShape &s, const T *x, const T *weight, const T *bias, T *pre, T *y,
+                       void (*round)(Index, T *)) {
+  linearForward(s, x, weight, bias, pre);
+  if (round)
+    round(s.rows * s.out, pre);
+  geluForward(s.rows * s.out, GeluApproximation::Tanh, pre, y);
+}
+
+template <typename T>
+void linearBackwardInputGelu(const LinearShape &s, const T *dy, const T *weight, const T *pre, T *dpre,
+                             void (*round)(Index, T *)) {
+  linearBackwardInput(s, dy, weight, dpre);
+  if (round)
+    round(s.rows * s.in, dpre);
+  geluBackward(s.rows * s.in, GeluApproximation::Tanh, pre, dpre, dpre); // dx may alias dy
+}
+
 template <typename T> void linearBackwardWeight(const LinearShape &s, const T *dy, const T *x, T *dweight) {
   gemm(true, false, s.out, s.in, s.rows, T(1), dy, s.out, x, s.in, T(1), dweight, s.in);
 }
@@ -121,6 +141,10 @@ void poolerBackward(const PoolerShape &s, const T *x, const T *weight, const T *
   template void linearForward<T>(const LinearShape &, const T *, const T *, const T *, T *);                         \
   template void linearBackwardInput<T>(const LinearShape &, const T *, const T *, T *, bool);                        \
   template void linearBackwardWeight<T>(const LinearShape &, const T *, const T *, T *);                             \
+  template void linearGeluForward<T>(const LinearShape &, const T *, const T *, const T *, T *, T *,                 \
+                                     void (*)(Index, T *));                                                           \
+  template void linearBackwardInputGelu<T>(const LinearShape &, const T *, const T *, const T *, T *,               \
+                                           void (*)(Index, T *));                                                     \
   template void linearBackwardBias<T>(const LinearShape &, const T *, T *);                                          \
   template void addBias<T>(Index, Index, const T *, const T *, T *);                                                 \
   template void poolerForward<T>(const PoolerShape &, const T *, const T *, const T *, T *);                         \

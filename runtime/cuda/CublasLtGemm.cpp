@@ -43,17 +43,66 @@ uint32_t alignmentOf(const void *pointer) {
   return address == 0 ? 256u : uint32_t(std::min<uintptr_t>(address & (~address + 1), 256));
 }
 
-/// "m=4096 n=1024 k=1024 A=bf16 (ld 1024) B=bf16ᵀ (ld 1024) D=f32 (ld 1024) bias=f32 align 64/64/256": the cache
-/// key, and how messages name a call.
+const char *epilogueName(device::GemmEpilogue epilogue) {
+  switch (epilogue) {
+  case device::GemmEpilogue::None:
+    return "none";
+  case device::GemmEpilogue::GeluAux:
+    return "gelu_aux";
+  case device::GemmEpilogue::DGelu:
+    return "dgelu";
+  }
+  return "?";
+}
+
+/// "m=4096 n=1024 k=1024 A=bf16 (ld 1024) B=bf16ᵀ (ld 1024) D=f32 (ld 1024) bias=f32 align 64/64/256", with
+/// " epilogue=gelu_aux aux=bf16 (ld 1024) align 64" for a GeLU epilogue: the cache key, and how messages name a
+/// call.
 std::string describeShape(const device::Gemm &g) {
   auto operand = [](const device::GemmOperand &o) {
     return std::string(plan::toString(o.dtype)) + (o.transposed ? "^T" : "") + " (ld " + std::to_string(o.ld) + ")";
   };
-  return "m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) +
-         " A=" + operand(g.a) + " B=" + operand(g.b) + " D=" + plan::toString(g.cType) + " (ld " +
-         std::to_string(g.ldc) + ")" + (g.bias ? std::string(" bias=") + plan::toString(g.biasType) : "") +
-         " align " + std::to_string(alignmentOf(g.a.data)) + "/" + std::to_string(alignmentOf(g.b.data)) + "/" +
-         std::to_string(alignmentOf(g.c));
+  std::string key = "m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) +
+                    " A=" + operand(g.a) + " B=" + operand(g.b) + " D=" + plan::toString(g.cType) + " (ld " +
+                    std::to_string(g.ldc) + ")" + (g.bias ? std::string(" bias=") + plan::toString(g.biasType) : "") +
+                    " align " + std::to_string(alignmentOf(g.a.data)) + "/" + std::to_string(alignmentOf(g.b.data)) +
+                    "/" + std::to_string(alignmentOf(g.c));
+  if (g.epilogue != device::GemmEpilogue::None)
+    key += std::string(" epilogue=") + epilogueName(g.epilogue) + " aux=" + plan::toString(g.auxType) + " (ld " +
+           std::to_string(g.auxLd) + ") align " + std::to_string(alignmentOf(g.aux));
+  return key;
+}
+
+/// The cuBLASLt epilogue of `g`, or an empty string and `error` where cuBLASLt cannot run it. From cublasLt.h
+/// (CUDA 13): the GeLU epilogues' aux matrix (CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER) is the GeLU's input, its
+/// leading dimension (_AUX_LD) "must be divisible by 8 and be no less than the number of rows in the output
+/// matrix" (n here: cuBLASLt's D is our Dᵀ, and so is the aux matrix, laid out like D), and its type
+/// (_AUX_DATA_TYPE) is D's outside fp8. DGELU reads it and has no bias form besides DGELU_BGRAD.
+bool epilogueOf(const device::Gemm &g, cublasLtEpilogue_t &epilogue, std::string &error) {
+  switch (g.epilogue) {
+  case device::GemmEpilogue::None:
+    epilogue = g.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    return true;
+  case device::GemmEpilogue::GeluAux:
+    epilogue = g.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    break;
+  case device::GemmEpilogue::DGelu:
+    if (g.bias) {
+      error = "the DGELU epilogue takes no bias";
+      return false;
+    }
+    epilogue = CUBLASLT_EPILOGUE_DGELU;
+    break;
+  }
+  if (!g.aux || g.auxType != g.cType || g.auxLd % 8 != 0 || g.auxLd < g.n) {
+    error = "a GeLU epilogue needs an aux matrix of D's type with a leading dimension divisible by 8 and at least n";
+    return false;
+  }
+  if (g.cType == plan::DType::F64) {
+    error = "cuBLASLt's GeLU epilogues need an f32 or 16-bit product";
+    return false;
+  }
+  return true;
 }
 
 } // namespace
@@ -119,10 +168,21 @@ std::string CublasLtGemm::build(const device::Gemm &g, Shape &shape) {
   const cublasOperation_t transB = g.a.transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_TRANSA, &transA, sizeof transA);
   cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_TRANSB, &transB, sizeof transB);
-  if (g.bias) {
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-    cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue);
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  std::string error;
+  if (!epilogueOf(g, epilogue, error))
+    return error;
+  cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue);
+  if (g.bias)
     cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &biasType, sizeof biasType);
+  if (g.epilogue != device::GemmEpilogue::None) {
+    // The aux pointer is set here too: the heuristic reads its alignment from it (cublasLt.h), and run() sets it
+    // again for each call. Its leading dimension is D's (see epilogueOf); its type is D's.
+    const int64_t auxLd = g.auxLd;
+    const int32_t auxType = dType;
+    cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &g.aux, sizeof g.aux);
+    cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &auxLd, sizeof auxLd);
+    cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &auxType, sizeof auxType);
   }
   // Column-major views: cuBLASLt's A (our B) is [n, k] untransposed, [k, n] transposed; its B (our A) is [k, m] or
   // [m, k]; its D is [n, m]. Each leading dimension is the row-major one.
@@ -153,8 +213,9 @@ std::string CublasLtGemm::build(const device::Gemm &g, Shape &shape) {
   cublasLtMatmulPreferenceDestroy(preference);
   if (status != CUBLAS_STATUS_SUCCESS)
     return failure("cublasLtMatmulAlgoGetHeuristic", status);
-  if (found == 0)
-    return "cuBLASLt has no algorithm for this product";
+  if (found == 0) // with a GeLU epilogue: the compiler fuses only what cuBLASLt documents; see the message
+    return std::string("cuBLASLt has no algorithm for this product") +
+           (g.epilogue == device::GemmEpilogue::None ? "" : " with its GeLU epilogue (--mt-fuse-elementwise made it)");
   shape.algo = result.algo;
   return {};
 }
@@ -171,6 +232,8 @@ std::string CublasLtGemm::run(const device::Gemm &g) {
   Shape &shape = *found->second;
   if (g.bias)
     cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof g.bias);
+  if (g.epilogue != device::GemmEpilogue::None)
+    cublasLtMatmulDescSetAttribute(shape.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &g.aux, sizeof g.aux);
   const double alpha64 = g.alpha, beta64 = g.beta;
   const void *alpha = shape.f64 ? static_cast<const void *>(&alpha64) : &g.alpha;
   const void *beta = shape.f64 ? static_cast<const void *>(&beta64) : &g.beta;

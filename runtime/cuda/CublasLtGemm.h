@@ -3,12 +3,15 @@
 // device::Gemm is row-major; cuBLASLt is column-major. A row-major D[m, n] = op(A)·op(B) is the column-major
 // Dᵀ[n, m] = op(B)ᵀ·op(A)ᵀ, and a row-major matrix read column-major is its transpose, so the call swaps the
 // operands and keeps each operand's own transpose flag: no data moves. The bias of device::Gemm (one value per
-// column n of D) is then one value per row of Dᵀ, which is what CUBLASLT_EPILOGUE_BIAS broadcasts.
+// column n of D) is then one value per row of Dᵀ, which is what CUBLASLT_EPILOGUE_BIAS broadcasts. The GeLU
+// epilogues' aux matrix is laid out like D (row-major [m, n] with D's leading dimension), so it too is the
+// column-major [n, m] matrix cuBLASLt expects, with the same leading dimension.
 //
 // Descriptors and the algorithm that cublasLtMatmulAlgoGetHeuristic picks are built once per distinct shape
-// (sizes, types, leading dimensions, transposes, bias, and the operands' pointer alignment, which the heuristic is
-// told: it assumes 256 bytes unless told otherwise, and a plan's buffers are 64-byte aligned) and kept: a training
-// step asks for the same few dozen shapes every micro-batch. Private to runtime/cuda; compiled only with the CUDA toolkit.
+// (sizes, types, leading dimensions, transposes, bias, epilogue and aux matrix, and the operands' and the aux
+// matrix's pointer alignment, which the heuristic is told: it assumes 256 bytes unless told otherwise, and a
+// plan's buffers are 64-byte aligned) and kept: a training step asks for the same few dozen shapes every
+// micro-batch. Private to runtime/cuda; compiled only with the CUDA toolkit.
 //
 //===----------------------------------------------------------------------===//
 

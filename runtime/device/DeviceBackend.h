@@ -30,9 +30,20 @@ struct GemmOperand {
   bool transposed = false;
 };
 
-/// D[m, n] = alpha · op(A)[m, k] · op(B)[k, n] + beta · D + bias[n] (on every row), accumulated in f32 and stored
-/// once, rounded to `cType`: cuBLASLt's matmul with CUBLAS_COMPUTE_32F, C = D in place, and the BIAS epilogue.
-/// With beta = 0 the old contents of D are not read (they may be anything, NaN included).
+/// What a GEMM applies to each element of its f32 result before storing it (cuBLASLt's epilogues; the GeLU is the
+/// tanh form, 0.5·v·(1 + tanh(√(2/π)·(v + 0.044715·v³)))). Either kind needs `aux`.
+enum class GemmEpilogue {
+  None,    ///< D = v (CUBLASLT_EPILOGUE_DEFAULT, or _BIAS with a bias)
+  GeluAux, ///< D = gelu(v), and aux = v (CUBLASLT_EPILOGUE_GELU_AUX, or _GELU_AUX_BIAS with a bias)
+  DGelu,   ///< D = v · gelu'(aux), aux read (CUBLASLT_EPILOGUE_DGELU); takes no bias
+};
+
+/// D[m, n] = epilogue(v), v = alpha · op(A)[m, k] · op(B)[k, n] + beta · D + bias[n] (on every row), accumulated in
+/// f32 and stored once, rounded to `cType`: cuBLASLt's matmul with CUBLAS_COMPUTE_32F, C = D in place, and the
+/// BIAS epilogue (GELU_AUX_BIAS, DGELU with `epilogue`). With beta = 0 the old contents of D are not read (they may
+/// be anything, NaN included). `aux` is a row-major [m, n] matrix laid out like D, of `auxType` (cuBLASLt's GeLU aux
+/// has D's type) with leading dimension `auxLd` (a multiple of 8, at least n): GeluAux writes v into it, rounded to
+/// auxType; DGelu reads it (the pre-activation GeluAux stored).
 struct Gemm {
   std::int64_t m = 0, n = 0, k = 0;
   GemmOperand a, b;
@@ -42,6 +53,10 @@ struct Gemm {
   float alpha = 1.0f, beta = 0.0f;
   const void *bias = nullptr; ///< [n] of biasType, or null
   plan::DType biasType = plan::DType::F32;
+  GemmEpilogue epilogue = GemmEpilogue::None;
+  void *aux = nullptr; ///< [m, n] of auxType with leading dimension auxLd, for GeluAux (written) and DGelu (read)
+  plan::DType auxType = plan::DType::F32;
+  std::int64_t auxLd = 0;
 };
 
 /// A point on a backend's stream whose time the device records (a CUDA event); opaque, each backend's own.

@@ -46,6 +46,19 @@ template <typename Shape> void shardVocab(Shape &shape, const ParallelRank &rank
 }
 
 
+/// How a fused kernel rounds its intermediate so that it computes what the unfused pair did, which stored it in
+/// the op's type: roundToBf16 or roundToF16 for a 16-bit `dtype`, null otherwise (and always in the f64 engine).
+template <typename T> using Rounding = void (*)(Index, T *);
+template <typename T> Rounding<T> intermediateRounding(plan::DType dtype) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (dtype == plan::DType::BF16)
+      return static_cast<Rounding<float>>(&cpu::roundToBf16);
+    if (dtype == plan::DType::F16)
+      return static_cast<Rounding<float>>(&cpu::roundToF16);
+  }
+  return nullptr;
+}
+
 /// The attention-dropout shard of head_shard: this rank's heads are [tpRank·heads, (tpRank + 1)·heads) of the
 /// unsharded op's, so each (batch) run of heads·querySeq·keySeq probabilities moves into place.
 cpu::DropoutShard headShard(const cpu::AttentionShape &shape, const ParallelRank &rank) {
@@ -306,6 +319,32 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
       cpu::linearBackwardInput(shape, dy, weight, dx, accumulate);
       return std::string();
     };
+  } else if (op == "linear_gelu") {
+    // --mt-fuse-elementwise's linear + tanh GeLU: outputs pre and the activation.
+    const auto &w = s.inShape(1);
+    cpu::LinearShape shape{s.inCount(0) / w[1], w[1], w[0]};
+    T *x = s.in(0), *weight = s.in(1), *bias = step.inputs.size() > 2 ? s.in(2) : nullptr;
+    T *pre = s.out(0), *y = s.out(1);
+    Rounding<T> round = intermediateRounding<T>(engine.buffer(step.outputs[0]).dtype);
+    run = [=](const RunContext &) {
+      cpu::linearGeluForward(shape, x, weight, bias, pre, y, round);
+      return std::string();
+    };
+  } else if (op == "linear_grad_input_gelu") {
+    // --mt-fuse-elementwise's input gradient through the tanh GeLU. The compiler fuses only an input gradient
+    // whose one use is the GeLU's gradient, which no parameter gradient accumulates into.
+    if (s.accumulates(0)) {
+      error = where + ": a fused input gradient through a GeLU cannot accumulate into its output";
+      return std::nullopt;
+    }
+    const auto &w = s.inShape(1);
+    cpu::LinearShape shape{s.inCount(0) / w[0], w[1], w[0]};
+    T *dy = s.in(0), *weight = s.in(1), *pre = s.in(2), *dpre = s.out(0);
+    Rounding<T> round = intermediateRounding<T>(engine.buffer(step.outputs[0]).dtype);
+    run = [=](const RunContext &) {
+      cpu::linearBackwardInputGelu(shape, dy, weight, pre, dpre, round);
+      return std::string();
+    };
   } else if (op == "linear_grad_weight") {
     const auto &dw = s.outShape(0);
     cpu::LinearShape shape{s.inCount(0) / dw[0], dw[1], dw[0]};
@@ -468,15 +507,7 @@ std::optional<Engine::BoundStep> StepBinder::bind(const plan::Step &step, size_t
     T *x = s.in(0), *y = s.out(0);
     if (op == "dropout_add") {
       // The unfused dropout stored its result in the op's 16-bit type: round the dropped values as it did.
-      void (*round)(Index, T *) = nullptr;
-      if constexpr (std::is_same_v<T, float>) {
-        const plan::DType dtype = engine.buffer(step.outputs[0]).dtype;
-        using Rounding = void (*)(Index, float *);
-        if (dtype == plan::DType::BF16)
-          round = static_cast<Rounding>(&cpu::roundToBf16);
-        else if (dtype == plan::DType::F16)
-          round = static_cast<Rounding>(&cpu::roundToF16);
-      }
+      Rounding<T> round = intermediateRounding<T>(engine.buffer(step.outputs[0]).dtype);
       T *residual = s.in(1);
       run = [=](const RunContext &context) {
         cpu::dropoutAdd(n, cpu::DropoutConfig{context.training ? rate : 0.0, context.dropoutSeed, stream, shard}, x,

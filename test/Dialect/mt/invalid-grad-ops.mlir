@@ -1,4 +1,4 @@
-// Verifier errors of the gradient ops.
+// Verifier errors of the gradient ops (and of mt.linear_grad_input_gelu, which --mt-fuse-elementwise makes of two).
 // RUN: megatron-opt %s -split-input-file -verify-diagnostics
 
 func.func @linear_grad_input(%dy: tensor<2x4xf32>, %w: tensor<3x8xf32>) {
@@ -133,5 +133,38 @@ func.func @grad_accumulate_missing(%g: tensor<8x4xf32>) {
 func.func @pooler_grad(%dy: tensor<2x4xf32>, %x: tensor<2x3x4xf32>, %w: tensor<4x4xf32>) {
   // expected-error @+1 {{'mt.pooler_grad' op dbias must have shape [4], got 'tensor<3xf32>'}}
   %dx, %dw, %db = mt.pooler_grad %dy, %dy, %x, %w : tensor<2x4xf32>, tensor<2x3x4xf32>, tensor<4x4xf32> -> tensor<3xf32>
+  return
+}
+
+// -----
+
+// mt.linear_grad_input_gelu (--mt-fuse-elementwise): mt.linear_grad_input's checks on dpre, and pre has its type.
+func.func @linear_grad_input_gelu_dy(%dy: tensor<2x4xf32>, %w: tensor<3x8xf32>, %pre: tensor<2x8xf32>) {
+  // expected-error @+1 {{'mt.linear_grad_input_gelu' op dy 'tensor<2x4xf32>' must end in out = 3 (weight's rows)}}
+  %d = mt.linear_grad_input_gelu %dy, %w, %pre : tensor<2x4xf32>, tensor<3x8xf32> -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @linear_grad_input_gelu_result(%dy: tensor<2x4xf32>, %w: tensor<4x8xf32>, %pre: tensor<2x4xf32>) {
+  // expected-error @+1 {{'mt.linear_grad_input_gelu' op dpre must have shape [2, 8], got 'tensor<2x4xf32>'}}
+  %d = mt.linear_grad_input_gelu %dy, %w, %pre : tensor<2x4xf32>, tensor<4x8xf32> -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @linear_grad_input_gelu_pre(%dy: tensor<2x4xf32>, %w: tensor<4x8xf32>, %pre: tensor<2x4xf32>) {
+  // expected-error @+1 {{'mt.linear_grad_input_gelu' op failed to verify that all of {pre, dpre} have same type}}
+  %d = "mt.linear_grad_input_gelu"(%dy, %w, %pre) : (tensor<2x4xf32>, tensor<4x8xf32>, tensor<2x4xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @linear_grad_input_gelu_element_type(%dy: tensor<2x4xbf16>, %w: tensor<4x8xf32>, %pre: tensor<2x8xf32>) {
+  // expected-error @+1 {{'mt.linear_grad_input_gelu' op weight has element type 'f32' but dy has 'bf16'; insert an mt.cast to mix precisions}}
+  %d = mt.linear_grad_input_gelu %dy, %w, %pre : tensor<2x4xbf16>, tensor<4x8xf32> -> tensor<2x8xf32>
   return
 }

@@ -1,5 +1,5 @@
-// Errors of the norms, mt.linear and mt.pooler (dialects/mt/MtOps.cpp: verifyNorm for LayerNormOp and RmsNormOp,
-// LinearOp::verify, PoolerOp::verify).
+// Errors of the norms, mt.linear, mt.linear_gelu and mt.pooler (dialects/mt/MtOps.cpp: verifyNorm for LayerNormOp
+// and RmsNormOp, verifyLinear for LinearOp and LinearGeluOp, PoolerOp::verify).
 // RUN: megatron-opt %s -split-input-file -verify-diagnostics
 
 //===----------------------------------------------------------------------===//
@@ -236,5 +236,50 @@ func.func @pooler_result_shape(%x: tensor<2x16x64xf32>, %w: tensor<64x64xf32>, %
 func.func @pooler_element_type(%x: tensor<2x16x64xf32>, %w: tensor<64x64xf32>, %b: tensor<64xbf16>) {
   // expected-error @+1 {{'mt.pooler' op bias has element type 'bf16' but x has 'f32'; insert an mt.cast to mix precisions}}
   %p = mt.pooler %x, %w, %b : tensor<2x16x64xf32>, tensor<64x64xf32>, tensor<64xbf16> -> tensor<2x64xf32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// mt.linear_gelu (--mt-fuse-elementwise): mt.linear's checks on pre, and the activation has pre's type
+//===----------------------------------------------------------------------===//
+
+func.func @linear_gelu_weight_transposed(%x: tensor<2x16x64xf32>, %w: tensor<64x96xf32>) {
+  // expected-error @+1 {{'mt.linear_gelu' op weight 'tensor<64x96xf32>' must be [out, in] with in = 64 (the last dimension of x)}}
+  %pre, %y = mt.linear_gelu %x, %w : tensor<2x16x64xf32>, tensor<64x96xf32> -> tensor<2x16x96xf32>
+  return
+}
+
+// -----
+
+func.func @linear_gelu_bias_shape(%x: tensor<2x16x64xf32>, %w: tensor<96x64xf32>, %b: tensor<64xf32>) {
+  // expected-error @+1 {{'mt.linear_gelu' op bias must have shape [96], got 'tensor<64xf32>'}}
+  %pre, %y = mt.linear_gelu %x, %w, %b : tensor<2x16x64xf32>, tensor<96x64xf32>, tensor<64xf32> -> tensor<2x16x96xf32>
+  return
+}
+
+// -----
+
+func.func @linear_gelu_pre_shape(%x: tensor<2x16x64xf32>, %w: tensor<96x64xf32>) {
+  // expected-error @+1 {{'mt.linear_gelu' op pre must have shape [2, 16, 96], got 'tensor<2x16x64xf32>'}}
+  %pre, %y = mt.linear_gelu %x, %w : tensor<2x16x64xf32>, tensor<96x64xf32> -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @linear_gelu_element_type(%x: tensor<2x16x64xbf16>, %w: tensor<96x64xbf16>) {
+  // expected-error @+1 {{'mt.linear_gelu' op pre has element type 'f32' but x has 'bf16'; insert an mt.cast to mix precisions}}
+  %pre, %y = mt.linear_gelu %x, %w : tensor<2x16x64xbf16>, tensor<96x64xbf16> -> tensor<2x16x96xf32>
+  return
+}
+
+// -----
+
+// The custom form gives both results one type; the generic form can differ, and the verifier refuses it.
+func.func @linear_gelu_result_types(%x: tensor<2x16x64xf32>, %w: tensor<96x64xf32>) {
+  // expected-error @+1 {{'mt.linear_gelu' op failed to verify that all of {pre, result} have same type}}
+  %pre, %y = "mt.linear_gelu"(%x, %w) : (tensor<2x16x64xf32>, tensor<96x64xf32>) -> (tensor<2x16x96xf32>, tensor<2x16x96xbf16>)
   return
 }

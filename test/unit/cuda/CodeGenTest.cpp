@@ -85,6 +85,23 @@ TEST(CudaCodeGen, GptStepsAllHaveABackend) {
   EXPECT_EQ(opsWith(set, StepBackend::Missing), (std::set<std::string>{}));
 }
 
+// The bf16 GPT is compiled with --mt-fuse-elementwise: its MLP's GeLU rides on the GEMMs (cuBLASLt's GELU_AUX_BIAS
+// and DGELU epilogues), so no GeLU kernel is generated, and the residual dropouts are dropout_add kernels.
+TEST(CudaCodeGen, FusedGptGeluRidesOnTheGemms) {
+  const plan::Plan &plan = test::gptPlan(plan::DType::BF16);
+  KernelSet set = generateKernels(plan);
+  expectEveryStepPlanned(plan, set);
+  expectWellFormed(plan, set);
+  EXPECT_EQ(opsWith(set, StepBackend::CublasLt),
+            (std::set<std::string>{"linear", "linear_gelu", "linear_grad_input", "linear_grad_input_gelu",
+                                   "linear_grad_weight"}));
+  std::set<std::string> generated = opsWith(set, StepBackend::Generated);
+  EXPECT_FALSE(generated.count("gelu"));
+  EXPECT_FALSE(generated.count("gelu_grad"));
+  EXPECT_TRUE(generated.count("dropout_add"));
+  EXPECT_EQ(opsWith(set, StepBackend::Missing), (std::set<std::string>{}));
+}
+
 TEST(CudaCodeGen, LlamaStepsAllHaveABackend) {
   const plan::Plan &plan = test::llamaPlan();
   KernelSet set = generateKernels(plan);

@@ -3,10 +3,11 @@
 // Without a GPU (CI) only the refusal is checked: createCudaBackend says why there is no device. With one, each
 // DeviceBackend call is checked on its own before the engine tests use them together: copies both ways, fill, a
 // hand-written kernel through NVRTC and cudaLaunchKernel, and every GEMM form the device engine issues (each
-// operand transposed or not, f32/bf16/f16, a bias, accumulation with beta = 1, an f32 output from 16-bit inputs)
-// against a float64 product of the same (rounded) inputs on the host, with operands 64-byte aligned as a plan's
-// are. A transposition, leading-dimension or alignment mistake in the row-major to column-major mapping
-// (CublasLtGemm.h) fails here by name.
+// operand transposed or not, f32/bf16/f16, a bias, accumulation with beta = 1, an f32 output from 16-bit inputs,
+// the GeLU epilogues of --mt-fuse-elementwise's linear_gelu and linear_grad_input_gelu) against a float64 product
+// of the same (rounded) inputs on the host, with operands 64-byte aligned as a plan's are. A transposition,
+// leading-dimension or alignment mistake in the row-major to column-major mapping (CublasLtGemm.h) fails here by
+// name.
 //
 //===----------------------------------------------------------------------===//
 
@@ -211,28 +212,49 @@ struct GemmCase {
   plan::DType input, output;
   bool transposeA, transposeB, bias;
   float beta;
+  device::GemmEpilogue epilogue = device::GemmEpilogue::None;
 };
 
-/// One product on the device against float64 on the host: D = op(A)·op(B) (+ bias) (+ beta·D).
+/// The tanh GeLU and its derivative in float64: the references of the GeLU epilogues.
+double geluTanh(double v) {
+  const double k0 = 0.79788456080286535588, k1 = 0.044715;
+  return 0.5 * v * (1.0 + std::tanh(k0 * (v + k1 * v * v * v)));
+}
+
+double geluTanhDerivative(double v) {
+  const double k0 = 0.79788456080286535588, k1 = 0.044715;
+  const double t = std::tanh(k0 * (v + k1 * v * v * v));
+  return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * k0 * (1.0 + 3.0 * k1 * v * v);
+}
+
+/// One product on the device against float64 on the host: D = op(A)·op(B) (+ bias) (+ beta·D), and with a GeLU
+/// epilogue D = gelu(v) with aux = v (GELU_AUX[_BIAS]), or D = v·gelu'(aux) for a given aux (DGELU).
 void checkGemm(cuda::CudaBackend &backend, const GemmCase &c) {
+  const bool geluAux = c.epilogue == device::GemmEpilogue::GeluAux;
+  const bool dgelu = c.epilogue == device::GemmEpilogue::DGelu;
   SCOPED_TRACE(std::string(plan::toString(c.input)) + "→" + plan::toString(c.output) +
                (c.transposeA ? " Aᵀ" : " A") + (c.transposeB ? " Bᵀ" : " B") + (c.bias ? " +bias" : "") +
-               (c.beta != 0 ? " +D" : ""));
+               (c.beta != 0 ? " +D" : "") + (geluAux ? " gelu_aux" : dgelu ? " dgelu" : ""));
   const int64_t m = 67, n = 96, k = 80; // odd m: no dimension is a multiple of every tile
   std::mt19937 random(7);
   Matrix a = randomMatrix(c.input, m * k, random), b = randomMatrix(c.input, k * n, random);
   Matrix bias = randomMatrix(c.output, n, random), d = randomMatrix(c.output, m * n, random);
+  Matrix aux = randomMatrix(c.output, m * n, random); // DGELU's pre-activation; GELU_AUX overwrites it
   auto at = [&](const Matrix &x, bool transposed, int64_t rows, int64_t cols, int64_t r, int64_t col) {
     // op(X)[r, col] of a row-major X stored [rows, cols] (or [cols, rows] when transposed)
     return transposed ? x.values[size_t(col * rows + r)] : x.values[size_t(r * cols + col)];
   };
-  std::vector<double> expected(size_t(m * n));
+  std::vector<double> product(size_t(m * n)), expected(size_t(m * n));
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       double sum = 0;
       for (int64_t p = 0; p < k; ++p)
         sum += at(a, c.transposeA, m, k, i, p) * at(b, c.transposeB, k, n, p, j);
-      expected[size_t(i * n + j)] = sum + (c.bias ? bias.values[size_t(j)] : 0) + c.beta * d.values[size_t(i * n + j)];
+      const size_t ij = size_t(i * n + j);
+      product[ij] = sum + (c.bias ? bias.values[size_t(j)] : 0) + c.beta * d.values[ij];
+      expected[ij] = geluAux ? geluTanh(product[ij])
+                     : dgelu ? product[ij] * geluTanhDerivative(aux.values[ij])
+                             : product[ij];
     }
 
   // Each operand 64 bytes into its allocation: a plan's buffers are 64-byte aligned, not the 256 bytes cuBLASLt's
@@ -245,7 +267,7 @@ void checkGemm(cuda::CudaBackend &backend, const GemmCase &c) {
     EXPECT_EQ(backend.copyToDevice(base + 64, x.bytes.data(), x.bytes.size()), "");
     return static_cast<void *>(base + 64);
   };
-  void *da = upload(a), *db = upload(b), *dbias = upload(bias), *dd = upload(d);
+  void *da = upload(a), *db = upload(b), *dbias = upload(bias), *dd = upload(d), *daux = upload(aux);
   device::Gemm g;
   g.m = m, g.n = n, g.k = k;
   g.a = {da, c.input, c.transposeA ? m : k, c.transposeA};
@@ -256,17 +278,28 @@ void checkGemm(cuda::CudaBackend &backend, const GemmCase &c) {
   g.beta = c.beta;
   if (c.bias)
     g.bias = dbias, g.biasType = c.output;
+  if (c.epilogue != device::GemmEpilogue::None)
+    g.epilogue = c.epilogue, g.aux = daux, g.auxType = c.output, g.auxLd = n;
   ASSERT_EQ(backend.gemm(g), "");                                       // builds the shape
   ASSERT_EQ(backend.copyToDevice(dd, d.bytes.data(), d.bytes.size()), ""); // D as it was
   ASSERT_EQ(backend.gemm(g), "");                                       // the cached shape
-  std::vector<unsigned char> out(d.bytes.size());
+  std::vector<unsigned char> out(d.bytes.size()), auxOut(aux.bytes.size());
   ASSERT_EQ(backend.copyToHost(out.data(), dd, out.size()), "");
+  ASSERT_EQ(backend.copyToHost(auxOut.data(), daux, auxOut.size()), "");
   // f32 accumulation of k products of values below 1: a few ulps of f32 at the sum's magnitude, plus the output's
-  // own rounding.
+  // own rounding. The GeLU epilogues add cuBLASLt's tanh, whose evaluation cublasLt.h does not document: allowed
+  // the error of PTX's tanh.approx.f32 (2^-10.987 relative) on top, scaled by the value.
   const double outputUlp = c.output == plan::DType::F32 ? 0x1p-23 : c.output == plan::DType::BF16 ? 0x1p-8 : 0x1p-11;
+  const double accumulation = double(k) * 0x1p-22;
   for (size_t i = 0; i < expected.size(); ++i) {
     const double got = readBack(c.output, out, i);
-    ASSERT_NEAR(got, expected[i], std::fabs(expected[i]) * outputUlp + double(k) * 0x1p-22) << "element " << i;
+    const double tanhError = geluAux ? 0x1p-11 * std::fabs(product[i]) : dgelu ? 0x1p-10 * std::fabs(product[i]) : 0;
+    ASSERT_NEAR(got, expected[i], std::fabs(expected[i]) * outputUlp + accumulation + tanhError) << "element " << i;
+    if (geluAux) // the aux matrix holds v itself, rounded once to its type
+      ASSERT_NEAR(readBack(c.output, auxOut, i), product[i], std::fabs(product[i]) * outputUlp + accumulation)
+          << "aux element " << i;
+    else // DGELU only reads it, and the plain GEMM leaves it alone
+      ASSERT_EQ(readBack(c.output, auxOut, i), aux.values[i]) << "aux element " << i;
   }
   for (void *p : allocations)
     backend.release(p);
@@ -286,6 +319,43 @@ TEST(CudaBackend, GemmsMatchAFloat64ProductInEveryForm) {
   checkGemm(*backend, {f32, f32, false, false, false, 1.0f});
   checkGemm(*backend, {bf16, f32, true, false, false, 1.0f});
   checkGemm(*backend, {f16, f32, true, false, false, 1.0f});
+}
+
+// --mt-fuse-elementwise's GEMMs: linear_gelu (GELU_AUX_BIAS, and GELU_AUX without a bias: x·Wᵀ, B transposed) and
+// linear_grad_input_gelu (DGELU: dy·W) in each storage type, with the aux matrix 64-byte aligned like D.
+TEST(CudaBackend, GeluEpiloguesMatchAFloat64Reference) {
+  REQUIRE_GPU(backend);
+  for (plan::DType type : {plan::DType::F32, plan::DType::BF16, plan::DType::F16}) {
+    checkGemm(*backend, {type, type, false, true, true, 0.0f, device::GemmEpilogue::GeluAux});
+    checkGemm(*backend, {type, type, false, true, false, 0.0f, device::GemmEpilogue::GeluAux});
+    checkGemm(*backend, {type, type, false, false, false, 0.0f, device::GemmEpilogue::DGelu});
+  }
+}
+
+// What cublasLt.h rules out of the GeLU epilogues is refused by name before cuBLASLt is asked (the compiler does
+// not fuse these: passes/FuseElementwise.cpp).
+TEST(CudaBackend, RefusesAGeluEpilogueCublasLtCannotRun) {
+  REQUIRE_GPU(backend);
+  std::string error;
+  void *memory = backend->allocate(1 << 16, error);
+  ASSERT_NE(memory, nullptr) << error;
+  device::Gemm g;
+  g.m = g.k = 8;
+  g.n = 12;
+  g.a = {memory, plan::DType::F32, 8, false};
+  g.b = {memory, plan::DType::F32, 12, false};
+  g.c = memory;
+  g.ldc = 12;
+  g.epilogue = device::GemmEpilogue::GeluAux;
+  g.aux = memory;
+  g.auxLd = 12; // not a multiple of 8
+  EXPECT_NE(backend->gemm(g).find("divisible by 8"), std::string::npos);
+  g.n = g.ldc = g.auxLd = 16;
+  g.b.ld = 16;
+  g.epilogue = device::GemmEpilogue::DGelu;
+  g.bias = memory;
+  EXPECT_NE(backend->gemm(g).find("takes no bias"), std::string::npos);
+  backend->release(memory);
 }
 
 TEST(CudaBackend, RefusesMixedInputTypesByShape) {

@@ -59,7 +59,8 @@ class CudaDeviceEngineModels : public ::testing::TestWithParam<test::EngineCompa
 TEST_P(CudaDeviceEngineModels, TrainStepMatchesTheCpuEngine) {
   std::unique_ptr<cudasim::SimulatedBackend> backend = simulator();
   ASSERT_NE(backend, nullptr);
-  test::expectTrainStepMatches(GetParam(), *backend, simulatorTolerances(GetParam().compute));
+  test::expectTrainStepMatches(GetParam(), *backend,
+                               test::fusedGeluTolerances(GetParam(), simulatorTolerances(GetParam().compute)));
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryTestModel, CudaDeviceEngineModels,

@@ -116,10 +116,20 @@ const std::vector<EngineComparisonModel> &engineComparisonModels() {
       {"bert f32", "BertF32", "bert", 1.0, plan::DType::F32},
       {"llama f32", "LlamaF32", "llama", 1.0, plan::DType::F32},
       {"llama bf16", "LlamaBf16", "llama-bf16", 1.0, plan::DType::BF16},
+      // --mt-fuse-elementwise: the residual dropout_add kernels and the MLP's GeLU in cuBLASLt's epilogues
+      // (linear_gelu: GELU_AUX_BIAS, linear_grad_input_gelu: DGELU), which the step checker does not cover.
+      {"gpt bf16 (fused)", "GptBf16Fused", "gpt-bf16", 1.0, plan::DType::BF16, /*fusedGelu=*/true},
       // The loss scale reaches the loss seed's kernel as a run-time value; the gradients are compared scaled.
       {"llama f16", "LlamaF16WithALossScale", "llama-f16", 1024.0, plan::DType::F16},
   };
   return models;
+}
+
+EngineTolerances fusedGeluTolerances(const EngineComparisonModel &model, EngineTolerances tolerances) {
+  const bool sixteenBit = model.compute == plan::DType::BF16 || model.compute == plan::DType::F16;
+  if (model.fusedGelu && sixteenBit)
+    tolerances.gradient *= 2;
+  return tolerances;
 }
 
 std::string compareTrainStep(const plan::Plan &plan, double lossScale, device::DeviceBackend &backend,

@@ -96,7 +96,8 @@ const plan::Plan &gptPlan() {
 }
 
 const plan::Plan &gptPlan(plan::DType compute) {
-  // Fused as the benchmarks compile it (--mt-fuse-elementwise): dropout_add's kernels are checked here.
+  // Fused as the benchmarks compile it (--mt-fuse-elementwise): dropout_add's kernels and the GeLU epilogues of
+  // linear_gelu and linear_grad_input_gelu are checked here.
   static const plan::Plan bf16 = std::move(
       compileStages(tinyGpt(), "bf16", 1, false, 1, 1, /*distributedOptimizer=*/false, /*fuse=*/true).front());
   return compute == plan::DType::BF16 ? bf16 : gptPlan();

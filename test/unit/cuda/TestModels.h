@@ -38,7 +38,8 @@ std::vector<plan::Plan> compileParallelModel(ModelConfig config, const ParallelL
 
 const plan::Plan &gptPlan();
 /// The GPT compiled with --mt-mixed-precision for bf16 compute and --mt-fuse-elementwise, with its dropout (f32:
-/// gptPlan()): the tensor-core attention's dropout path and the fused dropout_add.
+/// gptPlan()): the tensor-core attention's dropout path, the fused dropout_add, and the MLP's GeLU fused into the
+/// GEMMs (linear_gelu, linear_grad_input_gelu: cuBLASLt's GeLU epilogues).
 const plan::Plan &gptPlan(plan::DType compute);
 const plan::Plan &llamaPlan();
 

@@ -4,6 +4,7 @@
 
 #include "test/unit/cuda/DeviceValues.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
@@ -23,6 +24,19 @@ bool gemmType(plan::DType dtype) {
 double element(const device::GemmOperand &x, int64_t row, int64_t column) {
   const int64_t at = x.transposed ? column * x.ld + row : row * x.ld + column;
   return readDevice(x.dtype, static_cast<const std::byte *>(x.data), at);
+}
+
+/// cuBLASLt's GeLU epilogues on an f32 value: the tanh form and its derivative, in f32 (the formulas of
+/// lib/CodeGen/cuda/Activations.cuh).
+float geluTanh(float v) {
+  const float k0 = 0.7978845608028654f, k1 = 0.044715f; // √(2/π) and the cubic coefficient
+  return 0.5f * v * (1.0f + std::tanh(k0 * (v + k1 * v * v * v)));
+}
+
+float geluTanhDerivative(float v) {
+  const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+  const float t = std::tanh(k0 * (v + k1 * v * v * v));
+  return 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * k0 * (1.0f + 3.0f * k1 * v * v);
 }
 
 } // namespace
@@ -132,12 +146,20 @@ std::string SimulatedBackend::launch(const codegen::CudaKernel &kernel, void **a
 }
 
 std::string SimulatedBackend::gemm(const device::Gemm &g) {
+  const bool usesAux = g.epilogue != device::GemmEpilogue::None;
   if (!gemmType(g.a.dtype) || !gemmType(g.b.dtype) || !gemmType(g.cType) || (g.bias && !gemmType(g.biasType)))
     return "a GEMM takes f32, bf16 or f16 operands";
-  if (!owns(g.a.data) || !owns(g.b.data) || !owns(g.c) || (g.bias && !owns(g.bias)))
+  if (!owns(g.a.data) || !owns(g.b.data) || !owns(g.c) || (g.bias && !owns(g.bias)) || (usesAux && !owns(g.aux)))
     return "a GEMM operand is not in device memory";
+  // What cuBLASLt refuses of a GeLU epilogue (CublasLtGemm.cpp): the simulator refuses it too, so that a plan
+  // that runs here does not fail on a GPU.
+  if (usesAux && (g.auxType != g.cType || g.auxLd % 8 != 0 || g.auxLd < g.n))
+    return "a GeLU epilogue needs an aux matrix of D's type with a leading dimension divisible by 8 and at least n";
+  if (g.epilogue == device::GemmEpilogue::DGelu && g.bias)
+    return "the DGELU epilogue takes no bias";
   ++gemms;
   auto *c = static_cast<std::byte *>(g.c);
+  auto *aux = static_cast<std::byte *>(g.aux);
   for (int64_t i = 0; i < g.m; ++i)
     for (int64_t j = 0; j < g.n; ++j) {
       float sum = 0.0f; // CUBLAS_COMPUTE_32F: every product and partial sum in f32
@@ -148,6 +170,13 @@ std::string SimulatedBackend::gemm(const device::Gemm &g) {
         result += g.beta * float(readDevice(g.cType, c, i * g.ldc + j));
       if (g.bias)
         result += float(readDevice(g.biasType, static_cast<const std::byte *>(g.bias), j));
+      // The epilogue works on the f32 value; only what it stores is rounded (once, to its buffer's type).
+      if (g.epilogue == device::GemmEpilogue::GeluAux) {
+        writeDevice(g.auxType, aux, i * g.auxLd + j, result);
+        result = geluTanh(result);
+      } else if (g.epilogue == device::GemmEpilogue::DGelu) {
+        result *= geluTanhDerivative(float(readDevice(g.auxType, aux, i * g.auxLd + j)));
+      }
       writeDevice(g.cType, c, i * g.ldc + j, result);
     }
   return {};

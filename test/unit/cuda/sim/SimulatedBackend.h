@@ -2,8 +2,9 @@
 //
 // Device memory is host memory (aligned like cudaMalloc's); kernels run in the host simulator through a
 // KernelLibrary, with the simulator's barriers and shuffles; GEMMs are computed on the host as cuBLASLt computes
-// them with CUBLAS_COMPUTE_32F: products summed in f32, alpha, beta and the bias applied in f32, one rounding to
-// the output's type. So the device engine's orchestration (arenas, bindings, launch order, the GEMMs' shapes and
+// them with CUBLAS_COMPUTE_32F: products summed in f32, alpha, beta and the bias applied in f32, the GeLU
+// epilogues on that f32 value (the aux matrix stores it rounded, or is read back), one rounding to the output's
+// type. So the device engine's orchestration (arenas, bindings, launch order, the GEMMs' shapes and
 // accumulation) is tested without a GPU; only the backend differs on one.
 //
 //===----------------------------------------------------------------------===//
