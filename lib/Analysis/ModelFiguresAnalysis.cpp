@@ -39,10 +39,22 @@ FailureOr<ModelFigures> mt::computeModelFigures(ModuleOp module) {
   ModelFigures figures;
   CheckedMath math;
 
+  // Mixed precision (megatron-model --bf16 / --fp16): the f32 parameters are the master weights, and the model
+  // computes with 16-bit copies of them that the plan keeps (its weights arena): the weights count in 16 bits and
+  // the masters with the optimizer, Megatron's 18 bytes per parameter.
+  Type compute;
+  if (auto precision = module->getAttrOfType<StringAttr>("mt.precision")) {
+    if (precision.getValue() == "bf16")
+      compute = BFloat16Type::get(module.getContext());
+    else if (precision.getValue() == "fp16")
+      compute = Float16Type::get(module.getContext());
+  }
   for (auto param : module.getOps<mt::ParamOp>()) {
     RankedTensorType type = param.getGlobalType(); // the model's, whatever shard this rank holds
     uint64_t count = type.getNumElements();
     Type element = type.getElementType();
+    if (compute && element.isF32())
+      element = compute;
     figures.parameterCount = math.add(figures.parameterCount, count);
     figures.parameterTensors += 1;
 

@@ -29,7 +29,8 @@ struct ModelFigures {
   uint64_t backwardFlopsPerIteration = 0;
   uint64_t flopsPerIteration = 0;
 
-  /// Bytes of model state on one rank holding the whole model: weights in their own dtype, gradients
+  /// Bytes of model state on one rank holding the whole model: weights in their own dtype (in the module's
+  /// mt.precision, bf16 or fp16, when f32 parameters are the master weights of a mixed-precision model), gradients
   /// accumulated in f32, AdamW's two moments in f32, plus an f32 master copy of weights stored in 16 bits.
   std::string weightDtype;
   uint64_t weightBytes = 0;
