@@ -191,6 +191,18 @@ TEST(PipelineMessages, OneForwardOneBackwardHangsWhenEveryMessageIsIssuedAlone) 
       << problem;
 }
 
+TEST(PipelineMessages, EveryScheduleOfSeveralMicroBatchesHangsWhenEveryMessageIsIssuedAlone) {
+  for (const Case &c : scheduleCases()) {
+    SCOPED_TRACE("p=" + std::to_string(c.stages) + " v=" + std::to_string(c.virtualStages) +
+                 " m=" + std::to_string(c.microBatches));
+    std::string problem = check(c, 1, MessageIssue::OneByOne);
+    if (c.microBatches == 1) // one micro-batch goes down the stages and back: nothing to cross
+      EXPECT_EQ(problem, "");
+    else
+      EXPECT_NE(problem.find("would hang on GPUs"), std::string::npos);
+  }
+}
+
 TEST(PipelineMessages, AScheduleWhosePeersDisagreeIsRefused) {
   // Stage 1 runs its forwards in another order than stage 0 sends them: crossed, named with both messages.
   std::string error;
