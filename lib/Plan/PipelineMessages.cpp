@@ -8,13 +8,14 @@
 #include "megatron/Plan/PipelineMessages.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <optional>
 
 namespace megatron::plan {
 
 bool MessageIdentity::operator==(const MessageIdentity &other) const {
-  return microBatch == other.microBatch && boundary == other.boundary && grad == other.grad &&
-         index == other.index && elements == other.elements && dtype == other.dtype;
+  return microBatch == other.microBatch && boundary == other.boundary && grad == other.grad && index == other.index &&
+         elements == other.elements && dtype == other.dtype;
 }
 
 std::string describe(const MessageOp &op) {
@@ -44,8 +45,7 @@ size_t groupEnd(const std::vector<MessageOp> &ops, size_t begin) {
 
 /// The first unfinished op of rank's current group that goes the given way to or from `peer`: the oldest of that
 /// channel, since every earlier group has completed.
-std::optional<size_t> oldestPending(const std::vector<MessageOp> &ops, const RankProgress &rank, bool send,
-                                    int peer) {
+std::optional<size_t> oldestPending(const std::vector<MessageOp> &ops, const RankProgress &rank, bool send, int peer) {
   for (size_t i = rank.begin; i < rank.end; ++i)
     if (!rank.done[i] && ops[i].send == send && ops[i].peer == peer)
       return i;
@@ -71,8 +71,8 @@ std::string simulateInOrderRendezvous(const std::vector<std::vector<MessageOp>> 
     RankProgress &rank = progress[static_cast<size_t>(r)];
     const std::vector<MessageOp> &ops = ranks[static_cast<size_t>(r)];
     while (rank.begin < ops.size() &&
-           std::all_of(rank.done.begin() + static_cast<long>(rank.begin), rank.done.begin() + static_cast<long>(rank.end),
-                       [](bool done) { return done; })) {
+           std::all_of(rank.done.begin() + static_cast<std::ptrdiff_t>(rank.begin),
+                       rank.done.begin() + static_cast<std::ptrdiff_t>(rank.end), [](bool done) { return done; })) {
       rank.begin = rank.end;
       rank.end = groupEnd(ops, rank.begin);
     }
@@ -94,8 +94,8 @@ std::string simulateInOrderRendezvous(const std::vector<std::vector<MessageOp>> 
         if (!j)
           continue;
         if (ops[i].identity != peerOps[*j].identity)
-          return "mismatch: stage " + std::to_string(receiver) + "'s " + describe(peerOps[*j]) + " would receive stage " +
-                 std::to_string(sender) + "'s " + describe(ops[i]) +
+          return "mismatch: stage " + std::to_string(receiver) + "'s " + describe(peerOps[*j]) +
+                 " would receive stage " + std::to_string(sender) + "'s " + describe(ops[i]) +
                  " (NCCL pairs a sender's and a receiver's messages in issue order, without tags)";
         from.done[i] = to.done[*j] = true;
         progressed = true;
@@ -229,9 +229,8 @@ private:
     const int64_t *peerChunk = intAttr(step, "chunk"), *index = intAttr(step, "index");
     const int64_t chunks = plan.pipeline.numChunks();
     const std::vector<int> &ids = step.op == "send" ? step.inputs : step.outputs;
-    if (!peerChunk || !index || ids.size() != 1 || ids[0] < 0 ||
-        static_cast<size_t>(ids[0]) >= plan.buffers.size() || (*peerChunk != chunk - 1 && *peerChunk != chunk + 1) ||
-        *peerChunk < 0 || *peerChunk >= chunks) {
+    if (!peerChunk || !index || ids.size() != 1 || ids[0] < 0 || static_cast<size_t>(ids[0]) >= plan.buffers.size() ||
+        (*peerChunk != chunk - 1 && *peerChunk != chunk + 1) || *peerChunk < 0 || *peerChunk >= chunks) {
       error = "stage " + std::to_string(plan.pipeline.stage) + ", " + where + ": a " + step.op +
               " step needs integer attributes chunk (a neighbour of chunk " + std::to_string(chunk) +
               ") and index, and one buffer";
@@ -298,8 +297,8 @@ std::string checkInOrderMessages(const std::vector<Plan> &stages, MessageIssue i
     return {};
   return "the pipeline schedule (" + std::to_string(pipeline.stages) + " stages, " +
          std::to_string(pipeline.virtualStages) + " chunk(s) each, " + std::to_string(pipeline.microBatches) +
-         " micro-batches) would " + (problem.rfind("deadlock", 0) == 0 ? "hang" : "deliver a message to the wrong recv") +
-         " on GPUs: " + problem;
+         " micro-batches) would " +
+         (problem.rfind("deadlock", 0) == 0 ? "hang" : "deliver a message to the wrong recv") + " on GPUs: " + problem;
 }
 
 } // namespace megatron::plan
