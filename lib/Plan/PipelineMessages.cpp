@@ -54,6 +54,19 @@ std::optional<size_t> oldestPending(const std::vector<MessageOp> &ops, const Ran
 
 } // namespace
 
+std::vector<std::pair<size_t, size_t>> messageUnits(const std::vector<PipelineStep> &schedule, MessageIssue issue) {
+  std::vector<std::pair<size_t, size_t>> units;
+  for (size_t begin = 0; begin < schedule.size();) {
+    size_t end = begin + 1;
+    if (issue == MessageIssue::GroupedPerBackwardForwardPair && !schedule[begin].forward && end < schedule.size() &&
+        schedule[end].forward)
+      ++end;
+    units.emplace_back(begin, end);
+    begin = end;
+  }
+  return units;
+}
+
 std::string simulateInOrderRendezvous(const std::vector<std::vector<MessageOp>> &ranks) {
   const int n = static_cast<int>(ranks.size());
   for (int r = 0; r < n; ++r)
@@ -176,14 +189,11 @@ public:
           for (const MessageOp &op : *part)
             issueGroup({op});
     } else {
-      // Units of runs: a run alone or, pairing, a backward and the forward right after it. At the boundary before
-      // each unit, the previous unit's trailing sends and the unit's leading recvs go as one group.
-      const bool pairs = issue == MessageIssue::GroupedPerBackwardForwardPair;
+      std::vector<PipelineStep> steps;
+      for (const ProgramMessages &run : phase)
+        steps.push_back(PipelineStep{run.forward, 0, 0});
       std::vector<MessageOp> held;
-      for (size_t n = 0; n < phase.size();) {
-        size_t end = n + 1;
-        if (pairs && !phase[n].forward && end < phase.size() && phase[end].forward)
-          ++end;
+      for (auto [n, end] : messageUnits(steps, issue)) {
         std::vector<MessageOp> group = std::move(held);
         held.clear();
         for (size_t k = n; k < end; ++k)
@@ -194,7 +204,6 @@ public:
             issueGroup({op});
           held.insert(held.end(), phase[k].trailingSends.begin(), phase[k].trailingSends.end());
         }
-        n = end;
       }
       issueGroup(held);
     }

@@ -82,6 +82,17 @@ TEST(PipelineMessages, AnUnansweredRecvDeadlocks) {
   EXPECT_EQ(problem.find("stage 0 waits"), std::string::npos) << problem;
 }
 
+TEST(PipelineMessages, ABackwardAndTheForwardAfterItAreOneUnit) {
+  // 1F1B, first of two stages, 3 micro-batches: F0 F1 B0 F2 B1 B2.
+  std::vector<PipelineStep> schedule = {{true, 0, 0}, {true, 1, 0}, {false, 0, 0},
+                                        {true, 2, 0}, {false, 1, 0}, {false, 2, 0}};
+  using Units = std::vector<std::pair<size_t, size_t>>;
+  EXPECT_EQ(messageUnits(schedule, MessageIssue::GroupedPerBackwardForwardPair),
+            (Units{{0, 1}, {1, 2}, {2, 4}, {4, 5}, {5, 6}}));
+  EXPECT_EQ(messageUnits(schedule, MessageIssue::GroupedAtProgramBoundaries),
+            (Units{{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 6}}));
+}
+
 /// Stage plans for `schedule` shaped as mt-plan lowers a model split into chunks: each chunk's programs receive
 /// the boundary's `values` values from the neighbour chunk, compute, and send theirs on; the first chunk receives
 /// nothing forward, the last sends nothing forward and starts its backward from the loss.

@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace megatron::plan {
@@ -61,12 +62,17 @@ enum class MessageIssue {
   /// trailing sends wait for the group before the next unit. Megatron-LM batches a steady-state step's four
   /// messages alike (send_forward_backward_recv_forward_backward), around a forward-then-backward pair instead;
   /// pairing that way here hangs where all forwards precede all backwards (as many micro-batches as stages, the
-  /// case Megatron treats apart). Plain GroupedAtProgramBoundaries hangs the
-  /// interleaved schedule: the chunk boundary between the last and the first stage closes the stages into a ring,
-  /// and every stage can stand at its backward's gradient send while its peer's matching recv waits for the
-  /// peer's next boundary.
+  /// case Megatron treats apart). Plain GroupedAtProgramBoundaries hangs the interleaved schedule: the chunk
+  /// boundary between the last and the first stage closes the stages into a ring, and every stage can stand at
+  /// its backward's gradient send while its peer's matching recv waits for the peer's next boundary.
   GroupedPerBackwardForwardPair,
 };
+
+/// The units in which a stage running `schedule` issues its messages: [begin, end) ranges of its entries, each
+/// entry alone except that GroupedPerBackwardForwardPair puts a backward and the forward right after it together.
+/// Before each unit, the previous unit's trailing sends and the unit's leading recvs are one group. A GPU engine
+/// takes its units from here, so that it issues what mt-plan checked.
+std::vector<std::pair<size_t, size_t>> messageUnits(const std::vector<PipelineStep> &schedule, MessageIssue issue);
 
 /// Describes `op` for messages: `send of the activation (micro-batch 3, chunks 1->2, value 0, 64 x f32) to stage 2
 /// [train_forward_chunk1, micro-batch 3]`.
