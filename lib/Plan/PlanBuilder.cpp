@@ -12,6 +12,7 @@
 #include "dialects/mt/MtOps.h"
 #include "megatron/Analysis/ModelFiguresAnalysis.h"
 #include "megatron/Plan/MemoryPlanner.h"
+#include "megatron/Plan/PipelineMessages.h"
 #include "megatron/Schedule/PipelineSchedule.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -784,6 +785,10 @@ FailureOr<std::vector<plan::Plan>> mt::buildPlans(ModuleOp module) {
       return failure();
     plans.push_back(std::move(*plan));
   }
+  // On GPUs the messages are NCCL's: untagged, matched in issue order and blocking until the peer's call runs.
+  // A schedule whose messages would hang or cross there is refused here, where it is made, not on the GPUs.
+  if (std::string problem = plan::checkInOrderMessages(plans); !problem.empty())
+    return emitError(module.getLoc(), "mt-plan: ") << problem;
   return plans;
 }
 
