@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "GeluReference.h"
 #include "runtime/cpu/Kernels.h"
 #include "runtime/cuda/CudaBackend.h"
 #include "runtime/cuda/Device.h"
@@ -23,6 +24,8 @@
 #include <random>
 
 using namespace megatron;
+using test::geluTanh;
+using test::geluTanhDerivative;
 
 namespace {
 
@@ -214,18 +217,6 @@ struct GemmCase {
   float beta;
   device::GemmEpilogue epilogue = device::GemmEpilogue::None;
 };
-
-/// The tanh GeLU and its derivative in float64: the references of the GeLU epilogues.
-double geluTanh(double v) {
-  const double k0 = 0.79788456080286535588, k1 = 0.044715;
-  return 0.5 * v * (1.0 + std::tanh(k0 * (v + k1 * v * v * v)));
-}
-
-double geluTanhDerivative(double v) {
-  const double k0 = 0.79788456080286535588, k1 = 0.044715;
-  const double t = std::tanh(k0 * (v + k1 * v * v * v));
-  return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * k0 * (1.0 + 3.0 * k1 * v * v);
-}
 
 /// One product on the device against float64 on the host: D = op(A)·op(B) (+ bias) (+ beta·D), and with a GeLU
 /// epilogue D = gelu(v) with aux = v (GELU_AUX[_BIAS]), or D = v·gelu'(aux) for a given aux (DGELU).

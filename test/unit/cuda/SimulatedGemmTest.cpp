@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "GeluReference.h"
 #include "DeviceValues.h"
 #include "sim/SimulatedBackend.h"
 
@@ -17,19 +18,10 @@
 #include <random>
 
 using namespace megatron;
+using test::geluTanh;
+using test::geluTanhDerivative;
 
 namespace {
-
-double geluTanh(double v) {
-  const double k0 = 0.79788456080286535588, k1 = 0.044715;
-  return 0.5 * v * (1.0 + std::tanh(k0 * (v + k1 * v * v * v)));
-}
-
-double geluTanhDerivative(double v) {
-  const double k0 = 0.79788456080286535588, k1 = 0.044715;
-  const double t = std::tanh(k0 * (v + k1 * v * v * v));
-  return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * k0 * (1.0 + 3.0 * k1 * v * v);
-}
 
 cudasim::KernelLibrary &library() {
   static cudasim::KernelLibrary shared(MEGATRON_SIM_CACHE);
