@@ -434,12 +434,12 @@ std::string DeviceEngine::messageStep(const BoundMessage &message, bool leading,
 }
 
 std::string DeviceEngine::issueGroup(const std::vector<std::pair<const BoundMessage *, int>> &recvs) {
+  recvStaged = 0; // the previous unit's programs took theirs (exchange checks)
   if (held.empty() && recvs.empty())
     return {};
   comm::Communicator *group = groups.pipeline;
   if (!group)
     return "pipeline messages need the pipeline group's communicator";
-  recvStaged = 0;
   std::vector<void *> into;
   for (const auto &[message, tag] : recvs) {
     std::string error;
