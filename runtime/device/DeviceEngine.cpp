@@ -2,6 +2,7 @@
 
 #include "runtime/device/DeviceEngine.h"
 
+#include "megatron/Plan/PipelineMessages.h"
 #include "runtime/device/LinearGemms.h"
 #include "runtime/engine/CollectiveLayout.h"
 
@@ -51,34 +52,7 @@ std::size_t stagingBytes(std::size_t bytes) {
 
 bool isMessage(const plan::Step &step) { return step.op == "send" || step.op == "recv"; }
 
-/// Where each message step of `program` stands for the units (plan::stageMessages classifies alike): a leading recv
-/// comes before the program's first computing step with no other message step of the program's middle before it;
-/// a trailing send comes after its last computing step (or the program computes nothing); the rest are issued
-/// alone.
-enum class MessagePlace { Alone, Leading, Trailing };
-std::vector<MessagePlace> messagePlaces(const plan::Program &program) {
-  const std::vector<plan::Step> &steps = program.steps;
-  size_t firstCompute = steps.size(), lastCompute = 0;
-  for (size_t i = 0; i < steps.size(); ++i)
-    if (!isMessage(steps[i])) {
-      firstCompute = std::min(firstCompute, i);
-      lastCompute = i;
-    }
-  std::vector<MessagePlace> places(steps.size(), MessagePlace::Alone);
-  bool middle = false;
-  for (size_t i = 0; i < steps.size(); ++i) {
-    if (!isMessage(steps[i]))
-      continue;
-    const bool send = steps[i].op == "send";
-    if (!send && i < firstCompute && !middle)
-      places[i] = MessagePlace::Leading;
-    else if (send && (i > lastCompute || firstCompute == steps.size()))
-      places[i] = MessagePlace::Trailing;
-    else
-      middle = true;
-  }
-  return places;
-}
+using plan::MessagePlace;
 
 } // namespace
 
@@ -212,7 +186,7 @@ std::string DeviceEngine::bindProgram(const plan::Program &program, int slot) {
         size_t(stepPlan.ref.step) < stepPlans.size())
       stepPlans[size_t(stepPlan.ref.step)] = &stepPlan;
 
-  const std::vector<MessagePlace> places = messagePlaces(program);
+  const std::vector<MessagePlace> places = plan::messagePlaces(program); // as mt-plan's check classifies them
   std::size_t trailingBytes = 0, leadingBytes = 0;
   for (size_t i = 0; i < program.steps.size(); ++i) {
     const plan::Step &step = program.steps[i];
