@@ -143,6 +143,34 @@ const int64_t *intAttr(const Step &step, const char *name) {
 
 bool isMessage(const Step &step) { return step.op == "send" || step.op == "recv"; }
 
+} // namespace
+
+std::vector<MessagePlace> messagePlaces(const Program &program) {
+  const std::vector<Step> &steps = program.steps;
+  size_t firstCompute = steps.size(), lastCompute = 0;
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (!isMessage(steps[i])) {
+      firstCompute = std::min(firstCompute, i);
+      lastCompute = i;
+    }
+  std::vector<MessagePlace> places(steps.size(), MessagePlace::Alone);
+  bool middle = false; // a message step issued alone came before
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (!isMessage(steps[i]))
+      continue;
+    const bool send = steps[i].op == "send";
+    if (!send && i < firstCompute && !middle)
+      places[i] = MessagePlace::Leading;
+    else if (send && (i > lastCompute || firstCompute == steps.size()))
+      places[i] = MessagePlace::Trailing;
+    else
+      middle = true;
+  }
+  return places;
+}
+
+namespace {
+
 /// A stage's messages, program run by program run, and the order and groups in which `issue` issues them.
 class SequenceBuilder {
 public:
@@ -154,12 +182,7 @@ public:
     if (!program)
       return "stage " + std::to_string(plan.pipeline.stage) + " has no program " + name + " that its schedule runs";
     const std::vector<Step> &steps = program->steps;
-    size_t firstCompute = steps.size(), lastCompute = 0;
-    for (size_t i = 0; i < steps.size(); ++i)
-      if (!isMessage(steps[i])) {
-        firstCompute = std::min(firstCompute, i);
-        lastCompute = i;
-      }
+    const std::vector<MessagePlace> places = messagePlaces(*program);
     const std::string where = name + ", micro-batch " + std::to_string(microBatch);
     ProgramMessages &run = phase.emplace_back();
     run.forward = forward;
@@ -170,9 +193,9 @@ public:
       std::optional<MessageOp> op = messageOf(steps[i], chunk, microBatch, where, error);
       if (!op)
         return error;
-      if (!op->send && i < firstCompute && run.middle.empty())
+      if (places[i] == MessagePlace::Leading)
         run.leadingRecvs.push_back(*op);
-      else if (op->send && (i > lastCompute || firstCompute == steps.size()))
+      else if (places[i] == MessagePlace::Trailing)
         run.trailingSends.push_back(*op);
       else
         run.middle.push_back(*op);

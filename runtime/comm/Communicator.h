@@ -100,6 +100,21 @@ public:
   virtual std::string send(const void *data, int64_t count, DType type, int peer, int tag) = 0;
   virtual std::string recv(void *data, int64_t count, DType type, int peer, int tag) = 0;
 
+  /// A group of point-to-point calls (NCCL's ncclGroupStart/ncclGroupEnd), for implementations whose send waits
+  /// for the receiver's matching recv (NCCL: a send and its recv complete together, and a pair's messages match in
+  /// issue order, whatever their tags). The sends and recvs between groupStart() and groupEnd() are posted
+  /// together: none waits for its peer when called, and groupEnd() returns when all of them have completed (a
+  /// device communicator: when all of them are enqueued on the rank's stream, after which they complete together
+  /// there). So two ranks that each send to the other first can exchange without deadlock, where a rank issuing
+  /// its calls alone could not (docs/parallelism.md, "Messages"). Groups do not nest and hold sends and recvs of
+  /// this communicator only; every buffer stays untouched until groupEnd() returns. Errors as any call's.
+  /// The defaults issue each call as it comes (groupStart and groupEnd do nothing): right for the implementations
+  /// whose send returns without waiting for the receiver (threads, MPI, the same-device world), provided the
+  /// caller issues a group's sends before its recvs (a recv waits for its message, and the peer's send may come
+  /// later in the peer's group).
+  virtual std::string groupStart() { return {}; }
+  virtual std::string groupEnd() { return {}; }
+
   /// A tensor split along an inner dimension. allGatherDim: `send` is [outer][chunk], `recv` is
   /// [outer][size()][chunk] (the ranks' slices concatenated along the middle dimension). reduceScatterDim: `send`
   /// is [outer][size()][chunk], rank r receives [outer][chunk], the reduction of every rank's slice r. The buffers

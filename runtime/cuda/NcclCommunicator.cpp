@@ -179,9 +179,10 @@ public:
 
   /// Watches one operation just issued on the stream: `event`, recorded behind it, says when it finished, and the
   /// communicator's asynchronous error whether it failed.
-  void watch(const CallInfo &call, const std::string &group, std::shared_ptr<Handle> handle,
+  /// `operation`: comm::describeIssued of the call, or a group of sends and recvs.
+  void watch(std::string operation, const std::string &group, std::shared_ptr<Handle> handle,
              std::shared_ptr<CompletionEvent> event) {
-    watchdog->watch(comm::describeIssued(call), group, [handle = std::move(handle), event = std::move(event)] {
+    watchdog->watch(std::move(operation), group, [handle = std::move(handle), event = std::move(event)] {
       cudaSetDevice(handle->device); // the watchdog's thread
       {
         std::lock_guard<std::mutex> lock(handle->mutex);
@@ -269,6 +270,65 @@ public:
   std::string recv(void *data, int64_t n, DType type, int peer, int tag) override {
     return issue({CommOp::Recv, type, ReduceOp::Sum, n, 1, peer, tag}, data, data,
                  [&](ncclComm_t c, ncclDataType_t t, cudaStream_t s) { return ncclRecv(data, size_t(n), t, peer, c, s); });
+  }
+
+  /// ncclGroupStart: the sends and recvs until groupEnd are only recorded by NCCL (each call returns at once,
+  /// neither settled nor watched alone); ncclGroupEnd issues them together on the stream.
+  std::string groupStart() override {
+    const std::string where = groupWhere();
+    if (inGroup)
+      return where + ": groupStart inside a group (groups do not nest)";
+    if (std::string reason = world->failure(); !reason.empty())
+      return where + ": " + reason;
+    cudaSetDevice(backend.deviceIndex());
+    if (ncclResult_t result = ncclGroupStart(); result != ncclSuccess) {
+      std::string error = where + ": ncclGroupStart: " + ncclReason(result, nullptr);
+      abort(error);
+      return error;
+    }
+    inGroup = true;
+    grouped.clear();
+    return {};
+  }
+
+  /// ncclGroupEnd, which a non-blocking communicator may answer with ncclInProgress: settled against the deadline
+  /// as any call, then one completion event behind the whole group for the watchdog.
+  std::string groupEnd() override {
+    const std::string where = groupWhere();
+    if (!inGroup)
+      return where + ": groupEnd without groupStart";
+    inGroup = false;
+    std::vector<CallInfo> calls = std::move(grouped);
+    grouped.clear();
+    cudaSetDevice(backend.deviceIndex());
+    ncclResult_t result = ncclSuccess;
+    bool aborted = false;
+    {
+      std::lock_guard<std::mutex> lock(handle->mutex);
+      aborted = !handle->comm;
+      result = ncclGroupEnd(); // also after an abort: the group must be closed on this thread
+    }
+    if (aborted)
+      return where + ": " + world->failure();
+    if (result != ncclSuccess && result != ncclInProgress) {
+      std::string error = where + ": ncclGroupEnd: " + ncclReason(result, nullptr);
+      abort(error);
+      return error;
+    }
+    std::string operation = "a group of " + std::to_string(calls.size()) + " sends and recvs (";
+    for (size_t i = 0; i < calls.size(); ++i)
+      operation += (i ? ", " : "") + comm::describeIssued(calls[i]);
+    operation += ")";
+    if (result == ncclInProgress)
+      if (std::string ending = world->settle({handle.get()}); !ending.empty()) {
+        std::string error = "rank " + std::to_string(world->rank()) + ": " + operation + " on group \"" + groupName +
+                            "\" " + ending;
+        world->fail(error);
+        return error;
+      }
+    if (calls.empty())
+      return {};
+    return watchBehind(operation, where);
   }
 
   // NCCL only knows contiguous per-rank blocks: the [outer][size][chunk] layouts go through [size][outer][chunk]
@@ -385,6 +445,10 @@ private:
       abort(error);
       return error;
     }
+    if (inGroup) { // NCCL issues it at groupEnd, which settles and watches the group
+      grouped.push_back(call);
+      return {};
+    }
     if (result == ncclInProgress)
       if (std::string ending = world->settle({handle.get()}); !ending.empty()) {
         error = "rank " + std::to_string(world->rank()) + ": " + comm::describeIssued(call) + " on group \"" +
@@ -392,17 +456,27 @@ private:
         world->fail(error);
         return error;
       }
+    return watchBehind(comm::describeIssued(call), where);
+  }
+
+  /// Records an event behind the work just issued on the stream and hands `operation` to the watchdog.
+  std::string watchBehind(const std::string &operation, const std::string &where) {
+    cudaStream_t stream = static_cast<cudaStream_t>(backend.nativeStream());
     auto event = std::make_shared<CompletionEvent>();
     cudaError_t status = cudaEventCreateWithFlags(&event->event, cudaEventDisableTiming);
     if (status == cudaSuccess)
       status = cudaEventRecord(event->event, stream);
     if (status != cudaSuccess) {
-      error = where + ": cannot record its completion event: " + cudaGetErrorName(status);
+      std::string error = where + ": cannot record its completion event: " + cudaGetErrorName(status);
       abort(error);
       return error;
     }
-    world->watch(call, groupName, handle, std::move(event));
+    world->watch(operation, groupName, handle, std::move(event));
     return {};
+  }
+
+  std::string groupWhere() const {
+    return "a group of sends and recvs (group \"" + groupName + "\") on rank " + std::to_string(myRank);
   }
 
   /// Ends the communicator: after a failure with ncclCommAbort; otherwise ncclCommFinalize (which completes its
@@ -464,6 +538,8 @@ private:
   int myRank = 0, count = 1;
   void *scratch = nullptr;
   size_t scratchBytes = 0;
+  bool inGroup = false;          // between groupStart and groupEnd
+  std::vector<CallInfo> grouped; // the group's calls so far, for the watchdog's message
 };
 
 } // namespace

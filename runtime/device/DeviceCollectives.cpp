@@ -83,28 +83,27 @@ HostStep nothing() {
   return [](const RunContext &) { return std::string(); };
 }
 
-std::optional<HostStep> bindPipelineMessage(const CollectiveBinding &b, const plan::Step &step,
-                                            std::string &problem) {
+} // namespace
+
+std::optional<BoundMessage> bindPipelineMessage(const CollectiveBinding &b, const plan::Step &step,
+                                                std::string &problem) {
   std::optional<runtime::PipelineMessage> message = runtime::pipelineMessage(b.plan, step, b.chunk, problem);
   if (!message)
     return std::nullopt;
-  comm::Communicator *group = b.groups.pipeline;
-  if (!group) {
+  if (!b.groups.pipeline) {
     problem = "pipeline messages need the pipeline group's communicator (DeviceEngine::create with one)";
     return std::nullopt;
   }
   const plan::Buffer &buffer = b.plan.buffers[size_t(message->buffer)];
-  const std::int64_t count = buffer.numElements();
-  const plan::DType dtype = buffer.dtype; // the device stores every type as planned
-  void *data = b.address(message->buffer);
-  return HostStep([=, message = *message](const RunContext &context) {
-    const int tag = message.tag(context.microBatch);
-    return message.send ? group->send(data, count, dtype, message.peer, tag)
-                        : group->recv(data, count, dtype, message.peer, tag);
-  });
+  BoundMessage bound;
+  bound.message = *message;
+  bound.group = b.groups.pipeline;
+  bound.data = b.address(message->buffer);
+  bound.count = buffer.numElements();
+  bound.dtype = buffer.dtype; // the device stores every type as planned
+  bound.bytes = std::size_t(bound.count) * deviceBytes(bound.dtype);
+  return bound;
 }
-
-} // namespace
 
 comm::Communicator *RankGroups::tensorBlock(std::int64_t groupSize) const {
   if (!tensor || groupSize <= 1)
@@ -155,8 +154,14 @@ std::int64_t collectiveWorkspaceBytes(const plan::Plan &plan, const plan::Step &
 std::optional<HostStep> bindCollectiveStep(const CollectiveBinding &b, const plan::Step &step,
                                            std::string &problem) {
   const std::string &op = step.op;
-  if (op == "send" || op == "recv")
-    return bindPipelineMessage(b, step, problem);
+  if (op == "send" || op == "recv") {
+    std::optional<BoundMessage> message = bindPipelineMessage(b, step, problem);
+    if (!message)
+      return std::nullopt;
+    return HostStep([message = *message](const RunContext &context) {
+      return message.issue(message.data, message.tag(context));
+    });
+  }
   DeviceBackend &backend = b.backend;
   const std::string groupName = runtime::collectiveGroup(step, problem);
   if (!problem.empty())

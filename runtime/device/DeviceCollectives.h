@@ -14,6 +14,7 @@
 
 #include "runtime/comm/Communicator.h"
 #include "runtime/device/DeviceBackend.h"
+#include "runtime/engine/CollectiveLayout.h"
 #include "runtime/engine/Engine.h"
 
 #include <cstdint>
@@ -51,7 +52,30 @@ struct CollectiveBinding {
   int chunk = -1;                     ///< the program's global model chunk, for pipeline messages
 };
 
-/// The step as a HostStep, or std::nullopt and a problem (without the step's name).
+/// A pipeline message step (send or recv) bound to the pipeline group: the device engine issues it alone, or holds
+/// it for the group that pipeline units issue (DeviceEngine::exchange) through a staging buffer.
+struct BoundMessage {
+  runtime::PipelineMessage message; ///< its peer, direction and tag per micro-batch
+  comm::Communicator *group = nullptr;
+  void *data = nullptr; ///< the buffer it sends from or receives into (in the program's stash slot)
+  std::int64_t count = 0;
+  plan::DType dtype = plan::DType::F32;
+  std::size_t bytes = 0; ///< count elements in device storage
+  bool send() const { return message.send; }
+  int tag(const runtime::RunContext &context) const { return message.tag(context.microBatch); }
+  /// The send from, or the recv into, `buffer` (`data` itself, or a staging copy of bytes()).
+  std::string issue(void *buffer, int tag) const {
+    return message.send ? group->send(buffer, count, dtype, message.peer, tag)
+                        : group->recv(buffer, count, dtype, message.peer, tag);
+  }
+};
+
+/// A send or recv step as a BoundMessage, or std::nullopt and a problem (without the step's name).
+std::optional<BoundMessage> bindPipelineMessage(const CollectiveBinding &binding, const plan::Step &step,
+                                                std::string &problem);
+
+/// The step as a HostStep, or std::nullopt and a problem (without the step's name). A send or recv step issues its
+/// message alone.
 std::optional<HostStep> bindCollectiveStep(const CollectiveBinding &binding, const plan::Step &step,
                                            std::string &problem);
 

@@ -2,6 +2,7 @@
 
 #include "runtime/device/DeviceEngine.h"
 
+#include "megatron/Plan/PipelineMessages.h"
 #include "runtime/device/LinearGemms.h"
 #include "runtime/engine/CollectiveLayout.h"
 
@@ -38,7 +39,22 @@ struct DeviceEngine::BoundProgram {
   int slot = -1; // the stash slot it is bound to; -1 for a program that does not touch the stash (any slot)
   std::vector<BoundStep> steps;
   int firstStatus = 0, statusCount = 0; // this program's index-status words
+  std::vector<BoundMessage> leadingRecvs; // the recvs a unit's exchange posts for it (DeviceEngine::exchange)
 };
+
+namespace {
+
+constexpr std::size_t kStagingAlignment = 256;
+
+std::size_t stagingBytes(std::size_t bytes) {
+  return (bytes + kStagingAlignment - 1) / kStagingAlignment * kStagingAlignment;
+}
+
+bool isMessage(const plan::Step &step) { return step.op == "send" || step.op == "recv"; }
+
+using plan::MessagePlace;
+
+} // namespace
 
 DeviceEngine::DeviceEngine(const plan::Plan &plan, const codegen::KernelSet &kernels, DeviceBackend &backend)
     : planValue(plan), kernels(kernels), backend(backend), arenas(plan::kNumArenas, nullptr) {}
@@ -51,6 +67,8 @@ DeviceEngine::~DeviceEngine() {
     backend.release(status);
   if (workspace)
     backend.release(workspace);
+  if (staging)
+    backend.release(staging);
 }
 
 std::unique_ptr<DeviceEngine> DeviceEngine::create(const plan::Plan &plan, const codegen::KernelSet &kernels,
@@ -102,6 +120,14 @@ std::unique_ptr<DeviceEngine> DeviceEngine::create(const plan::Plan &plan, const
     for (int slot = 0; slot < (stashed ? slots : 1); ++slot)
       if (error = engine->bindProgram(program, stashed ? slot : -1); !error.empty())
         return nullptr;
+  }
+  if (const std::size_t bytes = engine->sendStagingBytes + engine->recvStagingBytes; bytes > 0) {
+    engine->staging = static_cast<std::byte *>(backend.allocate(bytes, error));
+    if (!engine->staging) {
+      error = "cannot allocate the pipeline messages' staging buffer (" + std::to_string(bytes) + " bytes) on " +
+              backend.describe() + ": " + error;
+      return nullptr;
+    }
   }
   int words = 0;
   for (const auto &program : engine->programs)
@@ -160,6 +186,8 @@ std::string DeviceEngine::bindProgram(const plan::Program &program, int slot) {
         size_t(stepPlan.ref.step) < stepPlans.size())
       stepPlans[size_t(stepPlan.ref.step)] = &stepPlan;
 
+  const std::vector<MessagePlace> places = plan::messagePlaces(program); // as mt-plan's check classifies them
+  std::size_t trailingBytes = 0, leadingBytes = 0;
   for (size_t i = 0; i < program.steps.size(); ++i) {
     const plan::Step &step = program.steps[i];
     BoundStep b;
@@ -204,6 +232,27 @@ std::string DeviceEngine::bindProgram(const plan::Program &program, int slot) {
           b.between.push_back(timed(std::move(collective)));
         break;
       }
+      if (isMessage(step)) {
+        std::optional<BoundMessage> message = bindPipelineMessage(collectives, step, error);
+        if (!message)
+          return b.where + ": " + error;
+        const MessagePlace place = places[i];
+        (place == MessagePlace::Leading ? leadingBytes : trailingBytes) +=
+            place == MessagePlace::Alone ? 0 : stagingBytes(message->bytes);
+        if (place == MessagePlace::Leading)
+          bound->leadingRecvs.push_back(*message);
+        HostStep alone = timed([message = *message](const runtime::RunContext &context) {
+          return message.issue(message.data, message.tag(context));
+        });
+        b.kind = BoundStep::Kind::Host;
+        b.host = place == MessagePlace::Alone
+                     ? std::move(alone)
+                     : HostStep([this, message = *message, alone = std::move(alone),
+                                 leading = place == MessagePlace::Leading](const runtime::RunContext &context) {
+                         return units ? messageStep(message, leading, context) : alone(context);
+                       });
+        break;
+      }
       // The rank's communicators (a single rank's collectives copy or do nothing).
       std::optional<HostStep> host = bindCollectiveStep(collectives, step, error);
       if (!host)
@@ -217,6 +266,8 @@ std::string DeviceEngine::bindProgram(const plan::Program &program, int slot) {
     }
     bound->steps.push_back(std::move(b));
   }
+  sendStagingBytes = std::max(sendStagingBytes, 2 * trailingBytes);
+  recvStagingBytes = std::max(recvStagingBytes, 2 * leadingBytes);
   programs.push_back(std::move(bound));
   return {};
 }
@@ -294,16 +345,8 @@ std::string DeviceEngine::run(const std::string &name, const runtime::RunContext
     if (std::string error = backend.fill(words, 0xff, statusBytes); !error.empty())
       return error;
   for (BoundStep &step : program.steps)
-    if (std::string error = runStep(step, values, context); !error.empty()) {
-      // The peers would wait for this rank in their next collective: fail the world now (a failed collective
-      // has failed it already; the first failure wins).
-      for (comm::Communicator *group : {groups.tensor, groups.data, groups.pipeline})
-        if (group) {
-          group->abort(error);
-          break;
-        }
-      return error;
-    }
+    if (std::string error = runStep(step, values, context); !error.empty())
+      return failed(error);
   if (!statusBytes)
     return {};
 
@@ -316,6 +359,116 @@ std::string DeviceEngine::run(const std::string &name, const runtime::RunContext
     if (step.statusSlot >= 0 && reported[size_t(step.statusSlot - program.firstStatus)] != ~0ull)
       return step.where + ": an id or label at position " +
              std::to_string(reported[size_t(step.statusSlot - program.firstStatus)]) + " is outside its range";
+  return {};
+}
+
+// The peers would wait for this rank in their next collective: fail the world now (a failed collective has failed
+// it already; the first failure wins).
+std::string DeviceEngine::failed(const std::string &error) {
+  for (comm::Communicator *group : {groups.tensor, groups.data, groups.pipeline})
+    if (group) {
+      group->abort(error);
+      break;
+    }
+  return error;
+}
+
+void *DeviceEngine::stage(bool send, std::size_t bytes, std::string &error) {
+  std::size_t &used = send ? sendStaged : recvStaged;
+  const std::size_t capacity = send ? sendStagingBytes : recvStagingBytes;
+  if (used + stagingBytes(bytes) > capacity) {
+    error = "the pipeline messages' staging buffer holds " + std::to_string(capacity) + " bytes of " +
+            (send ? "sends" : "recvs") + " (two programs' worth), not " + std::to_string(used + stagingBytes(bytes)) +
+            ": a unit of more than a backward and a forward?";
+    return nullptr;
+  }
+  void *at = staging + (send ? 0 : sendStagingBytes) + used;
+  used += stagingBytes(bytes);
+  return at;
+}
+
+std::string DeviceEngine::messageStep(const BoundMessage &message, bool leading, const runtime::RunContext &context) {
+  const int tag = message.tag(context);
+  if (leading) {
+    auto found = received.find({message.message.peer, tag});
+    if (found == received.end())
+      return "its recv was not posted by the unit's exchange (DeviceEngine::exchange without this program?)";
+    void *from = found->second;
+    received.erase(found);
+    return backend.copyOnDevice(message.data, from, message.bytes);
+  }
+  std::string error;
+  void *to = stage(/*send=*/true, message.bytes, error);
+  if (!to)
+    return error;
+  if (error = backend.copyOnDevice(to, message.data, message.bytes); !error.empty())
+    return error;
+  held.push_back({message, to, tag});
+  return {};
+}
+
+std::string DeviceEngine::issueGroup(const std::vector<std::pair<const BoundMessage *, int>> &recvs) {
+  recvStaged = 0; // the previous unit's programs took theirs (exchange checks)
+  if (held.empty() && recvs.empty())
+    return {};
+  comm::Communicator *group = groups.pipeline;
+  if (!group)
+    return "pipeline messages need the pipeline group's communicator";
+  std::vector<void *> into;
+  for (const auto &[message, tag] : recvs) {
+    std::string error;
+    into.push_back(stage(/*send=*/false, message->bytes, error));
+    if (!into.back())
+      return error;
+  }
+  // Sends first: on communicators without groups (whose sends do not block) a recv waits for its message.
+  HostStep issue = timed([&](const runtime::RunContext &) {
+    std::string error = group->groupStart();
+    for (size_t i = 0; i < held.size() && error.empty(); ++i)
+      error = held[i].message.issue(held[i].staged, held[i].tag);
+    for (size_t i = 0; i < recvs.size() && error.empty(); ++i)
+      error = recvs[i].first->issue(into[i], recvs[i].second);
+    std::string ended = group->groupEnd(); // closes the group also after a failure
+    return error.empty() ? ended : error;
+  });
+  if (std::string error = issue(runtime::RunContext{}); !error.empty())
+    return error;
+  held.clear();
+  sendStaged = 0;
+  for (size_t i = 0; i < recvs.size(); ++i)
+    received[{recvs[i].first->message.peer, recvs[i].second}] = into[i];
+  return {};
+}
+
+std::string DeviceEngine::exchange(const std::vector<ScheduledRun> &unit) {
+  std::string where = "the pipeline messages before";
+  for (const ScheduledRun &run : unit)
+    where += " " + run.name + " (micro-batch " + std::to_string(run.microBatch) + ")";
+  if (!received.empty())
+    return failed(where + ": the previous unit's programs left " + std::to_string(received.size()) +
+                  " received message(s) untaken");
+  std::vector<std::pair<const BoundMessage *, int>> recvs;
+  for (const ScheduledRun &run : unit) {
+    auto found = std::find_if(programs.begin(), programs.end(), [&](const auto &p) { return p->name == run.name; });
+    if (found == programs.end())
+      return failed(where + ": the plan has no program '" + run.name + "'");
+    for (const BoundMessage &message : (*found)->leadingRecvs)
+      recvs.emplace_back(&message, message.message.tag(run.microBatch));
+  }
+  units = true;
+  if (std::string error = issueGroup(recvs); !error.empty())
+    return failed(where + ": " + error);
+  return {};
+}
+
+std::string DeviceEngine::flushMessages() {
+  const bool untaken = !received.empty();
+  received.clear();
+  units = false;
+  if (untaken)
+    return failed("the pipeline messages after the schedule: its programs left received messages untaken");
+  if (std::string error = issueGroup({}); !error.empty())
+    return failed("the pipeline messages after the schedule: " + error);
   return {};
 }
 

@@ -19,6 +19,8 @@
 #include "runtime/device/StreamSpans.h"
 #include "runtime/engine/Engine.h"
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +57,26 @@ public:
   /// train_step (embedding at 'embedding.word_embeddings'): an id or label at position 17 is outside its
   /// range"). With communicators, a failed step aborts them, so that no peer waits for this rank.
   std::string run(const std::string &name, const runtime::RunContext &context);
+
+  /// Pipeline messages issued in units, as NCCL needs them (docs/parallelism.md, "Messages"): a send blocks until
+  /// the peer's matching recv and a pair's messages match in issue order, so a stage that issued every send and
+  /// recv step alone as its programs run would hang every 1F1B and interleaved schedule. The training loop takes
+  /// its units from plan::messageUnits(schedule, MessageIssue::GroupedPerBackwardForwardPair), which mt-plan checked
+  /// (plan::checkInOrderMessages), and calls exchange() before each unit's programs: one group of the previous
+  /// unit's trailing sends (the send steps after a program's last computing step) and the unit's programs' leading
+  /// recvs (the recv steps before their first computing step). From the first exchange on, those steps do not
+  /// communicate: a trailing send copies its buffer to a staging buffer and is held for the next group (the memory
+  /// planner reuses the buffer in the next program), and a leading recv copies from the staging buffer the group
+  /// received it into (its destination may still be in use until the program runs). Other message steps are issued
+  /// alone, as the check models them. flushMessages() sends the held sends as a group of their own and ends the
+  /// units: call it after the schedule, before the iteration's other collectives. A program of the unit is named
+  /// with the micro-batch that tags its messages.
+  struct ScheduledRun {
+    std::string name;
+    std::int64_t microBatch = 0;
+  };
+  std::string exchange(const std::vector<ScheduledRun> &unit);
+  std::string flushMessages();
 
   /// The scalar the last run of `name` left in its loss buffer (copied to the host), or an error.
   std::string loss(const std::string &name, double &value);
@@ -98,6 +120,14 @@ private:
   HostStep timed(HostStep step);
   /// Buffer `id`'s address in stash slot `slot`.
   void *slotAddress(int id, int slot);
+  /// A message step of a program: alone, or staged while units are issued (exchange).
+  std::string messageStep(const BoundMessage &message, bool leading, const runtime::RunContext &context);
+  /// `bytes` of the staging buffer's sends or recvs half (reset by each exchange), or null and `error`.
+  void *stage(bool send, std::size_t bytes, std::string &error);
+  /// One group on the pipeline communicator: the held sends, then `recvs` (message, tag) into staging buffers.
+  std::string issueGroup(const std::vector<std::pair<const BoundMessage *, int>> &recvs);
+  /// Aborts the rank's first group with `error` (no peer may wait for this rank) and returns it.
+  std::string failed(const std::string &error);
 
   plan::Plan planValue;
   const codegen::KernelSet &kernels;
@@ -109,6 +139,21 @@ private:
   std::vector<std::unique_ptr<BoundProgram>> programs;
   bool weightsFresh = false; // the weights arena holds the current parameters' 16-bit copies
   std::unique_ptr<StreamSpans> communication; // the collectives' spans; null on one rank
+
+  // Pipeline units (exchange). The staging buffer holds the messages that do not go to or from their own buffers:
+  // the held trailing sends of at most one unit and the leading recvs of the next (a unit runs at most two
+  // programs, a backward and a forward), so each half is twice the largest program's trailing sends or leading
+  // recvs, from the plan's send and recv steps (each message 256-byte aligned).
+  bool units = false;
+  std::byte *staging = nullptr;
+  std::size_t sendStagingBytes = 0, recvStagingBytes = 0, sendStaged = 0, recvStaged = 0;
+  struct HeldSend {
+    BoundMessage message;
+    void *staged;
+    int tag;
+  };
+  std::vector<HeldSend> held;
+  std::map<std::pair<int, int>, void *> received; // (peer, tag) -> the staging buffer the unit's group filled
 };
 
 } // namespace megatron::device

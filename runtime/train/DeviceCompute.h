@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace megatron::train {
 
@@ -52,6 +53,11 @@ public:
   /// without one it is an error.
   std::string optimizerStep(const device::AdamWSettings &adam, double clipGrad, double lossScale, double &norm,
                             bool *skipped);
+
+  /// Pipeline messages in units (device::DeviceEngine::exchange, flushMessages): before each unit of the schedule,
+  /// and after the last.
+  std::string exchange(const std::vector<device::DeviceEngine::ScheduledRun> &unit) { return engine->exchange(unit); }
+  std::string flushMessages() { return engine->flushMessages(); }
 
   /// Seconds the device spent in the programs' collectives and pipeline messages since it was made, read from the
   /// markers recorded around them (DeviceEngine::communicationSeconds): call it where the device is idle.

@@ -7,6 +7,8 @@
 
 #include "Run.h"
 
+#include "megatron/Plan/PipelineMessages.h"
+
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -83,7 +85,11 @@ std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &
   std::vector<std::vector<int>> slotOf(static_cast<size_t>(pipeline.virtualStages),
                                        std::vector<int>(static_cast<size_t>(microBatches), -1));
   std::vector<std::optional<data::GptBatch>> batches(static_cast<size_t>(microBatches));
-  for (const plan::PipelineStep &step : pipeline.schedule) {
+  auto programOf = [&](const plan::PipelineStep &step) {
+    return (step.forward ? "train_forward_chunk" : "train_backward_chunk") +
+           std::to_string(pipeline.globalChunk(step.chunk));
+  };
+  auto runStep = [&](const plan::PipelineStep &step) -> std::string {
     int64_t g = dpRank * microBatches + step.microBatch;
     std::string chunk = std::to_string(pipeline.globalChunk(step.chunk));
     std::vector<bool> &inUse = slotsInUse;
@@ -109,7 +115,7 @@ std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &
     context.microBatch = step.microBatch;
     context.stashSlot = slot;
     context.lossScale = scaler ? scaler->scale() : 1.0;
-    std::string name = (step.forward ? "train_forward_chunk" : "train_backward_chunk") + chunk;
+    std::string name = programOf(step);
     std::string error = feed(*batch);
     if (error.empty())
       error = compute->run(name, context);
@@ -122,7 +128,29 @@ std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &
       --slotsHeld;
       slot = -1;
     }
+    return {};
+  };
+  // The CPU's communicators are tagged and their sends do not wait for the receiver: every message step goes alone,
+  // as its program runs. NCCL's are neither (docs/parallelism.md, "Messages"), so a device issues its messages in
+  // the units that mt-plan checked: before each unit one group of the previous unit's trailing sends and the unit's
+  // leading recvs, and after the last unit the held sends, before finalize_grads and the loss sum.
+  const std::vector<std::pair<size_t, size_t>> units = plan::messageUnits(
+      pipeline.schedule, device ? plan::MessageIssue::GroupedPerBackwardForwardPair : plan::MessageIssue::OneByOne);
+  for (auto [begin, end] : units) {
+    if (device) {
+      std::vector<device::DeviceEngine::ScheduledRun> unit;
+      for (size_t k = begin; k < end; ++k)
+        unit.push_back({programOf(pipeline.schedule[k]), pipeline.schedule[k].microBatch});
+      if (std::string error = device->exchange(unit); !error.empty())
+        return "iteration " + std::to_string(iteration) + ": " + error;
+    }
+    for (size_t k = begin; k < end; ++k)
+      if (std::string error = runStep(pipeline.schedule[k]); !error.empty())
+        return error;
   }
+  if (device)
+    if (std::string error = device->flushMessages(); !error.empty())
+      return "iteration " + std::to_string(iteration) + ": " + error;
   return {};
 }
 

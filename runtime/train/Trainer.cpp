@@ -90,7 +90,7 @@ std::string agreeOnDevices(comm::Communicator &world, const std::string &why) {
 /// Reads the plan and checks what every rank would otherwise check alike, then runs the ranks: one Run on this
 /// thread for a single rank, else `tensor` threads joined by a communicator.
 int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend,
-           const DeviceWorldFactory &connectDevices) {
+           const DeviceWorldFactory &connectDevices, const DeviceWorldWrapper &wrapDeviceWorld) {
   Shared *sharedPtr = nullptr;
   auto fail = [&](const std::string &message) {
     if (sharedPtr && sharedPtr->progressShown)
@@ -262,7 +262,11 @@ int runAll(const TrainOptions &opts, const DeviceBackendFactory &makeBackend,
             int rank;
             ~Finished() { world.finished(rank); }
           } finished{deviceWorld, rank};
-          return errors[static_cast<size_t>(rank)] = runRank(rank, hostWorld, &deviceWorld.communicator(rank));
+          std::unique_ptr<comm::Communicator> wrapped;
+          if (wrapDeviceWorld)
+            wrapped = wrapDeviceWorld(rank, deviceWorld.communicator(rank));
+          return errors[static_cast<size_t>(rank)] =
+                     runRank(rank, hostWorld, wrapped ? wrapped.get() : &deviceWorld.communicator(rank));
         },
         worldOptions);
     // Every failure reaches the device world first (a failing rank aborts it before the host world; a failed
@@ -330,8 +334,8 @@ std::vector<std::string> validate(const TrainOptions &o) {
 }
 
 int runTraining(const TrainOptions &options, const DeviceBackendFactory &makeBackend,
-                const DeviceWorldFactory &connectDevices) {
-  return runAll(options, makeBackend, connectDevices);
+                const DeviceWorldFactory &connectDevices, const DeviceWorldWrapper &wrapDeviceWorld) {
+  return runAll(options, makeBackend, connectDevices, wrapDeviceWorld);
 }
 
 } // namespace megatron::train

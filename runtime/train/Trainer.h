@@ -79,13 +79,19 @@ using DeviceBackendFactory = std::function<std::unique_ptr<device::DeviceBackend
 using DeviceWorldFactory = std::function<std::unique_ptr<comm::Communicator>(
     comm::Communicator &hostWorld, device::DeviceBackend &backend, std::string &error)>;
 
+/// Ranks as threads on one device: rank `rank`'s communicator over the same-device world passes through this before
+/// the rank splits its groups off it (the tests give its point-to-point calls NCCL's semantics,
+/// test/unit/cuda/InOrderP2PCommunicator.h). The result is used by that rank's thread only; null: `world` itself.
+using DeviceWorldWrapper =
+    std::function<std::unique_ptr<comm::Communicator>(int rank, comm::Communicator &world)>;
+
 /// Runs training (and generation) as the options say, on the CPU or, for --device cuda and auto, on backends from
 /// `makeBackend` (docs/cuda.md, "Training on the device"): ranks as threads share one device through a same-device
 /// world (runtime/device/SameDeviceCommunicator.h); ranks as processes join their devices with `connectDevices`.
 /// Prints the log to standard output and errors to standard error; returns the process exit code (0, or 1 with a
 /// message).
 int runTraining(const TrainOptions &options, const DeviceBackendFactory &makeBackend = {},
-                const DeviceWorldFactory &connectDevices = {});
+                const DeviceWorldFactory &connectDevices = {}, const DeviceWorldWrapper &wrapDeviceWorld = {});
 
 } // namespace megatron::train
 

@@ -68,6 +68,14 @@ enum class MessageIssue {
   GroupedPerBackwardForwardPair,
 };
 
+/// Where a program's send and recv steps stand when its messages are grouped: a leading recv (before the
+/// program's first computing step, with no other message step of its middle before it) is posted by the group
+/// before the program's unit, a trailing send (after its last computing step, or in a program that computes
+/// nothing) is held for the group after it, and the rest are issued alone as the program runs. One entry per step
+/// (Alone for the computing steps too). The check and the GPU engine both classify with this.
+enum class MessagePlace { Alone, Leading, Trailing };
+std::vector<MessagePlace> messagePlaces(const Program &program);
+
 /// The units in which a stage running `schedule` issues its messages: [begin, end) ranges of its entries, each
 /// entry alone except that GroupedPerBackwardForwardPair puts a backward and the forward right after it together.
 /// Before each unit, the previous unit's trailing sends and the unit's leading recvs are one group. A GPU engine

@@ -12,10 +12,14 @@
 // layout-independent run's, so a collective bound wrongly, a norm counted twice or a pipeline message out of order
 // shows in them. The distributed optimizer (ZeRO-1) is the CPU trainer's on the device: reduce-scatter, chunked
 // AdamW and all-gather. A parallel device run prints rank 0's communication time as the CPU run does, from markers
-// the device engine records around its collectives and pipeline messages.
+// the device engine records around its collectives and pipeline messages. Every parallel device run's world has
+// NCCL's point-to-point semantics (InOrderP2PCommunicator.h: untagged, in issue order, rendezvous), so a pipeline
+// schedule whose messages the device engine issued in an order that would hang on GPUs fails here, naming the
+// deadlock.
 //
 //===----------------------------------------------------------------------===//
 
+#include "InOrderP2PCommunicator.h"
 #include "SharedSimulatedDevice.h"
 #include "TestModels.h"
 #include "UniqueTempDir.h"
@@ -185,11 +189,18 @@ train::TrainOptions optionsFor(const plan::Plan &plan, const TempDir &dir, const
 }
 
 /// Trains as `options` say, on the CPU or on the simulator: a plan of one rank on a backend of its own (counting
-/// the copies), the `ranks` of a parallel plan each on its own stream of one simulated device.
+/// the copies), the `ranks` of a parallel plan each on its own stream of one simulated device, whose world's
+/// point-to-point calls have NCCL's semantics.
 Outcome train(train::TrainOptions options, bool onDevice, int ranks = 1) {
   options.device = onDevice ? "cuda" : "cpu";
   Outcome outcome;
   std::unique_ptr<test::SharedSimulatedDevice> shared; // the ranks' one device, made with the first stream
+  // A long bound: a rank may compile a kernel for the simulator while its peer waits; a deadlock where every rank
+  // waits is reported at once.
+  test::InOrderP2PWorld inOrder(ranks, std::chrono::seconds(120));
+  train::DeviceWorldWrapper strict;
+  if (onDevice && ranks > 1)
+    strict = [&](int rank, comm::Communicator &world) { return inOrder.wrap(world, rank); };
   int made = 0;
   testing::internal::CaptureStdout();
   const auto start = std::chrono::steady_clock::now();
@@ -202,7 +213,8 @@ Outcome train(train::TrainOptions options, bool onDevice, int ranks = 1) {
         if (!shared)
           shared = std::make_unique<test::SharedSimulatedDevice>(kernelLibrary());
         return std::make_unique<test::SharedSimulatedDevice::Stream>(*shared);
-      });
+      },
+      {}, strict);
   outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   outcome.output = testing::internal::GetCapturedStdout();
   if (outcome.exitCode == 0)
