@@ -56,12 +56,6 @@ std::string makeDeviceBackends(Shared &shared, const comm::LaunchInfo &launch, c
   if (processes && shared.ranks > 1 && !connectDevices)
     return "the ranks are processes under " + shared.launcher +
            ", and this build cannot connect their devices (that takes NCCL; docs/cuda.md, \"NCCL\")";
-  // NCCL's sends and recvs block their stream until the peer's match runs, in issue order: the device engine,
-  // which issues each pipeline message alone, would hang (mt-plan's check, docs/parallelism.md "Messages").
-  if (processes && shared.pipeline > 1)
-    return "pipeline stages as processes on GPUs are not supported yet: the device engine issues each pipeline "
-           "message alone, which would hang under NCCL's in-order blocking sends and receives (docs/parallelism.md, "
-           "\"Messages\"); run the stages as threads on one GPU";
   for (int r = 0; r < (processes ? 1 : shared.ranks); ++r) {
     std::string why;
     std::unique_ptr<device::DeviceBackend> backend = makeBackend(processes ? launch.localRank : 0, why);
