@@ -298,8 +298,7 @@ std::vector<MessageOp> stageMessages(const Plan &plan, MessageIssue issue, int64
   SequenceBuilder sequence(plan, issue);
   for (const PipelineStep &step : pipeline.schedule) {
     const int64_t chunk = pipeline.globalChunk(step.chunk);
-    std::string name = (step.forward ? "train_forward_chunk" : "train_backward_chunk") + std::to_string(chunk);
-    if (error = sequence.run(name, step.forward, chunk, step.microBatch); !error.empty())
+    if (error = sequence.run(pipeline.trainingProgram(step), step.forward, chunk, step.microBatch); !error.empty())
       return {};
   }
   sequence.endPhase();

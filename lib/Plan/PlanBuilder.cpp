@@ -666,8 +666,8 @@ LogicalResult PlanLowering::lowerTrainingChunk(int64_t local) {
   if (backwardStart < 0)
     return step.emitError("mt-plan: @train_step_chunk") << chunk << " has no mt.backward_start";
   plan::Program forwardHalf, backwardHalf;
-  forwardHalf.name = "train_forward_chunk" + chunk;
-  backwardHalf.name = "train_backward_chunk" + chunk;
+  forwardHalf.name = result.pipeline.trainingProgram({true, 0, local});
+  backwardHalf.name = result.pipeline.trainingProgram({false, 0, local});
   forwardHalf.chunk = backwardHalf.chunk = static_cast<int>(local);
   forwardHalf.loss = whole->loss;
   forwardHalf.peakActivationBytes = backwardHalf.peakActivationBytes = whole->peakActivationBytes;

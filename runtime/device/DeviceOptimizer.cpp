@@ -176,6 +176,11 @@ std::string DeviceOptimizer::makeLists() {
   } else {
     clip = everyGradient;
   }
+  for (const codegen::CudaKernel &kernel : kernels)
+    if (kernel.op == "sum_squares_finish")
+      finishSquares = &kernel;
+  if (!finishSquares)
+    return "no sum_squares_finish kernel";
   std::vector<long long> hostWords;
   for (std::string error : {addLists("scale", everyGradient, unscaleLists, hostWords),
                             addLists("scale", clip, clipLists, hostWords),
@@ -223,15 +228,11 @@ std::string DeviceOptimizer::step(const AdamWSettings &adam, double clipGrad, do
   if (std::string error = backend.fill(total, 0, sizeof(double)); !error.empty())
     return error;
   for (const WorkList &list : squareLists) {
-    const codegen::CudaKernel *finish = nullptr;
-    for (const codegen::CudaKernel &kernel : kernels)
-      if (kernel.op == "sum_squares_finish")
-        finish = &kernel;
     NamedArguments values;
     values.set("partial", partial).set("total", total);
     std::string error = launchLists({list}, values);
     if (error.empty())
-      error = finish ? launchWith(backend, *finish, values) : "no sum_squares_finish kernel";
+      error = launchWith(backend, *finishSquares, values);
     if (!error.empty())
       return "the gradient norm: " + error;
   }

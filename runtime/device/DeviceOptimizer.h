@@ -104,6 +104,7 @@ private:
   std::vector<WorkList> clipLists;              // the gradients clipping scales: every one, or the chunk
   std::vector<WorkList> squareLists;            // the norm's runs: the share's, every gradient, or the chunk's
   std::vector<WorkList> adamLists;              // every parameter, or the chunk's pieces
+  const codegen::CudaKernel *finishSquares = nullptr; // adds the partial sums of squares onto the total
 };
 
 } // namespace megatron::device

@@ -145,7 +145,6 @@ std::string Run::setUp() {
   const std::vector<int64_t> &shape = engine->buffer(inputs.tokens).shape;
   globalMicroBatches = engine->plan().model.numMicroBatches;
   microBatches = globalMicroBatches / dpSize;
-  slotsInUse.assign(static_cast<size_t>(std::max<int64_t>(engine->plan().pipeline.stashSlots, 1)), false);
   microBatchSize = shape[0];
   batchTokens = shape[0] * shape[1] * globalMicroBatches;
   std::string dataError;

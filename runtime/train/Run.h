@@ -158,9 +158,8 @@ private:
   device::DeviceBackend *backend;  // a device run's backend; null on the CPU
   int dpRank, dpSize, stage;
   bool leader; // rank 0 of the world: prints, logs, writes files
-  // Pipeline: the stash slots in use per local chunk, and the most in use at once (the activations measured).
-  std::vector<bool> slotsInUse;
-  int64_t slotsHeld = 0, peakSlotsHeld = 0;
+  // Pipeline: the most stash slots held at once over the iterations (the activations measured).
+  int64_t peakSlotsHeld = 0;
   // The plan's buffers on the host: the whole run on the CPU, or the host's view of a device run's (Compute.h).
   std::unique_ptr<runtime::Engine> engine;
   std::unique_ptr<Compute> compute; // what runs the programs: hostCompute(*engine), or `device`

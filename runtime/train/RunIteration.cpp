@@ -82,32 +82,21 @@ std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &
   // (each micro-batch is read once per iteration, at its first step).
   const plan::PipelineInfo &pipeline = engine->plan().pipeline;
   const bool lastStage = stage == pipeline.stages - 1;
-  std::vector<std::vector<int>> slotOf(static_cast<size_t>(pipeline.virtualStages),
-                                       std::vector<int>(static_cast<size_t>(microBatches), -1));
+  plan::StashSlots slots(pipeline);
   std::vector<std::optional<data::GptBatch>> batches(static_cast<size_t>(microBatches));
-  auto programOf = [&](const plan::PipelineStep &step) {
-    return (step.forward ? "train_forward_chunk" : "train_backward_chunk") +
-           std::to_string(pipeline.globalChunk(step.chunk));
-  };
   auto runStep = [&](const plan::PipelineStep &step) -> std::string {
     int64_t g = dpRank * microBatches + step.microBatch;
     std::string chunk = std::to_string(pipeline.globalChunk(step.chunk));
-    std::vector<bool> &inUse = slotsInUse;
-    int &slot = slotOf[static_cast<size_t>(step.chunk)][static_cast<size_t>(step.microBatch)];
     auto where = [&] {
       return "iteration " + std::to_string(iteration) + ", micro-batch " + std::to_string(g) + ", chunk " + chunk +
              (step.forward ? " forward: " : " backward: ");
     };
-    if (step.forward) {
-      auto free = std::find(inUse.begin(), inUse.end(), false);
-      if (free == inUse.end())
-        return where() + "no free stash slot: the schedule holds more micro-batches than the plan provides";
-      slot = static_cast<int>(free - inUse.begin());
-      *free = true;
-      peakSlotsHeld = std::max(peakSlotsHeld, ++slotsHeld);
-    } else if (slot < 0) {
-      return where() + "the schedule runs a backward before its forward";
-    }
+    const int slot = slots.acquire(step);
+    if (slot < 0)
+      return where() + (step.forward ? "no free stash slot: the schedule holds more micro-batches than the plan "
+                                       "provides"
+                                     : "the schedule runs a backward before its forward");
+    peakSlotsHeld = std::max(peakSlotsHeld, slots.peak());
     std::optional<data::GptBatch> &batch = batches[static_cast<size_t>(step.microBatch)];
     if (!batch)
       batch = train->batch(first + static_cast<uint64_t>(g * microBatchSize));
@@ -115,7 +104,7 @@ std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &
     context.microBatch = step.microBatch;
     context.stashSlot = slot;
     context.lossScale = scaler ? scaler->scale() : 1.0;
-    std::string name = programOf(step);
+    std::string name = pipeline.trainingProgram(step);
     std::string error = feed(*batch);
     if (error.empty())
       error = compute->run(name, context);
@@ -123,11 +112,8 @@ std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &
       error = addLoss(name, sum);
     if (!error.empty())
       return where() + error;
-    if (!step.forward) {
-      inUse[static_cast<size_t>(slot)] = false;
-      --slotsHeld;
-      slot = -1;
-    }
+    if (!step.forward)
+      slots.release(step);
     return {};
   };
   // The CPU's communicators are tagged and their sends do not wait for the receiver: every message step goes alone,
@@ -140,7 +126,7 @@ std::string Run::runPipelineSchedule(int64_t iteration, uint64_t first, double &
     if (device) {
       std::vector<device::DeviceEngine::ScheduledRun> unit;
       for (size_t k = begin; k < end; ++k)
-        unit.push_back({programOf(pipeline.schedule[k]), pipeline.schedule[k].microBatch});
+        unit.push_back({pipeline.trainingProgram(pipeline.schedule[k]), pipeline.schedule[k].microBatch});
       if (std::string error = device->exchange(unit); !error.empty())
         return "iteration " + std::to_string(iteration) + ": " + error;
     }

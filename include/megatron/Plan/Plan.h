@@ -160,6 +160,30 @@ struct PipelineInfo {
   /// The model chunk that local chunk v is: v·stages + stage.
   int64_t globalChunk(int64_t v) const { return v * stages + stage; }
   int64_t numChunks() const { return stages * virtualStages; }
+  /// The program a schedule entry runs: train_forward_chunk<c> or train_backward_chunk<c>, c its model chunk.
+  std::string trainingProgram(const PipelineStep &step) const {
+    return (step.forward ? "train_forward_chunk" : "train_backward_chunk") + std::to_string(globalChunk(step.chunk));
+  }
+};
+
+/// The stash slots of a stage's (local chunk, micro-batch) pairs in flight while its schedule runs: a forward takes
+/// the lowest free slot of the pipeline's stashSlots, and its backward uses that slot and then gives it back.
+class StashSlots {
+public:
+  explicit StashSlots(const PipelineInfo &pipeline)
+      : inUse(static_cast<size_t>(pipeline.stashSlots > 1 ? pipeline.stashSlots : 1), false) {}
+  /// The slot `step` runs on: a forward takes a free one, a backward gets its forward's. -1 when no slot is free
+  /// (the schedule holds more than the plan provides) or the backward's forward took none.
+  int acquire(const PipelineStep &step);
+  /// After `step`, a backward, ran: its slot is free again.
+  void release(const PipelineStep &step);
+  /// The most slots held at once so far.
+  int64_t peak() const { return peakHeld; }
+
+private:
+  std::vector<bool> inUse;
+  std::map<std::pair<int64_t, int64_t>, int> slotOf; // (local chunk, micro-batch) -> slot
+  int64_t held = 0, peakHeld = 0;
 };
 
 struct Plan {

@@ -97,26 +97,19 @@ std::string runMicroBatches(runtime::Engine &cpu, device::DeviceEngine &gpu, int
         return error;
     return {};
   }
-  std::vector<bool> slotInUse(size_t(std::max<int64_t>(pipeline.stashSlots, 1)), false);
-  std::map<std::pair<int64_t, int64_t>, int> slotOf; // (chunk, micro-batch) -> stash slot
+  plan::StashSlots slots(pipeline);
   for (const plan::PipelineStep &step : pipeline.schedule) {
     runtime::RunContext context;
     context.microBatch = step.microBatch;
-    int &slot = slotOf.try_emplace({step.chunk, step.microBatch}, -1).first->second;
-    if (step.forward) {
-      auto free = std::find(slotInUse.begin(), slotInUse.end(), false);
-      if (free == slotInUse.end())
-        return "no free stash slot";
-      *free = true;
-      slot = int(free - slotInUse.begin());
-    }
-    context.stashSlot = slot;
-    const std::string program = std::string(step.forward ? "train_forward_chunk" : "train_backward_chunk") +
-                                std::to_string(pipeline.globalChunk(step.chunk));
-    if (std::string error = runBoth(cpu, gpu, program, context, replica, step.microBatch, result); !error.empty())
+    context.stashSlot = slots.acquire(step);
+    if (context.stashSlot < 0)
+      return "no stash slot";
+    if (std::string error =
+            runBoth(cpu, gpu, pipeline.trainingProgram(step), context, replica, step.microBatch, result);
+        !error.empty())
       return error;
     if (!step.forward)
-      slotInUse[size_t(slot)] = false;
+      slots.release(step);
   }
   return {};
 }

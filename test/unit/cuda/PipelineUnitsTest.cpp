@@ -64,31 +64,21 @@ std::string runStage(const plan::Plan &plan, const codegen::KernelSet &kernels, 
     return error;
 
   const plan::PipelineInfo &pipeline = plan.pipeline;
-  std::vector<bool> slotInUse(size_t(std::max<int64_t>(pipeline.stashSlots, 1)), false);
-  std::map<std::pair<int64_t, int64_t>, int> slotOf; // (chunk, micro-batch) -> stash slot
-  auto programOf = [&](const plan::PipelineStep &step) {
-    return std::string(step.forward ? "train_forward_chunk" : "train_backward_chunk") +
-           std::to_string(pipeline.globalChunk(step.chunk));
-  };
+  plan::StashSlots slots(pipeline);
   const bool grouped = issue != plan::MessageIssue::OneByOne;
   for (auto [begin, end] : plan::messageUnits(pipeline.schedule, issue)) {
     if (grouped) {
       std::vector<device::DeviceEngine::ScheduledRun> unit;
       for (size_t k = begin; k < end; ++k)
-        unit.push_back({programOf(pipeline.schedule[k]), pipeline.schedule[k].microBatch});
+        unit.push_back({pipeline.trainingProgram(pipeline.schedule[k]), pipeline.schedule[k].microBatch});
       if (error = engine->exchange(unit); !error.empty())
         return error;
     }
     for (size_t k = begin; k < end; ++k) {
       const plan::PipelineStep &step = pipeline.schedule[k];
-      int &slot = slotOf.try_emplace({step.chunk, step.microBatch}, -1).first->second;
-      if (step.forward) {
-        auto free = std::find(slotInUse.begin(), slotInUse.end(), false);
-        if (free == slotInUse.end())
-          return "no free stash slot";
-        *free = true;
-        slot = int(free - slotInUse.begin());
-      }
+      const int slot = slots.acquire(step);
+      if (slot < 0)
+        return "no stash slot";
       test::fillInputs(*host, 100 + uint64_t(step.microBatch));
       for (const plan::Input &input : plan.inputs)
         if (error = test::upload(*host, *engine, input.buffer); !error.empty())
@@ -97,7 +87,7 @@ std::string runStage(const plan::Plan &plan, const codegen::KernelSet &kernels, 
       context.microBatch = step.microBatch;
       context.stashSlot = slot;
       context.dropoutSeed = runtime::dropoutSeedFor(1234, 0, step.microBatch);
-      const std::string name = programOf(step);
+      const std::string name = pipeline.trainingProgram(step);
       if (error = engine->run(name, context); !error.empty())
         return error;
       if (plan.program(name)->loss >= 0) {
@@ -107,7 +97,7 @@ std::string runStage(const plan::Plan &plan, const codegen::KernelSet &kernels, 
         losses.push_back(loss);
       }
       if (!step.forward)
-        slotInUse[size_t(slot)] = false;
+        slots.release(step);
     }
   }
   if (grouped)
